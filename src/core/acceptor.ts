@@ -1,0 +1,176 @@
+import { type Ballot, ballotAtLeast, ballotEquals, maxBallot, type NodeId, ZERO_BALLOT } from "./ballot.js";
+import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import type {
+  AcceptedEntry,
+  AcceptMessage,
+  Destination,
+  Envelope,
+  Message,
+  PrepareMessage,
+
+} from "./messages.js";
+import { valuesEqual } from "./messages.js";
+import { emptyOutput, type Output } from "./output.js";
+import { valueBytesEstimate } from "./value-size.js";
+
+/** What an acceptor keeps on stable storage. */
+export interface AcceptorState {
+  readonly promised: Ballot;
+  readonly accepted: readonly AcceptedEntry[];
+}
+
+/** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
+export interface AcceptorBugs {
+  /** Accept at any ballot, ignoring the promise (breaks safety). */
+  readonly ignorePromiseInPhase2?: boolean;
+}
+
+export interface AcceptorOptions {
+  readonly id: NodeId;
+  readonly limits?: Partial<Limits>;
+  /**
+   * Where votes (accepted messages) go. `proposer-and-learners` (default) suits separate roles;
+   * `learners` suits collapsed replicas, where each node's learner tells its own proposer.
+   */
+  readonly votesTo?: "proposer-and-learners" | "learners";
+  /** Durable state from a previous run. */
+  readonly restore?: AcceptorState;
+  readonly bugs?: AcceptorBugs;
+}
+
+/**
+ * The acceptor (Lamport's "Paxos Made Simple", section 2.2): it promises never to accept below the
+ * highest ballot it has promised, and accepts proposals at or above it. It answers a prepare with
+ * every vote it holds from the prepare's first slot on, paged to bound message size, and answers a
+ * refused request with its promised ballot so the proposer can jump past it.
+ *
+ * Every reply depends on state that must be durable first, so replies go to `sendAfterPersist`.
+ *
+ * @example
+ * const acceptor = new Acceptor({ id: 1 });
+ * const out = acceptor.step({ type: "prepare", from: 1, ballot: { round: 1, node: 1 }, firstSlot: 1 });
+ * // out.persist = { promised: 1.1 }; out.sendAfterPersist = [promise to proposer 1]
+ */
+export class Acceptor {
+  readonly id: NodeId;
+  private promisedBallot: Ballot;
+  /** Votes by slot. */
+  private readonly votes = new Map<number, AcceptedEntry>();
+  private readonly limits: Limits;
+  private readonly votesTo: "proposer-and-learners" | "learners";
+  private readonly bugs: AcceptorBugs;
+
+  constructor(options: AcceptorOptions) {
+    this.id = options.id;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.votesTo = options.votesTo ?? "proposer-and-learners";
+    this.bugs = options.bugs ?? {};
+    this.promisedBallot = options.restore?.promised ?? ZERO_BALLOT;
+    for (const entry of options.restore?.accepted ?? []) this.votes.set(entry.slot, entry);
+  }
+
+  /** The highest ballot promised. */
+  get promised(): Ballot {
+    return this.promisedBallot;
+  }
+
+  /** The vote held for `slot`, if any. */
+  voteFor(slot: number): AcceptedEntry | undefined {
+    return this.votes.get(slot);
+  }
+
+  /** A copy of the durable state (for snapshots and tests). */
+  state(): AcceptorState {
+    return { promised: this.promisedBallot, accepted: [...this.votes.values()].sort((a, b) => a.slot - b.slot) };
+  }
+
+  step(message: Message): Output {
+    switch (message.type) {
+      case "prepare":
+        return this.onPrepare(message);
+      case "accept":
+        return this.onAccept(message);
+      default:
+        return emptyOutput();
+    }
+  }
+
+  private onPrepare(message: PrepareMessage): Output {
+    const output = emptyOutput();
+    const proposer: Destination = { role: "proposer", id: message.from };
+    // A prepare at the promised ballot is answered again: duplicates and paging requests are
+    // idempotent because a proposer never reuses a ballot.
+    if (!ballotAtLeast(message.ballot, this.promisedBallot)) {
+      output.sendAfterPersist.push(this.reject(proposer, message.ballot, 0));
+      return output;
+    }
+    if (!ballotEquals(message.ballot, this.promisedBallot)) {
+      this.promisedBallot = message.ballot;
+      output.persist = { promised: message.ballot };
+    }
+    const firstSlot = Math.max(1, message.firstSlot);
+    const slots: number[] = [];
+    for (const slot of this.votes.keys()) if (slot >= firstSlot) slots.push(slot);
+    slots.sort((a, b) => a - b);
+    const accepted: AcceptedEntry[] = [];
+    let bytes = 0;
+    let nextSlot: number | null = null;
+    for (const slot of slots) {
+      const entry = this.votes.get(slot) as AcceptedEntry;
+      const size = valueBytesEstimate(entry.value);
+      if (
+        accepted.length > 0 &&
+        (accepted.length >= this.limits.entriesPerMessageMax || bytes + size > this.limits.bytesPerMessageMax)
+      ) {
+        nextSlot = slot;
+        break;
+      }
+      accepted.push(entry);
+      bytes += size;
+    }
+    output.sendAfterPersist.push({
+      to: proposer,
+      message: { type: "promise", from: this.id, ballot: message.ballot, firstSlot, accepted, nextSlot },
+    });
+    return output;
+  }
+
+  private onAccept(message: AcceptMessage): Output {
+    const output = emptyOutput();
+    const proposer: Destination = { role: "proposer", id: message.from };
+    const allowed = this.bugs.ignorePromiseInPhase2 || ballotAtLeast(message.ballot, this.promisedBallot);
+    if (!allowed || message.slot < 1) {
+      output.sendAfterPersist.push(this.reject(proposer, message.ballot, message.slot));
+      return output;
+    }
+    const existing = this.votes.get(message.slot);
+    const duplicate =
+      existing !== undefined && ballotEquals(existing.ballot, message.ballot) && valuesEqual(existing.value, message.value);
+    if (!duplicate) {
+      const entry: AcceptedEntry = { slot: message.slot, ballot: message.ballot, value: message.value };
+      this.votes.set(message.slot, entry);
+      const promised = maxBallot(this.promisedBallot, message.ballot);
+      const delta: { promised?: Ballot; accepted: AcceptedEntry[] } = { accepted: [entry] };
+      if (!ballotEquals(promised, this.promisedBallot)) {
+        this.promisedBallot = promised;
+        delta.promised = promised;
+      }
+      output.persist = delta;
+    }
+    const vote = {
+      type: "accepted" as const,
+      from: this.id,
+      ballot: message.ballot,
+      slot: message.slot,
+      value: message.value,
+    };
+    if (this.votesTo === "proposer-and-learners") output.sendAfterPersist.push({ to: proposer, message: vote });
+    output.sendAfterPersist.push({ to: { role: "learner" }, message: vote });
+    return output;
+  }
+
+  private reject(to: Destination, ballot: Ballot, slot: number): Envelope {
+    return { to, message: { type: "reject", from: this.id, ballot, promised: this.promisedBallot, slot } };
+  }
+}
+

@@ -1,0 +1,29 @@
+/**
+ * The pure Paxos core: no I/O, no clock, no randomness but the seeded PRNG handed in. Each role takes
+ * a message (or a tick, or client commands) and returns an {@link Output}: what to persist, what to
+ * send now, what to send only after persisting, and what was decided.
+ */
+export { Acceptor, type AcceptorBugs, type AcceptorOptions, type AcceptorState } from "./acceptor.js";
+export { assert, InvariantViolation } from "./assert.js";
+export * from "./ballot.js";
+export { Client, type ClientOptions } from "./client.js";
+export { Learner, type LearnerBugs, type LearnerOptions } from "./learner.js";
+export { DEFAULT_LIMITS, type Limits } from "./limits.js";
+export * from "./messages.js";
+export * from "./output.js";
+export { Prng } from "./prng.js";
+export {
+  DEFAULT_PROPOSER_TIMING,
+  Proposer,
+  type ProposerBugs,
+  type ProposerMode,
+  type ProposerOptions,
+  type ProposerState,
+  type ProposerTiming,
+} from "./proposer.js";
+export * from "./quorum.js";
+export { Replica, type ReplicaOptions, type ReplicaState } from "./replica.js";
+export { err, ok, type Result } from "./result.js";
+export { SessionTable } from "./sessions.js";
+export { backoffTicks, Timeout } from "./timeout.js";
+export { valueBytesEstimate } from "./value-size.js";

@@ -1,0 +1,50 @@
+/**
+ * Limits on everything that can grow. Each bound says why it is what it is. A driver may lower them;
+ * raising the message-size ones past what a UDP datagram holds breaks the UDP transports.
+ */
+export interface Limits {
+  /** Largest client payload, in UTF-8 bytes. Larger commands are refused at the edge. */
+  readonly payloadBytesMax: number;
+  /** Most commands in one slot's batch: bounds the size of an accept message. */
+  readonly batchCommandsMax: number;
+  /**
+   * Most payload bytes in one slot's batch (estimated at 3 bytes a character plus framing), so an
+   * accept still fits one 64 KiB UDP datagram.
+   */
+  readonly batchBytesMax: number;
+  /** Slots a leader may have in flight (proposed, not yet decided): the pipelining window. */
+  readonly windowSlots: number;
+  /** Client commands a proposer holds waiting for a slot; beyond this new requests are dropped. */
+  readonly pendingCommandsMax: number;
+  /** Most votes in one promise page, and most decided slots in one decide message. */
+  readonly entriesPerMessageMax: number;
+  /** Most estimated bytes of values in one promise page or decide message. */
+  readonly bytesPerMessageMax: number;
+  /** Most slots one catch-up request asks for. */
+  readonly catchupSlotsMax: number;
+  /** Most commands in one client request message. */
+  readonly requestCommandsMax: number;
+  /** Most distinct clients whose delivered sequence numbers a learner remembers. */
+  readonly clientsMax: number;
+  /** Sequence numbers above a client's contiguous mark a learner remembers before it gives up a gap. */
+  readonly clientSeqWindow: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  payloadBytesMax: 8192,
+  batchCommandsMax: 512,
+  batchBytesMax: 48 * 1024,
+  windowSlots: 64,
+  pendingCommandsMax: 1_000_000,
+  entriesPerMessageMax: 64,
+  bytesPerMessageMax: 48 * 1024,
+  catchupSlotsMax: 256,
+  requestCommandsMax: 256,
+  clientsMax: 100_000,
+  clientSeqWindow: 1_000_000,
+});
+
+/** Estimated encoded size of a command, generous enough for any codec we ship. */
+export function commandBytesEstimate(payloadLength: number): number {
+  return payloadLength * 3 + 24;
+}

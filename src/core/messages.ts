@@ -1,0 +1,235 @@
+import type { Ballot, NodeId } from "./ballot.js";
+
+/**
+ * The messages of Paxos, named after the papers: prepare (1a), promise (1b), accept (2a),
+ * accepted (2b), plus what a running system needs around them (client requests and acks, leader
+ * heartbeats, refusals, decisions and catch-up). Every message says who sent it (`from`, an id within
+ * the sender's role); the role is implied by the message type, except for `catchup`, which carries it.
+ *
+ * Slots (instances) are numbered from 1. Single-decree Paxos (the Synod) is slot 1 of this machinery.
+ */
+
+/** The four roles of a Paxos deployment. A collapsed `Replica` plays proposer, acceptor and learner. */
+export type Role = "proposer" | "acceptor" | "learner" | "client";
+
+export const ROLES: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
+
+/**
+ * One client value. `client` and `seq` identify it: the same (client, seq) is delivered at most once
+ * however often the client resends it. Sequence numbers start at 1 for each client.
+ */
+export interface Command {
+  readonly client: NodeId;
+  readonly seq: number;
+  readonly payload: string;
+}
+
+/**
+ * What is chosen for one slot: a batch of client commands. An empty batch is a no-op, used by a new
+ * leader to fill holes.
+ */
+export interface Value {
+  readonly commands: readonly Command[];
+}
+
+export const NOOP: Value = Object.freeze({ commands: Object.freeze([]) as readonly Command[] });
+
+/** An acceptor's vote: it accepted `value` in `slot` at `ballot`. */
+export interface AcceptedEntry {
+  readonly slot: number;
+  readonly ballot: Ballot;
+  readonly value: Value;
+}
+
+/** A chosen value for a slot. */
+export interface SlotValue {
+  readonly slot: number;
+  readonly value: Value;
+}
+
+/** Client -> proposers: please get these commands decided. */
+export interface RequestMessage {
+  readonly type: "request";
+  readonly from: NodeId;
+  readonly commands: readonly Command[];
+}
+
+/** Leader -> client: these sequence numbers of yours are decided (and delivered). */
+export interface AckMessage {
+  readonly type: "ack";
+  readonly from: NodeId;
+  readonly client: NodeId;
+  readonly seqs: readonly number[];
+}
+
+/**
+ * Phase 1a. Asks for a promise at `ballot` covering every slot from `firstSlot` on, and for the
+ * acceptor's votes in those slots. A proposer that already holds the promise sends it again with a
+ * later `firstSlot` to page through a long list of votes.
+ */
+export interface PrepareMessage {
+  readonly type: "prepare";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly firstSlot: number;
+}
+
+/**
+ * Phase 1b. The acceptor promises `ballot` and reports its votes in slots `firstSlot ..`. When there
+ * are more votes than fit one message, `nextSlot` says where the next page starts; `null` means the
+ * report is complete.
+ */
+export interface PromiseMessage {
+  readonly type: "promise";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly firstSlot: number;
+  readonly accepted: readonly AcceptedEntry[];
+  readonly nextSlot: number | null;
+}
+
+/** Phase 2a: accept `value` in `slot` at `ballot`. */
+export interface AcceptMessage {
+  readonly type: "accept";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly slot: number;
+  readonly value: Value;
+}
+
+/** Phase 2b: the acceptor accepted `value` in `slot` at `ballot`. Sent to the proposer and learners. */
+export interface AcceptedMessage {
+  readonly type: "accepted";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly slot: number;
+  readonly value: Value;
+}
+
+/**
+ * An acceptor refused a prepare or accept at `ballot` because it has promised the higher `promised`,
+ * so the proposer can jump past it at once (the course project's PHASE_1C idea). `slot` is set when
+ * an accept was refused, 0 for a prepare.
+ */
+export interface RejectMessage {
+  readonly type: "reject";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly promised: Ballot;
+  readonly slot: number;
+}
+
+/** Decided values, sent by anyone who knows them (a learner answering catch-up, a leader). */
+export interface DecideMessage {
+  readonly type: "decide";
+  readonly from: NodeId;
+  readonly entries: readonly SlotValue[];
+}
+
+/**
+ * Leader -> proposers and learners: "I lead at `ballot`; every slot up to `decidedThrough` is decided".
+ * Followers hold their election off while these arrive; learners use `decidedThrough` to notice
+ * holes, including a missing last value.
+ */
+export interface HeartbeatMessage {
+  readonly type: "heartbeat";
+  readonly from: NodeId;
+  readonly ballot: Ballot;
+  readonly decidedThrough: number;
+}
+
+/** A learner (or proposer) that is missing slots `fromSlot ..= toSlot` asks for them. */
+export interface CatchupMessage {
+  readonly type: "catchup";
+  readonly from: NodeId;
+  readonly role: Role;
+  readonly fromSlot: number;
+  readonly toSlot: number;
+}
+
+export type Message =
+  | RequestMessage
+  | AckMessage
+  | PrepareMessage
+  | PromiseMessage
+  | AcceptMessage
+  | AcceptedMessage
+  | RejectMessage
+  | DecideMessage
+  | HeartbeatMessage
+  | CatchupMessage;
+
+export type MessageType = Message["type"];
+
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  "request",
+  "ack",
+  "prepare",
+  "promise",
+  "accept",
+  "accepted",
+  "reject",
+  "decide",
+  "heartbeat",
+  "catchup",
+];
+
+/** The role that sends each message type (`catchup` says its own). */
+export function senderRole(message: Message): Role {
+  switch (message.type) {
+    case "request":
+      return "client";
+    case "prepare":
+    case "accept":
+    case "heartbeat":
+    case "ack":
+      return "proposer";
+    case "promise":
+    case "accepted":
+    case "reject":
+      return "acceptor";
+    case "decide":
+      return "learner";
+    case "catchup":
+      return message.role;
+  }
+}
+
+/** Where a message goes: one member of a role (`id` set), or every member of it. */
+export interface Destination {
+  readonly role: Role;
+  readonly id?: NodeId;
+}
+
+export interface Envelope {
+  readonly to: Destination;
+  readonly message: Message;
+}
+
+/** A slot's decided value as a learner delivers it, in slot order with no gaps. */
+export interface Decision {
+  readonly slot: number;
+  /** The value chosen for the slot, exactly as chosen. */
+  readonly value: Value;
+  /** The commands to apply: `value.commands` less any (client, seq) delivered in an earlier slot. */
+  readonly commands: readonly Command[];
+}
+
+export function commandKey(command: Command): string {
+  return `${command.client}:${command.seq}`;
+}
+
+export function valuesEqual(a: Value, b: Value): boolean {
+  if (a === b) return true;
+  if (a.commands.length !== b.commands.length) return false;
+  for (let i = 0; i < a.commands.length; i++) {
+    const x = a.commands[i] as Command;
+    const y = b.commands[i] as Command;
+    if (x.client !== y.client || x.seq !== y.seq || x.payload !== y.payload) return false;
+  }
+  return true;
+}
+
+export function isNoop(value: Value): boolean {
+  return value.commands.length === 0;
+}

@@ -1,0 +1,65 @@
+import type { Ballot } from "./ballot.js";
+import type { AcceptedEntry, Decision, Envelope } from "./messages.js";
+
+/**
+ * State that must be on stable storage before some messages may leave: the acceptor's promise and
+ * votes, and the highest ballot round a proposer has used (so a restart never reuses a ballot).
+ * A delta holds only what changed; `accepted` entries replace earlier votes in the same slot.
+ */
+export interface DurableDelta {
+  promised?: Ballot;
+  accepted?: AcceptedEntry[];
+  proposerRound?: number;
+}
+
+/**
+ * What a role asks its driver to do after one input. The driver must:
+ * 1. write `persist` to stable storage and sync it,
+ * 2. only then send `sendAfterPersist` (promises, votes: they depend on that state),
+ * 3. send `send` at any time (it depends on nothing unsynced),
+ * 4. deliver `decided` to the application (gap-free, in slot order).
+ * `sendAfterPersist` of one output may leave only after this output's persist and every earlier one
+ * are durable; drivers keep outputs in order to guarantee it.
+ */
+export interface Output {
+  persist: DurableDelta | null;
+  send: Envelope[];
+  sendAfterPersist: Envelope[];
+  decided: Decision[];
+}
+
+export function emptyOutput(): Output {
+  return { persist: null, send: [], sendAfterPersist: [], decided: [] };
+}
+
+export function isEmptyOutput(output: Output): boolean {
+  return (
+    output.persist === null &&
+    output.send.length === 0 &&
+    output.sendAfterPersist.length === 0 &&
+    output.decided.length === 0
+  );
+}
+
+/** Merges deltas: later values win, votes for the same slot keep the later one. */
+export function mergeDelta(into: DurableDelta | null, delta: DurableDelta | null): DurableDelta | null {
+  if (delta === null) return into;
+  if (into === null) return { ...delta, ...(delta.accepted ? { accepted: [...delta.accepted] } : {}) };
+  if (delta.promised !== undefined) into.promised = delta.promised;
+  if (delta.proposerRound !== undefined) into.proposerRound = delta.proposerRound;
+  if (delta.accepted !== undefined) {
+    const accepted = into.accepted ?? [];
+    accepted.push(...delta.accepted);
+    into.accepted = accepted;
+  }
+  return into;
+}
+
+/** Appends `source` into `target` (in place) and returns `target`. */
+export function mergeOutput(target: Output, source: Output): Output {
+  target.persist = mergeDelta(target.persist, source.persist);
+  for (const envelope of source.send) target.send.push(envelope);
+  for (const envelope of source.sendAfterPersist) target.sendAfterPersist.push(envelope);
+  for (const decision of source.decided) target.decided.push(decision);
+  return target;
+}

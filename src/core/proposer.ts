@@ -1,0 +1,610 @@
+import { assert } from "./assert.js";
+import {
+  type Ballot,
+  ballot as makeBallot,
+  ballotAtLeast,
+  ballotEquals,
+  ballotGreater,
+  maxBallot,
+  type NodeId,
+  ZERO_BALLOT,
+} from "./ballot.js";
+import { Learner, type LearnerBugs } from "./learner.js";
+import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import type {
+  AcceptedEntry,
+  Command,
+  Envelope,
+  HeartbeatMessage,
+  Message,
+  PromiseMessage,
+  RejectMessage,
+  RequestMessage,
+  SlotValue,
+  Value,
+} from "./messages.js";
+import { commandKey, NOOP, valuesEqual } from "./messages.js";
+import { commandBytesEstimate } from "./limits.js";
+import { emptyOutput, mergeOutput, type Output } from "./output.js";
+import type { Prng } from "./prng.js";
+import type { QuorumSystem } from "./quorum.js";
+import { backoffTicks, Timeout } from "./timeout.js";
+
+/** Timeouts of a proposer, in ticks. */
+export interface ProposerTiming {
+  /** A leader sends a heartbeat this often. */
+  readonly heartbeatTicks: number;
+  /** A follower that hears no leader for this long (plus jitter up to as much again) runs phase 1. */
+  readonly electionTimeoutTicks: number;
+  /** First wait before a prepare is sent again; doubles per attempt. */
+  readonly prepareRetryTicks: number;
+  /** First wait before an accept is sent again; doubles per attempt. */
+  readonly acceptRetryTicks: number;
+  /** Cap for the doubling waits, so a proposer without a quorum idles instead of spinning. */
+  readonly retryTicksMax: number;
+}
+
+export const DEFAULT_PROPOSER_TIMING: ProposerTiming = Object.freeze({
+  heartbeatTicks: 3,
+  electionTimeoutTicks: 12,
+  prepareRetryTicks: 4,
+  acceptRetryTicks: 6,
+  retryTicksMax: 64,
+});
+
+/** What a proposer keeps on stable storage: the highest ballot round it has used. */
+export interface ProposerState {
+  readonly round: number;
+}
+
+/** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
+export interface ProposerBugs {
+  /** Ignore the votes reported in promises and propose fresh values (breaks safety). */
+  readonly ignorePromisedValues?: boolean;
+  /** Do not persist the ballot round, so a restarted proposer reuses ballots (breaks safety). */
+  readonly reuseBallotAfterRestart?: boolean;
+}
+
+export interface ProposerOptions {
+  readonly id: NodeId;
+  readonly quorum: QuorumSystem;
+  readonly prng: Prng;
+  readonly limits?: Partial<Limits>;
+  readonly timing?: Partial<ProposerTiming>;
+  /** Ticks a learner hole may stay open before it is asked for again. */
+  readonly catchupTicks?: number;
+  /**
+   * True when every proposer shares its node with a learner (a collapsed `Replica`): heartbeats and
+   * catch-up then go to the proposers only, and votes reach this proposer through its own learner.
+   */
+  readonly colocated?: boolean;
+  /** Durable state from a previous run. */
+  readonly restore?: ProposerState;
+  readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
+}
+
+export type ProposerMode = "follower" | "candidate" | "leader";
+
+interface InFlightSlot {
+  readonly value: Value;
+  readonly timer: Timeout;
+  attempt: number;
+}
+
+interface Phase1Report {
+  /** The first slot of the page asked for next; null once the report is complete. */
+  expectedSlot: number | null;
+}
+
+interface Phase1 {
+  readonly firstSlot: number;
+  readonly reports: Map<NodeId, Phase1Report>;
+  /** The highest-ballot vote reported per slot. */
+  readonly votes: Map<number, AcceptedEntry>;
+  readonly timer: Timeout;
+  attempt: number;
+}
+
+/**
+ * The proposer, and the distinguished proposer (leader) of Multi-Paxos.
+ *
+ * - A follower watches the leader's heartbeats. When they stop, it picks a ballot higher than any it
+ *   has seen (persisting the round first, so a restart never reuses it) and runs phase 1 once for
+ *   every slot from its first undecided one on.
+ * - With a phase-1 quorum of complete reports it leads: for each open slot it re-proposes the value
+ *   voted at the highest ballot, fills holes with no-ops, then proposes batches of client commands,
+ *   at most `windowSlots` slots in flight, and only phase 2 while it stays leader.
+ * - Timeouts resend prepares and accepts with backoff and jitter. A client command stays pending until
+ *   it is delivered, so a retry or a change of leader never loses it; a refusal with a higher ballot
+ *   makes the proposer step down and return its undecided commands to the pending queue.
+ *
+ * The proposer embeds a learner: it must know what is decided to fill its window and to ack clients.
+ */
+export class Proposer {
+  readonly id: NodeId;
+  readonly learner: Learner;
+  private readonly quorum: QuorumSystem;
+  private readonly prng: Prng;
+  private readonly limits: Limits;
+  private readonly timing: ProposerTiming;
+  private readonly colocated: boolean;
+  private readonly bugs: ProposerBugs;
+
+  private modeValue: ProposerMode = "follower";
+  /** Highest round this proposer has used (durable). */
+  private round: number;
+  /** Highest ballot seen from anyone. */
+  private highestSeen: Ballot = ZERO_BALLOT;
+  /** Our ballot while candidate or leader. */
+  private current: Ballot = ZERO_BALLOT;
+  private leaderBallot: Ballot = ZERO_BALLOT;
+  private phase1: Phase1 | null = null;
+
+  private readonly electionTimer = new Timeout("election");
+  private readonly heartbeatTimer = new Timeout("heartbeat");
+  private electionAttempts = 0;
+
+  /** Commands waiting for a slot, oldest first, with an index for duplicate checks. */
+  private pending: Command[] = [];
+  private pendingHead = 0;
+  private readonly pendingKeys = new Set<string>();
+  private readonly inFlight = new Map<number, InFlightSlot>();
+  private readonly inFlightKeys = new Set<string>();
+  /** Next slot this leader will propose in. */
+  private nextSlot = 1;
+  /** Slots below this, at or after the phase-1 start, must re-propose a reported vote or a no-op. */
+  private recoveryThrough = 0;
+  private recoveryVotes = new Map<number, AcceptedEntry>();
+  /** Requests dropped because the pending queue was full. */
+  droppedCommands = 0;
+
+  constructor(options: ProposerOptions) {
+    this.id = options.id;
+    assert(Number.isSafeInteger(this.id) && this.id > 0, `proposer id ${this.id} must be a positive integer`);
+    this.quorum = options.quorum;
+    this.prng = options.prng;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.timing = { ...DEFAULT_PROPOSER_TIMING, ...options.timing };
+    this.colocated = options.colocated ?? false;
+    this.bugs = options.bugs ?? {};
+    this.round = this.bugs.reuseBallotAfterRestart ? 0 : (options.restore?.round ?? 0);
+    this.learner = new Learner({
+      id: this.id,
+      quorum: this.quorum,
+      limits: this.limits,
+      role: this.colocated ? "learner" : "proposer",
+      catchupFrom: this.colocated ? ["learner"] : ["learner", "proposer"],
+      ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
+      ...(options.bugs?.learner ? { bugs: options.bugs.learner } : {}),
+    });
+    this.electionTimer.start(this.electionWaitTicks());
+  }
+
+  get mode(): ProposerMode {
+    return this.modeValue;
+  }
+
+  /** The ballot we lead (or try to lead) with; zero while following. */
+  get ballot(): Ballot {
+    return this.current;
+  }
+
+  /** The leader this proposer believes in (its own id when leading), 0 if none known. */
+  get leader(): NodeId {
+    return this.modeValue === "leader" ? this.id : this.leaderBallot.node;
+  }
+
+  get pendingCount(): number {
+    return this.pendingKeys.size;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Durable state, as it would be after every persist so far. */
+  state(): ProposerState {
+    return { round: this.round };
+  }
+
+  /**
+   * Submits commands from a local client (the library API); equivalent to receiving a request.
+   *
+   * @example
+   * const out = proposer.submit([{ client: 7, seq: 1, payload: "x=1" }]);
+   */
+  submit(commands: readonly Command[]): Output {
+    return this.onRequest({ type: "request", from: 0, commands });
+  }
+
+  step(message: Message): Output {
+    const output = emptyOutput();
+    switch (message.type) {
+      case "request":
+        mergeOutput(output, this.onRequest(message));
+        break;
+      case "promise":
+        mergeOutput(output, this.onPromise(message));
+        break;
+      case "reject":
+        mergeOutput(output, this.onReject(message));
+        break;
+      case "heartbeat":
+        mergeOutput(output, this.learner.step(message));
+        mergeOutput(output, this.onHeartbeat(message));
+        break;
+      case "accepted":
+        this.observeBallot(message.ballot);
+        mergeOutput(output, this.learner.step(message));
+        break;
+      case "decide":
+      case "catchup":
+        mergeOutput(output, this.learner.step(message));
+        break;
+      case "prepare":
+      case "accept":
+        // Another proposer is active at this ballot.
+        this.observeBallot(message.ballot);
+        break;
+      case "ack":
+        break;
+    }
+    mergeOutput(output, this.afterLearning());
+    return output;
+  }
+
+  tick(): Output {
+    const output = emptyOutput();
+    mergeOutput(output, this.learner.tick());
+    switch (this.modeValue) {
+      case "follower":
+        if (this.electionTimer.tick()) mergeOutput(output, this.startPhase1());
+        break;
+      case "candidate":
+        mergeOutput(output, this.tickPhase1());
+        break;
+      case "leader":
+        mergeOutput(output, this.tickLeader());
+        break;
+    }
+    mergeOutput(output, this.afterLearning());
+    return output;
+  }
+
+  // --- client commands -------------------------------------------------------------------------
+
+  private onRequest(message: RequestMessage): Output {
+    const output = emptyOutput();
+    const acks = new Map<NodeId, number[]>();
+    const count = Math.min(message.commands.length, this.limits.requestCommandsMax);
+    for (let i = 0; i < count; i++) {
+      const command = message.commands[i] as Command;
+      if (!validCommand(command, this.limits)) {
+        this.droppedCommands++;
+        continue;
+      }
+      if (this.learner.isDelivered(command)) {
+        // Decided already; the client missed our ack. Only the leader acks, to avoid a storm.
+        if (this.modeValue === "leader") pushAck(acks, command);
+        continue;
+      }
+      const key = commandKey(command);
+      if (this.pendingKeys.has(key) || this.inFlightKeys.has(key)) continue;
+      if (this.pendingCount >= this.limits.pendingCommandsMax) {
+        this.droppedCommands++;
+        continue;
+      }
+      this.pending.push(command);
+      this.pendingKeys.add(key);
+    }
+    this.sendAcks(acks, output);
+    if (this.modeValue === "leader") mergeOutput(output, this.fillWindow());
+    return output;
+  }
+
+  private sendAcks(acks: Map<NodeId, number[]>, output: Output): void {
+    for (const [client, seqs] of acks) {
+      output.send.push({ to: { role: "client", id: client }, message: { type: "ack", from: this.id, client, seqs } });
+    }
+  }
+
+  // --- phase 1 -----------------------------------------------------------------------------------
+
+  private startPhase1(): Output {
+    const output = emptyOutput();
+    this.stepDown();
+    this.round = Math.max(this.round, this.highestSeen.round) + 1;
+    this.current = makeBallot(this.round, this.id);
+    this.highestSeen = maxBallot(this.highestSeen, this.current);
+    this.modeValue = "candidate";
+    this.electionTimer.stop();
+    const firstSlot = this.learner.deliveredThrough + 1;
+    const reports = new Map<NodeId, Phase1Report>();
+    for (const acceptor of this.quorum.acceptors) reports.set(acceptor, { expectedSlot: firstSlot });
+    this.phase1 = { firstSlot, reports, votes: new Map(), timer: new Timeout("prepare-retry"), attempt: 0 };
+    this.phase1.timer.start(backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, 0));
+    // The round must be durable before a prepare with it leaves: a restart must never reuse it.
+    if (!this.bugs.reuseBallotAfterRestart) output.persist = { proposerRound: this.round };
+    output.sendAfterPersist.push(this.prepareTo({ role: "acceptor" }, firstSlot));
+    return output;
+  }
+
+  private prepareTo(to: Envelope["to"], firstSlot: number): Envelope {
+    return { to, message: { type: "prepare", from: this.id, ballot: this.current, firstSlot } };
+  }
+
+  private tickPhase1(): Output {
+    const output = emptyOutput();
+    const phase1 = this.phase1;
+    assert(phase1 !== null, "a candidate has a phase 1 in progress");
+    if (!phase1.timer.tick()) return output;
+    phase1.attempt++;
+    // Ask again every acceptor whose report is incomplete, from the page it owes us.
+    for (const [acceptor, report] of phase1.reports) {
+      if (report.expectedSlot !== null) {
+        output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+      }
+    }
+    phase1.timer.start(
+      backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, phase1.attempt),
+    );
+    return output;
+  }
+
+  private onPromise(message: PromiseMessage): Output {
+    const output = emptyOutput();
+    this.observeBallot(message.ballot);
+    const phase1 = this.phase1;
+    if (this.modeValue !== "candidate" || phase1 === null || !ballotEquals(message.ballot, this.current)) {
+      return output;
+    }
+    const report = phase1.reports.get(message.from);
+    if (report === undefined) return output;
+    if (!this.bugs.ignorePromisedValues) {
+      for (const entry of message.accepted) {
+        if (entry.slot < phase1.firstSlot) continue;
+        const known = phase1.votes.get(entry.slot);
+        if (known === undefined || ballotGreater(entry.ballot, known.ballot)) phase1.votes.set(entry.slot, entry);
+      }
+    }
+    if (report.expectedSlot === null || message.firstSlot !== report.expectedSlot) return output;
+    report.expectedSlot = message.nextSlot;
+    if (message.nextSlot !== null) {
+      output.send.push(this.prepareTo({ role: "acceptor", id: message.from }, message.nextSlot));
+      return output;
+    }
+    const complete: NodeId[] = [];
+    for (const [acceptor, r] of phase1.reports) if (r.expectedSlot === null) complete.push(acceptor);
+    if (this.quorum.isPhase1Quorum(complete)) mergeOutput(output, this.becomeLeader(phase1));
+    return output;
+  }
+
+  private becomeLeader(phase1: Phase1): Output {
+    this.modeValue = "leader";
+    this.phase1 = null;
+    this.electionAttempts = 0;
+    this.leaderBallot = this.current;
+    // Every slot up to the highest one voted in, or known decided, gets its reported value or a no-op.
+    let highestVoted = this.learner.knownDecidedThrough;
+    for (const slot of phase1.votes.keys()) highestVoted = Math.max(highestVoted, slot);
+    this.recoveryVotes = phase1.votes;
+    this.recoveryThrough = highestVoted;
+    this.nextSlot = phase1.firstSlot;
+    // Commands already voted somewhere will be re-proposed in their slots: stop holding them.
+    for (const entry of phase1.votes.values()) this.forgetPending(entry.value);
+    this.heartbeatTimer.start(this.timing.heartbeatTicks);
+    const output = this.heartbeat();
+    mergeOutput(output, this.fillWindow());
+    return output;
+  }
+
+  // --- phase 2 -----------------------------------------------------------------------------------
+
+  /** Proposes into free slots while the window has room and there is something to propose. */
+  private fillWindow(): Output {
+    const output = emptyOutput();
+    if (this.modeValue !== "leader") return output;
+    while (this.inFlight.size < this.limits.windowSlots) {
+      const slot = this.nextSlot;
+      if (this.learner.chosenValue(slot) !== undefined) {
+        this.nextSlot++;
+        continue;
+      }
+      let value: Value;
+      if (slot <= this.recoveryThrough) {
+        const vote = this.recoveryVotes.get(slot);
+        this.recoveryVotes.delete(slot);
+        value = vote?.value ?? NOOP;
+      } else {
+        if (this.pendingCount === 0) break;
+        value = this.takeBatch();
+        if (value.commands.length === 0) break;
+      }
+      this.nextSlot++;
+      this.propose(slot, value, output);
+    }
+    if (this.nextSlot > this.recoveryThrough) this.recoveryVotes.clear();
+    return output;
+  }
+
+  private propose(slot: number, value: Value, output: Output): void {
+    const timer = new Timeout("accept-retry");
+    timer.start(backoffTicks(this.prng, this.timing.acceptRetryTicks, this.timing.retryTicksMax, 0));
+    this.inFlight.set(slot, { value, timer, attempt: 0 });
+    for (const command of value.commands) this.inFlightKeys.add(commandKey(command));
+    output.send.push(this.acceptTo(slot, value));
+  }
+
+  private acceptTo(slot: number, value: Value): Envelope {
+    return { to: { role: "acceptor" }, message: { type: "accept", from: this.id, ballot: this.current, slot, value } };
+  }
+
+  /** Takes the oldest pending commands that fit one slot and are not delivered already. */
+  private takeBatch(): Value {
+    const commands: Command[] = [];
+    let bytes = 16;
+    while (this.pendingHead < this.pending.length && commands.length < this.limits.batchCommandsMax) {
+      const command = this.pending[this.pendingHead] as Command;
+      const size = commandBytesEstimate(command.payload.length);
+      if (commands.length > 0 && bytes + size > this.limits.batchBytesMax) break;
+      this.pendingHead++;
+      const key = commandKey(command);
+      if (!this.pendingKeys.delete(key)) continue; // forgotten: delivered or voted elsewhere
+      if (this.learner.isDelivered(command) || this.inFlightKeys.has(key)) continue;
+      commands.push(command);
+      bytes += size;
+    }
+    this.compactPending();
+    return { commands };
+  }
+
+  private tickLeader(): Output {
+    const output = emptyOutput();
+    if (this.heartbeatTimer.tick()) {
+      mergeOutput(output, this.heartbeat());
+      this.heartbeatTimer.start(this.timing.heartbeatTicks);
+    }
+    for (const [slot, flight] of this.inFlight) {
+      if (!flight.timer.tick()) continue;
+      flight.attempt++;
+      flight.timer.start(
+        backoffTicks(this.prng, this.timing.acceptRetryTicks, this.timing.retryTicksMax, flight.attempt),
+      );
+      output.send.push(this.acceptTo(slot, flight.value));
+    }
+    return output;
+  }
+
+  private heartbeat(): Output {
+    const output = emptyOutput();
+    const message: HeartbeatMessage = {
+      type: "heartbeat",
+      from: this.id,
+      ballot: this.current,
+      decidedThrough: this.learner.deliveredThrough,
+    };
+    output.send.push({ to: { role: "proposer" }, message });
+    if (!this.colocated) output.send.push({ to: { role: "learner" }, message });
+    return output;
+  }
+
+  // --- learning decisions ------------------------------------------------------------------------
+
+  /** Folds what the learner has learned into the window, the pending queue and client acks. */
+  private afterLearning(): Output {
+    const output = emptyOutput();
+    const chosen: SlotValue[] = this.learner.drainChosen();
+    if (chosen.length === 0) return output;
+    const acks = new Map<NodeId, number[]>();
+    for (const { slot, value } of chosen) {
+      const flight = this.inFlight.get(slot);
+      if (flight !== undefined) {
+        this.inFlight.delete(slot);
+        for (const command of flight.value.commands) this.inFlightKeys.delete(commandKey(command));
+        // Our value lost this slot to an earlier leader's: its commands need another slot.
+        if (!valuesEqual(flight.value, value)) this.requeue(flight.value);
+      }
+      this.forgetPending(value);
+      if (this.modeValue === "leader") for (const command of value.commands) pushAck(acks, command);
+    }
+    this.sendAcks(acks, output);
+    mergeOutput(output, this.fillWindow());
+    return output;
+  }
+
+  private forgetPending(value: Value): void {
+    for (const command of value.commands) this.pendingKeys.delete(commandKey(command));
+  }
+
+  /** Puts commands back at the end of the pending queue unless they are delivered or queued. */
+  private requeue(value: Value): void {
+    for (const command of value.commands) {
+      const key = commandKey(command);
+      if (this.learner.isDelivered(command) || this.pendingKeys.has(key) || this.inFlightKeys.has(key)) continue;
+      this.pending.push(command);
+      this.pendingKeys.add(key);
+    }
+  }
+
+  private compactPending(): void {
+    // Drop consumed entries and entries no longer pending (delivered elsewhere) now and then.
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead).filter((c) => this.pendingKeys.has(commandKey(c)));
+      this.pendingHead = 0;
+    }
+  }
+
+  // --- leadership ----------------------------------------------------------------------------------
+
+  private onHeartbeat(message: HeartbeatMessage): Output {
+    const output = emptyOutput();
+    if (message.from === this.id) return output;
+    this.observeBallot(message.ballot);
+    if (this.modeValue !== "follower" && ballotGreater(message.ballot, this.current)) {
+      this.stepDown();
+    }
+    if (this.modeValue === "follower" && ballotAtLeast(message.ballot, this.leaderBallot)) {
+      this.leaderBallot = message.ballot;
+      this.electionAttempts = 0;
+      this.electionTimer.start(this.electionWaitTicks());
+    }
+    return output;
+  }
+
+  private onReject(message: RejectMessage): Output {
+    this.observeBallot(message.promised);
+    return emptyOutput();
+  }
+
+  /** Notes a ballot seen anywhere; a higher one than ours means we were preempted. */
+  private observeBallot(ballot: Ballot): void {
+    this.highestSeen = maxBallot(this.highestSeen, ballot);
+    if (this.modeValue !== "follower" && ballotGreater(ballot, this.current)) {
+      this.stepDown();
+      this.electionAttempts++;
+      this.electionTimer.start(this.electionWaitTicks());
+    }
+  }
+
+  /** Leaves candidate or leader mode; undecided commands of ours go back to the pending queue. */
+  private stepDown(): void {
+    if (this.modeValue === "follower") return;
+    this.modeValue = "follower";
+    this.phase1 = null;
+    this.heartbeatTimer.stop();
+    const flights = [...this.inFlight.entries()].sort((a, b) => a[0] - b[0]);
+    this.inFlight.clear();
+    this.inFlightKeys.clear();
+    for (const [, flight] of flights) this.requeue(flight.value);
+    for (const vote of this.recoveryVotes.values()) this.requeue(vote.value);
+    this.recoveryVotes = new Map();
+    this.recoveryThrough = 0;
+    this.current = ZERO_BALLOT;
+    if (!this.electionTimer.isRunning) this.electionTimer.start(this.electionWaitTicks());
+  }
+
+  private electionWaitTicks(): number {
+    const base = this.timing.electionTimeoutTicks;
+    return backoffTicks(this.prng, base, base * 8, this.electionAttempts) + this.prng.int(base);
+  }
+}
+
+function pushAck(acks: Map<NodeId, number[]>, command: Command): void {
+  let seqs = acks.get(command.client);
+  if (seqs === undefined) {
+    seqs = [];
+    acks.set(command.client, seqs);
+  }
+  seqs.push(command.seq);
+}
+
+function validCommand(command: Command, limits: Limits): boolean {
+  return (
+    Number.isSafeInteger(command.client) &&
+    command.client > 0 &&
+    Number.isSafeInteger(command.seq) &&
+    command.seq > 0 &&
+    typeof command.payload === "string" &&
+    command.payload.length <= limits.payloadBytesMax
+  );
+}
