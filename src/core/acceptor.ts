@@ -84,6 +84,11 @@ export class Acceptor {
     return { promised: this.promisedBallot, accepted: [...this.votes.values()].sort((a, b) => a.slot - b.slot) };
   }
 
+  /** Acceptors have no timeouts; present so every role can be driven alike. */
+  tick(): Output {
+    return emptyOutput();
+  }
+
   step(message: Message): Output {
     switch (message.type) {
       case "prepare":

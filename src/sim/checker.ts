@@ -1,0 +1,126 @@
+import { type AcceptedMessage, ballotKey, type Command, commandKey, type Decision, type Value, valuesEqual } from "../core/index.js";
+
+/** A broken safety property, with where and when it was seen. */
+export interface Violation {
+  readonly property:
+    | "agreement"
+    | "prefix"
+    | "validity"
+    | "at-most-once"
+    | "unique-ballot-value"
+    | "assertion"
+    | "liveness";
+  readonly detail: string;
+  readonly event: number;
+}
+
+/**
+ * Safety checkers, run on every event of a simulated run:
+ * - agreement: at most one value is decided per slot, across all learners;
+ * - prefix: each learner delivers slots 1, 2, 3, ... with no gap, so with agreement every learner's
+ *   log is a prefix of every other's;
+ * - validity: only values that clients submitted are decided;
+ * - at-most-once: each (client, seq) is delivered at most once by each learner;
+ * - unique-ballot-value: no two different values are ever voted for in one (slot, ballot), the
+ *   invariant that makes "a quorum at one ballot" meaningful (a reused ballot breaks it first).
+ */
+export class SafetyChecker {
+  readonly violations: Violation[] = [];
+  private readonly decidedBySlot = new Map<number, Value>();
+  private readonly nextSlotByLearner = new Map<string, number>();
+  private readonly deliveredByLearner = new Map<string, Set<string>>();
+  private readonly submitted = new Map<string, string>();
+  private readonly votes = new Map<string, Value>();
+  decisions = 0;
+  deliveredCommands = 0;
+
+  constructor(private readonly stopAtFirst = true) {}
+
+  get failed(): boolean {
+    return this.violations.length > 0;
+  }
+
+  submittedCount(): number {
+    return this.submitted.size;
+  }
+
+  /** Records a command a client submitted: the only values that may be decided. */
+  submit(command: Command): void {
+    this.submitted.set(commandKey(command), command.payload);
+  }
+
+  /** A learner lost its volatile state and will learn again from slot 1. */
+  learnerRestarted(learner: string): void {
+    this.nextSlotByLearner.set(learner, 1);
+    this.deliveredByLearner.set(learner, new Set());
+  }
+
+  /** Every vote sent by an acceptor. */
+  vote(message: AcceptedMessage, event: number): void {
+    const key = `${message.slot}@${ballotKey(message.ballot)}`;
+    const known = this.votes.get(key);
+    if (known === undefined) this.votes.set(key, message.value);
+    else if (!valuesEqual(known, message.value)) {
+      this.fail("unique-ballot-value", `two values voted in slot ${message.slot} at ballot ${ballotKey(message.ballot)}`, event);
+    }
+  }
+
+  decision(learner: string, decision: Decision, event: number): void {
+    this.decisions++;
+    const expected = this.nextSlotByLearner.get(learner) ?? 1;
+    if (decision.slot !== expected) {
+      this.fail("prefix", `${learner} delivered slot ${decision.slot} when slot ${expected} was next`, event);
+    }
+    this.nextSlotByLearner.set(learner, decision.slot + 1);
+    const known = this.decidedBySlot.get(decision.slot);
+    if (known === undefined) this.decidedBySlot.set(decision.slot, decision.value);
+    else if (!valuesEqual(known, decision.value)) {
+      this.fail(
+        "agreement",
+        `slot ${decision.slot}: ${learner} decided ${describe(decision.value)} but ${describe(known)} was decided before`,
+        event,
+      );
+    }
+    for (const command of decision.value.commands) {
+      const payload = this.submitted.get(commandKey(command));
+      if (payload !== command.payload) {
+        this.fail("validity", `slot ${decision.slot} holds ${commandKey(command)}, which no client submitted`, event);
+      }
+    }
+    let delivered = this.deliveredByLearner.get(learner);
+    if (delivered === undefined) {
+      delivered = new Set();
+      this.deliveredByLearner.set(learner, delivered);
+    }
+    for (const command of decision.commands) {
+      const key = commandKey(command);
+      if (delivered.has(key)) this.fail("at-most-once", `${learner} delivered ${key} twice`, event);
+      delivered.add(key);
+      this.deliveredCommands++;
+    }
+  }
+
+  /** Whether `learner` has delivered every submitted command. */
+  deliveredAll(learner: string): boolean {
+    const delivered = this.deliveredByLearner.get(learner);
+    if (delivered === undefined) return this.submitted.size === 0;
+    for (const key of this.submitted.keys()) if (!delivered.has(key)) return false;
+    return true;
+  }
+
+  missingFor(learner: string): string[] {
+    const delivered = this.deliveredByLearner.get(learner) ?? new Set<string>();
+    return [...this.submitted.keys()].filter((key) => !delivered.has(key));
+  }
+
+  fail(property: Violation["property"], detail: string, event: number): void {
+    if (this.stopAtFirst && this.violations.length > 0) return;
+    this.violations.push({ property, detail, event });
+  }
+}
+
+function describe(value: Value): string {
+  if (value.commands.length === 0) return "no-op";
+  const keys = value.commands.slice(0, 3).map(commandKey).join(",");
+  return `[${keys}${value.commands.length > 3 ? ",..." : ""}]`;
+}

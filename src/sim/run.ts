@@ -1,0 +1,65 @@
+import { describeScenario, type Scenario, scenarioForSeed } from "./scenario.js";
+import { type RunResult, type SimBugs, Simulation } from "./simulation.js";
+
+/** Runs one seed. */
+export function runSeed(seed: number, options: { bugs?: SimBugs; trace?: (line: string) => void } = {}): RunResult {
+  const scenario: Scenario = scenarioForSeed(seed);
+  return new Simulation(scenario, options).run();
+}
+
+/** Totals over a band of seeds. */
+export interface Summary {
+  seeds: number;
+  events: number;
+  decisions: number;
+  deliveredCommands: number;
+  violations: number;
+  failedSeeds: number[];
+  minEvents: number;
+}
+
+export function emptySummary(): Summary {
+  return {
+    seeds: 0,
+    events: 0,
+    decisions: 0,
+    deliveredCommands: 0,
+    violations: 0,
+    failedSeeds: [],
+    minEvents: Number.POSITIVE_INFINITY,
+  };
+}
+
+export function addToSummary(summary: Summary, result: RunResult): void {
+  summary.seeds++;
+  summary.events += result.events;
+  summary.decisions += result.decisions;
+  summary.deliveredCommands += result.deliveredCommands;
+  summary.violations += result.violations.length;
+  summary.minEvents = Math.min(summary.minEvents, result.events);
+  if (result.violations.length > 0) summary.failedSeeds.push(result.seed);
+}
+
+export function mergeSummaries(into: Summary, other: Summary): void {
+  into.seeds += other.seeds;
+  into.events += other.events;
+  into.decisions += other.decisions;
+  into.deliveredCommands += other.deliveredCommands;
+  into.violations += other.violations;
+  into.minEvents = Math.min(into.minEvents, other.minEvents);
+  into.failedSeeds.push(...other.failedSeeds);
+  into.failedSeeds.sort((a, b) => a - b);
+}
+
+/** Human-readable report of one run. */
+export function describeRun(result: RunResult): string {
+  const lines = [
+    `seed ${result.seed}: ${describeScenario(scenarioForSeed(result.seed))}`,
+    `  events ${result.events}, ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
+      `crashes ${result.crashes}, partitions ${result.partitions}`,
+    `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
+    `  trace hash ${result.traceHash}`,
+  ];
+  for (const v of result.violations) lines.push(`  VIOLATION ${v.property} at event ${v.event}: ${v.detail}`);
+  return lines.join("\n");
+}

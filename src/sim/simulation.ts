@@ -1,0 +1,547 @@
+import {
+  Acceptor,
+  type AcceptedEntry,
+  type AcceptorBugs,
+  type Ballot,
+  ballotGreater,
+  Client,
+  createQuorumSystem,
+  type Destination,
+  type DurableDelta,
+  type Envelope,
+  InvariantViolation,
+  Learner,
+  type LearnerBugs,
+  type Limits,
+  type Message,
+  type Output,
+  Prng,
+  Proposer,
+  type ProposerBugs,
+  type QuorumSystem,
+  Replica,
+  ZERO_BALLOT,
+} from "../core/index.js";
+import { SafetyChecker, type Violation } from "./checker.js";
+import { TraceHash } from "./hash.js";
+import { EventQueue } from "./heap.js";
+import { type Scenario, STEPS_PER_TICK } from "./scenario.js";
+
+/** Deliberate bugs to switch on, to prove the checkers catch them. Tests only. */
+export interface SimBugs {
+  readonly acceptor?: AcceptorBugs;
+  readonly proposer?: ProposerBugs;
+  readonly learner?: LearnerBugs;
+  /** Quorums one acceptor smaller than needed (a majority of 3 becomes 1). */
+  readonly quorumOneSmaller?: boolean;
+}
+
+export interface SimOptions {
+  readonly bugs?: SimBugs;
+  /** Called with a line per event (for `paxos sim --trace`). */
+  readonly trace?: (line: string) => void;
+}
+
+export interface RunResult {
+  readonly seed: number;
+  readonly events: number;
+  readonly ticks: number;
+  readonly decisions: number;
+  readonly deliveredCommands: number;
+  readonly submitted: number;
+  readonly messagesSent: number;
+  readonly messagesDropped: number;
+  readonly crashes: number;
+  readonly partitions: number;
+  readonly violations: readonly Violation[];
+  readonly traceHash: string;
+}
+
+type Kind = "acceptor" | "proposer" | "learner" | "replica" | "client";
+type RoleObject = Acceptor | Proposer | Learner | Replica | Client;
+
+interface DurableState {
+  promised: Ballot;
+  readonly accepted: Map<number, AcceptedEntry>;
+  round: number;
+}
+
+interface PendingWrite {
+  readonly delta: DurableDelta | null;
+  readonly messages: Envelope[];
+}
+
+interface SimProcess {
+  readonly key: string;
+  readonly kind: Kind;
+  readonly id: number;
+  node: RoleObject | null;
+  incarnation: number;
+  readonly durable: DurableState;
+  /** Writes not yet durable, in order; their messages leave when they complete. */
+  readonly disk: PendingWrite[];
+  readonly prng: Prng;
+}
+
+type SimEvent =
+  | { readonly kind: "deliver"; readonly to: SimProcess; readonly from: SimProcess; readonly message: Message; readonly incarnation: number }
+  | { readonly kind: "tick"; readonly process: SimProcess; readonly incarnation: number }
+  | { readonly kind: "synced"; readonly process: SimProcess; readonly incarnation: number }
+  | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
+  | { readonly kind: "restart"; readonly process: SimProcess }
+  | { readonly kind: "heal" }
+  | { readonly kind: "world" };
+
+/**
+ * A deterministic simulation of a whole Paxos deployment: virtual time, a network that drops,
+ * duplicates, delays and reorders messages and can be partitioned, disks whose unsynced writes are
+ * lost in a crash, and processes that crash and restart with only what they had persisted. The core
+ * roles run unchanged. One seed chooses everything; the same seed replays event for event.
+ */
+export class Simulation {
+  readonly checker = new SafetyChecker();
+  private readonly prng: Prng;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly hash = new TraceHash();
+  private readonly processes: SimProcess[] = [];
+  private readonly byRole = new Map<string, SimProcess[]>();
+  private readonly quorum: QuorumSystem;
+  private readonly limits: Partial<Limits>;
+  private readonly blocked = new Set<string>();
+  private now = 0;
+  private events = 0;
+  private faultsOn = true;
+  private messagesSent = 0;
+  private messagesDropped = 0;
+  private crashes = 0;
+  private partitions = 0;
+  private partitionActive = false;
+
+  constructor(
+    readonly scenario: Scenario,
+    private readonly options: SimOptions = {},
+  ) {
+    this.prng = new Prng(scenario.seed ^ 0x5eed);
+    const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
+    if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);
+    this.quorum = options.bugs?.quorumOneSmaller ? oneSmaller(quorum.value) : quorum.value;
+    this.limits = { windowSlots: scenario.windowSlots, batchCommandsMax: scenario.batchCommandsMax };
+    this.buildProcesses();
+  }
+
+  /** Runs the fault phase, heals everything, then requires liveness. */
+  run(): RunResult {
+    const s = this.scenario;
+    for (const process of this.processes) this.startProcess(process, this.prng.int(STEPS_PER_TICK));
+    this.scheduleSubmissions();
+    this.queue.push(STEPS_PER_TICK, { kind: "world" });
+    // Fault phase.
+    const faultEnd = () => this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
+    while (!this.checker.failed && !faultEnd()) if (!this.step()) break;
+    // Liveness phase: heal the network, restart the crashed, stop injecting faults.
+    this.faultsOn = false;
+    this.blocked.clear();
+    this.partitionActive = false;
+    for (const process of this.processes) if (process.node === null) this.restart(process);
+    const healedAt = this.now;
+    const deadline = healedAt + s.livenessTicksMax * STEPS_PER_TICK;
+    while (!this.checker.failed && !this.allDone()) {
+      if (this.now > deadline) {
+        this.checker.fail("liveness", this.livenessReport(), this.events);
+        break;
+      }
+      if (!this.step()) break;
+    }
+    return {
+      seed: s.seed,
+      events: this.events,
+      ticks: Math.floor(this.now / STEPS_PER_TICK),
+      decisions: this.checker.decisions,
+      deliveredCommands: this.checker.deliveredCommands,
+      submitted: this.checker.submittedCount(),
+      messagesSent: this.messagesSent,
+      messagesDropped: this.messagesDropped,
+      crashes: this.crashes,
+      partitions: this.partitions,
+      violations: this.checker.violations,
+      traceHash: this.hash.digest(),
+    };
+  }
+
+  // --- setup ---------------------------------------------------------------------------------------
+
+  private buildProcesses(): void {
+    const s = this.scenario;
+    const add = (kind: Kind, id: number) => {
+      const process: SimProcess = {
+        key: `${kind}:${id}`,
+        kind,
+        id,
+        node: null,
+        incarnation: 0,
+        durable: { promised: ZERO_BALLOT, accepted: new Map(), round: 0 },
+        disk: [],
+        prng: this.prng.fork(),
+      };
+      this.processes.push(process);
+    };
+    if (s.layout === "separate") {
+      for (const a of s.acceptors) add("acceptor", a.id);
+      for (let id = 1; id <= s.proposers; id++) add("proposer", id);
+      for (let id = 1; id <= s.learners; id++) add("learner", id);
+    } else {
+      for (const a of s.acceptors) add("replica", a.id);
+    }
+    for (let id = 1; id <= s.clients; id++) add("client", id);
+    for (const role of ["acceptor", "proposer", "learner", "client"]) {
+      const kinds: Kind[] = role === "client" ? ["client"] : s.layout === "separate" ? [role as Kind] : ["replica"];
+      this.byRole.set(
+        role,
+        this.processes.filter((p) => kinds.includes(p.kind)),
+      );
+    }
+  }
+
+  private createNode(process: SimProcess): RoleObject {
+    const bugs = this.options.bugs ?? {};
+    const prng = process.prng.fork();
+    const durable = process.durable;
+    const restore = {
+      promised: durable.promised,
+      accepted: [...durable.accepted.values()].sort((a, b) => a.slot - b.slot),
+    };
+    switch (process.kind) {
+      case "acceptor":
+        return new Acceptor({
+          id: process.id,
+          limits: this.limits,
+          restore,
+          ...(bugs.acceptor ? { bugs: bugs.acceptor } : {}),
+        });
+      case "proposer":
+        return new Proposer({
+          id: process.id,
+          quorum: this.quorum,
+          prng,
+          limits: this.limits,
+          restore: { round: durable.round },
+          bugs: { ...bugs.proposer, ...(bugs.learner ? { learner: bugs.learner } : {}) },
+        });
+      case "learner":
+        return new Learner({
+          id: process.id,
+          quorum: this.quorum,
+          limits: this.limits,
+          ...(bugs.learner ? { bugs: bugs.learner } : {}),
+        });
+      case "replica":
+        return new Replica({
+          id: process.id,
+          quorum: this.quorum,
+          prng,
+          limits: this.limits,
+          restore: { acceptor: restore, round: durable.round },
+          bugs,
+        });
+      case "client":
+        return new Client({ id: process.id, prng, retryTicks: 20, retryTicksMax: 80 });
+    }
+  }
+
+  private startProcess(process: SimProcess, phase: number): void {
+    process.node = this.createNode(process);
+    process.incarnation++;
+    if (process.kind === "learner" || process.kind === "proposer" || process.kind === "replica") {
+      this.checker.learnerRestarted(process.key);
+    }
+    this.queue.push(this.now + 1 + phase, { kind: "tick", process, incarnation: process.incarnation });
+  }
+
+  private scheduleSubmissions(): void {
+    const s = this.scenario;
+    const spread = s.faultPhaseTicksMin * STEPS_PER_TICK;
+    for (const client of this.byRole.get("client") ?? []) {
+      for (let i = 1; i <= s.valuesPerClient; i++) {
+        this.queue.push(this.prng.int(spread) + 1, { kind: "submit", process: client, payload: `c${client.id}v${i}` });
+      }
+    }
+  }
+
+  // --- the event loop ------------------------------------------------------------------------------
+
+  private step(): boolean {
+    const next = this.queue.pop();
+    if (next === undefined) return false;
+    this.now = next.time;
+    this.events++;
+    const event = next.item;
+    try {
+      this.handle(event);
+    } catch (error) {
+      if (error instanceof InvariantViolation) {
+        this.checker.fail("assertion", error.message, this.events);
+        return false;
+      }
+      throw error;
+    }
+    return true;
+  }
+
+  private handle(event: SimEvent): void {
+    switch (event.kind) {
+      case "deliver": {
+        const { to, message } = event;
+        if (to.node === null || to.incarnation !== event.incarnation) return;
+        if (this.blocked.has(`${event.from.key}>${to.key}`)) {
+          this.messagesDropped++;
+          return;
+        }
+        this.record(`d ${this.now} ${event.from.key}>${to.key} ${summarize(message)}`);
+        this.apply(to, this.stepNode(to.node, message));
+        return;
+      }
+      case "tick": {
+        const { process } = event;
+        if (process.node === null || process.incarnation !== event.incarnation) return;
+        this.record(`t ${this.now} ${process.key}`);
+        this.apply(process, process.node.tick());
+        this.queue.push(this.now + STEPS_PER_TICK, event);
+        return;
+      }
+      case "synced": {
+        const { process } = event;
+        if (process.node === null || process.incarnation !== event.incarnation) return;
+        const write = process.disk.shift();
+        if (write === undefined) return;
+        this.record(`s ${this.now} ${process.key}`);
+        if (write.delta !== null) applyDelta(process.durable, write.delta);
+        for (const envelope of write.messages) this.send(process, envelope);
+        return;
+      }
+      case "submit": {
+        const { process } = event;
+        const client = process.node as Client;
+        const { seq, output } = client.submit(event.payload);
+        this.checker.submit({ client: process.id, seq, payload: event.payload });
+        this.record(`c ${this.now} ${process.key} ${seq}`);
+        this.apply(process, output);
+        return;
+      }
+      case "restart":
+        if (event.process.node === null) this.restart(event.process);
+        return;
+      case "heal":
+        this.blocked.clear();
+        this.partitionActive = false;
+        this.record(`h ${this.now}`);
+        return;
+      case "world":
+        if (this.faultsOn) {
+          this.injectFaults();
+          this.queue.push(this.now + STEPS_PER_TICK, event);
+        }
+        return;
+    }
+  }
+
+  private stepNode(node: RoleObject, message: Message): Output {
+    return node.step(message);
+  }
+
+  /** Carries out a role's output: decisions to the checker, writes to disk, messages to the network. */
+  private apply(process: SimProcess, output: Output): void {
+    for (const decision of output.decided) this.checker.decision(process.key, decision, this.events);
+    for (const envelope of output.send) this.send(process, envelope);
+    if (output.persist !== null || (output.sendAfterPersist.length > 0 && process.disk.length > 0)) {
+      const s = this.scenario;
+      if (output.persist !== null) {
+        process.disk.push({ delta: output.persist, messages: [...output.sendAfterPersist] });
+        const delay = this.prng.range(s.syncStepsMin, s.syncStepsMax);
+        // Writes complete in order: each sync lands no earlier than the one before it.
+        this.queue.push(this.now + delay, { kind: "synced", process, incarnation: process.incarnation });
+      } else {
+        // Nothing new to write, but an earlier write these messages depend on is still in flight.
+        const last = process.disk[process.disk.length - 1] as PendingWrite;
+        last.messages.push(...output.sendAfterPersist);
+      }
+    } else {
+      for (const envelope of output.sendAfterPersist) this.send(process, envelope);
+    }
+  }
+
+  private send(from: SimProcess, envelope: Envelope): void {
+    const message = envelope.message;
+    if (message.type === "accepted") this.checker.vote(message, this.events);
+    for (const to of this.resolve(envelope.to)) {
+      this.messagesSent++;
+      if (to === from) {
+        // Local delivery inside one process: no network faults.
+        this.queue.push(this.now + 1, { kind: "deliver", to, from, message, incarnation: to.incarnation });
+        continue;
+      }
+      const faults = this.scenario.network;
+      if (this.faultsOn && this.prng.chance(faults.dropRate)) {
+        this.messagesDropped++;
+        continue;
+      }
+      const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
+      for (let i = 0; i < copies; i++) {
+        let delay = this.prng.range(faults.delayStepsMin, faults.delayStepsMax);
+        if (this.faultsOn && this.prng.chance(faults.longDelayRate)) delay += this.prng.int(faults.longDelayStepsMax);
+        this.queue.push(this.now + delay, { kind: "deliver", to, from, message, incarnation: to.incarnation });
+      }
+    }
+  }
+
+  private resolve(destination: Destination): SimProcess[] {
+    const members = this.byRole.get(destination.role) ?? [];
+    if (destination.id === undefined) return members;
+    return members.filter((p) => p.id === destination.id);
+  }
+
+  private record(line: string): void {
+    this.hash.update(line);
+    this.options.trace?.(line);
+  }
+
+  // --- faults --------------------------------------------------------------------------------------
+
+  private injectFaults(): void {
+    const s = this.scenario;
+    if (!this.partitionActive && this.prng.chance(s.partitionChance)) this.startPartition();
+    if (this.prng.chance(s.crashChance)) {
+      const candidates = this.processes.filter((p) => p.kind !== "client" && p.node !== null);
+      if (candidates.length > 0) this.crash(this.prng.pick(candidates));
+    }
+  }
+
+  private startPartition(): void {
+    const members = this.processes;
+    const shape = this.prng.pick(["symmetric", "one-way", "leader"] as const);
+    this.partitionActive = true;
+    this.partitions++;
+    if (shape === "leader") {
+      const leaders = members.filter((p) => p.node !== null && leaderOf(p.node));
+      const cut = leaders.length > 0 ? leaders : [this.prng.pick(members)];
+      for (const isolated of cut) {
+        for (const other of members) {
+          if (other === isolated) continue;
+          this.blocked.add(`${isolated.key}>${other.key}`);
+          this.blocked.add(`${other.key}>${isolated.key}`);
+        }
+      }
+    } else {
+      const side = new Set(members.filter(() => this.prng.chance(0.5)).map((p) => p.key));
+      for (const a of members) {
+        for (const b of members) {
+          if (side.has(a.key) && !side.has(b.key)) {
+            this.blocked.add(`${a.key}>${b.key}`);
+            if (shape === "symmetric") this.blocked.add(`${b.key}>${a.key}`);
+          }
+        }
+      }
+    }
+    this.record(`p ${this.now} ${shape} ${this.blocked.size}`);
+    const duration = this.prng.range(10, 150) * STEPS_PER_TICK;
+    this.queue.push(this.now + duration, { kind: "heal" });
+  }
+
+  private crash(process: SimProcess): void {
+    this.crashes++;
+    this.record(`x ${this.now} ${process.key}`);
+    process.node = null;
+    // Unsynced writes are lost, and so are the messages waiting for them.
+    process.disk.length = 0;
+    process.incarnation++;
+    const downtime = this.prng.range(5, 100) * STEPS_PER_TICK;
+    this.queue.push(this.now + downtime, { kind: "restart", process });
+  }
+
+  private restart(process: SimProcess): void {
+    this.record(`r ${this.now} ${process.key}`);
+    this.startProcess(process, this.prng.int(STEPS_PER_TICK));
+  }
+
+  // --- liveness ------------------------------------------------------------------------------------
+
+  private learnerKeys(): SimProcess[] {
+    return this.processes.filter((p) => p.kind === "learner" || p.kind === "replica" || p.kind === "proposer");
+  }
+
+  private allDone(): boolean {
+    for (const process of this.learnerKeys()) if (!this.checker.deliveredAll(process.key)) return false;
+    for (const process of this.byRole.get("client") ?? []) {
+      if ((process.node as Client).unackedCount > 0) return false;
+    }
+    return true;
+  }
+
+  private livenessReport(): string {
+    const lines: string[] = [];
+    for (const process of this.learnerKeys()) {
+      const missing = this.checker.missingFor(process.key);
+      if (missing.length > 0) lines.push(`${process.key} misses ${missing.length} (${missing.slice(0, 3).join(",")})`);
+    }
+    for (const process of this.byRole.get("client") ?? []) {
+      const unacked = (process.node as Client).unackedCount;
+      if (unacked > 0) lines.push(`${process.key} has ${unacked} unacked`);
+    }
+    return `not everything decided ${this.scenario.livenessTicksMax} ticks after healing: ${lines.join("; ")}`;
+  }
+}
+
+function applyDelta(state: DurableState, delta: DurableDelta): void {
+  if (delta.promised !== undefined && ballotGreater(delta.promised, state.promised)) state.promised = delta.promised;
+  if (delta.proposerRound !== undefined) state.round = Math.max(state.round, delta.proposerRound);
+  for (const entry of delta.accepted ?? []) state.accepted.set(entry.slot, entry);
+}
+
+function leaderOf(node: RoleObject): boolean {
+  if (node instanceof Proposer || node instanceof Replica) return node.mode === "leader";
+  return false;
+}
+
+function summarize(message: Message): string {
+  switch (message.type) {
+    case "prepare":
+      return `prepare ${message.ballot.round}.${message.ballot.node} ${message.firstSlot}`;
+    case "promise":
+      return `promise ${message.ballot.round}.${message.ballot.node} ${message.accepted.length} ${message.nextSlot}`;
+    case "accept":
+    case "accepted":
+      return `${message.type} ${message.ballot.round}.${message.ballot.node} ${message.slot} ${message.value.commands.length}`;
+    case "reject":
+      return `reject ${message.promised.round}.${message.promised.node} ${message.slot}`;
+    case "decide":
+      return `decide ${message.entries.length}`;
+    case "heartbeat":
+      return `heartbeat ${message.ballot.round}.${message.ballot.node} ${message.decidedThrough}`;
+    case "catchup":
+      return `catchup ${message.fromSlot}-${message.toSlot}`;
+    case "request":
+      return `request ${message.commands.length}`;
+    case "ack":
+      return `ack ${message.seqs.length}`;
+  }
+}
+
+/** A deliberately broken quorum system: thresholds one acceptor weight too small. */
+function oneSmaller(quorum: QuorumSystem): QuorumSystem {
+  const smaller = (threshold: number) => Math.max(1, threshold - 1);
+  const sum = (ids: Iterable<number>) => {
+    let total = 0;
+    for (const id of ids) total += quorum.weightOf(id);
+    return total;
+  };
+  return {
+    acceptors: quorum.acceptors,
+    phase1Weight: smaller(quorum.phase1Weight),
+    phase2Weight: smaller(quorum.phase2Weight),
+    totalWeight: quorum.totalWeight,
+    description: `${quorum.description} minus one (broken)`,
+    isAcceptor: (id) => quorum.isAcceptor(id),
+    weightOf: (id) => quorum.weightOf(id),
+    isPhase1Quorum: (ids) => sum(ids) >= smaller(quorum.phase1Weight),
+    isPhase2Quorum: (ids) => sum(ids) >= smaller(quorum.phase2Weight),
+  };
+}
