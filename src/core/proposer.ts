@@ -177,6 +177,8 @@ export class Proposer {
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
       ...(options.bugs?.learner ? { bugs: options.bugs.learner } : {}),
     });
+    // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
+    if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);
     this.electionTimer.start(this.electionWaitTicks());
   }
 
@@ -539,11 +541,11 @@ export class Proposer {
   private onHeartbeat(message: HeartbeatMessage): Output {
     const output = emptyOutput();
     if (message.from === this.id) return output;
+    // A leader heartbeating below a ballot we have seen has been preempted without noticing (an idle
+    // leader sends no accepts, so no acceptor refuses it). Following it would block every election.
+    const stale = ballotGreater(this.highestSeen, message.ballot);
     this.observeBallot(message.ballot);
-    if (this.modeValue !== "follower" && ballotGreater(message.ballot, this.current)) {
-      this.stepDown();
-    }
-    if (this.modeValue === "follower" && ballotAtLeast(message.ballot, this.leaderBallot)) {
+    if (this.modeValue === "follower" && !stale && ballotAtLeast(message.ballot, this.leaderBallot)) {
       this.leaderBallot = message.ballot;
       this.electionAttempts = 0;
       this.electionTimer.start(this.electionWaitTicks());

@@ -1,4 +1,4 @@
-import { type AcceptedMessage, ballotKey, type Command, commandKey, type Decision, type Value, valuesEqual } from "../core/index.js";
+import { type AcceptedMessage, type Ballot, ballotKey, type Command, commandKey, type Decision, type Value, valuesEqual } from "../core/index.js";
 
 /** A broken safety property, with where and when it was seen. */
 export interface Violation {
@@ -8,6 +8,7 @@ export interface Violation {
     | "validity"
     | "at-most-once"
     | "unique-ballot-value"
+    | "fresh-ballot"
     | "assertion"
     | "liveness";
   readonly detail: string;
@@ -22,7 +23,9 @@ export interface Violation {
  * - validity: only values that clients submitted are decided;
  * - at-most-once: each (client, seq) is delivered at most once by each learner;
  * - unique-ballot-value: no two different values are ever voted for in one (slot, ballot), the
- *   invariant that makes "a quorum at one ballot" meaningful (a reused ballot breaks it first).
+ *   invariant that makes "a quorum at one ballot" meaningful (a reused ballot breaks it first);
+ * - fresh-ballot: a proposer never runs phase 1 with a ballot it used before a restart (Paxos needs
+ *   each proposal number to be used for one proposal only).
  */
 export class SafetyChecker {
   readonly violations: Violation[] = [];
@@ -31,6 +34,8 @@ export class SafetyChecker {
   private readonly deliveredByLearner = new Map<string, Set<string>>();
   private readonly submitted = new Map<string, string>();
   private readonly votes = new Map<string, Value>();
+  /** Which incarnation of a process first sent a prepare at each ballot. */
+  private readonly prepares = new Map<string, string>();
   decisions = 0;
   deliveredCommands = 0;
 
@@ -62,6 +67,17 @@ export class SafetyChecker {
     if (known === undefined) this.votes.set(key, message.value);
     else if (!valuesEqual(known, message.value)) {
       this.fail("unique-ballot-value", `two values voted in slot ${message.slot} at ballot ${ballotKey(message.ballot)}`, event);
+    }
+  }
+
+  /** Every prepare sent, with the sending process and its incarnation number. */
+  prepare(ballot: Ballot, process: string, incarnation: number, event: number): void {
+    const key = `${process}@${ballotKey(ballot)}`;
+    const first = this.prepares.get(key);
+    const self = `${process}#${incarnation}`;
+    if (first === undefined) this.prepares.set(key, self);
+    else if (first !== self) {
+      this.fail("fresh-ballot", `${process} reused ballot ${ballotKey(ballot)} after a restart (${first} used it)`, event);
     }
   }
 
@@ -100,6 +116,16 @@ export class SafetyChecker {
     }
   }
 
+  /** The decided values of slots 1, 2, ... as far as they are contiguous. */
+  decidedLog(): Value[] {
+    const log: Value[] = [];
+    for (let slot = 1; ; slot++) {
+      const value = this.decidedBySlot.get(slot);
+      if (value === undefined) return log;
+      log.push(value);
+    }
+  }
+
   /** Whether `learner` has delivered every submitted command. */
   deliveredAll(learner: string): boolean {
     const delivered = this.deliveredByLearner.get(learner);
@@ -122,5 +148,5 @@ export class SafetyChecker {
 function describe(value: Value): string {
   if (value.commands.length === 0) return "no-op";
   const keys = value.commands.slice(0, 3).map(commandKey).join(",");
-  return `[${keys}${value.commands.length > 3 ? ",..." : ""}]`;
+  return `[${keys}${value.commands.length > 3 ? `,... ${value.commands.length} commands` : ""}]`;
 }

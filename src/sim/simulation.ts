@@ -132,19 +132,43 @@ export class Simulation {
   /** Runs the fault phase, heals everything, then requires liveness. */
   run(): RunResult {
     const s = this.scenario;
+    this.begin();
+    const faultEnd = () => this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
+    while (!this.checker.failed && !faultEnd()) if (!this.step()) break;
+    return this.finish();
+  }
+
+  /** Starts every process and schedules the clients' submissions. */
+  begin(): void {
     for (const process of this.processes) this.startProcess(process, this.prng.int(STEPS_PER_TICK));
     this.scheduleSubmissions();
     this.queue.push(STEPS_PER_TICK, { kind: "world" });
-    // Fault phase.
-    const faultEnd = () => this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
-    while (!this.checker.failed && !faultEnd()) if (!this.step()) break;
-    // Liveness phase: heal the network, restart the crashed, stop injecting faults.
+  }
+
+  /** Processes events up to virtual tick `tick` (for drivers that pace a run in real time). */
+  advanceTo(tick: number): void {
+    const until = tick * STEPS_PER_TICK;
+    while (!this.checker.failed && this.queue.peekTime() <= until) if (!this.step()) break;
+    this.now = Math.max(this.now, until);
+  }
+
+  get tick(): number {
+    return Math.floor(this.now / STEPS_PER_TICK);
+  }
+
+  /** The processes currently leading (normally one). */
+  leaders(): string[] {
+    return this.processes.filter((p) => p.node !== null && leaderOf(p.node)).map((p) => p.key);
+  }
+
+  /** Heals the network, restarts the crashed, stops faults, and runs until everything is decided. */
+  finish(): RunResult {
+    const s = this.scenario;
     this.faultsOn = false;
     this.blocked.clear();
     this.partitionActive = false;
     for (const process of this.processes) if (process.node === null) this.restart(process);
-    const healedAt = this.now;
-    const deadline = healedAt + s.livenessTicksMax * STEPS_PER_TICK;
+    const deadline = this.now + s.livenessTicksMax * STEPS_PER_TICK;
     while (!this.checker.failed && !this.allDone()) {
       if (this.now > deadline) {
         this.checker.fail("liveness", this.livenessReport(), this.events);
@@ -372,6 +396,7 @@ export class Simulation {
   private send(from: SimProcess, envelope: Envelope): void {
     const message = envelope.message;
     if (message.type === "accepted") this.checker.vote(message, this.events);
+    if (message.type === "prepare") this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
     for (const to of this.resolve(envelope.to)) {
       this.messagesSent++;
       if (to === from) {
@@ -410,8 +435,11 @@ export class Simulation {
     const s = this.scenario;
     if (!this.partitionActive && this.prng.chance(s.partitionChance)) this.startPartition();
     if (this.prng.chance(s.crashChance)) {
+      // Half the crashes hit the leader: its loss is what stresses recovery the most.
+      const leaders = this.processes.filter((p) => p.node !== null && leaderOf(p.node));
       const candidates = this.processes.filter((p) => p.kind !== "client" && p.node !== null);
-      if (candidates.length > 0) this.crash(this.prng.pick(candidates));
+      const pool = leaders.length > 0 && this.prng.chance(0.5) ? leaders : candidates;
+      if (pool.length > 0) this.crash(this.prng.pick(pool));
     }
   }
 
@@ -453,7 +481,8 @@ export class Simulation {
     // Unsynced writes are lost, and so are the messages waiting for them.
     process.disk.length = 0;
     process.incarnation++;
-    const downtime = this.prng.range(5, 100) * STEPS_PER_TICK;
+    // Half the crashes are quick reboots, back before the others notice; half are long outages.
+    const downtime = (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
 

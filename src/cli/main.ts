@@ -1,0 +1,42 @@
+import { demoCommand } from "./demo.js";
+import { UsageError } from "./errors.js";
+import { simCommand } from "./sim.js";
+
+export const MAIN_HELP = `Usage: paxos <command> [options]
+
+Commands:
+  sim      run the deterministic simulator on one seed or a band of seeds
+  demo     watch a simulated 5-node cluster decide values for a few seconds
+  help     this text
+
+Run "paxos <command> --help" for a command's options.`;
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  sim: simCommand,
+  demo: demoCommand,
+};
+
+/** Runs the `paxos` command; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(`${MAIN_HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (command === undefined) throw new UsageError(`unknown command "${name}" (try: paxos --help)`);
+    return await command(rest);
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      process.stderr.write(`paxos ${name}: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}

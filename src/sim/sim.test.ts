@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { runSeed } from "./run.js";
+import { runSeedBand } from "./parallel.js";
+import type { SimBugs } from "./simulation.js";
+
+const REGRESSION = JSON.parse(readFileSync(new URL("../../testdata/regression-seeds.json", import.meta.url), "utf8")) as {
+  seeds: { seed: number; note: string }[];
+};
+
+/** The CI band: at least 2,000 seeds of at least 2,000 events each (the issue's floor). */
+const CI_BAND_SEEDS = 4000;
+const EVENTS_PER_SEED_MIN = 2000;
+
+describe("simulator", () => {
+  test("regression seeds (seeds that once failed) still pass", () => {
+    for (const { seed, note } of REGRESSION.seeds) {
+      const result = runSeed(seed);
+      assert.deepEqual(result.violations, [], `regression seed ${seed} (${note})`);
+    }
+  });
+
+  test("one seed replays event for event: two runs give the same trace hash", () => {
+    for (const seed of [1, 2, 3, 77, 1234]) {
+      const first = runSeed(seed);
+      const second = runSeed(seed);
+      assert.equal(first.traceHash, second.traceHash, `seed ${seed}`);
+      assert.equal(first.events, second.events);
+    }
+    assert.notEqual(runSeed(1).traceHash, runSeed(2).traceHash, "different seeds make different runs");
+  });
+
+  test(`a band of ${CI_BAND_SEEDS} seeds of at least ${EVENTS_PER_SEED_MIN} events each has no violation`, async (t) => {
+    const seeds = Array.from({ length: CI_BAND_SEEDS }, (_, i) => i + 1);
+    const failures: string[] = [];
+    const summary = await runSeedBand(seeds, { workers: 2, onFailure: (report) => failures.push(report) });
+    assert.equal(summary.seeds, CI_BAND_SEEDS);
+    assert.ok(summary.minEvents >= EVENTS_PER_SEED_MIN, `fewest events in a seed: ${summary.minEvents}`);
+    assert.ok(summary.deliveredCommands > 0);
+    assert.deepEqual(failures, [], failures.join("\n"));
+    t.diagnostic(
+      `${summary.seeds} seeds, ${summary.events} events (fewest ${summary.minEvents}), ${summary.deliveredCommands} values delivered, 0 violations`,
+    );
+  });
+});
+
+describe("the checkers can fail: each deliberately broken variant is caught within 500 seeds", () => {
+  const variants: Record<string, SimBugs> = {
+    "an acceptor that ignores its promise in phase 2": { acceptor: { ignorePromiseInPhase2: true } },
+    "a quorum one acceptor smaller than needed": { quorumOneSmaller: true },
+    "a learner that counts messages instead of acceptors": { learner: { countMessages: true } },
+    "a proposer that ignores values returned in promises": { proposer: { ignorePromisedValues: true } },
+    "a ballot reused after restart": { proposer: { reuseBallotAfterRestart: true } },
+  };
+  for (const [name, bugs] of Object.entries(variants)) {
+    test(name, (t) => {
+      for (let seed = 1; seed <= 500; seed++) {
+        const result = runSeed(seed, { bugs });
+        const safety = result.violations.filter((v) => v.property !== "liveness");
+        if (safety.length > 0) {
+          const first = safety[0];
+          t.diagnostic(`${name}: caught after ${seed} seeds (seed ${seed}: ${first?.property}: ${first?.detail})`);
+          return;
+        }
+      }
+      assert.fail(`${name} was not caught within 500 seeds`);
+    });
+  }
+});
