@@ -1,10 +1,15 @@
 import { demoCommand } from "./demo.js";
 import { UsageError } from "./errors.js";
+import { roleCommand } from "./roles.js";
 import { simCommand } from "./sim.js";
 
 export const MAIN_HELP = `Usage: paxos <command> [options]
 
 Commands:
+  acceptor <id> <config>   run an acceptor (course harness interface, UDP multicast)
+  proposer <id> <config>   run a proposer
+  learner <id> <config>    run a learner: prints decided values on stdout
+  client <id> <config>     run a client: submits stdin's lines
   sim      run the deterministic simulator on one seed or a band of seeds
   demo     watch a simulated 5-node cluster decide values for a few seconds
   help     this text
@@ -13,6 +18,10 @@ Run "paxos <command> --help" for a command's options.`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   sim: simCommand,
+  acceptor: (args) => roleCommand("acceptor", args),
+  proposer: (args) => roleCommand("proposer", args),
+  learner: (args) => roleCommand("learner", args),
+  client: (args) => roleCommand("client", args),
   demo: demoCommand,
 };
 

@@ -7,7 +7,6 @@ import type {
   Envelope,
   Message,
   PrepareMessage,
-
 } from "./messages.js";
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, type Output } from "./output.js";
@@ -81,7 +80,10 @@ export class Acceptor {
 
   /** A copy of the durable state (for snapshots and tests). */
   state(): AcceptorState {
-    return { promised: this.promisedBallot, accepted: [...this.votes.values()].sort((a, b) => a.slot - b.slot) };
+    return {
+      promised: this.promisedBallot,
+      accepted: [...this.votes.values()].sort((a, b) => a.slot - b.slot),
+    };
   }
 
   /** Acceptors have no timeouts; present so every role can be driven alike. */
@@ -150,7 +152,9 @@ export class Acceptor {
     }
     const existing = this.votes.get(message.slot);
     const duplicate =
-      existing !== undefined && ballotEquals(existing.ballot, message.ballot) && valuesEqual(existing.value, message.value);
+      existing !== undefined &&
+      ballotEquals(existing.ballot, message.ballot) &&
+      valuesEqual(existing.value, message.value);
     if (!duplicate) {
       const entry: AcceptedEntry = { slot: message.slot, ballot: message.ballot, value: message.value };
       this.votes.set(message.slot, entry);
@@ -169,7 +173,8 @@ export class Acceptor {
       slot: message.slot,
       value: message.value,
     };
-    if (this.votesTo === "proposer-and-learners") output.sendAfterPersist.push({ to: proposer, message: vote });
+    if (this.votesTo === "proposer-and-learners")
+      output.sendAfterPersist.push({ to: proposer, message: vote });
     output.sendAfterPersist.push({ to: { role: "learner" }, message: vote });
     return output;
   }
@@ -178,4 +183,3 @@ export class Acceptor {
     return { to, message: { type: "reject", from: this.id, ballot, promised: this.promisedBallot, slot } };
   }
 }
-

@@ -1,6 +1,6 @@
 import { assert } from "./assert.js";
 
-/** A node identifier: a positive integer, unique within its role. */
+/** A node identifier: a positive integer, unique within its role. 0 means "none" (as in `ZERO_BALLOT`). */
 export type NodeId = number;
 
 /**

@@ -1,9 +1,11 @@
 import { assert } from "./assert.js";
 import type { NodeId } from "./ballot.js";
-import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type { Command, Destination, Message } from "./messages.js";
 import { emptyOutput, type Output } from "./output.js";
+import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
+import { err, ok, type Result } from "./result.js";
 import { backoffTicks } from "./timeout.js";
 
 export interface ClientOptions {
@@ -49,7 +51,10 @@ export class Client {
   private ackedCount = 0;
 
   constructor(options: ClientOptions) {
-    assert(Number.isSafeInteger(options.id) && options.id > 0, `client id ${options.id} must be a positive integer`);
+    assert(
+      Number.isSafeInteger(options.id) && options.id > 0,
+      `client id ${options.id} must be a positive integer`,
+    );
     this.id = options.id;
     this.prng = options.prng;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -68,11 +73,16 @@ export class Client {
     return this.ackedCount;
   }
 
-  /** Queues a payload; returns its sequence number and the requests to send now. */
-  submit(payload: string): { seq: number; output: Output } {
+  /**
+   * Queues a payload; returns its sequence number and the requests to send now, or why the payload
+   * cannot be sent (over the size limit, or not well-formed Unicode).
+   */
+  submit(payload: string): Result<{ seq: number; output: Output }, string> {
+    const problem = payloadProblem(payload, this.limits);
+    if (problem !== null) return err(problem);
     const command: Command = { client: this.id, seq: this.nextSeq++, payload };
     this.waiting.push(command);
-    return { seq: command.seq, output: this.sendWaiting() };
+    return ok({ seq: command.seq, output: this.sendWaiting() });
   }
 
   step(message: Message): Output {
@@ -87,7 +97,8 @@ export class Client {
   isAcked(seq: number): boolean {
     if (seq >= this.nextSeq) return false;
     if (this.outstanding.has(seq)) return false;
-    for (let i = this.waitingHead; i < this.waiting.length; i++) if ((this.waiting[i] as Command).seq === seq) return false;
+    for (let i = this.waitingHead; i < this.waiting.length; i++)
+      if ((this.waiting[i] as Command).seq === seq) return false;
     return true;
   }
 
@@ -99,11 +110,11 @@ export class Client {
       if (entry.dueTick > this.now) continue;
       entry.attempt++;
       entry.dueTick = this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, entry.attempt);
-      resend.push(entry.command);
-      if (resend.length >= this.limits.requestCommandsMax) {
+      if (this.full(resend, entry.command)) {
         this.pushRequest(output, resend);
         resend = [];
       }
+      resend.push(entry.command);
     }
     if (resend.length > 0) this.pushRequest(output, resend);
     const fresh = this.sendWaiting();
@@ -121,11 +132,11 @@ export class Client {
         dueTick: this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, 0),
         attempt: 0,
       });
-      batch.push(command);
-      if (batch.length >= this.limits.requestCommandsMax) {
+      if (this.full(batch, command)) {
         this.pushRequest(output, batch);
         batch = [];
       }
+      batch.push(command);
     }
     if (batch.length > 0) this.pushRequest(output, batch);
     if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
@@ -133,6 +144,18 @@ export class Client {
       this.waitingHead = 0;
     }
     return output;
+  }
+
+  /**
+   * Whether adding `next` would take a request past its command count or byte limit (the same byte
+   * limit as a slot's batch, so a request always fits one datagram).
+   */
+  private full(commands: readonly Command[], next: Command): boolean {
+    if (commands.length === 0) return false;
+    if (commands.length >= this.limits.requestCommandsMax) return true;
+    let bytes = commandBytesEstimate(next.payload.length) + 16;
+    for (const command of commands) bytes += commandBytesEstimate(command.payload.length);
+    return bytes > this.limits.batchBytesMax;
   }
 
   private pushRequest(output: Output, commands: Command[]): void {

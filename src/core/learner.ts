@@ -4,8 +4,8 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
-  Decision,
   DecideMessage,
+  Decision,
   Message,
   Role,
   SlotValue,
@@ -201,7 +201,10 @@ export class Learner {
       const value = this.chosenValue(slot);
       if (value === undefined) continue;
       const size = valueBytesEstimate(value);
-      if (entries.length > 0 && (entries.length >= this.limits.entriesPerMessageMax || bytes + size > this.limits.bytesPerMessageMax)) {
+      if (
+        entries.length > 0 &&
+        (entries.length >= this.limits.entriesPerMessageMax || bytes + size > this.limits.bytesPerMessageMax)
+      ) {
         output.send.push(this.decideTo(message, entries));
         entries = [];
         bytes = 0;

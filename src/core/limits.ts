@@ -44,7 +44,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   clientSeqWindow: 1_000_000,
 });
 
-/** Estimated encoded size of a command, generous enough for any codec we ship. */
+/**
+ * Estimated encoded size of a command from its payload's length in UTF-16 units: at most 3 UTF-8
+ * bytes a unit, plus the ids and framing. Exact enough for the binary codec; the JSON codec (for
+ * debugging) can exceed it with payloads full of control characters, which it escapes to 6 bytes.
+ */
 export function commandBytesEstimate(payloadLength: number): number {
-  return payloadLength * 3 + 24;
+  return payloadLength * 3 + 64;
 }

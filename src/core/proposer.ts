@@ -1,16 +1,16 @@
 import { assert } from "./assert.js";
 import {
   type Ballot,
-  ballot as makeBallot,
   ballotAtLeast,
   ballotEquals,
   ballotGreater,
+  ballot as makeBallot,
   maxBallot,
   type NodeId,
   ZERO_BALLOT,
 } from "./ballot.js";
 import { Learner, type LearnerBugs } from "./learner.js";
-import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedEntry,
   Command,
@@ -24,8 +24,8 @@ import type {
   Value,
 } from "./messages.js";
 import { commandKey, NOOP, valuesEqual } from "./messages.js";
-import { commandBytesEstimate } from "./limits.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
+import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
 import type { QuorumSystem } from "./quorum.js";
 import { backoffTicks, Timeout } from "./timeout.js";
@@ -80,6 +80,8 @@ export interface ProposerOptions {
   readonly colocated?: boolean;
   /** Durable state from a previous run. */
   readonly restore?: ProposerState;
+  /** A ballot known to have been used (a co-located acceptor's restored promise): start above it. */
+  readonly seenBallot?: Ballot;
   readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
 }
 
@@ -179,6 +181,7 @@ export class Proposer {
     });
     // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
     if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);
+    if (options.seenBallot !== undefined) this.highestSeen = maxBallot(this.highestSeen, options.seenBallot);
     this.electionTimer.start(this.electionWaitTicks());
   }
 
@@ -306,7 +309,10 @@ export class Proposer {
 
   private sendAcks(acks: Map<NodeId, number[]>, output: Output): void {
     for (const [client, seqs] of acks) {
-      output.send.push({ to: { role: "client", id: client }, message: { type: "ack", from: this.id, client, seqs } });
+      output.send.push({
+        to: { role: "client", id: client },
+        message: { type: "ack", from: this.id, client, seqs },
+      });
     }
   }
 
@@ -324,7 +330,9 @@ export class Proposer {
     const reports = new Map<NodeId, Phase1Report>();
     for (const acceptor of this.quorum.acceptors) reports.set(acceptor, { expectedSlot: firstSlot });
     this.phase1 = { firstSlot, reports, votes: new Map(), timer: new Timeout("prepare-retry"), attempt: 0 };
-    this.phase1.timer.start(backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, 0));
+    this.phase1.timer.start(
+      backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, 0),
+    );
     // The round must be durable before a prepare with it leaves: a restart must never reuse it.
     if (!this.bugs.reuseBallotAfterRestart) output.persist = { proposerRound: this.round };
     output.sendAfterPersist.push(this.prepareTo({ role: "acceptor" }, firstSlot));
@@ -366,7 +374,8 @@ export class Proposer {
       for (const entry of message.accepted) {
         if (entry.slot < phase1.firstSlot) continue;
         const known = phase1.votes.get(entry.slot);
-        if (known === undefined || ballotGreater(entry.ballot, known.ballot)) phase1.votes.set(entry.slot, entry);
+        if (known === undefined || ballotGreater(entry.ballot, known.ballot))
+          phase1.votes.set(entry.slot, entry);
       }
     }
     if (report.expectedSlot === null || message.firstSlot !== report.expectedSlot) return output;
@@ -438,7 +447,10 @@ export class Proposer {
   }
 
   private acceptTo(slot: number, value: Value): Envelope {
-    return { to: { role: "acceptor" }, message: { type: "accept", from: this.id, ballot: this.current, slot, value } };
+    return {
+      to: { role: "acceptor" },
+      message: { type: "accept", from: this.id, ballot: this.current, slot, value },
+    };
   }
 
   /** Takes the oldest pending commands that fit one slot and are not delivered already. */
@@ -522,7 +534,8 @@ export class Proposer {
   private requeue(value: Value): void {
     for (const command of value.commands) {
       const key = commandKey(command);
-      if (this.learner.isDelivered(command) || this.pendingKeys.has(key) || this.inFlightKeys.has(key)) continue;
+      if (this.learner.isDelivered(command) || this.pendingKeys.has(key) || this.inFlightKeys.has(key))
+        continue;
       this.pending.push(command);
       this.pendingKeys.add(key);
     }
@@ -606,7 +619,6 @@ function validCommand(command: Command, limits: Limits): boolean {
     command.client > 0 &&
     Number.isSafeInteger(command.seq) &&
     command.seq > 0 &&
-    typeof command.payload === "string" &&
-    command.payload.length <= limits.payloadBytesMax
+    payloadProblem(command.payload, limits) === null
   );
 }

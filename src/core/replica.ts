@@ -61,8 +61,13 @@ export class Replica {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timing ? { timing: options.timing } : {}),
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
-      ...(options.restore ? { restore: { round: options.restore.round } } : {}),
-      bugs: { ...options.bugs?.proposer, ...(options.bugs?.learner ? { learner: options.bugs.learner } : {}) },
+      ...(options.restore
+        ? { restore: { round: options.restore.round }, seenBallot: options.restore.acceptor.promised }
+        : {}),
+      bugs: {
+        ...options.bugs?.proposer,
+        ...(options.bugs?.learner ? { learner: options.bugs.learner } : {}),
+      },
     });
   }
 

@@ -1,4 +1,13 @@
-import { type AcceptedMessage, type Ballot, ballotKey, type Command, commandKey, type Decision, type Value, valuesEqual } from "../core/index.js";
+import {
+  type AcceptedMessage,
+  type Ballot,
+  ballotKey,
+  type Command,
+  commandKey,
+  type Decision,
+  type Value,
+  valuesEqual,
+} from "../core/index.js";
 
 /** A broken safety property, with where and when it was seen. */
 export interface Violation {
@@ -66,7 +75,11 @@ export class SafetyChecker {
     const known = this.votes.get(key);
     if (known === undefined) this.votes.set(key, message.value);
     else if (!valuesEqual(known, message.value)) {
-      this.fail("unique-ballot-value", `two values voted in slot ${message.slot} at ballot ${ballotKey(message.ballot)}`, event);
+      this.fail(
+        "unique-ballot-value",
+        `two values voted in slot ${message.slot} at ballot ${ballotKey(message.ballot)}`,
+        event,
+      );
     }
   }
 
@@ -77,7 +90,11 @@ export class SafetyChecker {
     const self = `${process}#${incarnation}`;
     if (first === undefined) this.prepares.set(key, self);
     else if (first !== self) {
-      this.fail("fresh-ballot", `${process} reused ballot ${ballotKey(ballot)} after a restart (${first} used it)`, event);
+      this.fail(
+        "fresh-ballot",
+        `${process} reused ballot ${ballotKey(ballot)} after a restart (${first} used it)`,
+        event,
+      );
     }
   }
 
@@ -100,7 +117,11 @@ export class SafetyChecker {
     for (const command of decision.value.commands) {
       const payload = this.submitted.get(commandKey(command));
       if (payload !== command.payload) {
-        this.fail("validity", `slot ${decision.slot} holds ${commandKey(command)}, which no client submitted`, event);
+        this.fail(
+          "validity",
+          `slot ${decision.slot} holds ${commandKey(command)}, which no client submitted`,
+          event,
+        );
       }
     }
     let delivered = this.deliveredByLearner.get(learner);

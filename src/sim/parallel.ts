@@ -17,12 +17,14 @@ export async function runSeedBand(seeds: readonly number[], options: BandOptions
   const total = emptySummary();
   const workers = Math.max(1, Math.min(options.workers, seeds.length));
   const jobs: number[][] = Array.from({ length: workers }, () => []);
-  seeds.forEach((seed, i) => jobs[i % workers]?.push(seed));
+  for (let i = 0; i < seeds.length; i++) jobs[i % workers]?.push(seeds[i] as number);
   await Promise.all(
     jobs.map(
       (jobSeeds) =>
         new Promise<void>((resolve, reject) => {
-          const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: { seeds: jobSeeds } });
+          const worker = new Worker(new URL("./worker.js", import.meta.url), {
+            workerData: { seeds: jobSeeds },
+          });
           worker.on("message", (message: { kind: string; summary: Summary; failures: string[] }) => {
             mergeSummaries(total, message.summary);
             for (const report of message.failures) options.onFailure?.(report);
@@ -48,7 +50,8 @@ export function parseSeedRange(text: string): { ok: true; seeds: number[] } | { 
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || to < from) {
     return { ok: false, error: `--seeds ${text}: the range is empty or too large` };
   }
-  if (to - from >= 10_000_000) return { ok: false, error: `--seeds ${text}: at most 10,000,000 seeds per run` };
+  if (to - from >= 10_000_000)
+    return { ok: false, error: `--seeds ${text}: at most 10,000,000 seeds per run` };
   const seeds: number[] = [];
   for (let seed = from; seed <= to; seed++) seeds.push(seed);
   return { ok: true, seeds };

@@ -2,7 +2,10 @@ import { describeScenario, type Scenario, scenarioForSeed } from "./scenario.js"
 import { type RunResult, type SimBugs, Simulation } from "./simulation.js";
 
 /** Runs one seed. */
-export function runSeed(seed: number, options: { bugs?: SimBugs; trace?: (line: string) => void } = {}): RunResult {
+export function runSeed(
+  seed: number,
+  options: { bugs?: SimBugs; trace?: (line: string) => void } = {},
+): RunResult {
   const scenario: Scenario = scenarioForSeed(seed);
   return new Simulation(scenario, options).run();
 }

@@ -111,7 +111,9 @@ export function scenarioForSeed(seed: number): Scenario {
 
 export function describeScenario(s: Scenario): string {
   const quorum =
-    s.quorum.kind === "flexible" ? `flexible ${s.quorum.phase1Weight}/${s.quorum.phase2Weight}` : s.quorum.kind;
+    s.quorum.kind === "flexible"
+      ? `flexible ${s.quorum.phase1Weight}/${s.quorum.phase2Weight}`
+      : s.quorum.kind;
   const weights = s.acceptors.map((a) => a.weight ?? 1).join(",");
   const roles = s.layout === "separate" ? `${s.proposers}P ${s.learners}L` : "replicas";
   return (

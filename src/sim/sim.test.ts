@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { runSeed } from "./run.js";
 import { runSeedBand } from "./parallel.js";
+import { runSeed } from "./run.js";
 import type { SimBugs } from "./simulation.js";
 
-const REGRESSION = JSON.parse(readFileSync(new URL("../../testdata/regression-seeds.json", import.meta.url), "utf8")) as {
+const REGRESSION = JSON.parse(
+  readFileSync(new URL("../../testdata/regression-seeds.json", import.meta.url), "utf8"),
+) as {
   seeds: { seed: number; note: string }[];
 };
 
@@ -60,7 +62,9 @@ describe("the checkers can fail: each deliberately broken variant is caught with
         const safety = result.violations.filter((v) => v.property !== "liveness");
         if (safety.length > 0) {
           const first = safety[0];
-          t.diagnostic(`${name}: caught after ${seed} seeds (seed ${seed}: ${first?.property}: ${first?.detail})`);
+          t.diagnostic(
+            `${name}: caught after ${seed} seeds (seed ${seed}: ${first?.property}: ${first?.detail})`,
+          );
           return;
         }
       }

@@ -1,6 +1,6 @@
 import {
-  Acceptor,
   type AcceptedEntry,
+  Acceptor,
   type AcceptorBugs,
   type Ballot,
   ballotGreater,
@@ -84,7 +84,13 @@ interface SimProcess {
 }
 
 type SimEvent =
-  | { readonly kind: "deliver"; readonly to: SimProcess; readonly from: SimProcess; readonly message: Message; readonly incarnation: number }
+  | {
+      readonly kind: "deliver";
+      readonly to: SimProcess;
+      readonly from: SimProcess;
+      readonly message: Message;
+      readonly incarnation: number;
+    }
   | { readonly kind: "tick"; readonly process: SimProcess; readonly incarnation: number }
   | { readonly kind: "synced"; readonly process: SimProcess; readonly incarnation: number }
   | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
@@ -133,7 +139,8 @@ export class Simulation {
   run(): RunResult {
     const s = this.scenario;
     this.begin();
-    const faultEnd = () => this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
+    const faultEnd = () =>
+      this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
     while (!this.checker.failed && !faultEnd()) if (!this.step()) break;
     return this.finish();
   }
@@ -218,7 +225,8 @@ export class Simulation {
     }
     for (let id = 1; id <= s.clients; id++) add("client", id);
     for (const role of ["acceptor", "proposer", "learner", "client"]) {
-      const kinds: Kind[] = role === "client" ? ["client"] : s.layout === "separate" ? [role as Kind] : ["replica"];
+      const kinds: Kind[] =
+        role === "client" ? ["client"] : s.layout === "separate" ? [role as Kind] : ["replica"];
       this.byRole.set(
         role,
         this.processes.filter((p) => kinds.includes(p.kind)),
@@ -286,7 +294,11 @@ export class Simulation {
     const spread = s.faultPhaseTicksMin * STEPS_PER_TICK;
     for (const client of this.byRole.get("client") ?? []) {
       for (let i = 1; i <= s.valuesPerClient; i++) {
-        this.queue.push(this.prng.int(spread) + 1, { kind: "submit", process: client, payload: `c${client.id}v${i}` });
+        this.queue.push(this.prng.int(spread) + 1, {
+          kind: "submit",
+          process: client,
+          payload: `c${client.id}v${i}`,
+        });
       }
     }
   }
@@ -345,7 +357,9 @@ export class Simulation {
       case "submit": {
         const { process } = event;
         const client = process.node as Client;
-        const { seq, output } = client.submit(event.payload);
+        const submitted = client.submit(event.payload);
+        if (!submitted.ok) throw new Error(`sim client refused its own payload: ${submitted.error}`);
+        const { seq, output } = submitted.value;
         this.checker.submit({ client: process.id, seq, payload: event.payload });
         this.record(`c ${this.now} ${process.key} ${seq}`);
         this.apply(process, output);
@@ -396,7 +410,8 @@ export class Simulation {
   private send(from: SimProcess, envelope: Envelope): void {
     const message = envelope.message;
     if (message.type === "accepted") this.checker.vote(message, this.events);
-    if (message.type === "prepare") this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
+    if (message.type === "prepare")
+      this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
     for (const to of this.resolve(envelope.to)) {
       this.messagesSent++;
       if (to === from) {
@@ -412,8 +427,15 @@ export class Simulation {
       const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
       for (let i = 0; i < copies; i++) {
         let delay = this.prng.range(faults.delayStepsMin, faults.delayStepsMax);
-        if (this.faultsOn && this.prng.chance(faults.longDelayRate)) delay += this.prng.int(faults.longDelayStepsMax);
-        this.queue.push(this.now + delay, { kind: "deliver", to, from, message, incarnation: to.incarnation });
+        if (this.faultsOn && this.prng.chance(faults.longDelayRate))
+          delay += this.prng.int(faults.longDelayStepsMax);
+        this.queue.push(this.now + delay, {
+          kind: "deliver",
+          to,
+          from,
+          message,
+          incarnation: to.incarnation,
+        });
       }
     }
   }
@@ -482,7 +504,8 @@ export class Simulation {
     process.disk.length = 0;
     process.incarnation++;
     // Half the crashes are quick reboots, back before the others notice; half are long outages.
-    const downtime = (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
+    const downtime =
+      (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
 
@@ -494,7 +517,9 @@ export class Simulation {
   // --- liveness ------------------------------------------------------------------------------------
 
   private learnerKeys(): SimProcess[] {
-    return this.processes.filter((p) => p.kind === "learner" || p.kind === "replica" || p.kind === "proposer");
+    return this.processes.filter(
+      (p) => p.kind === "learner" || p.kind === "replica" || p.kind === "proposer",
+    );
   }
 
   private allDone(): boolean {
@@ -509,7 +534,8 @@ export class Simulation {
     const lines: string[] = [];
     for (const process of this.learnerKeys()) {
       const missing = this.checker.missingFor(process.key);
-      if (missing.length > 0) lines.push(`${process.key} misses ${missing.length} (${missing.slice(0, 3).join(",")})`);
+      if (missing.length > 0)
+        lines.push(`${process.key} misses ${missing.length} (${missing.slice(0, 3).join(",")})`);
     }
     for (const process of this.byRole.get("client") ?? []) {
       const unacked = (process.node as Client).unackedCount;
@@ -520,7 +546,8 @@ export class Simulation {
 }
 
 function applyDelta(state: DurableState, delta: DurableDelta): void {
-  if (delta.promised !== undefined && ballotGreater(delta.promised, state.promised)) state.promised = delta.promised;
+  if (delta.promised !== undefined && ballotGreater(delta.promised, state.promised))
+    state.promised = delta.promised;
   if (delta.proposerRound !== undefined) state.round = Math.max(state.round, delta.proposerRound);
   for (const entry of delta.accepted ?? []) state.accepted.set(entry.slot, entry);
 }

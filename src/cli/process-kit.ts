@@ -1,0 +1,106 @@
+import { randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type Codec, codecByName } from "../codec/index.js";
+import { Prng } from "../core/index.js";
+import type { Logger } from "../observe/index.js";
+import { type Driver, describeMessage, type RoleLike } from "../runtime/index.js";
+import { MemoryStorage, type Storage, WalStorage } from "../storage/index.js";
+import { UsageError } from "./errors.js";
+
+/** Reads a file named on the command line; a missing file is a usage error. */
+export function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(
+      `cannot read config "${path}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
+
+export function parseId(text: string | undefined, what: string): number {
+  if (text === undefined) throw new UsageError(`missing <id> (the ${what}'s id, a positive integer)`);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`<id> must be a positive integer, got "${text}"`);
+  }
+  return Number(text);
+}
+
+export function parsePositiveInt(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new UsageError(`${flag} wants a positive integer, got "${text}"`);
+  return Number(text);
+}
+
+export function parseRate(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const rate = Number(text);
+  if (!Number.isFinite(rate) || rate < 0 || rate >= 1)
+    throw new UsageError(`${flag} wants a number in [0, 1), got "${text}"`);
+  return rate;
+}
+
+export function pickCodec(name: string | undefined): Codec {
+  const codec = codecByName(name ?? "binary");
+  if (!codec.ok) throw new UsageError(codec.error);
+  return codec.value;
+}
+
+/** A PRNG for a real process: seeded from the OS, or from `--seed` to reproduce a run's choices. */
+export function processPrng(seed: string | undefined): Prng {
+  if (seed === undefined) return new Prng(randomInt(2 ** 31));
+  if (!/^\d+$/.test(seed)) throw new UsageError(`--seed wants a non-negative integer, got "${seed}"`);
+  return new Prng(Number(seed));
+}
+
+/** Opens durable storage in `dir`, or memory storage when no directory is given. */
+export async function openStorage(dir: string | undefined, logger: Logger) {
+  const storage: Storage = dir === undefined ? new MemoryStorage() : new WalStorage({ dir });
+  const opened = await storage.open();
+  if (!opened.ok) {
+    logger.fatal({ error: opened.error }, "cannot load durable state; refusing to vote with damaged state");
+    throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+  }
+  if (dir !== undefined) logger.info({ dir, stats: storage.stats }, "durable state loaded");
+  return { storage, state: opened.value };
+}
+
+/** `--debug`: every message sent and received, one line each, on stderr. */
+export function debugTracer(name: string) {
+  return (direction: "in" | "out", message: Parameters<typeof describeMessage>[0], peer: string) => {
+    process.stderr.write(`${name} ${direction === "in" ? "<-" : "->"} ${peer} ${describeMessage(message)}\n`);
+  };
+}
+
+/**
+ * Stops cleanly on SIGTERM or SIGINT (a second signal, or 1 s without finishing, exits at once), and
+ * stops loudly on an invariant violation.
+ */
+export function handleSignals<R extends RoleLike>(
+  driver: Driver<R>,
+  logger: Logger,
+  onStop?: () => void,
+): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      logger.info({ signal, stats: driver.stats }, "stopping");
+      onStop?.();
+      setTimeout(() => process.exit(0), 500).unref();
+      void driver.stop().then(() => resolve(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+export function fatalHandler(logger: Logger) {
+  return (error: Error) => {
+    logger.fatal({ err: error }, "fatal: stopping the process");
+    process.stderr.write(`FATAL ${error.name}: ${error.message}\n`);
+    process.exit(70);
+  };
+}

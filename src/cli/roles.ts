@@ -1,0 +1,229 @@
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import {
+  Acceptor,
+  Client,
+  createQuorumSystem,
+  DEFAULT_LIMITS,
+  type Decision,
+  type Destination,
+  emptyOutput,
+  Learner,
+  type Output,
+  Proposer,
+  payloadProblem,
+  type QuorumSystem,
+  type Role,
+} from "../core/index.js";
+import { createLogger } from "../observe/index.js";
+import {
+  type AddressBook,
+  ClusterAddressBook,
+  Driver,
+  GroupAddressBook,
+  parseClusterConfig,
+  parseCourseConfig,
+  type RoleLike,
+} from "../runtime/index.js";
+import { MulticastTransport, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import { UsageError } from "./errors.js";
+import {
+  debugTracer,
+  fatalHandler,
+  handleSignals,
+  openStorage,
+  parseId,
+  parsePositiveInt,
+  parseRate,
+  pickCodec,
+  processPrng,
+  readConfigFile,
+} from "./process-kit.js";
+
+export type RoleCommand = "acceptor" | "proposer" | "learner" | "client";
+
+export const ROLE_HELP = `Usage: paxos acceptor|proposer|learner|client <id> <config> [options]
+
+Runs one Paxos role as its own process, over UDP multicast as the classic course harness does. The
+config has one line per group, "<group> <ip> <port>", for clients, proposers, acceptors and learners
+(e.g. "acceptors 239.0.0.1 7000"); unknown lines get a warning. Acceptors have ids 1..N (N = 3 unless
+--acceptors says otherwise) and form majority quorums.
+
+  acceptor   promises and votes
+  proposer   leads (one at a time, chosen by heartbeats) and proposes the clients' values
+  learner    prints each decided value on its own line, in decision order, and nothing else on stdout
+  client     reads values from stdin, one per line, and resends each until it is decided; exits when
+             stdin is closed and every value is decided. The config may also be a cluster JSON file
+             (see "paxos node --help"): the client then talks to that cluster's nodes.
+
+Options:
+  --acceptors N     how many acceptors the config's group has (default 3)
+  --data DIR        acceptor, proposer: keep durable state in DIR (a write-ahead log). Without it, state
+                    lives in memory and a restarted acceptor comes back empty.
+  --interface IP    the interface to join and send multicast on (default 127.0.0.1: this machine only)
+  --codec NAME      binary (default) or json; every process of a deployment must use the same
+  --tick-ms MS      milliseconds per protocol tick (default 10)
+  --debug           print every message sent and received on stderr
+  --drop-rate P     testing only: drop this share of received datagrams at random (or set
+                    PAXOS_DROP_RATE, which is how the harness runner injects loss)
+  --seed N          seed for this process's random choices (default: from the OS)
+  -h, --help        this text
+
+Logs go to stderr as JSON lines (PAXOS_LOG_LEVEL=debug|info|warn|error). Stop with SIGTERM or Ctrl-C.`;
+
+export async function roleCommand(kind: RoleCommand, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      acceptors: { type: "string" },
+      data: { type: "string" },
+      interface: { type: "string" },
+      codec: { type: "string" },
+      "tick-ms": { type: "string" },
+      debug: { type: "boolean", default: false },
+      "drop-rate": { type: "string" },
+      seed: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${ROLE_HELP}\n`);
+    return 0;
+  }
+  if (positionals.length !== 2)
+    throw new UsageError(`expected <id> <config>, got ${positionals.length} argument(s)`);
+  const id = parseId(positionals[0], kind);
+  const configPath = positionals[1] as string;
+  const text = readConfigFile(configPath);
+  const acceptorCount = parsePositiveInt(values.acceptors, "--acceptors", 3);
+  const tickMs = parsePositiveInt(values["tick-ms"], "--tick-ms", 10);
+  // The harness runner drops datagrams through the environment: the course scripts take no flags.
+  const dropRate = parseRate(values["drop-rate"] ?? process.env.PAXOS_DROP_RATE, "--drop-rate");
+  const codec = pickCodec(values.codec);
+  const prng = processPrng(values.seed);
+  const name = `${kind} ${id}`;
+  const logger = createLogger(name);
+
+  let transport: Transport;
+  let addressBook: AddressBook;
+  let clientTarget: Destination = { role: "proposer" };
+  let quorum: QuorumSystem;
+  if (text.trimStart().startsWith("{")) {
+    if (kind !== "client")
+      throw new UsageError(`${configPath}: a cluster JSON file is for "paxos node" and "paxos client"`);
+    const cluster = parseClusterConfig(text);
+    if (!cluster.ok) throw new UsageError(`${configPath}: ${cluster.error}`);
+    const q = createQuorumSystem(cluster.value.acceptors, cluster.value.quorum);
+    if (!q.ok) throw new UsageError(q.error);
+    quorum = q.value;
+    transport =
+      cluster.value.transport === "tcp"
+        ? new TcpTransport({ host: "127.0.0.1", port: 0 })
+        : new UdpTransport({ host: "127.0.0.1", port: 0 });
+    addressBook = new ClusterAddressBook(cluster.value);
+    clientTarget = { role: "proposer" };
+  } else {
+    const course = parseCourseConfig(text);
+    if (!course.ok) throw new UsageError(`${configPath}: ${course.error}`);
+    for (const warning of course.value.warnings)
+      process.stderr.write(`paxos ${kind}: ${configPath}: ${warning}\n`);
+    const ids = Array.from({ length: acceptorCount }, (_, i) => ({ id: i + 1 }));
+    const q = createQuorumSystem(ids, { kind: "majority" });
+    if (!q.ok) throw new UsageError(q.error);
+    quorum = q.value;
+    const role: Role = kind;
+    transport = new MulticastTransport({
+      groups: [course.value.groups[role]],
+      interfaceAddress: values.interface ?? "127.0.0.1",
+    });
+    addressBook = new GroupAddressBook(course.value.groups);
+  }
+  const { storage, state } = await openStorage(
+    kind === "acceptor" || kind === "proposer" ? values.data : undefined,
+    logger,
+  );
+
+  let role: RoleLike;
+  let onDecision: ((decision: Decision) => void) | undefined;
+  switch (kind) {
+    case "acceptor":
+      if (!quorum.isAcceptor(id)) throw new UsageError(`acceptor id ${id} is not one of 1..${acceptorCount}`);
+      role = new Acceptor({ id, restore: { promised: state.promised, accepted: state.accepted } });
+      break;
+    case "proposer":
+      role = new Proposer({ id, quorum, prng, restore: { round: state.round } });
+      break;
+    case "learner":
+      role = new Learner({ id, quorum });
+      onDecision = (decision) => {
+        if (decision.commands.length === 0) return;
+        // Pipes and files are written synchronously on Linux: each value is out before the next.
+        process.stdout.write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
+      };
+      break;
+    case "client":
+      role = new Client({ id, prng, to: clientTarget });
+      break;
+  }
+  const driver = new Driver({
+    name,
+    role,
+    transport,
+    codec,
+    addressBook,
+    storage,
+    tickMs,
+    onFatal: fatalHandler(logger),
+    prng,
+    ...(onDecision ? { onDecision } : {}),
+    ...(values.debug ? { onTrace: debugTracer(name) } : {}),
+    ...(dropRate !== undefined ? { dropRate } : {}),
+  });
+  try {
+    await driver.start();
+  } catch (error) {
+    throw new UsageError(`cannot start ${name}: ${(error as Error).message}`);
+  }
+  logger.info(
+    { transport: transport.localEndpoint, codec: codec.name, data: values.data ?? null },
+    "started",
+  );
+  const stopped = handleSignals(driver, logger);
+  if (kind === "client") return Promise.race([stopped, feedClient(driver as Driver<Client>, logger)]);
+  return stopped;
+}
+
+/** Submits stdin's lines; resolves with 0 once stdin is closed and every value is acked. */
+function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogger>): Promise<number> {
+  return new Promise((resolve) => {
+    let closed = false;
+    let submitted = 0;
+    let refused = 0;
+    const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+    lines.on("line", (line) => {
+      const problem = payloadProblem(line, DEFAULT_LIMITS);
+      if (problem !== null) {
+        refused++;
+        process.stderr.write(`paxos client: line not sent: ${problem}\n`);
+        return;
+      }
+      submitted++;
+      driver.run((client): Output => {
+        const result = client.submit(line);
+        return result.ok ? result.value.output : emptyOutput();
+      });
+    });
+    lines.on("close", () => {
+      closed = true;
+    });
+    const check = setInterval(() => {
+      if (closed && driver.role.unackedCount === 0 && driver.role.acked >= submitted) {
+        clearInterval(check);
+        logger.info({ submitted, refused, stats: driver.stats }, "every value decided");
+        void driver.stop().then(() => resolve(refused > 0 ? 1 : 0));
+      }
+    }, 20);
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * fast-check arbitraries for every {@link Message}, for property tests of the codecs (and of anything
+ * else that carries messages). Test support only: not exported from `index.ts`, because fast-check is
+ * a dev dependency.
+ */
+
+import fc from "fast-check";
+import type {
+  AcceptedEntry,
+  Ballot,
+  Command,
+  Message,
+  MessageType,
+  Role,
+  SlotValue,
+  Value,
+} from "../core/index.js";
+import { ROLES } from "../core/index.js";
+
+/** Plain objects, as a decoder builds them (fast-check may otherwise give them a null prototype). */
+function record<T extends object>(fields: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
+  return fc.record(fields, { noNullPrototype: true }) as fc.Arbitrary<T>;
+}
+
+/**
+ * Non-negative safe integers, weighted towards the edges that break codecs: 0, the varint byte
+ * boundaries, 2^31 and 2^32 (where 32-bit arithmetic wraps) and 2^53 - 1.
+ */
+export const uintArbitrary: fc.Arbitrary<number> = fc.oneof(
+  fc.nat({ max: 300 }),
+  fc.maxSafeNat(),
+  fc.constantFrom(
+    0,
+    127,
+    128,
+    16_383,
+    16_384,
+    2 ** 31 - 1,
+    2 ** 31,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 49,
+    Number.MAX_SAFE_INTEGER,
+  ),
+);
+
+/**
+ * Unicode scalar values, evenly over the 1-, 2-, 3- and 4-byte UTF-8 ranges. (Built by hand: fast-check's
+ * full-Unicode string units take about a second to set up, which would dominate these tests.)
+ */
+const codePointArbitrary: fc.Arbitrary<number> = fc.oneof(
+  fc.integer({ min: 0, max: 0x7f }),
+  fc.integer({ min: 0x80, max: 0x7ff }),
+  fc.integer({ min: 0x800, max: 0xffff }).filter((c) => c < 0xd800 || c > 0xdfff),
+  fc.integer({ min: 0x10000, max: 0x10ffff }),
+);
+
+/** Payloads: mostly short ASCII, also any Unicode (astral planes included) and the empty string. */
+export const payloadArbitrary: fc.Arbitrary<string> = fc.oneof(
+  fc.string({ unit: "grapheme-ascii", maxLength: 40 }),
+  fc.array(codePointArbitrary, { maxLength: 20 }).map((codePoints) => String.fromCodePoint(...codePoints)),
+  fc.constant(""),
+);
+
+export const ballotArbitrary: fc.Arbitrary<Ballot> = record({ round: uintArbitrary, node: uintArbitrary });
+
+export const commandArbitrary: fc.Arbitrary<Command> = record({
+  client: uintArbitrary,
+  seq: uintArbitrary,
+  payload: payloadArbitrary,
+});
+
+/** Values of 0 (a no-op) to 6 commands. */
+export const valueArbitrary: fc.Arbitrary<Value> = record({
+  commands: fc.array(commandArbitrary, { maxLength: 6 }),
+});
+
+const roleArbitrary: fc.Arbitrary<Role> = fc.constantFrom(...ROLES);
+
+const acceptedEntryArbitrary: fc.Arbitrary<AcceptedEntry> = record({
+  slot: uintArbitrary,
+  ballot: ballotArbitrary,
+  value: valueArbitrary,
+});
+
+const slotValueArbitrary: fc.Arbitrary<SlotValue> = record({ slot: uintArbitrary, value: valueArbitrary });
+
+/** One arbitrary per message type, fields in the order of the TypeScript types. */
+export const messageArbitraries: {
+  readonly [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T }>>;
+} = {
+  request: record({
+    type: fc.constant("request" as const),
+    from: uintArbitrary,
+    commands: fc.array(commandArbitrary, { maxLength: 6 }),
+  }),
+  ack: record({
+    type: fc.constant("ack" as const),
+    from: uintArbitrary,
+    client: uintArbitrary,
+    seqs: fc.array(uintArbitrary, { maxLength: 10 }),
+  }),
+  prepare: record({
+    type: fc.constant("prepare" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    firstSlot: uintArbitrary,
+  }),
+  promise: record({
+    type: fc.constant("promise" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    firstSlot: uintArbitrary,
+    accepted: fc.array(acceptedEntryArbitrary, { maxLength: 4 }),
+    nextSlot: fc.option(uintArbitrary, { nil: null }),
+  }),
+  accept: record({
+    type: fc.constant("accept" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    slot: uintArbitrary,
+    value: valueArbitrary,
+  }),
+  accepted: record({
+    type: fc.constant("accepted" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    slot: uintArbitrary,
+    value: valueArbitrary,
+  }),
+  reject: record({
+    type: fc.constant("reject" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    promised: ballotArbitrary,
+    slot: uintArbitrary,
+  }),
+  decide: record({
+    type: fc.constant("decide" as const),
+    from: uintArbitrary,
+    entries: fc.array(slotValueArbitrary, { maxLength: 4 }),
+  }),
+  heartbeat: record({
+    type: fc.constant("heartbeat" as const),
+    from: uintArbitrary,
+    ballot: ballotArbitrary,
+    decidedThrough: uintArbitrary,
+  }),
+  catchup: record({
+    type: fc.constant("catchup" as const),
+    from: uintArbitrary,
+    role: roleArbitrary,
+    fromSlot: uintArbitrary,
+    toSlot: uintArbitrary,
+  }),
+};
+
+/** Any message. */
+export const messageArbitrary: fc.Arbitrary<Message> = fc.oneof(
+  ...(Object.values(messageArbitraries) as fc.Arbitrary<Message>[]),
+);
+
+/** One hand-picked message of each type with content in every field, for exhaustive byte-level tests. */
+export const SAMPLE_MESSAGES: readonly Message[] = [
+  {
+    type: "request",
+    from: 7,
+    commands: [
+      { client: 7, seq: 1, payload: "set x 1" },
+      { client: 7, seq: 2, payload: "ключ ✓ 😀" },
+    ],
+  },
+  { type: "ack", from: 1, client: 7, seqs: [1, 2, 300, Number.MAX_SAFE_INTEGER] },
+  { type: "prepare", from: 2, ballot: { round: 300, node: 2 }, firstSlot: 1 },
+  {
+    type: "promise",
+    from: 3,
+    ballot: { round: 2 ** 40, node: 2 },
+    firstSlot: 5,
+    accepted: [
+      { slot: 5, ballot: { round: 1, node: 1 }, value: { commands: [{ client: 9, seq: 4, payload: "a" }] } },
+      { slot: 6, ballot: { round: 1, node: 1 }, value: { commands: [] } },
+    ],
+    nextSlot: 7,
+  },
+  {
+    type: "accept",
+    from: 1,
+    ballot: { round: 4, node: 1 },
+    slot: 2 ** 32 + 1,
+    value: { commands: [{ client: 3, seq: 2 ** 31, payload: "cas lock 0 1" }] },
+  },
+  {
+    type: "accepted",
+    from: 2,
+    ballot: { round: 4, node: 1 },
+    slot: 9,
+    value: { commands: [{ client: 3, seq: 5, payload: "" }] },
+  },
+  { type: "reject", from: 3, ballot: { round: 1, node: 1 }, promised: { round: 2, node: 2 }, slot: 0 },
+  {
+    type: "decide",
+    from: 1,
+    entries: [
+      { slot: 1, value: { commands: [{ client: 2, seq: 1, payload: "put k v" }] } },
+      { slot: 2, value: { commands: [] } },
+    ],
+  },
+  { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17 },
+  { type: "catchup", from: 4, role: "learner", fromSlot: 18, toSlot: 40 },
+];
+
+/** A typical accept: one slot's batch of `count` short client commands. */
+export function typicalAccept(count: number): Message {
+  const commands: Command[] = [];
+  for (let i = 0; i < count; i++) {
+    commands.push({ client: 1000 + (i % 17), seq: 50_000 + i, payload: `set user:${i} ${i * 7919}` });
+  }
+  return { type: "accept", from: 3, ballot: { round: 1234, node: 3 }, slot: 987_654, value: { commands } };
+}

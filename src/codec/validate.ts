@@ -1,0 +1,328 @@
+import {
+  DEFAULT_LIMITS,
+  err,
+  isWellFormedUnicode,
+  type Message,
+  ok,
+  type Result,
+  ROLES,
+  utf8ByteLength,
+} from "../core/index.js";
+
+/**
+ * The one gate every decoded message passes, whatever codec produced it. Bytes from the network are
+ * untrusted: they may be truncated, corrupted, hostile or from another version. Decoders turn them
+ * into a candidate object; {@link validateMessage} checks its whole shape before the protocol core
+ * ever sees it, and reports a problem as a value (never an exception) naming the offending field.
+ *
+ * Every number on the wire is a non-negative safe integer (slots, ids, sequence numbers and ballot
+ * rounds may reach 2^53 - 1), every array is bounded, and every string is well-formed Unicode within
+ * the payload limit. The bounds below are generous ceilings on what a frame may carry; the protocol
+ * core applies its own, tighter {@link DEFAULT_LIMITS} to what it acts on.
+ */
+
+/**
+ * Largest frame either codec accepts or produces: 1 MiB. Stream transports (TCP) use it to refuse a
+ * length prefix before buffering the frame.
+ */
+export const FRAME_BYTES_MAX = 1024 * 1024;
+
+/**
+ * Largest frame that fits one UDP datagram over IPv4: 65535 bytes less the 20-byte IP header and the
+ * 8-byte UDP header. Datagram transports check encoded frames against it; decoders do not.
+ */
+export const DATAGRAM_BYTES_MAX = 65_507;
+
+/**
+ * Most commands in one request or one value (a slot's batch): 8 times the core's `batchCommandsMax`
+ * and 16 times its `requestCommandsMax`, so deployments can raise those without a new wire version,
+ * while a forged count still cannot make a decoder loop for long.
+ */
+export const COMMANDS_PER_MESSAGE_MAX = 4096;
+
+/**
+ * Most votes in one promise, and most decided slots in one decide: 64 times the core's
+ * `entriesPerMessageMax`, for the same reasons.
+ */
+export const ENTRIES_PER_MESSAGE_MAX = 4096;
+
+/** Most sequence numbers in one ack: a leader acks at most a slot window of batches at once. */
+export const SEQS_PER_MESSAGE_MAX = 65_536;
+
+/** Largest command payload, in UTF-8 bytes: the protocol's own `payloadBytesMax`. */
+export const PAYLOAD_BYTES_MAX = DEFAULT_LIMITS.payloadBytesMax;
+
+/**
+ * A problem found in a field: `null` when there is none, otherwise the rest of a path and a reason,
+ * e.g. `.value.commands[3].seq: expected a non-negative safe integer, got -1`. Callers prepend their
+ * own step, so the path is built only when something is wrong.
+ */
+type Problem = string | null;
+
+type Fields = Record<string, unknown>;
+
+const COMMAND_KEYS = ["client", "seq", "payload"];
+const VALUE_KEYS = ["commands"];
+const BALLOT_KEYS = ["round", "node"];
+const ACCEPTED_ENTRY_KEYS = ["slot", "ballot", "value"];
+const SLOT_VALUE_KEYS = ["slot", "value"];
+
+/** The fields of each message type, `type` included. */
+const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
+  request: ["type", "from", "commands"],
+  ack: ["type", "from", "client", "seqs"],
+  prepare: ["type", "from", "ballot", "firstSlot"],
+  promise: ["type", "from", "ballot", "firstSlot", "accepted", "nextSlot"],
+  accept: ["type", "from", "ballot", "slot", "value"],
+  accepted: ["type", "from", "ballot", "slot", "value"],
+  reject: ["type", "from", "ballot", "promised", "slot"],
+  decide: ["type", "from", "entries"],
+  heartbeat: ["type", "from", "ballot", "decidedThrough"],
+  catchup: ["type", "from", "role", "fromSlot", "toSlot"],
+};
+
+/**
+ * Checks that `input` is a well-formed {@link Message}: every field of its type present with the
+ * right type and no others, every number a non-negative safe integer, enums known, arrays and
+ * payloads within the limits above. Returns the input itself (not a copy) when it is valid.
+ *
+ * @example
+ * const result = validateMessage(JSON.parse('{"type":"heartbeat","from":1,"ballot":{"round":3,"node":1},"decidedThrough":-1}'));
+ * // { ok: false, error: "heartbeat.decidedThrough: expected a non-negative safe integer, got -1" }
+ */
+export function validateMessage(input: unknown): Result<Message, string> {
+  if (!isFields(input)) return err(`message: expected an object, got ${describe(input)}`);
+  const type = input.type;
+  if (typeof type !== "string" || !Object.hasOwn(MESSAGE_KEYS, type)) {
+    return err(
+      `message.type: expected one of ${Object.keys(MESSAGE_KEYS).join(", ")}, got ${describe(type)}`,
+    );
+  }
+  const problem = messageProblem(input, type as Message["type"]);
+  return problem === null ? ok(input as unknown as Message) : err(`${type}${problem}`);
+}
+
+function messageProblem(m: Fields, type: Message["type"]): Problem {
+  switch (type) {
+    case "request":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "commands", commandsProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "ack":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "client", uintProblem) ??
+        field(m, "seqs", seqsProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "prepare":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "ballot", ballotProblem) ??
+        field(m, "firstSlot", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "promise":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "ballot", ballotProblem) ??
+        field(m, "firstSlot", uintProblem) ??
+        field(m, "accepted", acceptedEntriesProblem) ??
+        field(m, "nextSlot", nextSlotProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "accept":
+    case "accepted":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "ballot", ballotProblem) ??
+        field(m, "slot", uintProblem) ??
+        field(m, "value", valueProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "reject":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "ballot", ballotProblem) ??
+        field(m, "promised", ballotProblem) ??
+        field(m, "slot", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "decide":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "entries", slotValuesProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "heartbeat":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "ballot", ballotProblem) ??
+        field(m, "decidedThrough", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "catchup":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "role", roleProblem) ??
+        field(m, "fromSlot", uintProblem) ??
+        field(m, "toSlot", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+  }
+}
+
+// --- the parts of a message ----------------------------------------------------------------------
+
+function ballotProblem(x: unknown): Problem {
+  if (!isFields(x)) return `: expected a ballot object, got ${describe(x)}`;
+  return field(x, "round", uintProblem) ?? field(x, "node", uintProblem) ?? extraKeys(x, BALLOT_KEYS);
+}
+
+function commandProblem(x: unknown): Problem {
+  if (!isFields(x)) return `: expected a command object, got ${describe(x)}`;
+  // Commands are most of what a frame holds: check the common case in one go, explain only failures.
+  const payload = x.payload;
+  if (
+    isUint(x.client) &&
+    isUint(x.seq) &&
+    typeof payload === "string" &&
+    payload.length * 3 <= PAYLOAD_BYTES_MAX &&
+    isWellFormedUnicode(payload) &&
+    keyCount(x) === COMMAND_KEYS.length
+  ) {
+    return null;
+  }
+  return (
+    field(x, "client", uintProblem) ??
+    field(x, "seq", uintProblem) ??
+    field(x, "payload", payloadProblem) ??
+    extraKeys(x, COMMAND_KEYS)
+  );
+}
+
+function commandsProblem(x: unknown): Problem {
+  return arrayProblem(x, COMMANDS_PER_MESSAGE_MAX, "commands", commandProblem);
+}
+
+function valueProblem(x: unknown): Problem {
+  if (!isFields(x)) return `: expected a value object, got ${describe(x)}`;
+  return field(x, "commands", commandsProblem) ?? extraKeys(x, VALUE_KEYS);
+}
+
+function acceptedEntryProblem(x: unknown): Problem {
+  if (!isFields(x)) return `: expected an accepted entry object, got ${describe(x)}`;
+  return (
+    field(x, "slot", uintProblem) ??
+    field(x, "ballot", ballotProblem) ??
+    field(x, "value", valueProblem) ??
+    extraKeys(x, ACCEPTED_ENTRY_KEYS)
+  );
+}
+
+function acceptedEntriesProblem(x: unknown): Problem {
+  return arrayProblem(x, ENTRIES_PER_MESSAGE_MAX, "entries", acceptedEntryProblem);
+}
+
+function slotValueProblem(x: unknown): Problem {
+  if (!isFields(x)) return `: expected a slot value object, got ${describe(x)}`;
+  return field(x, "slot", uintProblem) ?? field(x, "value", valueProblem) ?? extraKeys(x, SLOT_VALUE_KEYS);
+}
+
+function slotValuesProblem(x: unknown): Problem {
+  return arrayProblem(x, ENTRIES_PER_MESSAGE_MAX, "entries", slotValueProblem);
+}
+
+function seqsProblem(x: unknown): Problem {
+  return arrayProblem(x, SEQS_PER_MESSAGE_MAX, "sequence numbers", uintProblem);
+}
+
+function nextSlotProblem(x: unknown): Problem {
+  return x === null ? null : uintProblem(x);
+}
+
+function roleProblem(x: unknown): Problem {
+  return typeof x === "string" && (ROLES as readonly string[]).includes(x)
+    ? null
+    : `: expected one of ${ROLES.join(", ")}, got ${describe(x)}`;
+}
+
+function payloadProblem(x: unknown): Problem {
+  if (typeof x !== "string") return `: expected a string, got ${describe(x)}`;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair, 2 units, is 4), so short strings need no count.
+  if (x.length * 3 > PAYLOAD_BYTES_MAX) {
+    const bytes = utf8ByteLength(x);
+    if (bytes > PAYLOAD_BYTES_MAX) return `: ${bytes} UTF-8 bytes exceeds the limit of ${PAYLOAD_BYTES_MAX}`;
+  }
+  // A lone surrogate cannot be encoded as UTF-8: a codec would silently replace it, and replicas
+  // would then hold two different values for one command.
+  if (!isWellFormedUnicode(x)) return ": not well-formed Unicode (lone surrogate)";
+  return null;
+}
+
+// --- building blocks -----------------------------------------------------------------------------
+
+function uintProblem(x: unknown): Problem {
+  return isUint(x) ? null : `: expected a non-negative safe integer, got ${describe(x)}`;
+}
+
+/** Whether `x` is a number the wire can carry: a safe integer, zero or more. */
+export function isUint(x: unknown): x is number {
+  return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+}
+
+function field(object: Fields, key: string, check: (x: unknown) => Problem): Problem {
+  const problem = check(object[key]);
+  return problem === null ? null : `.${key}${problem}`;
+}
+
+function arrayProblem(x: unknown, max: number, what: string, check: (item: unknown) => Problem): Problem {
+  if (!Array.isArray(x)) return `: expected an array, got ${describe(x)}`;
+  if (x.length > max) return `: ${x.length} ${what} exceeds the limit of ${max}`;
+  for (let i = 0; i < x.length; i++) {
+    const problem = check(x[i]);
+    if (problem !== null) return `[${i}]${problem}`;
+  }
+  return null;
+}
+
+/**
+ * Refuses fields beyond `keys`. The caller has already checked that each of `keys` is present, so a
+ * larger count means an unknown field: it would otherwise ride along into the core and storage.
+ */
+function extraKeys(object: Fields, keys: readonly string[]): Problem {
+  if (keyCount(object) === keys.length) return null;
+  for (const key in object) if (!keys.includes(key)) return `: unexpected field ${JSON.stringify(key)}`;
+  return null;
+}
+
+function keyCount(object: Fields): number {
+  let count = 0;
+  for (const _ in object) count++;
+  return count;
+}
+
+function isFields(x: unknown): x is Fields {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** A short description of a bad value for an error message (never the whole value). */
+function describe(x: unknown): string {
+  if (x === undefined) return "nothing (missing)";
+  if (x === null) return "null";
+  if (Array.isArray(x)) return "an array";
+  switch (typeof x) {
+    case "number":
+      return String(x);
+    case "string":
+      return x.length <= 24 ? JSON.stringify(x) : `${JSON.stringify(x.slice(0, 24))}...`;
+    case "object":
+      return "an object";
+    default:
+      return `a ${typeof x}`;
+  }
+}
+
+export { isWellFormedUnicode, utf8ByteLength };

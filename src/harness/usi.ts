@@ -1,0 +1,252 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * A runner that reproduces the course harness's black-box runs against the four scripts of
+ * `compat/usi/` (or any project's: `scriptsDir`). Processes start group by group about 1 s apart;
+ * clients start about 3 s after the proposers; everything is stopped (SIGTERM, SIGKILL a second
+ * later) 5 s after the last client starts. Then the learners' outputs are checked.
+ */
+export interface UsiRunOptions {
+  readonly scriptsDir: string;
+  /** Values each client sends. */
+  readonly valuesPerClient: number;
+  /** Which acceptors run (default 1, 2, 3). */
+  readonly acceptors?: readonly number[];
+  /** Learner 2 starts 1 s after client 1 (and 1 s before client 2). */
+  readonly lateLearner?: boolean;
+  /** Share of datagrams dropped at random (passed as PAXOS_DROP_RATE). */
+  readonly dropRate?: number;
+  /** SIGKILL one process mid-run (and restart it if `restart`). */
+  readonly kill?: { readonly role: "proposer" | "acceptor"; readonly id: number; readonly restart?: boolean };
+  /** Seconds between group starts (default 1). */
+  readonly stepSeconds?: number;
+  /** Seconds from the last client start to the stop (default 5). */
+  readonly runSeconds?: number;
+  /** Multicast group address (default 239.0.0.1) and base port (default: random in 20000..59999). */
+  readonly group?: string;
+  readonly basePort?: number;
+  /** Keep the work directory (logs) after the run. */
+  readonly keep?: boolean;
+}
+
+export interface UsiRunResult {
+  readonly sent: readonly string[];
+  readonly learned: readonly (readonly string[])[];
+  /** Problems found; empty when the run passed. */
+  readonly problems: string[];
+  /** Per process: exit code or signal, and CPU seconds used. */
+  readonly processes: readonly { name: string; exit: string; cpuSeconds: number }[];
+  /** Milliseconds from the first client's start until both learners had printed every value (null if never). */
+  readonly learnedAllMs: number | null;
+  readonly workDir: string;
+}
+
+interface Running {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  exit: string | null;
+  cpuSeconds: number;
+  readonly exited: Promise<void>;
+}
+
+/** Runs one harness scenario and checks the learners' outputs. */
+export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
+  const step = (options.stepSeconds ?? 1) * 1000;
+  const runMs = (options.runSeconds ?? 5) * 1000;
+  const workDir = mkdtempSync(join(tmpdir(), "paxos-usi-"));
+  const basePort = options.basePort ?? 20000 + Math.floor(Math.random() * 40000);
+  const group = options.group ?? "239.0.0.1";
+  const config = join(workDir, "paxos.conf");
+  writeFileSync(
+    config,
+    `clients ${group} ${basePort}\nproposers ${group} ${basePort + 1}\nacceptors ${group} ${basePort + 2}\nlearners ${group} ${basePort + 3}\n`,
+  );
+  const env = {
+    ...process.env,
+    PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn",
+    ...(options.dropRate !== undefined ? { PAXOS_DROP_RATE: String(options.dropRate) } : {}),
+  };
+  const running: Running[] = [];
+  const start = (role: string, id: number, input?: string): Running => {
+    const child = spawn("sh", [join(options.scriptsDir, `${role}.sh`), String(id), config], {
+      cwd: options.scriptsDir,
+      env,
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    const name = `${role} ${id}${running.some((r) => r.name.startsWith(`${role} ${id}`)) ? " (restarted)" : ""}`;
+    const stdout: string[] = [];
+    let buffered = "";
+    child.stdout?.setEncoding("utf8");
+    child.stdout?.on("data", (chunk: string) => {
+      buffered += chunk;
+      const lines = buffered.split("\n");
+      buffered = lines.pop() ?? "";
+      for (const line of lines) stdout.push(line);
+    });
+    const log: string[] = [];
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      if (log.length < 10_000) log.push(chunk);
+    });
+    const entry: Running = {
+      name,
+      child,
+      stdout,
+      exit: null,
+      cpuSeconds: 0,
+      exited: new Promise((resolve) => {
+        child.on("exit", (code, signal) => {
+          entry.exit = signal ?? String(code);
+          writeFileSync(join(workDir, `${name.replaceAll(" ", "-")}.log`), log.join(""));
+          resolve();
+        });
+      }),
+    };
+    if (input !== undefined) {
+      child.stdin?.on("error", () => {});
+      child.stdin?.end(input);
+    }
+    running.push(entry);
+    return entry;
+  };
+
+  const clients = [1, 2];
+  const sent: string[] = [];
+  const inputs = clients.map((client) => {
+    const values = Array.from(
+      { length: options.valuesPerClient },
+      (_, i) => `${client}${String(i + 1).padStart(7, "0")}`,
+    );
+    sent.push(...values);
+    return `${values.join("\n")}\n`;
+  });
+  const acceptors = options.acceptors ?? [1, 2, 3];
+  const learners: Running[] = [];
+  const sentSet = new Set(sent);
+  let learnedAllAt: number | null = null;
+  let clientsStartedAt = 0;
+  const watch = setInterval(() => {
+    if (
+      learnedAllAt === null &&
+      learners.length === 2 &&
+      learners.every((l) => new Set(l.stdout).size >= sentSet.size)
+    ) {
+      learnedAllAt = performance.now();
+    }
+  }, 5);
+
+  try {
+    for (const id of acceptors) start("acceptor", id);
+    await sleep(step);
+    for (const id of [1, 2]) start("proposer", id);
+    const proposersAt = performance.now();
+    await sleep(step);
+    learners.push(start("learner", 1));
+    if (!options.lateLearner) learners.push(start("learner", 2));
+    // Clients start about 3 s after the proposers.
+    await sleep(Math.max(0, proposersAt + 3 * step - performance.now()));
+    clientsStartedAt = performance.now();
+    start("client", 1, inputs[0]);
+    if (options.lateLearner) {
+      await sleep(step);
+      learners.push(start("learner", 2));
+      await sleep(step);
+    }
+    start("client", 2, inputs[1]);
+    const lastClientAt = performance.now();
+    if (options.kill !== undefined) {
+      const { role, id, restart } = options.kill;
+      await sleep(runMs / 5);
+      const victim = running.find((r) => r.name === `${role} ${id}`);
+      victim?.child.kill("SIGKILL");
+      if (restart) {
+        await sleep(step / 2);
+        start(role, id);
+      }
+    }
+    await sleep(Math.max(0, lastClientAt + runMs - performance.now()));
+  } finally {
+    clearInterval(watch);
+    for (const r of running) r.cpuSeconds = cpuSecondsOf(r.child.pid);
+    for (const r of running) if (r.exit === null) r.child.kill("SIGTERM");
+    const killer = setTimeout(() => {
+      for (const r of running) if (r.exit === null) r.child.kill("SIGKILL");
+    }, 1000);
+    await Promise.all(running.map((r) => r.exited));
+    clearTimeout(killer);
+  }
+
+  const learned = learners.map((l) => l.stdout);
+  const problems = checkOutputs(sent, learned, options);
+  for (const r of running) {
+    const killedOnPurpose =
+      options.kill !== undefined && r.name === `${options.kill.role} ${options.kill.id}`;
+    if (!killedOnPurpose && r.exit !== "0" && !(r.name.startsWith("client") && r.exit === "SIGTERM")) {
+      problems.push(`${r.name} ended with ${r.exit} (logs in ${workDir})`);
+    }
+  }
+  if (!options.keep && problems.length === 0) rmSync(workDir, { recursive: true, force: true });
+  return {
+    sent,
+    learned,
+    problems,
+    processes: running.map((r) => ({ name: r.name, exit: r.exit ?? "?", cpuSeconds: r.cpuSeconds })),
+    learnedAllMs: learnedAllAt === null ? null : Math.round(learnedAllAt - clientsStartedAt),
+    workDir,
+  };
+}
+
+function checkOutputs(
+  sent: readonly string[],
+  learned: readonly (readonly string[])[],
+  options: UsiRunOptions,
+): string[] {
+  const problems: string[] = [];
+  const sentSet = new Set(sent);
+  const quorumRuns = (options.acceptors ?? [1, 2, 3]).length >= 2;
+  learned.forEach((lines, index) => {
+    const seen = new Set<string>();
+    for (const line of lines) {
+      if (!sentSet.has(line)) problems.push(`learner ${index + 1} printed "${line}", which no client sent`);
+      if (seen.has(line)) problems.push(`learner ${index + 1} printed "${line}" twice`);
+      seen.add(line);
+      if (problems.length > 20) return;
+    }
+    if (quorumRuns && seen.size !== sentSet.size) {
+      problems.push(`learner ${index + 1} printed ${seen.size} of ${sentSet.size} values`);
+    }
+    if (!quorumRuns && lines.length > 0)
+      problems.push(`learner ${index + 1} printed ${lines.length} values without a quorum`);
+  });
+  const [first, second] = learned;
+  if (first !== undefined && second !== undefined) {
+    const common = Math.min(first.length, second.length);
+    for (let i = 0; i < common; i++) {
+      if (first[i] !== second[i]) {
+        problems.push(`learners disagree at line ${i + 1}: "${first[i]}" vs "${second[i]}"`);
+        break;
+      }
+    }
+    if (first.length !== second.length)
+      problems.push(`learners printed ${first.length} and ${second.length} lines`);
+  }
+  return problems;
+}
+
+/** CPU seconds (user + system) a live process has used, from /proc (0 where unavailable). */
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / 100;
+  } catch {
+    return 0;
+  }
+}

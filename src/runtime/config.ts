@@ -1,0 +1,144 @@
+import { isIP } from "node:net";
+import { z } from "zod";
+import type { AcceptorSpec, QuorumSpec, Role } from "../core/index.js";
+import { createQuorumSystem, err, ok, type Result } from "../core/index.js";
+import type { Endpoint } from "../transport/index.js";
+
+/** The group names of the course harness's config file, and the role each one carries. */
+export const COURSE_GROUPS: Readonly<Record<string, Role>> = Object.freeze({
+  clients: "client",
+  proposers: "proposer",
+  acceptors: "acceptor",
+  learners: "learner",
+});
+
+/** The course harness's config: one multicast group (address and port) per role. */
+export interface CourseConfig {
+  readonly groups: Readonly<Record<Role, Endpoint>>;
+  /** One line per line of the file that was not understood (printed on stderr). */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Parses the course config format: one line per group, `<group> <ip> <port>`, for the groups
+ * `clients`, `proposers`, `acceptors`, `learners`. Blank lines and `#` comments are skipped; unknown
+ * lines become warnings; a missing group or a bad address is an error naming the line.
+ *
+ * @example
+ * parseCourseConfig("clients 239.0.0.1 5000\nproposers 239.0.0.1 6000\n" +
+ *   "acceptors 239.0.0.1 7000\nlearners 239.0.0.1 8000\n");
+ */
+export function parseCourseConfig(text: string): Result<CourseConfig, string> {
+  const groups: Partial<Record<Role, Endpoint>> = {};
+  const warnings: string[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let index = 0; index < lines.length; index++) {
+    const line = (lines[index] as string).replace(/#.*$/, "").trim();
+    if (line === "") continue;
+    const where = `line ${index + 1}`;
+    const fields = line.split(/\s+/);
+    const role = COURSE_GROUPS[fields[0] as string];
+    if (role === undefined) {
+      warnings.push(
+        `${where}: unknown group "${fields[0]}" ignored (known: ${Object.keys(COURSE_GROUPS).join(", ")})`,
+      );
+      continue;
+    }
+    if (fields.length !== 3) return err(`${where}: expected "<group> <ip> <port>", got "${line}"`);
+    const host = fields[1] as string;
+    const port = Number(fields[2]);
+    if (isIP(host) !== 4) return err(`${where}: "${host}" is not an IPv4 address`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      return err(`${where}: port "${fields[2]}" is not 1..65535`);
+    if (groups[role] !== undefined)
+      warnings.push(`${where}: group "${fields[0]}" given again; the last one wins`);
+    groups[role] = { host, port };
+  }
+  for (const [name, role] of Object.entries(COURSE_GROUPS)) {
+    if (groups[role] === undefined) return err(`missing the "${name}" line ("${name} <ip> <port>")`);
+  }
+  return ok({ groups: groups as Record<Role, Endpoint>, warnings });
+}
+
+const nodeSchema = z.strictObject({
+  id: z.int().positive(),
+  host: z.string().min(1),
+  port: z.int().min(1).max(65535),
+  /** Voting weight (weighted and flexible quorums). */
+  weight: z.int().min(1).max(1000).optional(),
+  /** False for a node that proposes and learns but does not vote. Default true. */
+  acceptor: z.boolean().optional(),
+});
+
+const quorumSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("majority") }),
+  z.strictObject({ kind: z.literal("weighted") }),
+  z.strictObject({
+    kind: z.literal("flexible"),
+    phase1Weight: z.int().positive(),
+    phase2Weight: z.int().positive(),
+  }),
+]);
+
+const clusterSchema = z.strictObject({
+  name: z.string().min(1).max(100).optional(),
+  nodes: z.array(nodeSchema).min(1).max(255),
+  quorum: quorumSchema.optional(),
+  transport: z.enum(["udp", "tcp"]).optional(),
+  codec: z.enum(["binary", "json"]).optional(),
+  tickMs: z.int().min(1).max(10_000).optional(),
+});
+
+export type ClusterNode = z.infer<typeof nodeSchema>;
+
+/** A cluster of collapsed nodes (`paxos node`, `paxos cluster`). */
+export interface ClusterConfig {
+  readonly name: string;
+  readonly nodes: readonly ClusterNode[];
+  readonly acceptors: readonly AcceptorSpec[];
+  readonly quorum: QuorumSpec;
+  readonly transport: "udp" | "tcp";
+  readonly codec: "binary" | "json";
+  readonly tickMs: number;
+}
+
+/**
+ * Parses and checks a cluster file:
+ * `{"nodes": [{"id": 1, "host": "127.0.0.1", "port": 7101}, ...], "quorum": {"kind": "majority"},
+ *   "transport": "udp"}`. Errors name the field at fault.
+ */
+export function parseClusterConfig(text: string): Result<ClusterConfig, string> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return err(`not valid JSON: ${(error as Error).message}`);
+  }
+  const parsed = clusterSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.length ? issue.path.join(".") : "(top level)";
+    return err(`${path}: ${issue?.message ?? "invalid"}`);
+  }
+  const config = parsed.data;
+  const seen = new Set<number>();
+  for (const node of config.nodes) {
+    if (seen.has(node.id)) return err(`nodes: id ${node.id} appears twice`);
+    seen.add(node.id);
+  }
+  const acceptors: AcceptorSpec[] = config.nodes
+    .filter((node) => node.acceptor !== false)
+    .map((node) => (node.weight === undefined ? { id: node.id } : { id: node.id, weight: node.weight }));
+  const quorum: QuorumSpec = config.quorum ?? { kind: "majority" };
+  const check = createQuorumSystem(acceptors, quorum);
+  if (!check.ok) return err(`quorum: ${check.error}`);
+  return ok({
+    name: config.name ?? "paxos",
+    nodes: config.nodes,
+    acceptors,
+    quorum,
+    transport: config.transport ?? "udp",
+    codec: config.codec ?? "binary",
+    tickMs: config.tickMs ?? 10,
+  });
+}

@@ -1,0 +1,238 @@
+import type { Codec } from "../codec/index.js";
+import {
+  type Decision,
+  type Envelope,
+  InvariantViolation,
+  type Message,
+  type Output,
+  type Prng,
+} from "../core/index.js";
+import type { Storage } from "../storage/index.js";
+import type { Endpoint, Transport } from "../transport/index.js";
+import type { AddressBook } from "./address-book.js";
+
+/** Anything the driver can run: every core role has this shape. */
+export interface RoleLike {
+  step(message: Message): Output;
+  tick(): Output;
+}
+
+export interface DriverOptions<R extends RoleLike> {
+  /** For logs: "acceptor 1", "node 3". */
+  readonly name: string;
+  readonly role: R;
+  readonly transport: Transport;
+  readonly codec: Codec;
+  readonly addressBook: AddressBook;
+  /** Where persisted state goes. The role must have been built from what `open()` returned. */
+  readonly storage: Storage;
+  /** Real milliseconds per core tick. */
+  readonly tickMs: number;
+  /** Delivered decisions, in slot order (after this turn's sends). */
+  readonly onDecision?: (decision: Decision) => void;
+  /** Every message, for `--debug`. */
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
+  /** Fatal trouble: an invariant violation or a failed sync. The process must stop. */
+  readonly onFatal: (error: Error) => void;
+  /** Test-only fault injection: drop this share of incoming frames (uses `prng`). */
+  readonly dropRate?: number;
+  readonly prng?: Prng;
+  /** Most messages waiting in the mailbox; beyond it frames are dropped and counted. */
+  readonly mailboxMax?: number;
+}
+
+export interface DriverStats {
+  framesIn: number;
+  framesOut: number;
+  /** Frames that did not decode (malformed, truncated, oversized): dropped, state untouched. */
+  decodeErrors: number;
+  /** Frames dropped because the mailbox was full, or by test fault injection. */
+  framesDropped: number;
+  turns: number;
+  persists: number;
+  decisions: number;
+}
+
+/**
+ * The runtime's heart: it drives one core role with real time, a transport and storage. Once per
+ * event-loop turn it drains the mailbox (messages, the tick, local calls), merges the outputs,
+ * appends every delta to storage and syncs once (group commit), sends what may go now, sends the
+ * rest when the sync is done, and delivers decisions. Order is kept across turns: a message that
+ * depends on an unsynced write never overtakes it.
+ */
+export class Driver<R extends RoleLike> {
+  readonly stats: DriverStats = {
+    framesIn: 0,
+    framesOut: 0,
+    decodeErrors: 0,
+    framesDropped: 0,
+    turns: 0,
+    persists: 0,
+    decisions: 0,
+  };
+  private readonly mailbox: Array<Message | (() => Output)> = [];
+  private readonly mailboxMax: number;
+  private turnScheduled = false;
+  private ticksDue = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private syncing = false;
+  /** Messages waiting for the sync that covers the writes they depend on. */
+  private afterSync: Envelope[] = [];
+  private dirty = false;
+  private stopped = false;
+
+  constructor(private readonly options: DriverOptions<R>) {
+    this.mailboxMax = options.mailboxMax ?? 100_000;
+  }
+
+  get role(): R {
+    return this.options.role;
+  }
+
+  /** Starts the transport and the tick timer. */
+  async start(): Promise<void> {
+    const { transport } = this.options;
+    transport.onFrame((frame, from) => this.receive(frame, from));
+    await transport.start();
+    this.timer = setInterval(() => {
+      this.ticksDue++;
+      this.schedule();
+    }, this.options.tickMs);
+  }
+
+  /** Runs `call` on the role inside the next turn (e.g. a client submitting), and carries its output. */
+  run(call: (role: R) => Output): void {
+    if (this.stopped) return;
+    this.mailbox.push(() => call(this.options.role));
+    this.schedule();
+  }
+
+  /** Stops ticking and receiving; makes written state durable; closes the transport. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    await this.options.transport.close();
+    await this.options.storage.close().catch(() => {});
+  }
+
+  private receive(frame: Uint8Array, from: Endpoint): void {
+    if (this.stopped) return;
+    this.stats.framesIn++;
+    if (this.options.dropRate !== undefined && this.options.prng?.chance(this.options.dropRate)) {
+      this.stats.framesDropped++;
+      return;
+    }
+    const decoded = this.options.codec.decode(frame);
+    if (!decoded.ok) {
+      this.stats.decodeErrors++;
+      return;
+    }
+    if (this.mailbox.length >= this.mailboxMax) {
+      this.stats.framesDropped++;
+      return;
+    }
+    this.options.addressBook.observe(decoded.value, from);
+    this.options.onTrace?.("in", decoded.value, `${from.host}:${from.port}`);
+    this.mailbox.push(decoded.value);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.turnScheduled || this.stopped) return;
+    this.turnScheduled = true;
+    setImmediate(() => this.turn());
+  }
+
+  /** One turn: drain, merge, persist once, send, deliver. */
+  private turn(): void {
+    this.turnScheduled = false;
+    if (this.stopped) return;
+    this.stats.turns++;
+    const { role, storage } = this.options;
+    const send: Envelope[] = [];
+    const sendAfterPersist: Envelope[] = [];
+    const decided: Decision[] = [];
+    let persisted = false;
+    const take = (output: Output) => {
+      if (output.persist !== null) {
+        storage.append(output.persist);
+        persisted = true;
+      }
+      for (const envelope of output.send) send.push(envelope);
+      for (const envelope of output.sendAfterPersist) sendAfterPersist.push(envelope);
+      for (const decision of output.decided) decided.push(decision);
+    };
+    try {
+      const items = this.mailbox.splice(0, this.mailbox.length);
+      for (const item of items) take(typeof item === "function" ? item() : role.step(item));
+      while (this.ticksDue > 0) {
+        this.ticksDue--;
+        take(role.tick());
+      }
+    } catch (error) {
+      this.fatal(error);
+      return;
+    }
+    for (const envelope of send) this.send(envelope);
+    if (persisted) {
+      this.stats.persists++;
+      this.dirty = true;
+    }
+    if (persisted || this.syncing || this.afterSync.length > 0) {
+      for (const envelope of sendAfterPersist) this.afterSync.push(envelope);
+      void this.flushDurable();
+    } else {
+      for (const envelope of sendAfterPersist) this.send(envelope);
+    }
+    for (const decision of decided) {
+      this.stats.decisions++;
+      this.options.onDecision?.(decision);
+    }
+  }
+
+  /** Group commit: one sync at a time; whatever was appended meanwhile rides the next one. */
+  private async flushDurable(): Promise<void> {
+    if (this.syncing) return;
+    this.syncing = true;
+    try {
+      while (this.dirty || this.afterSync.length > 0) {
+        const batch = this.afterSync;
+        this.afterSync = [];
+        if (this.dirty) {
+          this.dirty = false;
+          await this.options.storage.sync();
+        }
+        if (this.stopped) return;
+        for (const envelope of batch) this.send(envelope);
+      }
+    } catch (error) {
+      this.fatal(error);
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private send(envelope: Envelope): void {
+    const endpoints = this.options.addressBook.resolve(envelope.to);
+    if (endpoints.length === 0) return;
+    const frame = this.options.codec.encode(envelope.message);
+    for (const endpoint of endpoints) {
+      this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
+      this.options.transport.send(endpoint, frame);
+      this.stats.framesOut++;
+    }
+  }
+
+  private fatal(error: unknown): void {
+    const wrapped =
+      error instanceof InvariantViolation
+        ? error
+        : error instanceof Error
+          ? error
+          : new Error(`non-error thrown: ${String(error)}`);
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.options.onFatal(wrapped);
+  }
+}

@@ -1,0 +1,170 @@
+import type { AcceptedEntry, Ballot, DurableDelta, ReplicaState, Result } from "../core/index.js";
+import { assert, ZERO_BALLOT } from "../core/index.js";
+
+/**
+ * What a node finds on stable storage when it starts: the union of `AcceptorState` and
+ * `ProposerState` (see {@link toReplicaState}).
+ */
+export interface DurableState {
+  /** The highest ballot promised (the last one written; the core only ever raises it). */
+  readonly promised: Ballot;
+  /**
+   * Votes, one per slot, in slot order. For a slot written more than once the last write wins, as in
+   * `mergeDelta`: an acceptor only replaces a vote with one at a ballot at least as high.
+   */
+  readonly accepted: AcceptedEntry[];
+  /** The highest ballot round the proposer has used (the last one written). */
+  readonly round: number;
+  /**
+   * Votes in slots below this were dropped by {@link Storage.compact} (0: none ever were). The node
+   * must not answer for those slots as if it had never voted in them: it must know them decided.
+   */
+  readonly trimmedBelowSlot: number;
+}
+
+/** Why {@link Storage.open} could not load the state. A node that gets one must not vote. */
+export type StorageError =
+  /**
+   * Bytes that were once durable are damaged or missing: a bad record before the end of the log, a
+   * missing segment, a bad segment header. Nothing was repaired or deleted; an operator decides.
+   */
+  | { readonly kind: "corrupt"; readonly file: string; readonly offset: number; readonly detail: string }
+  /** The operating system refused (permissions, disk full, not a directory, ...). */
+  | { readonly kind: "io"; readonly detail: string; readonly code?: string };
+
+/** Counters, for metrics and tests. All count from `open()`. */
+export interface StorageStats {
+  /** Records appended (a delta is one record unless it is very large). */
+  readonly records: number;
+  /** Encoded bytes appended, framing included (0 for storage that encodes nothing). */
+  readonly bytes: number;
+  /** Data syncs of log files (`fdatasync`/`fsync`): one per group commit, plus rolls and compactions. */
+  readonly syncs: number;
+  /** Syncs of the log directory (after a segment is created or deleted). */
+  readonly directorySyncs: number;
+  /** How long the last group commit took (write and sync), in milliseconds. */
+  readonly lastSyncMs: number;
+  /** Records appended but not yet handed to a sync. */
+  readonly pendingRecords: number;
+  /** Bytes appended but not yet handed to a sync. */
+  readonly pendingBytes: number;
+  /** Bytes cut off the end of the log by `open()`: a write that a crash interrupted. */
+  readonly tornTailBytes: number;
+  /** Live segment files. */
+  readonly segments: number;
+  /** Bytes the log occupies on disk (the sum of its segment sizes). */
+  readonly diskBytes: number;
+  /** Completed `compact()` calls. */
+  readonly compactions: number;
+}
+
+export interface CompactOptions {
+  /**
+   * Drop votes in slots below this one (they must be decided and applied, or covered by an
+   * application snapshot, on enough nodes). Default: keep every vote.
+   */
+  readonly trimBelowSlot?: number;
+}
+
+/**
+ * Stable storage for what the core asks to persist (`Output.persist`). The driver appends each
+ * output's delta, then calls `sync()` once for the whole batch (group commit), and only when it
+ * resolves sends that batch's `sendAfterPersist`.
+ *
+ * @example
+ * const storage = new WalStorage({ dir: "/var/lib/paxos/node-1" });
+ * const opened = await storage.open();
+ * if (!opened.ok) throw new Error(`cannot vote: ${JSON.stringify(opened.error)}`);
+ * const replica = new Replica({ id: 1, quorum, prng, restore: toReplicaState(opened.value) });
+ * const out = replica.tick();
+ * if (out.persist) storage.append(out.persist);
+ * await storage.sync();
+ * // now send out.sendAfterPersist
+ */
+export interface Storage {
+  /**
+   * Loads what was durably written and repairs a torn tail (a write a crash interrupted). Reports
+   * damage to durable data as a value and never guesses. Called once, before anything else.
+   */
+  open(): Promise<Result<DurableState, StorageError>>;
+  /** Adds a delta to the write buffer. Not durable until a later `sync()` resolves. Cheap. */
+  append(delta: DurableDelta): void;
+  /**
+   * Makes everything appended so far durable, with one write and one data sync for all of it (group
+   * commit). Calls made while a sync is in flight share the next round. Rejects if the storage
+   * failed; it then stays failed (a failed sync may have lost data: restart and `open()` again).
+   */
+  sync(): Promise<void>;
+  /**
+   * Rewrites the durable state compactly (optionally dropping old votes) and frees the space of what
+   * it replaces. Also makes everything appended so far durable.
+   */
+  compact(options?: CompactOptions): Promise<void>;
+  /**
+   * Makes everything appended durable, then releases files. With `sync: false` it starts no new sync
+   * (work already under way still finishes): what was appended since is lost, as in a crash.
+   */
+  close(options?: { readonly sync?: boolean }): Promise<void>;
+  readonly stats: StorageStats;
+}
+
+/** The core's restore shape: `new Replica({ ..., restore: toReplicaState(state) })`. */
+export function toReplicaState(state: DurableState): ReplicaState {
+  return { acceptor: { promised: state.promised, accepted: state.accepted }, round: state.round };
+}
+
+export function emptyDurableState(): DurableState {
+  return { promised: ZERO_BALLOT, accepted: [], round: 0, trimmedBelowSlot: 0 };
+}
+
+/**
+ * The durable state as a sequence of deltas leaves it: the model both storages keep, and the
+ * reference that property tests compare them with.
+ */
+export class DurableModel {
+  promised: Ballot = ZERO_BALLOT;
+  round = 0;
+  trimmedBelowSlot = 0;
+  private readonly votes = new Map<number, AcceptedEntry>();
+
+  /** Number of votes held. */
+  get size(): number {
+    return this.votes.size;
+  }
+
+  apply(delta: DurableDelta): void {
+    if (delta.promised !== undefined) this.promised = delta.promised;
+    if (delta.proposerRound !== undefined) this.round = delta.proposerRound;
+    for (const entry of delta.accepted ?? []) this.votes.set(entry.slot, entry);
+  }
+
+  /** Drops votes below `slot` (never un-drops: the mark only rises). */
+  trim(slot: number): void {
+    assert(Number.isSafeInteger(slot) && slot >= 0, `trim slot ${slot} must be a non-negative integer`);
+    if (slot <= this.trimmedBelowSlot) return;
+    this.trimmedBelowSlot = slot;
+    for (const key of this.votes.keys()) if (key < slot) this.votes.delete(key);
+  }
+
+  /** Replaces everything (a checkpoint starts here). */
+  reset(state: Omit<DurableState, "accepted">): void {
+    this.promised = state.promised;
+    this.round = state.round;
+    this.trimmedBelowSlot = state.trimmedBelowSlot;
+    this.votes.clear();
+  }
+
+  snapshot(): DurableState {
+    const accepted = [...this.votes.values()].sort((a, b) => a.slot - b.slot);
+    return { promised: this.promised, accepted, round: this.round, trimmedBelowSlot: this.trimmedBelowSlot };
+  }
+}
+
+/** Fresh copies of a delta's arrays: callers (see `mergeDelta`) may keep growing theirs. */
+export function copyDelta(delta: DurableDelta): DurableDelta {
+  return {
+    ...(delta.promised !== undefined ? { promised: delta.promised } : {}),
+    ...(delta.proposerRound !== undefined ? { proposerRound: delta.proposerRound } : {}),
+    ...(delta.accepted !== undefined ? { accepted: [...delta.accepted] } : {}),
+  };
+}
