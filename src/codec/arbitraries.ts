@@ -126,7 +126,7 @@ export const messageArbitraries: {
     from: uintArbitrary,
     ballot: ballotArbitrary,
     slot: uintArbitrary,
-    value: valueArbitrary,
+    value: fc.option(valueArbitrary, { nil: null }),
   }),
   reject: record({
     type: fc.constant("reject" as const),

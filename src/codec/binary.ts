@@ -33,7 +33,7 @@
  *                 entry    = slot:uint  ballot  value                   (count <= 4096)
  *                 nextSlot = u8 0x00 (null, the report is complete) | u8 0x01 then slot:uint
  *  5 accept     from:uint  ballot  slot:uint  value
- *  6 accepted   from:uint  ballot  slot:uint  value
+ *  6 accepted   from:uint  ballot  slot:uint  u8 0x00 (value null: the accept's) | u8 0x01 then value
  *  7 reject     from:uint  ballot  promised:ballot  slot:uint
  *  8 decide     from:uint  count:uint  (slot:uint  value) × count       (count <= 4096)
  *  9 heartbeat  from:uint  ballot  decidedThrough:uint
@@ -289,10 +289,18 @@ export function encodeBinary(message: Message): Uint8Array {
       }
       break;
     case "accept":
-    case "accepted":
       writeBallot(w, message.ballot);
       w.uint(message.slot, "slot");
       writeValue(w, message.value);
+      break;
+    case "accepted":
+      writeBallot(w, message.ballot);
+      w.uint(message.slot, "slot");
+      if (message.value === null) w.byte(0);
+      else {
+        w.byte(1);
+        writeValue(w, message.value);
+      }
       break;
     case "reject":
       writeBallot(w, message.ballot);
@@ -476,11 +484,17 @@ function readBody(r: Reader): Message {
       const nextSlot = presence === 0 ? null : r.uint("nextSlot");
       return { type: "promise", from, ballot, firstSlot, accepted, nextSlot };
     }
-    case "accept":
+    case "accept": {
+      const ballot = r.ballot();
+      const slot = r.uint("slot");
+      return { type: "accept", from, ballot, slot, value: r.value() };
+    }
     case "accepted": {
       const ballot = r.ballot();
       const slot = r.uint("slot");
-      return { type: r.type, from, ballot, slot, value: r.value() };
+      const presence = r.byte("value");
+      if (presence > 1) throw new FrameError(`accepted: value marker must be 0 or 1, got ${presence}`);
+      return { type: "accepted", from, ballot, slot, value: presence === 0 ? null : r.value() };
     }
     case "reject": {
       const ballot = r.ballot();
@@ -516,6 +530,15 @@ const TYPE_BY_TAG: readonly (MessageType | undefined)[] = (() => {
   for (const [type, tag] of Object.entries(TAG_BY_TYPE)) types[tag] = type as MessageType;
   return types;
 })();
+
+/**
+ * The message type of a binary frame, read from its header without decoding the body (null if the
+ * header is not ours). Lets a receiver drop frames it would ignore anyway, cheaply.
+ */
+export function peekBinaryType(bytes: Uint8Array): MessageType | null {
+  if (bytes.length < 2 || bytes[0] !== BINARY_MAGIC_VERSION) return null;
+  return TYPE_BY_TAG[bytes[1] as number] ?? null;
+}
 
 /**
  * Decodes one binary frame. Never throws: a frame that is truncated, oversized, corrupted, from

@@ -5,11 +5,12 @@
  * no decoder would accept, which is a bug in the caller.
  */
 
-import { err, type Message, ok, type Result } from "../core/index.js";
-import { decodeBinary, encodeBinary } from "./binary.js";
+import { err, type Message, type MessageType, ok, type Result } from "../core/index.js";
+import { decodeBinary, encodeBinary, peekBinaryType } from "./binary.js";
 import { decodeJson, encodeJson } from "./json.js";
 
-export { BINARY_MAGIC_VERSION, decodeBinary, encodeBinary } from "./binary.js";
+export { BINARY_MAGIC_VERSION, decodeBinary, encodeBinary, peekBinaryType } from "./binary.js";
+
 export { decodeJson, encodeJson } from "./json.js";
 export {
   COMMANDS_PER_MESSAGE_MAX,
@@ -42,6 +43,8 @@ export interface Codec {
   encode(message: Message): Uint8Array;
   /** One frame back to a validated message, or what is wrong with it. */
   decode(bytes: Uint8Array): Result<Message, string>;
+  /** The frame's message type if it can be told without decoding (null otherwise). */
+  peekType(bytes: Uint8Array): MessageType | null;
 }
 
 /** The compact binary codec (layout in `binary.ts`). */
@@ -49,10 +52,16 @@ export const binaryCodec: Codec = Object.freeze({
   name: "binary",
   encode: encodeBinary,
   decode: decodeBinary,
+  peekType: peekBinaryType,
 });
 
 /** The UTF-8 JSON codec, for debugging. */
-export const jsonCodec: Codec = Object.freeze({ name: "json", encode: encodeJson, decode: decodeJson });
+export const jsonCodec: Codec = Object.freeze({
+  name: "json",
+  encode: encodeJson,
+  decode: decodeJson,
+  peekType: () => null,
+});
 
 /**
  * The codec called `name`, e.g. from a command-line flag or config file.

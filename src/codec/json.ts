@@ -90,13 +90,20 @@ function project(message: Message): Message {
         nextSlot: message.nextSlot,
       };
     case "accept":
-    case "accepted":
       return {
         type: message.type,
         from: message.from,
         ballot: ballot(message.ballot),
         slot: message.slot,
         value: value(message.value),
+      };
+    case "accepted":
+      return {
+        type: message.type,
+        from: message.from,
+        ballot: ballot(message.ballot),
+        slot: message.slot,
+        value: message.value === null ? null : value(message.value),
       };
     case "reject":
       return {

@@ -139,7 +139,11 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         field(m, "from", uintProblem) ??
         field(m, "ballot", ballotProblem) ??
         field(m, "slot", uintProblem) ??
-        field(m, "value", valueProblem) ??
+        field(
+          m,
+          "value",
+          type === "accepted" ? (x) => (x === null ? null : valueProblem(x)) : valueProblem,
+        ) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
     case "reject":

@@ -166,12 +166,14 @@ export class Acceptor {
       }
       output.persist = delta;
     }
+    // Votes carry no value: the proposer knows what it proposed, separate learners get a copy of
+    // the accept, and a replica's learner takes it from the accept its own acceptor took.
     const vote = {
       type: "accepted" as const,
       from: this.id,
       ballot: message.ballot,
       slot: message.slot,
-      value: message.value,
+      value: null,
     };
     if (this.votesTo === "proposer-and-learners")
       output.sendAfterPersist.push({ to: proposer, message: vote });

@@ -58,9 +58,9 @@ export class Client {
     this.id = options.id;
     this.prng = options.prng;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.retryTicks = options.retryTicks ?? 10;
-    this.retryTicksMax = options.retryTicksMax ?? 100;
-    this.windowCommands = options.windowCommands ?? 4096;
+    this.retryTicks = options.retryTicks ?? 50;
+    this.retryTicksMax = options.retryTicksMax ?? 400;
+    this.windowCommands = options.windowCommands ?? 16_384;
     this.to = options.to ?? { role: "proposer" };
   }
 
@@ -85,6 +85,25 @@ export class Client {
     return ok({ seq: command.seq, output: this.sendWaiting() });
   }
 
+  /**
+   * Queues many payloads at once and sends them in as few requests as fit: the way to feed a
+   * stream of values. Payloads that cannot be sent are skipped and reported by index.
+   */
+  submitAll(payloads: readonly string[]): {
+    firstSeq: number;
+    refused: { index: number; problem: string }[];
+    output: Output;
+  } {
+    const firstSeq = this.nextSeq;
+    const refused: { index: number; problem: string }[] = [];
+    payloads.forEach((payload, index) => {
+      const problem = payloadProblem(payload, this.limits);
+      if (problem !== null) refused.push({ index, problem });
+      else this.waiting.push({ client: this.id, seq: this.nextSeq++, payload });
+    });
+    return { firstSeq, refused, output: this.sendWaiting() };
+  }
+
   step(message: Message): Output {
     if (message.type !== "ack" || message.client !== this.id) return emptyOutput();
     for (const seq of message.seqs) {
@@ -105,18 +124,18 @@ export class Client {
   tick(): Output {
     this.now++;
     const output = emptyOutput();
-    let resend: Command[] = [];
-    for (const entry of this.outstanding.values()) {
-      if (entry.dueTick > this.now) continue;
+    const resend = this.requestBuilder(output);
+    // Entries sit in the order they were (re)sent, so the due ones come first: stop at the first
+    // that is not due. A resent entry moves to the back (and is not due again this tick).
+    for (const [seq, entry] of this.outstanding) {
+      if (entry.dueTick > this.now) break;
       entry.attempt++;
       entry.dueTick = this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, entry.attempt);
-      if (this.full(resend, entry.command)) {
-        this.pushRequest(output, resend);
-        resend = [];
-      }
-      resend.push(entry.command);
+      this.outstanding.delete(seq);
+      this.outstanding.set(seq, entry);
+      resend.add(entry.command);
     }
-    if (resend.length > 0) this.pushRequest(output, resend);
+    resend.flush();
     const fresh = this.sendWaiting();
     for (const envelope of fresh.send) output.send.push(envelope);
     return output;
@@ -124,7 +143,7 @@ export class Client {
 
   private sendWaiting(): Output {
     const output = emptyOutput();
-    let batch: Command[] = [];
+    const batch = this.requestBuilder(output);
     while (this.waitingHead < this.waiting.length && this.outstanding.size < this.windowCommands) {
       const command = this.waiting[this.waitingHead++] as Command;
       this.outstanding.set(command.seq, {
@@ -132,13 +151,9 @@ export class Client {
         dueTick: this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, 0),
         attempt: 0,
       });
-      if (this.full(batch, command)) {
-        this.pushRequest(output, batch);
-        batch = [];
-      }
-      batch.push(command);
+      batch.add(command);
     }
-    if (batch.length > 0) this.pushRequest(output, batch);
+    batch.flush();
     if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
       this.waiting.splice(0, this.waitingHead);
       this.waitingHead = 0;
@@ -147,15 +162,31 @@ export class Client {
   }
 
   /**
-   * Whether adding `next` would take a request past its command count or byte limit (the same byte
-   * limit as a slot's batch, so a request always fits one datagram).
+   * Collects commands into requests that stay within the command count and byte limits (the same
+   * byte limit as a slot's batch, so a request always fits one datagram).
    */
-  private full(commands: readonly Command[], next: Command): boolean {
-    if (commands.length === 0) return false;
-    if (commands.length >= this.limits.requestCommandsMax) return true;
-    let bytes = commandBytesEstimate(next.payload.length) + 16;
-    for (const command of commands) bytes += commandBytesEstimate(command.payload.length);
-    return bytes > this.limits.batchBytesMax;
+  private requestBuilder(output: Output): { add(command: Command): void; flush(): void } {
+    let commands: Command[] = [];
+    let bytes = 16;
+    const flush = () => {
+      if (commands.length > 0) this.pushRequest(output, commands);
+      commands = [];
+      bytes = 16;
+    };
+    return {
+      add: (command: Command) => {
+        const size = commandBytesEstimate(command.payload.length);
+        if (
+          commands.length >= this.limits.requestCommandsMax ||
+          (commands.length > 0 && bytes + size > this.limits.batchBytesMax)
+        ) {
+          flush();
+        }
+        commands.push(command);
+        bytes += size;
+      },
+      flush,
+    };
   }
 
   private pushRequest(output: Output, commands: Command[]): void {

@@ -40,7 +40,8 @@ export interface LearnerOptions {
 
 interface Tally {
   readonly ballot: Ballot;
-  readonly value: Value;
+  /** The value proposed at this (slot, ballot), once known (from a vote or `knowProposal`). */
+  value: Value | null;
   readonly voters: Set<NodeId>;
   messages: number;
 }
@@ -128,6 +129,9 @@ export class Learner {
         return this.onDecide(message);
       case "catchup":
         return this.onCatchup(message);
+      case "accept":
+        // With separate roles the leader copies its accepts to the learners: votes carry no value.
+        return this.knowProposal(message.slot, message.ballot, message.value);
       case "heartbeat":
         this.leaderDecidedThrough = Math.max(this.leaderDecidedThrough, message.decidedThrough);
         return this.maybeRequestNow();
@@ -154,34 +158,64 @@ export class Learner {
     return this.requestMissing();
   }
 
-  private onAccepted(message: AcceptedMessage): Output {
+  /**
+   * Tells the learner the value proposed in `slot` at `ballot` (by its own proposer, or in an accept
+   * its replica's acceptor took), so that votes without a value can be counted for it.
+   */
+  knowProposal(slot: number, ballot: Ballot, value: Value): Output {
     const output = emptyOutput();
-    const slot = message.slot;
-    if (slot <= this.log.length || this.chosen.has(slot)) return output;
-    if (slot > this.log.length + this.aheadSlotsMax) return output;
-    if (!this.quorum.isAcceptor(message.from)) return output;
+    const tally = this.tallyFor(slot, ballot);
+    if (tally === undefined) return output;
+    if (tally.value === null) tally.value = value;
+    else if (!valuesEqual(tally.value, value)) this.conflictingVotes++;
+    this.checkTally(slot, tally, output);
+    return output;
+  }
+
+  private tallyFor(slot: number, ballot: Ballot): Tally | undefined {
+    if (slot < 1 || slot <= this.log.length || this.chosen.has(slot)) return undefined;
+    if (slot > this.log.length + this.aheadSlotsMax) return undefined;
     let bySlot = this.tallies.get(slot);
     if (bySlot === undefined) {
       bySlot = new Map();
       this.tallies.set(slot, bySlot);
     }
-    const key = ballotKey(message.ballot);
+    const key = ballotKey(ballot);
     let tally = bySlot.get(key);
     if (tally === undefined) {
-      tally = { ballot: message.ballot, value: message.value, voters: new Set(), messages: 0 };
+      tally = { ballot, value: null, voters: new Set(), messages: 0 };
       bySlot.set(key, tally);
-    } else if (!valuesEqual(tally.value, message.value)) {
-      // Two values at one (slot, ballot) can only come from a reused ballot; never count them together.
-      this.conflictingVotes++;
-      return output;
+    }
+    return tally;
+  }
+
+  private onAccepted(message: AcceptedMessage): Output {
+    const output = emptyOutput();
+    if (!this.quorum.isAcceptor(message.from)) return output;
+    const tally = this.tallyFor(message.slot, message.ballot);
+    if (tally === undefined) return output;
+    if (message.value !== null) {
+      if (tally.value === null) tally.value = message.value;
+      else if (!valuesEqual(tally.value, message.value)) {
+        // Two values at one (slot, ballot) can only come from a reused ballot; never count them together.
+        this.conflictingVotes++;
+        return output;
+      }
     }
     tally.voters.add(message.from);
     tally.messages++;
+    this.checkTally(message.slot, tally, output);
+    return output;
+  }
+
+  private checkTally(slot: number, tally: Tally, output: Output): void {
     const reached = this.bugs.countMessages
       ? tally.messages >= this.quorum.phase2Weight
       : this.quorum.isPhase2Quorum(tally.voters);
-    if (reached) this.markChosen(slot, tally.value, output);
-    return output;
+    if (!reached) return;
+    if (tally.value !== null) this.markChosen(slot, tally.value, output);
+    // Chosen, but the value has not reached us: the slot is a hole that catch-up will fill.
+    else if (slot > this.highestChosenSlot) this.highestChosenSlot = slot;
   }
 
   private onDecide(message: DecideMessage): Output {

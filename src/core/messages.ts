@@ -97,13 +97,18 @@ export interface AcceptMessage {
   readonly value: Value;
 }
 
-/** Phase 2b: the acceptor accepted `value` in `slot` at `ballot`. Sent to the proposer and learners. */
+/**
+ * Phase 2b: the acceptor accepted the value proposed in `slot` at `ballot`. `value` is that value,
+ * or null when the receiver already has it: the proposer that sent the accept, or a replica whose
+ * own acceptor received it. A ballot names one proposal per slot, so (slot, ballot) identifies the
+ * value; leaving it out saves decoding every batch once per acceptor.
+ */
 export interface AcceptedMessage {
   readonly type: "accepted";
   readonly from: NodeId;
   readonly ballot: Ballot;
   readonly slot: number;
-  readonly value: Value;
+  readonly value: Value | null;
 }
 
 /**

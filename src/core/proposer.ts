@@ -17,6 +17,7 @@ import type {
   Envelope,
   HeartbeatMessage,
   Message,
+  MessageType,
   PromiseMessage,
   RejectMessage,
   RequestMessage,
@@ -29,6 +30,7 @@ import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
 import type { QuorumSystem } from "./quorum.js";
 import { backoffTicks, Timeout } from "./timeout.js";
+import { valueBytesEstimate } from "./value-size.js";
 
 /** Timeouts of a proposer, in ticks. */
 export interface ProposerTiming {
@@ -91,7 +93,16 @@ interface InFlightSlot {
   readonly value: Value;
   readonly timer: Timeout;
   attempt: number;
+  /** Proposed with a batch that had room left (see `PARTIAL_SLOTS_MAX`). */
+  readonly partial: boolean;
 }
+
+/**
+ * Adaptive batching: while this many slots with part-filled batches are in flight, new commands wait
+ * for a full batch or for one of those slots to be decided. Under light load a command is proposed
+ * at once; under heavy load batches fill up by themselves, with no timer.
+ */
+const PARTIAL_SLOTS_MAX = 2;
 
 interface Phase1Report {
   /** The first slot of the page asked for next; null once the report is complete. */
@@ -152,6 +163,7 @@ export class Proposer {
   private readonly pendingKeys = new Set<string>();
   private readonly inFlight = new Map<number, InFlightSlot>();
   private readonly inFlightKeys = new Set<string>();
+  private partialInFlight = 0;
   /** Next slot this leader will propose in. */
   private nextSlot = 1;
   /** Slots below this, at or after the phase-1 start, must re-propose a reported vote or a no-op. */
@@ -222,6 +234,15 @@ export class Proposer {
     return this.onRequest({ type: "request", from: 0, commands });
   }
 
+  /** A follower that knows a live leader ignores client requests (see `onRequest`). */
+  ignores(type: MessageType): boolean {
+    return type === "request" && this.followsLiveLeader();
+  }
+
+  private followsLiveLeader(): boolean {
+    return this.modeValue === "follower" && this.leaderBallot.node !== 0 && this.electionTimer.isRunning;
+  }
+
   step(message: Message): Output {
     const output = emptyOutput();
     switch (message.type) {
@@ -239,7 +260,7 @@ export class Proposer {
         mergeOutput(output, this.onHeartbeat(message));
         break;
       case "accepted":
-        this.observeBallot(message.ballot);
+        this.noteLeaderActivity(message.ballot);
         mergeOutput(output, this.learner.step(message));
         break;
       case "decide":
@@ -280,6 +301,18 @@ export class Proposer {
 
   private onRequest(message: RequestMessage): Output {
     const output = emptyOutput();
+    if (this.followsLiveLeader()) {
+      // A live leader is known. A local submit is handed to it; a client's request (sent to every
+      // proposer) is left to the leader: the client resends until it is acked, so if the leader
+      // dies the request reaches whoever leads next.
+      if (message.from === 0) {
+        output.send.push({
+          to: { role: "proposer", id: this.leaderBallot.node },
+          message: { ...message, from: this.id },
+        });
+      }
+      return output;
+    }
     const acks = new Map<NodeId, number[]>();
     const count = Math.min(message.commands.length, this.limits.requestCommandsMax);
     for (let i = 0; i < count; i++) {
@@ -428,6 +461,8 @@ export class Proposer {
         value = vote?.value ?? NOOP;
       } else {
         if (this.pendingCount === 0) break;
+        if (this.pendingCount < this.limits.batchCommandsMax && this.partialInFlight >= PARTIAL_SLOTS_MAX)
+          break;
         value = this.takeBatch();
         if (value.commands.length === 0) break;
       }
@@ -441,16 +476,26 @@ export class Proposer {
   private propose(slot: number, value: Value, output: Output): void {
     const timer = new Timeout("accept-retry");
     timer.start(backoffTicks(this.prng, this.timing.acceptRetryTicks, this.timing.retryTicksMax, 0));
-    this.inFlight.set(slot, { value, timer, attempt: 0 });
+    const partial =
+      value.commands.length > 0 &&
+      value.commands.length < this.limits.batchCommandsMax &&
+      valueBytesEstimate(value) * 2 < this.limits.batchBytesMax;
+    if (partial) this.partialInFlight++;
+    this.inFlight.set(slot, { value, timer, attempt: 0, partial });
     for (const command of value.commands) this.inFlightKeys.add(commandKey(command));
-    output.send.push(this.acceptTo(slot, value));
+    // Votes come back without the value: our learner must know what we proposed.
+    mergeOutput(output, this.learner.knowProposal(slot, this.current, value));
+    this.sendAccept(slot, value, output);
   }
 
-  private acceptTo(slot: number, value: Value): Envelope {
-    return {
-      to: { role: "acceptor" },
-      message: { type: "accept", from: this.id, ballot: this.current, slot, value },
-    };
+  /**
+   * The accept goes to the acceptors and, with separate roles, to the learners too: votes carry no
+   * value, so learners take it from here (one copy instead of one per acceptor).
+   */
+  private sendAccept(slot: number, value: Value, output: Output): void {
+    const message = { type: "accept" as const, from: this.id, ballot: this.current, slot, value };
+    output.send.push({ to: { role: "acceptor" }, message });
+    if (!this.colocated) output.send.push({ to: { role: "learner" }, message });
   }
 
   /** Takes the oldest pending commands that fit one slot and are not delivered already. */
@@ -484,7 +529,7 @@ export class Proposer {
       flight.timer.start(
         backoffTicks(this.prng, this.timing.acceptRetryTicks, this.timing.retryTicksMax, flight.attempt),
       );
-      output.send.push(this.acceptTo(slot, flight.value));
+      this.sendAccept(slot, flight.value, output);
     }
     return output;
   }
@@ -514,6 +559,7 @@ export class Proposer {
       const flight = this.inFlight.get(slot);
       if (flight !== undefined) {
         this.inFlight.delete(slot);
+        if (flight.partial) this.partialInFlight--;
         for (const command of flight.value.commands) this.inFlightKeys.delete(commandKey(command));
         // Our value lost this slot to an earlier leader's: its commands need another slot.
         if (!valuesEqual(flight.value, value)) this.requeue(flight.value);
@@ -527,6 +573,7 @@ export class Proposer {
   }
 
   private forgetPending(value: Value): void {
+    if (this.pendingKeys.size === 0) return;
     for (const command of value.commands) this.pendingKeys.delete(commandKey(command));
   }
 
@@ -554,16 +601,30 @@ export class Proposer {
   private onHeartbeat(message: HeartbeatMessage): Output {
     const output = emptyOutput();
     if (message.from === this.id) return output;
-    // A leader heartbeating below a ballot we have seen has been preempted without noticing (an idle
-    // leader sends no accepts, so no acceptor refuses it). Following it would block every election.
-    const stale = ballotGreater(this.highestSeen, message.ballot);
-    this.observeBallot(message.ballot);
-    if (this.modeValue === "follower" && !stale && ballotAtLeast(message.ballot, this.leaderBallot)) {
-      this.leaderBallot = message.ballot;
+    this.noteLeaderActivity(message.ballot);
+    return output;
+  }
+
+  /**
+   * A heartbeat, or a vote for another proposer's ballot, shows that proposer leading: a follower
+   * holds its election off. Votes count because a busy leader's heartbeats can be late while its
+   * accepts flow. Activity below the highest ballot seen does not count: that leader was preempted
+   * without noticing (an idle leader sends no accepts, so no acceptor refuses it), and following it
+   * would block every election.
+   */
+  private noteLeaderActivity(ballot: Ballot): void {
+    const stale = ballotGreater(this.highestSeen, ballot);
+    this.observeBallot(ballot);
+    if (
+      this.modeValue === "follower" &&
+      !stale &&
+      ballot.node !== this.id &&
+      ballotAtLeast(ballot, this.leaderBallot)
+    ) {
+      this.leaderBallot = ballot;
       this.electionAttempts = 0;
       this.electionTimer.start(this.electionWaitTicks());
     }
-    return output;
   }
 
   private onReject(message: RejectMessage): Output {
@@ -590,6 +651,7 @@ export class Proposer {
     const flights = [...this.inFlight.entries()].sort((a, b) => a[0] - b[0]);
     this.inFlight.clear();
     this.inFlightKeys.clear();
+    this.partialInFlight = 0;
     for (const [, flight] of flights) this.requeue(flight.value);
     for (const vote of this.recoveryVotes.values()) this.requeue(vote.value);
     this.recoveryVotes = new Map();

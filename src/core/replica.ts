@@ -1,5 +1,5 @@
 import { Acceptor, type AcceptorBugs, type AcceptorState } from "./acceptor.js";
-import type { NodeId } from "./ballot.js";
+import { ballotEquals, type NodeId } from "./ballot.js";
 import type { Learner, LearnerBugs } from "./learner.js";
 import type { Limits } from "./limits.js";
 import type { Command, Message } from "./messages.js";
@@ -92,10 +92,18 @@ export class Replica {
 
   step(message: Message): Output {
     switch (message.type) {
-      case "prepare":
-      case "accept": {
+      case "prepare": {
         const output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
         // The co-located proposer notices a higher ballot and stands down.
+        return mergeOutput(output, this.proposer.step(message));
+      }
+      case "accept": {
+        const output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
+        // Votes between replicas carry no value: our learner takes it from the accept our acceptor took.
+        const vote = this.acceptor?.voteFor(message.slot);
+        if (vote !== undefined && ballotEquals(vote.ballot, message.ballot)) {
+          mergeOutput(output, this.learner.knowProposal(message.slot, message.ballot, message.value));
+        }
         return mergeOutput(output, this.proposer.step(message));
       }
       default:

@@ -14,6 +14,7 @@ import type { Command } from "./messages.js";
  */
 export class SessionTable {
   private readonly clients = new Map<NodeId, ClientSession>();
+  private lastClient: NodeId = 0;
 
   constructor(
     private readonly clientsMax: number,
@@ -37,12 +38,19 @@ export class SessionTable {
         this.clients.delete(oldest);
       }
       session = { through: 0, above: new Set() };
-    } else {
-      // Re-insert to keep the map in least-recently-delivered order.
+      this.clients.set(command.client, session);
+    } else if (this.lastClient !== command.client) {
+      // Re-insert to keep the map in least-recently-delivered order (cheaply: once per run of a client).
       this.clients.delete(command.client);
+      this.clients.set(command.client, session);
     }
-    this.clients.set(command.client, session);
-    if (command.seq <= session.through || session.above.has(command.seq)) return false;
+    this.lastClient = command.client;
+    if (command.seq <= session.through) return false;
+    if (command.seq === session.through + 1 && session.above.size === 0) {
+      session.through++; // the common case: the next seq, no gaps
+      return true;
+    }
+    if (session.above.has(command.seq)) return false;
     session.above.add(command.seq);
     while (session.above.has(session.through + 1)) {
       session.above.delete(session.through + 1);

@@ -4,6 +4,7 @@ import {
   type Envelope,
   InvariantViolation,
   type Message,
+  type MessageType,
   type Output,
   type Prng,
 } from "../core/index.js";
@@ -15,6 +16,8 @@ import type { AddressBook } from "./address-book.js";
 export interface RoleLike {
   step(message: Message): Output;
   tick(): Output;
+  /** Whether the role would ignore every message of this type now (so it need not be decoded). */
+  ignores?(type: MessageType): boolean;
 }
 
 export interface DriverOptions<R extends RoleLike> {
@@ -48,6 +51,8 @@ export interface DriverStats {
   decodeErrors: number;
   /** Frames dropped because the mailbox was full, or by test fault injection. */
   framesDropped: number;
+  /** Frames the role would have ignored, dropped before decoding. */
+  framesIgnored: number;
   turns: number;
   persists: number;
   decisions: number;
@@ -66,6 +71,7 @@ export class Driver<R extends RoleLike> {
     framesOut: 0,
     decodeErrors: 0,
     framesDropped: 0,
+    framesIgnored: 0,
     turns: 0,
     persists: 0,
     decisions: 0,
@@ -80,6 +86,8 @@ export class Driver<R extends RoleLike> {
   private afterSync: Envelope[] = [];
   private dirty = false;
   private stopped = false;
+  private lastMessage: Message | null = null;
+  private lastFrame: Uint8Array | null = null;
 
   constructor(private readonly options: DriverOptions<R>) {
     this.mailboxMax = options.mailboxMax ?? 100_000;
@@ -121,6 +129,11 @@ export class Driver<R extends RoleLike> {
     this.stats.framesIn++;
     if (this.options.dropRate !== undefined && this.options.prng?.chance(this.options.dropRate)) {
       this.stats.framesDropped++;
+      return;
+    }
+    const type = this.options.codec.peekType(frame);
+    if (type !== null && this.options.role.ignores?.(type)) {
+      this.stats.framesIgnored++;
       return;
     }
     const decoded = this.options.codec.decode(frame);
@@ -216,7 +229,13 @@ export class Driver<R extends RoleLike> {
   private send(envelope: Envelope): void {
     const endpoints = this.options.addressBook.resolve(envelope.to);
     if (endpoints.length === 0) return;
-    const frame = this.options.codec.encode(envelope.message);
+    // One message often goes to several destinations (acceptors and learners): encode it once.
+    let frame = this.lastFrame;
+    if (envelope.message !== this.lastMessage || frame === null) {
+      frame = this.options.codec.encode(envelope.message);
+      this.lastMessage = envelope.message;
+      this.lastFrame = frame;
+    }
     for (const endpoint of endpoints) {
       this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
       this.options.transport.send(endpoint, frame);

@@ -1,5 +1,6 @@
 import {
   type AcceptedMessage,
+  type AcceptMessage,
   type Ballot,
   ballotKey,
   type Command,
@@ -69,8 +70,9 @@ export class SafetyChecker {
     this.deliveredByLearner.set(learner, new Set());
   }
 
-  /** Every vote sent by an acceptor. */
-  vote(message: AcceptedMessage, event: number): void {
+  /** Every proposal (accept) and vote (accepted) sent; a vote without a value names its accept's. */
+  vote(message: AcceptedMessage | AcceptMessage, event: number): void {
+    if (message.value === null) return;
     const key = `${message.slot}@${ballotKey(message.ballot)}`;
     const known = this.votes.get(key);
     if (known === undefined) this.votes.set(key, message.value);

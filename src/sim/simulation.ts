@@ -409,7 +409,7 @@ export class Simulation {
 
   private send(from: SimProcess, envelope: Envelope): void {
     const message = envelope.message;
-    if (message.type === "accepted") this.checker.vote(message, this.events);
+    if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
     if (message.type === "prepare")
       this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
     for (const to of this.resolve(envelope.to)) {
@@ -565,7 +565,7 @@ function summarize(message: Message): string {
       return `promise ${message.ballot.round}.${message.ballot.node} ${message.accepted.length} ${message.nextSlot}`;
     case "accept":
     case "accepted":
-      return `${message.type} ${message.ballot.round}.${message.ballot.node} ${message.slot} ${message.value.commands.length}`;
+      return `${message.type} ${message.ballot.round}.${message.ballot.node} ${message.slot} ${message.value?.commands.length ?? "-"}`;
     case "reject":
       return `reject ${message.promised.round}.${message.promised.node} ${message.slot}`;
     case "decide":
