@@ -28,8 +28,10 @@ examples.forEach((code, index) => {
       assert.equal(lines.length, expected.length, run.stdout);
       expected.forEach((comment, i) => {
         const line = lines[i] as string;
-        if (comment.startsWith("true") || comment.startsWith("false")) assert.equal(line, comment.split(":")[0]);
-        else if (comment.startsWith("names two disjoint")) assert.match(line, /phase-1 quorum \{[\d,]+\} and phase-2 quorum \{[\d,]+\}/);
+        if (comment.startsWith("true") || comment.startsWith("false"))
+          assert.equal(line, comment.split(":")[0]);
+        else if (comment.startsWith("names two disjoint"))
+          assert.match(line, /phase-1 quorum \{[\d,]+\} and phase-2 quorum \{[\d,]+\}/);
         else assert.equal(line, comment);
       });
     } finally {

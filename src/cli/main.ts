@@ -1,5 +1,7 @@
+import { clusterCommand } from "./cluster.js";
 import { demoCommand } from "./demo.js";
 import { UsageError } from "./errors.js";
+import { nodeCommand } from "./node.js";
 import { roleCommand } from "./roles.js";
 import { simCommand } from "./sim.js";
 
@@ -9,7 +11,9 @@ Commands:
   acceptor <id> <config>   run an acceptor (course harness interface, UDP multicast)
   proposer <id> <config>   run a proposer
   learner <id> <config>    run a learner: prints decided values on stdout
-  client <id> <config>     run a client: submits stdin's lines
+  client <id> <config>     run a client: submits stdin's lines (config: course file or cluster JSON)
+  node --config F --id N   run one collapsed node of a cluster over UDP or TCP
+  cluster [--nodes N]      run a local cluster on loopback, one process per node
   sim      run the deterministic simulator on one seed or a band of seeds
   demo     watch a simulated 5-node cluster decide values for a few seconds
   help     this text
@@ -23,6 +27,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   learner: (args) => roleCommand("learner", args),
   client: (args) => roleCommand("client", args),
   demo: demoCommand,
+  node: nodeCommand,
+  cluster: clusterCommand,
 };
 
 /** Runs the `paxos` command; returns the exit status. */

@@ -7,8 +7,8 @@ import type {
   AcceptedMessage,
   CatchupMessage,
   Command,
-  Decision,
   DecideMessage,
+  Decision,
   Envelope,
   Message,
   SlotValue,
@@ -29,10 +29,15 @@ function majorityOf(count: number): QuorumSystem {
 
 const QUORUM = majorityOf(3);
 
-const cmd = (client: number, seq: number, payload = `c${client}s${seq}`): Command => ({ client, seq, payload });
+const cmd = (client: number, seq: number, payload = `c${client}s${seq}`): Command => ({
+  client,
+  seq,
+  payload,
+});
 const val = (...commands: Command[]): Value => ({ commands });
 
-const vote = (from: number, slot: number, b: Ballot, value: Value): AcceptedMessage => ({
+/** A vote; `null` leaves the value out (the receiver knows the proposal). */
+const vote = (from: number, slot: number, b: Ballot, value: Value | null): AcceptedMessage => ({
   type: "accepted",
   from,
   ballot: b,
@@ -60,7 +65,8 @@ function catchups(output: Output): { to: Envelope["to"]; message: CatchupMessage
 /** Ticks `count` times, collecting what was sent. */
 function tickCollect(learner: Learner, count: number): { tick: number; envelope: Envelope }[] {
   const sent: { tick: number; envelope: Envelope }[] = [];
-  for (let tick = 1; tick <= count; tick++) for (const envelope of learner.tick().send) sent.push({ tick, envelope });
+  for (let tick = 1; tick <= count; tick++)
+    for (const envelope of learner.tick().send) sent.push({ tick, envelope });
   return sent;
 }
 
@@ -113,8 +119,40 @@ describe("Learner: learning a chosen value (Paxos Made Simple 2.3)", () => {
   it("votes for a slot already chosen are ignored", () => {
     const learner = newLearner();
     feed(learner, [vote(1, 1, ballot(1, 1), X), vote(2, 1, ballot(1, 1), X)]);
-    assert.deepEqual(feed(learner, [vote(3, 1, ballot(1, 1), X), vote(1, 1, ballot(2, 2), Y), vote(2, 1, ballot(2, 2), Y)]), []);
+    assert.deepEqual(
+      feed(learner, [vote(3, 1, ballot(1, 1), X), vote(1, 1, ballot(2, 2), Y), vote(2, 1, ballot(2, 2), Y)]),
+      [],
+    );
     assert.deepEqual(learner.chosenValue(1), X);
+  });
+
+  it("votes that leave the value out count for the proposal the learner was told of, in either order", () => {
+    const blind = (from: number, b = ballot(1, 1)) => vote(from, 1, b, null);
+    const told = newLearner();
+    told.step({ type: "accept", from: 1, ballot: ballot(1, 1), slot: 1, value: X }); // the leader's copy
+    assert.deepEqual(feed(told, [blind(1)]), []);
+    assert.deepEqual(feed(told, [blind(2)])[0]?.value, X);
+
+    const late = newLearner();
+    assert.deepEqual(feed(late, [blind(1), blind(2)]), [], "a quorum, but of what?");
+    assert.equal(late.knownDecidedThrough, 1, "the slot is known chosen: a hole");
+    assert.deepEqual(late.knowProposal(1, ballot(1, 1), X).decided[0]?.value, X);
+
+    const otherBallot = newLearner();
+    otherBallot.knowProposal(1, ballot(2, 2), Y);
+    feed(otherBallot, [blind(1), blind(2)]);
+    assert.equal(otherBallot.chosenValue(1), undefined, "a proposal at 2.2 says nothing of votes at 1.1");
+  });
+
+  it("a chosen slot whose value never arrived is asked for with catch-up, and filled by decide", () => {
+    const learner = newLearner({ catchupTicks: 3 });
+    const blind = (from: number) => vote(from, 1, ballot(1, 1), null);
+    feed(learner, [blind(1), blind(3)]);
+    const asked = tickCollect(learner, 3).map((s) => s.envelope.message);
+    assert.ok(asked.length > 0);
+    for (const message of asked)
+      assert.deepEqual(message, { type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 1 });
+    assert.deepEqual(feed(learner, [decide([{ slot: 1, value: X }])])[0]?.value, X);
   });
 
   it("a decide for a chosen slot with a different value is an invariant violation (two values chosen)", () => {
@@ -186,7 +224,13 @@ describe("Learner: holes and catch-up", () => {
       "one catch-up per asked role on tick 5, and again on tick 10",
     );
     for (const { envelope } of sent) {
-      assert.deepEqual(envelope.message, { type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 2 });
+      assert.deepEqual(envelope.message, {
+        type: "catchup",
+        from: 1,
+        role: "learner",
+        fromSlot: 1,
+        toSlot: 2,
+      });
     }
     assert.deepEqual(
       sent.slice(0, 2).map((s) => s.envelope.to),
@@ -195,7 +239,13 @@ describe("Learner: holes and catch-up", () => {
   });
 
   it("asks only the configured roles, as the configured role", () => {
-    const learner = new Learner({ id: 3, quorum: QUORUM, catchupTicks: 1, catchupFrom: ["learner"], role: "proposer" });
+    const learner = new Learner({
+      id: 3,
+      quorum: QUORUM,
+      catchupTicks: 1,
+      catchupFrom: ["learner"],
+      role: "proposer",
+    });
     learner.step(decide([{ slot: 2, value: B }]));
     const sent = tickCollect(learner, 1);
     assert.deepEqual(sent, [
@@ -211,27 +261,40 @@ describe("Learner: holes and catch-up", () => {
 
   it("an up-to-date learner never asks", () => {
     const learner = newLearner({ catchupTicks: 2 });
-    feed(learner, [decide([{ slot: 1, value: A }]), { type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1 }]);
+    feed(learner, [
+      decide([{ slot: 1, value: A }]),
+      { type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1 },
+    ]);
     assert.deepEqual(tickCollect(learner, 20), []);
   });
 
   it("a missing LAST value is noticed through the heartbeat's decidedThrough and asked for", () => {
     const catchupTicks = 4;
     const learner = newLearner({ catchupTicks });
-    feed(learner, [decide([{ slot: 1, value: A }, { slot: 2, value: B }])]);
+    feed(learner, [
+      decide([
+        { slot: 1, value: A },
+        { slot: 2, value: B },
+      ]),
+    ]);
     // Nothing below a chosen slot is missing, so only the heartbeat can reveal slot 3.
     assert.deepEqual(tickCollect(learner, 10), []);
     const onHeartbeat = learner.step({ type: "heartbeat", from: 2, ballot: ballot(1, 2), decidedThrough: 3 });
     const asked = [
       ...catchups(onHeartbeat).map((c) => c.message),
-      ...tickCollect(learner, catchupTicks).flatMap((s) => (s.envelope.message.type === "catchup" ? [s.envelope.message] : [])),
+      ...tickCollect(learner, catchupTicks).flatMap((s) =>
+        s.envelope.message.type === "catchup" ? [s.envelope.message] : [],
+      ),
     ];
     assert.ok(asked.length > 0, "slot 3 must be asked for within catchupTicks ticks of the heartbeat");
     for (const message of asked) assert.deepEqual([message.fromSlot, message.toSlot], [3, 3]);
     // Unanswered, it is asked for again after catchupTicks more ticks.
     const again = tickCollect(learner, catchupTicks);
     assert.ok(again.length > 0, "an unanswered request is repeated");
-    assert.deepEqual(feed(learner, [decide([{ slot: 3, value: C }])]).map((d) => d.slot), [3]);
+    assert.deepEqual(
+      feed(learner, [decide([{ slot: 3, value: C }])]).map((d) => d.slot),
+      [3],
+    );
     assert.deepEqual(tickCollect(learner, 20), [], "once delivered, no more requests");
   });
 
@@ -255,12 +318,19 @@ describe("Learner: holes and catch-up", () => {
       [[1, 2], [3, 4], [5]],
       "slots 6..9 are unknown and left out",
     );
-    assert.deepEqual((out.send[0]?.message as DecideMessage).entries[1]?.value, values[1]);
+    const firstPage = out.send[0]?.message as DecideMessage | undefined;
+    assert.deepEqual(firstPage?.entries[1]?.value, values[1]);
   });
 
   it("answers with chosen-but-undelivered slots too, and bounds a request by catchupSlotsMax", () => {
     const learner = newLearner({ limits: { catchupSlotsMax: 3 } });
-    feed(learner, [decide([{ slot: 2, value: B }, { slot: 3, value: C }, { slot: 5, value: A }])]);
+    feed(learner, [
+      decide([
+        { slot: 2, value: B },
+        { slot: 3, value: C },
+        { slot: 5, value: A },
+      ]),
+    ]);
     const out = learner.step({ type: "catchup", from: 2, role: "learner", fromSlot: 1, toSlot: 100 });
     assert.deepEqual(
       out.send.flatMap((e) => (e.message as DecideMessage).entries.map((entry) => entry.slot)),
@@ -272,8 +342,14 @@ describe("Learner: holes and catch-up", () => {
   it("ignores its own catch-up request", () => {
     const learner = newLearner();
     feed(learner, [decide([{ slot: 1, value: A }])]);
-    assert.deepEqual(learner.step({ type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 1 }).send, []);
-    assert.equal(learner.step({ type: "catchup", from: 1, role: "proposer", fromSlot: 1, toSlot: 1 }).send.length, 1);
+    assert.deepEqual(
+      learner.step({ type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 1 }).send,
+      [],
+    );
+    assert.equal(
+      learner.step({ type: "catchup", from: 1, role: "proposer", fromSlot: 1, toSlot: 1 }).send.length,
+      1,
+    );
   });
 
   it("a learner that starts late learns slots 1..N from decide messages, range by range", () => {

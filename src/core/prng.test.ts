@@ -45,13 +45,23 @@ describe("Prng: seeded, replayable randomness (xoshiro128**)", () => {
       take(new Prng(1), 8, (p) => p.uint32()),
       [2466671647, 704075991, 1425070668, 2363080060, 956336583, 4095903784, 543551373, 3988922761],
     );
-    assert.deepEqual(take(new Prng(1), 10, (p) => p.int(100)), [57, 16, 33, 55, 22, 95, 12, 92, 29, 83]);
-    assert.deepEqual(take(new Prng(0), 4, (p) => p.uint32()), [1292791899, 1284423797, 2013314966, 3703690653]);
+    assert.deepEqual(
+      take(new Prng(1), 10, (p) => p.int(100)),
+      [57, 16, 33, 55, 22, 95, 12, 92, 29, 83],
+    );
+    assert.deepEqual(
+      take(new Prng(0), 4, (p) => p.uint32()),
+      [1292791899, 1284423797, 2013314966, 3703690653],
+    );
   });
 
   it("matches an independent BigInt transcription of splitmix32 seeding + xoshiro128**", () => {
     for (const seed of [0, 1, 2, 42, 123456789, 0xffffffff, -1, -123]) {
-      assert.deepEqual(take(new Prng(seed), 64, (p) => p.uint32()), referenceSequence(seed, 64), `seed ${seed}`);
+      assert.deepEqual(
+        take(new Prng(seed), 64, (p) => p.uint32()),
+        referenceSequence(seed, 64),
+        `seed ${seed}`,
+      );
     }
   });
 

@@ -14,6 +14,7 @@ import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedEntry,
   Command,
+  Decision,
   Envelope,
   HeartbeatMessage,
   Message,
@@ -36,7 +37,10 @@ import { valueBytesEstimate } from "./value-size.js";
 export interface ProposerTiming {
   /** A leader sends a heartbeat this often. */
   readonly heartbeatTicks: number;
-  /** A follower that hears no leader for this long (plus jitter up to as much again) runs phase 1. */
+  /**
+   * A follower that hears no leader for this long (plus jitter of up to as much again) runs phase 1;
+   * doubled after each preempted attempt, up to 8 times.
+   */
   readonly electionTimeoutTicks: number;
   /** First wait before a prepare is sent again; doubles per attempt. */
   readonly prepareRetryTicks: number;
@@ -155,6 +159,7 @@ export class Proposer {
 
   private readonly electionTimer = new Timeout("election");
   private readonly heartbeatTimer = new Timeout("heartbeat");
+  private readonly forwardTimer = new Timeout("forward-pending");
   private electionAttempts = 0;
 
   /** Commands waiting for a slot, oldest first, with an index for duplicate checks. */
@@ -275,7 +280,7 @@ export class Proposer {
       case "ack":
         break;
     }
-    mergeOutput(output, this.afterLearning());
+    mergeOutput(output, this.afterLearning(output.decided));
     return output;
   }
 
@@ -285,6 +290,9 @@ export class Proposer {
     switch (this.modeValue) {
       case "follower":
         if (this.electionTimer.tick()) mergeOutput(output, this.startPhase1());
+        else if (this.forwardTimer.tick() || (!this.forwardTimer.isRunning && this.pendingCount > 0)) {
+          mergeOutput(output, this.forwardPending());
+        }
         break;
       case "candidate":
         mergeOutput(output, this.tickPhase1());
@@ -293,7 +301,7 @@ export class Proposer {
         mergeOutput(output, this.tickLeader());
         break;
     }
-    mergeOutput(output, this.afterLearning());
+    mergeOutput(output, this.afterLearning(output.decided));
     return output;
   }
 
@@ -301,20 +309,15 @@ export class Proposer {
 
   private onRequest(message: RequestMessage): Output {
     const output = emptyOutput();
-    if (this.followsLiveLeader()) {
-      // A live leader is known. A local submit is handed to it; a client's request (sent to every
-      // proposer) is left to the leader: the client resends until it is acked, so if the leader
-      // dies the request reaches whoever leads next.
-      if (message.from === 0) {
-        output.send.push({
-          to: { role: "proposer", id: this.leaderBallot.node },
-          message: { ...message, from: this.id },
-        });
-      }
+    const local = message.from === 0;
+    if (this.followsLiveLeader() && !local) {
+      // A client's request (sent to every proposer) is left to the live leader: the client resends
+      // until it is acked, so if the leader dies the request reaches whoever leads next.
       return output;
     }
     const acks = new Map<NodeId, number[]>();
     const count = Math.min(message.commands.length, this.limits.requestCommandsMax);
+    this.droppedCommands += message.commands.length - count;
     for (let i = 0; i < count; i++) {
       const command = message.commands[i] as Command;
       if (!validCommand(command, this.limits)) {
@@ -337,6 +340,37 @@ export class Proposer {
     }
     this.sendAcks(acks, output);
     if (this.modeValue === "leader") mergeOutput(output, this.fillWindow());
+    // A local submit has no client to resend it: it stays pending here, and a follower hands its
+    // pending commands to the leader now and again until they are delivered.
+    else if (local) mergeOutput(output, this.forwardPending());
+    return output;
+  }
+
+  /** Sends pending commands to the live leader (they stay pending until delivered). */
+  private forwardPending(): Output {
+    const output = emptyOutput();
+    this.forwardTimer.start(this.timing.acceptRetryTicks * 4);
+    const leader = this.leaderBallot.node;
+    if (!this.followsLiveLeader() || leader === this.id || this.pendingCount === 0) return output;
+    let commands: Command[] = [];
+    for (let i = this.pendingHead; i < this.pending.length; i++) {
+      const command = this.pending[i] as Command;
+      if (!this.pendingKeys.has(commandKey(command))) continue;
+      commands.push(command);
+      if (commands.length >= this.limits.requestCommandsMax) {
+        output.send.push({
+          to: { role: "proposer", id: leader },
+          message: { type: "request", from: this.id, commands },
+        });
+        commands = [];
+      }
+    }
+    if (commands.length > 0) {
+      output.send.push({
+        to: { role: "proposer", id: leader },
+        message: { type: "request", from: this.id, commands },
+      });
+    }
     return output;
   }
 
@@ -550,11 +584,16 @@ export class Proposer {
   // --- learning decisions ------------------------------------------------------------------------
 
   /** Folds what the learner has learned into the window, the pending queue and client acks. */
-  private afterLearning(): Output {
+  private afterLearning(delivered: readonly Decision[]): Output {
     const output = emptyOutput();
+    // Acks promise "decided and delivered": they follow delivery, in slot order.
+    if (this.modeValue === "leader" && delivered.length > 0) {
+      const acks = new Map<NodeId, number[]>();
+      for (const decision of delivered) for (const command of decision.commands) pushAck(acks, command);
+      this.sendAcks(acks, output);
+    }
     const chosen: SlotValue[] = this.learner.drainChosen();
     if (chosen.length === 0) return output;
-    const acks = new Map<NodeId, number[]>();
     for (const { slot, value } of chosen) {
       const flight = this.inFlight.get(slot);
       if (flight !== undefined) {
@@ -565,9 +604,7 @@ export class Proposer {
         if (!valuesEqual(flight.value, value)) this.requeue(flight.value);
       }
       this.forgetPending(value);
-      if (this.modeValue === "leader") for (const command of value.commands) pushAck(acks, command);
     }
-    this.sendAcks(acks, output);
     mergeOutput(output, this.fillWindow());
     return output;
   }
@@ -657,12 +694,17 @@ export class Proposer {
     this.recoveryVotes = new Map();
     this.recoveryThrough = 0;
     this.current = ZERO_BALLOT;
+    this.leaderBallot = ZERO_BALLOT; // we do not know who leads now
     if (!this.electionTimer.isRunning) this.electionTimer.start(this.electionWaitTicks());
   }
 
+  /**
+   * The wait before running phase 1: `electionTimeoutTicks`, doubled per failed attempt up to 8
+   * times, plus random jitter of up to as much again, so competing proposers rarely collide.
+   */
   private electionWaitTicks(): number {
-    const base = this.timing.electionTimeoutTicks;
-    return backoffTicks(this.prng, base, base * 8, this.electionAttempts) + this.prng.int(base);
+    const wait = Math.min(8, 2 ** Math.min(this.electionAttempts, 3)) * this.timing.electionTimeoutTicks;
+    return wait + this.prng.int(wait);
   }
 }
 

@@ -211,6 +211,7 @@ describe("the purity check itself", () => {
       "/** Uses no Date, no console, no process.env. */",
       "// setTimeout would be wrong here",
       'const message = "console.log and Math.random() and process";',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: sample source for the checker
       "const t = `no Date here, but ${count} and ${`nested ${deep}`}`;",
       "const re = /Date|console/g;",
       "const x = a / b / c; // performance",
@@ -221,6 +222,7 @@ describe("the purity check itself", () => {
     const dirty = [
       "const now = Date.now();",
       "const r = Math.random();",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: sample source for the checker
       "const s = `${console.log(1)}`;",
       "const t = setTimeout(f, 1);",
       "if (process.env.X) {}",
@@ -275,7 +277,14 @@ describe("src/core is pure", () => {
 
   it("finds the core's sources (so the checks below are not vacuous)", () => {
     const names = sources.map((s) => s.name);
-    for (const expected of ["acceptor.ts", "ballot.ts", "learner.ts", "proposer.ts", "quorum.ts", "replica.ts"]) {
+    for (const expected of [
+      "acceptor.ts",
+      "ballot.ts",
+      "learner.ts",
+      "proposer.ts",
+      "quorum.ts",
+      "replica.ts",
+    ]) {
       assert.ok(names.includes(expected), `expected ${expected} among ${names.join(", ")}`);
     }
     assert.ok(!names.some((name) => name.endsWith(".test.ts")), "test files are excluded");

@@ -11,7 +11,8 @@ function build(acceptors: readonly AcceptorSpec[], spec: QuorumSpec): QuorumSyst
 
 function buildError(acceptors: readonly AcceptorSpec[], spec: QuorumSpec): string {
   const result = createQuorumSystem(acceptors, spec);
-  if (result.ok) assert.fail(`expected an error for ${JSON.stringify(spec)}, got ${result.value.description}`);
+  if (result.ok)
+    assert.fail(`expected an error for ${JSON.stringify(spec)}, got ${result.value.description}`);
   return result.error;
 }
 
@@ -112,7 +113,10 @@ describe("quorum systems", () => {
     assert.match(buildError([{ id: 1, weight: 0 }], { kind: "weighted" }), /weight 0/);
     assert.match(buildError([{ id: 1, weight: 1.5 }], { kind: "weighted" }), /weight 1.5/);
     assert.match(buildError(ones(3), { kind: "flexible", phase1Weight: 4, phase2Weight: 1 }), /weigh only 3/);
-    assert.match(buildError(ones(3), { kind: "flexible", phase1Weight: 3, phase2Weight: 0 }), /positive integer/);
+    assert.match(
+      buildError(ones(3), { kind: "flexible", phase1Weight: 3, phase2Weight: 0 }),
+      /positive integer/,
+    );
     assert.match(buildError(ones(256), { kind: "majority" }), /at most 255/);
   });
 
@@ -135,7 +139,8 @@ describe("quorum systems", () => {
     fc.assert(
       fc.property(scenario, ({ weights, phase1, phase2 }) => {
         const acceptors = weights.map((weight, i) => ({ id: i + 1, weight }));
-        const weightOf = (set: readonly number[]) => set.reduce((sum, id) => sum + (weights[id - 1] as number), 0);
+        const weightOf = (set: readonly number[]) =>
+          set.reduce((sum, id) => sum + (weights[id - 1] as number), 0);
         const total = weightOf(acceptors.map((a) => a.id));
         const thresholdsValid = phase1 >= 1 && phase1 <= total && phase2 >= 1 && phase2 <= total;
         // Brute force over every pair of disjoint subsets: each acceptor is in Q1, in Q2, or in neither.
@@ -152,7 +157,11 @@ describe("quorum systems", () => {
           }
           if (weightOf(q1) >= phase1 && weightOf(q2) >= phase2) disjointPair = true;
         }
-        const result = createQuorumSystem(acceptors, { kind: "flexible", phase1Weight: phase1, phase2Weight: phase2 });
+        const result = createQuorumSystem(acceptors, {
+          kind: "flexible",
+          phase1Weight: phase1,
+          phase2Weight: phase2,
+        });
         assert.equal(result.ok, thresholdsValid && !disjointPair, result.ok ? "accepted" : result.error);
         if (result.ok) {
           for (const set of subsets(acceptors.map((a) => a.id))) {

@@ -106,7 +106,9 @@ export function createQuorumSystem(
     if (weights.has(acceptor.id)) return err(`acceptor id ${acceptor.id} appears twice`);
     const weight = spec.kind === "majority" ? 1 : (acceptor.weight ?? 1);
     if (!Number.isInteger(weight) || weight < 1 || weight > WEIGHT_MAX) {
-      return err(`acceptor ${acceptor.id} has weight ${weight}; weights are integers from 1 to ${WEIGHT_MAX}`);
+      return err(
+        `acceptor ${acceptor.id} has weight ${weight}; weights are integers from 1 to ${WEIGHT_MAX}`,
+      );
     }
     weights.set(acceptor.id, weight);
   }

@@ -58,7 +58,10 @@ describe("backoffTicks: exponential backoff with jitter", () => {
       for (let i = 0; i < 50; i++) {
         const ticks = backoffTicks(prng, 4, 64, attempt);
         assert.ok(Number.isInteger(ticks));
-        assert.ok(ticks >= wait && ticks < wait * 1.5, `attempt ${attempt}: ${ticks} not in [${wait}, ${wait * 1.5})`);
+        assert.ok(
+          ticks >= wait && ticks < wait * 1.5,
+          `attempt ${attempt}: ${ticks} not in [${wait}, ${wait * 1.5})`,
+        );
       }
     }
   });

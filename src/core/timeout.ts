@@ -13,7 +13,10 @@ export class Timeout {
 
   /** (Re)starts the countdown: it fires on the `ticks`-th call to `tick()` from now. */
   start(ticks: number): void {
-    assert(Number.isInteger(ticks) && ticks >= 1, `timeout ${this.name}: ${ticks} ticks must be a positive integer`);
+    assert(
+      Number.isInteger(ticks) && ticks >= 1,
+      `timeout ${this.name}: ${ticks} ticks must be a positive integer`,
+    );
     this.remainingTicks = ticks;
     this.running = true;
   }

@@ -1,0 +1,128 @@
+import { parseArgs } from "node:util";
+import { createQuorumSystem, Replica } from "../core/index.js";
+import { createLogger } from "../observe/index.js";
+import { ClusterAddressBook, type ClusterConfig, Driver, parseClusterConfig } from "../runtime/index.js";
+import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import { UsageError } from "./errors.js";
+import {
+  debugTracer,
+  fatalHandler,
+  handleSignals,
+  openStorage,
+  parseId,
+  parseRate,
+  pickCodec,
+  processPrng,
+  readConfigFile,
+} from "./process-kit.js";
+import { RECEIVE_BUFFER_BYTES } from "./roles.js";
+
+export const NODE_HELP = `Usage: paxos node --config cluster.json --id N [options]
+
+Runs one collapsed Paxos node (proposer, acceptor and learner in one process) of a cluster over UDP
+or TCP unicast, and prints each decided value on its own line on stdout. The cluster file names the
+nodes, and optionally weights, quorums, the transport and the codec:
+
+  {"nodes": [{"id": 1, "host": "127.0.0.1", "port": 7101},
+             {"id": 2, "host": "127.0.0.1", "port": 7102},
+             {"id": 3, "host": "127.0.0.1", "port": 7103, "weight": 1}],
+   "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10}
+
+"quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
+"phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
+Clients reach the cluster with "paxos client <id> cluster.json".
+
+Options:
+  --config FILE   the cluster file (required)
+  --id N          this node's id in the file (required)
+  --data DIR      keep durable state (promises, votes, ballot round) in DIR, a write-ahead log.
+                  Without it, state lives in memory only and is lost when the process stops.
+  --debug         print every message sent and received on stderr
+  --quiet         do not print decided values
+  --seed N        seed for this process's random choices (default: from the OS)
+  --drop-rate P   testing only: drop this share of received datagrams at random
+  -h, --help      this text`;
+
+export async function nodeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      config: { type: "string" },
+      id: { type: "string" },
+      data: { type: "string" },
+      debug: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      seed: { type: "string" },
+      "drop-rate": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${NODE_HELP}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.config === undefined) throw new UsageError("missing --config cluster.json");
+  const id = parseId(values.id, "node");
+  const parsed = parseClusterConfig(readConfigFile(values.config));
+  if (!parsed.ok) throw new UsageError(`${values.config}: ${parsed.error}`);
+  const cluster: ClusterConfig = parsed.value;
+  const self = cluster.nodes.find((node) => node.id === id);
+  if (self === undefined) throw new UsageError(`${values.config}: no node with id ${id}`);
+  const quorum = createQuorumSystem(cluster.acceptors, cluster.quorum);
+  if (!quorum.ok) throw new UsageError(quorum.error);
+  const dropRate = parseRate(values["drop-rate"] ?? process.env.PAXOS_DROP_RATE, "--drop-rate");
+  const codec = pickCodec(cluster.codec);
+  const prng = processPrng(values.seed);
+  const name = `node ${id}`;
+  const logger = createLogger(name);
+  const { storage, state } = await openStorage(values.data, logger);
+  const transport: Transport =
+    cluster.transport === "tcp"
+      ? new TcpTransport({ host: self.host, port: self.port })
+      : new UdpTransport({ host: self.host, port: self.port, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
+  const replica = new Replica({
+    id,
+    quorum: quorum.value,
+    prng,
+    restore: { acceptor: { promised: state.promised, accepted: state.accepted }, round: state.round },
+  });
+  const driver = new Driver({
+    name,
+    role: replica,
+    transport,
+    codec,
+    addressBook: new ClusterAddressBook(cluster),
+    storage,
+    tickMs: cluster.tickMs,
+    onFatal: fatalHandler(logger),
+    prng,
+    ...(values.quiet
+      ? {}
+      : {
+          onDecision: (decision) => {
+            if (decision.commands.length === 0) return;
+            process.stdout.write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
+          },
+        }),
+    ...(values.debug ? { onTrace: debugTracer(name) } : {}),
+    ...(dropRate !== undefined ? { dropRate } : {}),
+  });
+  try {
+    await driver.start();
+  } catch (error) {
+    throw new UsageError(`cannot start ${name} on ${self.host}:${self.port}: ${(error as Error).message}`);
+  }
+  logger.info(
+    {
+      endpoint: transport.localEndpoint,
+      transport: cluster.transport,
+      quorum: quorum.value.description,
+      data: values.data ?? null,
+    },
+    "started",
+  );
+  return handleSignals(driver, logger);
+}
