@@ -174,9 +174,21 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       role = new Client({ id, prng, to: clientTarget });
       break;
   }
+  // A proposer logs each change of its mode (follower, candidate, leader) at info level.
+  let lastMode = "";
+  const onTurnEnd =
+    role instanceof Proposer
+      ? (proposer: RoleLike) => {
+          const { mode, ballot } = proposer as Proposer;
+          if (mode === lastMode) return;
+          lastMode = mode;
+          logger.info({ mode, ballot }, `now ${mode}`);
+        }
+      : undefined;
   const driver = new Driver({
     name,
     role,
+    ...(onTurnEnd ? { onTurnEnd } : {}),
     transport,
     codec,
     addressBook,
@@ -198,7 +210,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     "started",
   );
   const stopped = handleSignals(driver, logger);
-  if (kind === "client") return Promise.race([stopped, feedClient(driver as Driver<Client>, logger)]);
+  if (kind === "client") return Promise.race([stopped, feedClient(driver as unknown as Driver<Client>, logger)]);
   return stopped;
 }
 

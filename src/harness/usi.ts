@@ -21,7 +21,14 @@ export interface UsiRunOptions {
   /** Share of datagrams dropped at random (passed as PAXOS_DROP_RATE). */
   readonly dropRate?: number;
   /** SIGKILL one process mid-run (and restart it if `restart`). */
-  readonly kill?: { readonly role: "proposer" | "acceptor"; readonly id: number; readonly restart?: boolean };
+  readonly kill?: {
+    readonly role: "proposer" | "acceptor";
+    /** An id, or (for proposers, ids 1 and 2) whichever leads or follows at that moment. */
+    readonly id: number | "leader" | "follower";
+    readonly restart?: boolean;
+  };
+  /** Spread each client's values over this many seconds of its stdin (default 0: all at once). */
+  readonly feedSeconds?: number;
   /** Seconds between group starts (default 1). */
   readonly stepSeconds?: number;
   /** Seconds from the last client start to the stop (default 5). */
@@ -43,6 +50,8 @@ export interface UsiRunResult {
   /** Milliseconds from the first client's start until both learners had printed every value (null if never). */
   readonly learnedAllMs: number | null;
   readonly workDir: string;
+  /** The process killed on purpose, if any (e.g. "proposer 2"). */
+  readonly killed: string | null;
 }
 
 interface Running {
@@ -72,10 +81,13 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     ...(options.dropRate !== undefined ? { PAXOS_DROP_RATE: String(options.dropRate) } : {}),
   };
   const running: Running[] = [];
+  /** The proposer that last said it leads (from its log), if any. */
+  let leader: number | null = null;
   const start = (role: string, id: number, input?: string): Running => {
     const child = spawn("sh", [join(options.scriptsDir, `${role}.sh`), String(id), config], {
       cwd: options.scriptsDir,
-      env,
+      // Proposers log their mode changes at info level: the runner finds the leader from them.
+      env: role === "proposer" ? { ...env, PAXOS_LOG_LEVEL: "info" } : env,
       stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     const name = `${role} ${id}${running.some((r) => r.name.startsWith(`${role} ${id}`)) ? " (restarted)" : ""}`;
@@ -92,6 +104,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       if (log.length < 10_000) log.push(chunk);
+      if (chunk.includes('"now leader"')) leader = id;
     });
     const entry: Running = {
       name,
@@ -107,10 +120,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
         });
       }),
     };
-    if (input !== undefined) {
-      child.stdin?.on("error", () => {});
-      child.stdin?.end(input);
-    }
+    if (input !== undefined) feed(child, input, options.feedSeconds ?? 0);
     running.push(entry);
     return entry;
   };
@@ -129,6 +139,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
   const learners: Running[] = [];
   const sentSet = new Set(sent);
   let learnedAllAt: number | null = null;
+  let killed: string | null = null;
   let clientsStartedAt = 0;
   const watch = setInterval(() => {
     if (
@@ -160,9 +171,16 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     start("client", 2, inputs[1]);
     const lastClientAt = performance.now();
     if (options.kill !== undefined) {
-      const { role, id, restart } = options.kill;
+      const { role, restart } = options.kill;
       await sleep(runMs / 5);
-      const victim = running.find((r) => r.name === `${role} ${id}`);
+      const id =
+        options.kill.id === "leader"
+          ? (leader ?? 1)
+          : options.kill.id === "follower"
+            ? 3 - (leader ?? 1)
+            : options.kill.id;
+      killed = `${role} ${id}`;
+      const victim = running.find((r) => r.name === killed);
       victim?.child.kill("SIGKILL");
       if (restart) {
         await sleep(step / 2);
@@ -184,8 +202,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
   const learned = learners.map((l) => l.stdout);
   const problems = checkOutputs(sent, learned, options);
   for (const r of running) {
-    const killedOnPurpose =
-      options.kill !== undefined && r.name === `${options.kill.role} ${options.kill.id}`;
+    const killedOnPurpose = r.name === killed;
     if (!killedOnPurpose && r.exit !== "0" && !(r.name.startsWith("client") && r.exit === "SIGTERM")) {
       problems.push(`${r.name} ended with ${r.exit} (logs in ${workDir})`);
     }
@@ -198,7 +215,36 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     processes: running.map((r) => ({ name: r.name, exit: r.exit ?? "?", cpuSeconds: r.cpuSeconds })),
     learnedAllMs: learnedAllAt === null ? null : Math.round(learnedAllAt - clientsStartedAt),
     workDir,
+    killed,
   };
+}
+
+/** Writes a client's values to its stdin, all at once or spread over `seconds`, then closes it. */
+function feed(child: ChildProcess, input: string, seconds: number): void {
+  const stdin = child.stdin;
+  if (stdin === null) return;
+  stdin.on("error", () => {});
+  if (seconds <= 0) {
+    stdin.end(input);
+    return;
+  }
+  const lines = input.split("\n").filter((line) => line !== "");
+  const steps = Math.max(1, Math.round((seconds * 1000) / 50));
+  const perStep = Math.ceil(lines.length / steps);
+  let next = 0;
+  const timer = setInterval(() => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      clearInterval(timer);
+      return;
+    }
+    const chunk = lines.slice(next, next + perStep);
+    next += perStep;
+    if (chunk.length > 0) stdin.write(`${chunk.join("\n")}\n`);
+    if (next >= lines.length) {
+      clearInterval(timer);
+      stdin.end();
+    }
+  }, 50);
 }
 
 function checkOutputs(

@@ -35,6 +35,8 @@ export interface DriverOptions<R extends RoleLike> {
   readonly onDecision?: (decision: Decision) => void;
   /** Every message, for `--debug`. */
   readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
+  /** Called after every turn (for watching a role's state, e.g. its leadership). */
+  readonly onTurnEnd?: (role: R) => void;
   /** Fatal trouble: an invariant violation or a failed sync. The process must stop. */
   readonly onFatal: (error: Error) => void;
   /** Test-only fault injection: drop this share of incoming frames (uses `prng`). */
@@ -202,6 +204,7 @@ export class Driver<R extends RoleLike> {
       this.stats.decisions++;
       this.options.onDecision?.(decision);
     }
+    this.options.onTurnEnd?.(role);
   }
 
   /** Group commit: one sync at a time; whatever was appended meanwhile rides the next one. */
