@@ -13,6 +13,7 @@ import {
   parseRate,
   pickCodec,
   processPrng,
+  RUNTIME_TIMING,
   readConfigFile,
 } from "./process-kit.js";
 import { RECEIVE_BUFFER_BYTES } from "./roles.js";
@@ -87,6 +88,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
     id,
     quorum: quorum.value,
     prng,
+    timing: RUNTIME_TIMING,
     restore: { acceptor: { promised: state.promised, accepted: state.accepted }, round: state.round },
   });
   const driver = new Driver({

@@ -37,6 +37,7 @@ import {
   parseRate,
   pickCodec,
   processPrng,
+  RUNTIME_TIMING,
   readConfigFile,
 } from "./process-kit.js";
 
@@ -160,7 +161,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       role = new Acceptor({ id, restore: { promised: state.promised, accepted: state.accepted } });
       break;
     case "proposer":
-      role = new Proposer({ id, quorum, prng, restore: { round: state.round } });
+      role = new Proposer({ id, quorum, prng, timing: RUNTIME_TIMING, restore: { round: state.round } });
       break;
     case "learner":
       role = new Learner({ id, quorum });
@@ -210,7 +211,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     "started",
   );
   const stopped = handleSignals(driver, logger);
-  if (kind === "client") return Promise.race([stopped, feedClient(driver as unknown as Driver<Client>, logger)]);
+  if (kind === "client")
+    return Promise.race([stopped, feedClient(driver as unknown as Driver<Client>, logger)]);
   return stopped;
 }
 

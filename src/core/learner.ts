@@ -133,8 +133,10 @@ export class Learner {
         // With separate roles the leader copies its accepts to the learners: votes carry no value.
         return this.knowProposal(message.slot, message.ballot, message.value);
       case "heartbeat":
+        // Only noted: votes in flight usually close the gap. If it stays open for catchupTicks,
+        // tick() asks. (Asking at every heartbeat had every learner answer every learner.)
         this.leaderDecidedThrough = Math.max(this.leaderDecidedThrough, message.decidedThrough);
-        return this.maybeRequestNow();
+        return emptyOutput();
       default:
         return emptyOutput();
     }

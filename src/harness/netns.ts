@@ -178,9 +178,14 @@ export class LabProcess {
     return this.child.pid;
   }
 
-  /** Writes `lines` to stdin, one per line, and closes it. */
-  feed(lines: readonly string[]): void {
-    this.child.stdin?.end(lines.map((line) => `${line}\n`).join(""));
+  /** Writes `lines` to stdin, one per line; stdin stays open (see `closeInput`). */
+  write(lines: readonly string[]): void {
+    this.child.stdin?.write(lines.map((line) => `${line}\n`).join(""));
+  }
+
+  /** Closes stdin: end of input. */
+  closeInput(): void {
+    this.child.stdin?.end();
   }
 
   /** SIGTERM, then SIGKILL if it still runs `STOP_GRACE_MS` later; resolves once it has exited. */
@@ -289,7 +294,7 @@ export class NetnsLab {
 
   /**
    * Runs `command args` inside host `index` (`ip netns exec` execs it, so the child's pid is the
-   * command's own). stdin is a pipe (see `LabProcess.feed`), stdout and stderr are captured.
+   * command's own). stdin is a pipe (see `LabProcess.write`), stdout and stderr are captured.
    */
   spawn(
     index: number,

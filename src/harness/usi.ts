@@ -132,7 +132,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
       { length: options.valuesPerClient },
       (_, i) => `${client}${String(i + 1).padStart(7, "0")}`,
     );
-    sent.push(...values);
+    for (const value of values) sent.push(value);
     return `${values.join("\n")}\n`;
   });
   const acceptors = options.acceptors ?? [1, 2, 3];

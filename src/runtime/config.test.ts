@@ -57,9 +57,12 @@ describe("parseCourseConfig: the course harness format", () => {
   });
 
   test("an unknown line is a warning naming its line number, and the rest still parses", () => {
-    const text = [...COURSE_LINES.slice(0, 2), "replicas 239.0.0.1 9000", ...COURSE_LINES.slice(2), "garbage"].join(
-      "\n",
-    );
+    const text = [
+      ...COURSE_LINES.slice(0, 2),
+      "replicas 239.0.0.1 9000",
+      ...COURSE_LINES.slice(2),
+      "garbage",
+    ].join("\n");
     const parsed = parseCourseConfig(text);
     assert.ok(parsed.ok, parsed.ok ? "" : parsed.error);
     assert.equal(parsed.value.warnings.length, 2, parsed.value.warnings.join("\n"));
@@ -124,7 +127,11 @@ describe("parseCourseConfig: the course harness format", () => {
     // The command-line flags already insist on digits (process-kit's parsePositiveInt: /^\d+$/).
     for (const port of ["0x1F40", "1e3", "+8000", "8000.0", "0b1010"]) {
       const parsed = parseCourseConfig(withLine(3, `learners 239.0.0.1 ${port}`));
-      assert.equal(parsed.ok, false, `port "${port}" was accepted as ${parsed.ok ? parsed.value.groups.learner.port : ""}`);
+      assert.equal(
+        parsed.ok,
+        false,
+        `port "${port}" was accepted as ${parsed.ok ? parsed.value.groups.learner.port : ""}`,
+      );
       assert.match(parsed.ok ? "" : parsed.error, /^line 4: /);
     }
   });
@@ -271,7 +278,9 @@ describe("parseClusterConfig", () => {
   });
 
   test("a flexible quorum whose phase-1 and phase-2 quorums can miss each other names two disjoint sets", () => {
-    const error = errorOf(parse({ nodes: nodes(6), quorum: { kind: "flexible", phase1Weight: 3, phase2Weight: 3 } }));
+    const error = errorOf(
+      parse({ nodes: nodes(6), quorum: { kind: "flexible", phase1Weight: 3, phase2Weight: 3 } }),
+    );
     assert.match(error, /^quorum: /);
     const sets = [...error.matchAll(/\{([\d,]+)\}/g)].map((match) =>
       (match[1] as string).split(",").map((id) => Number(id)),

@@ -7,8 +7,8 @@ import {
   type Command,
   createQuorumSystem,
   type Decision,
-  type DurableDelta,
   type Destination,
+  type DurableDelta,
   emptyOutput,
   InvariantViolation,
   type Message,
@@ -18,7 +18,13 @@ import {
   Replica,
   type Role,
 } from "../core/index.js";
-import { DurableModel, type DurableState, MemoryStorage, type Storage, type StorageStats } from "../storage/index.js";
+import {
+  DurableModel,
+  type DurableState,
+  MemoryStorage,
+  type Storage,
+  type StorageStats,
+} from "../storage/index.js";
 import {
   type Endpoint,
   type FrameHandler,
@@ -138,7 +144,7 @@ class GatedStorage implements Storage {
   }
 
   /** Releases every sync from now on, including those already waiting. */
-  open_(): void {
+  unblock(): void {
     this.auto = true;
     this.release();
   }
@@ -298,7 +304,11 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
 }
 
 function commands(client: number, from: number, count: number, prefix = "v"): Command[] {
-  return Array.from({ length: count }, (_, i) => ({ client, seq: from + i, payload: `${prefix}${from + i}` }));
+  return Array.from({ length: count }, (_, i) => ({
+    client,
+    seq: from + i,
+    payload: `${prefix}${from + i}`,
+  }));
 }
 
 /** Slot numbers of every decision, for a gap check. */
@@ -353,7 +363,10 @@ describe("Driver over the memory network", () => {
       await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
 
       const target = cluster.node(2);
-      const votesBefore = (target.role.acceptor?.state().accepted ?? []).map(({ slot, value }) => ({ slot, value }));
+      const votesBefore = (target.role.acceptor?.state().accepted ?? []).map(({ slot, value }) => ({
+        slot,
+        value,
+      }));
       const logBefore = structuredClone(cluster.logs.get(2));
       const decodeErrorsBefore = target.stats.decodeErrors;
       const framesInBefore = target.stats.framesIn;
@@ -374,7 +387,8 @@ describe("Driver over the memory network", () => {
       });
       garbage.push(new Uint8Array(0), Uint8Array.of(0xa1), Uint8Array.of(0xa1, 0xff, 1, 2, 3));
       garbage.push(good.slice(0, good.length - 3), Uint8Array.from([...good, 0]));
-      for (const frame of garbage) assert.equal(binaryCodec.decode(frame).ok, false, "test frames must be bad");
+      for (const frame of garbage)
+        assert.equal(binaryCodec.decode(frame).ok, false, "test frames must be bad");
 
       const attacker = await peer(cluster.network, 666);
       for (const frame of garbage) attacker.transport.send({ host: "127.0.0.1", port: 2 }, frame);
@@ -384,7 +398,10 @@ describe("Driver over the memory network", () => {
       );
       assert.ok(target.stats.framesIn >= framesInBefore + garbage.length);
       assert.deepEqual(attacker.received, [], "nothing answers a bad frame");
-      const votesAfter = (target.role.acceptor?.state().accepted ?? []).map(({ slot, value }) => ({ slot, value }));
+      const votesAfter = (target.role.acceptor?.state().accepted ?? []).map(({ slot, value }) => ({
+        slot,
+        value,
+      }));
       assert.deepEqual(votesAfter, votesBefore, "no vote changed");
       assert.deepEqual(cluster.logs.get(2), logBefore, "no decision appeared");
 
@@ -422,7 +439,10 @@ describe("Driver: persist before send", () => {
       role: new Acceptor({ id: 1 }),
       transport,
       codec: binaryCodec,
-      addressBook: roleBook({ proposer: proposer.transport.localEndpoint, learner: learner.transport.localEndpoint }),
+      addressBook: roleBook({
+        proposer: proposer.transport.localEndpoint,
+        learner: learner.transport.localEndpoint,
+      }),
       storage,
       tickMs: TICK_MS,
       onFatal: (error) => fatal.push(error),
@@ -500,11 +520,15 @@ describe("Driver: persist before send", () => {
         ["accepted", "accepted", "promise"],
       );
       const promise = a.proposer.of("promise")[0];
-      assert.deepEqual(promise?.accepted.map((entry) => entry.slot), [1], "the promise reports the vote");
+      assert.deepEqual(
+        promise?.accepted.map((entry) => entry.slot),
+        [1],
+        "the promise reports the vote",
+      );
       assertPersistBeforeSend(a.events);
       assert.deepEqual(a.fatal, []);
     } finally {
-      a.storage.open_();
+      a.storage.unblock();
       await a.driver.stop();
     }
   });
@@ -529,6 +553,34 @@ describe("Driver: persist before send", () => {
       assert.equal(a.storage.syncCalls, 1, `${slots} votes in one turn must share one sync`);
       assert.equal(a.driver.stats.persists, 1);
       assert.equal(a.storage.state().accepted.length, slots);
+      assertPersistBeforeSend(a.events);
+    } finally {
+      await a.driver.stop();
+    }
+  });
+
+  test("group commit under a burst larger than one turn takes: a few syncs, not one per message", async () => {
+    const a = await gatedAcceptor();
+    a.storage.auto = true;
+    try {
+      const slots = 500;
+      for (let slot = 1; slot <= slots; slot++) {
+        a.proposer.send(a.acceptorAt, {
+          type: "accept",
+          from: 1,
+          ballot: ballot(1),
+          slot,
+          value: { commands: [{ client: 9, seq: slot, payload: `v${slot}` }] },
+        });
+      }
+      await waitFor(() => a.proposer.of("accepted").length === slots, "every vote");
+      assert.equal(a.storage.appendCalls, slots);
+      assert.ok(a.storage.syncCalls <= slots / 10, `${a.storage.syncCalls} syncs for ${slots} votes`);
+      assert.deepEqual(
+        a.proposer.of("accepted").map((m) => m.slot),
+        Array.from({ length: slots }, (_, i) => i + 1),
+        "votes leave in the order the accepts came",
+      );
       assertPersistBeforeSend(a.events);
     } finally {
       await a.driver.stop();
@@ -571,7 +623,7 @@ describe("Driver: persist before send", () => {
       assert.equal(a.storage.syncCalls, 2);
       assertPersistBeforeSend(a.events);
     } finally {
-      a.storage.open_();
+      a.storage.unblock();
       await a.driver.stop();
     }
   });
@@ -602,7 +654,10 @@ describe("Driver: persist before send", () => {
       // More work while the sync is still held: accepts and heartbeats keep leaving node 1.
       const outBefore = events.slice(mark).filter((e) => e.kind === "out").length;
       cluster.node(1).run((replica) => replica.submit(commands(5, 3, 1)));
-      await waitFor(() => [2, 3].every((id) => cluster.payloads(id).length === 3), "the third value at 2 and 3");
+      await waitFor(
+        () => [2, 3].every((id) => cluster.payloads(id).length === 3),
+        "the third value at 2 and 3",
+      );
       const sent = events.slice(mark).filter((e): e is Extract<Event, { kind: "out" }> => e.kind === "out");
       assert.ok(sent.length > outBefore);
       assert.ok(
@@ -616,7 +671,7 @@ describe("Driver: persist before send", () => {
       );
       assert.equal(storage.syncCalls, syncsBefore + 1, "one sync at a time");
 
-      storage.open_();
+      storage.unblock();
       await waitFor(
         () => events.slice(mark).some((e) => e.kind === "out" && e.message.type === "accepted"),
         "node 1's votes after the sync",
@@ -627,7 +682,7 @@ describe("Driver: persist before send", () => {
       assert.deepEqual(cluster.payloads(3), cluster.payloads(1));
       assert.deepEqual(cluster.fatal, []);
     } finally {
-      storage.open_();
+      storage.unblock();
       await cluster.stop();
     }
   });
@@ -654,18 +709,25 @@ function assertPersistBeforeSend(events: readonly Event[]): void {
       const { slot, ballot } = event.message;
       const write = appendedAt.find(({ delta }) =>
         (delta.accepted ?? []).some(
-          (entry) => entry.slot === slot && entry.ballot.round === ballot.round && entry.ballot.node === ballot.node,
+          (entry) =>
+            entry.slot === slot && entry.ballot.round === ballot.round && entry.ballot.node === ballot.node,
         ),
       );
       assert.ok(write !== undefined, `vote for slot ${slot} sent with no write of it`);
-      assert.ok(write.index < durableUpTo, `vote for slot ${slot} (event ${i}) sent before its write was synced`);
+      assert.ok(
+        write.index < durableUpTo,
+        `vote for slot ${slot} (event ${i}) sent before its write was synced`,
+      );
     } else if (event.message.type === "promise") {
       const { ballot } = event.message;
       const write = appendedAt.find(
         ({ delta }) => delta.promised?.round === ballot.round && delta.promised.node === ballot.node,
       );
       if (write !== undefined) {
-        assert.ok(write.index < durableUpTo, `promise ${ballot.round}.${ballot.node} sent before it was synced`);
+        assert.ok(
+          write.index < durableUpTo,
+          `promise ${ballot.round}.${ballot.node} sent before it was synced`,
+        );
       }
     }
   }
@@ -702,7 +764,10 @@ describe("Driver: fatal trouble", () => {
       role,
       transport,
       codec: binaryCodec,
-      addressBook: roleBook({ proposer: sender.transport.localEndpoint, learner: sender.transport.localEndpoint }),
+      addressBook: roleBook({
+        proposer: sender.transport.localEndpoint,
+        learner: sender.transport.localEndpoint,
+      }),
       storage,
       tickMs: TICK_MS,
       onFatal: (error) => fatal.push(error),
@@ -766,7 +831,7 @@ describe("Driver: fatal trouble", () => {
     const s = await single(role);
     try {
       s.driver.run(() => {
-        throw "a string"; // eslint-style code would not, but a dependency might
+        throw "a string"; // our code throws Errors, but a dependency might not
       });
       await waitFor(() => s.fatal.length === 1, "onFatal");
       assert.ok(s.fatal[0] instanceof Error);

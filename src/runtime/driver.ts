@@ -44,6 +44,8 @@ export interface DriverOptions<R extends RoleLike> {
   readonly prng?: Prng;
   /** Most messages waiting in the mailbox; beyond it frames are dropped and counted. */
   readonly mailboxMax?: number;
+  /** Most messages handled in one turn (default 64); the rest wait for the next turn. */
+  readonly turnMessagesMax?: number;
 }
 
 export interface DriverStats {
@@ -80,6 +82,7 @@ export class Driver<R extends RoleLike> {
   };
   private readonly mailbox: Array<Message | (() => Output)> = [];
   private readonly mailboxMax: number;
+  private readonly turnMessagesMax: number;
   private turnScheduled = false;
   private ticksDue = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -93,6 +96,7 @@ export class Driver<R extends RoleLike> {
 
   constructor(private readonly options: DriverOptions<R>) {
     this.mailboxMax = options.mailboxMax ?? 100_000;
+    this.turnMessagesMax = options.turnMessagesMax ?? 64;
   }
 
   get role(): R {
@@ -179,7 +183,9 @@ export class Driver<R extends RoleLike> {
       for (const decision of output.decided) decided.push(decision);
     };
     try {
-      const items = this.mailbox.splice(0, this.mailbox.length);
+      // A bounded share per turn: timers, sockets and syncs get their turn too, so a leader under a
+      // burst of requests still sends its heartbeats on time.
+      const items = this.mailbox.splice(0, Math.min(this.mailbox.length, this.turnMessagesMax));
       for (const item of items) take(typeof item === "function" ? item() : role.step(item));
       while (this.ticksDue > 0) {
         this.ticksDue--;
@@ -205,6 +211,7 @@ export class Driver<R extends RoleLike> {
       this.options.onDecision?.(decision);
     }
     this.options.onTurnEnd?.(role);
+    if (this.mailbox.length > 0) this.schedule();
   }
 
   /** Group commit: one sync at a time; whatever was appended meanwhile rides the next one. */

@@ -1,0 +1,350 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
+
+/** Resolves once `condition()` holds (polling every 10 ms); rejects after `timeoutMs` naming `what`. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exited: Promise<Exit>;
+  readonly done: () => boolean;
+}
+
+/** The processes of one test; `stopAll` (in `finally`) SIGTERMs each and SIGKILLs by pid after 3 s. */
+class Processes {
+  readonly all: Proc[] = [];
+  /** Processes started by ours (e.g. `paxos cluster`'s nodes), to make sure they are gone too. */
+  readonly grandchildren = new Set<number>();
+
+  start(name: string, args: string[], options: { stdin?: boolean } = {}): Proc {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      env: { ...process.env, PAXOS_LOG_LEVEL: "info" },
+    });
+    let ended = false;
+    const proc: Proc = {
+      name,
+      child,
+      stdout: "",
+      stderr: "",
+      exited: new Promise((resolve) =>
+        child.once("exit", (code, signal) => {
+          ended = true;
+          resolve({ code, signal });
+        }),
+      ),
+      done: () => ended,
+    };
+    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+      proc.stdout += chunk;
+    });
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+      proc.stderr += chunk;
+    });
+    this.all.push(proc);
+    return proc;
+  }
+
+  async run(name: string, args: string[], timeoutMs = 10_000) {
+    const proc = this.start(name, args);
+    const timer = setTimeout(() => proc.child.kill("SIGKILL"), timeoutMs);
+    const exit = await proc.exited;
+    clearTimeout(timer);
+    await closed(proc);
+    return { ...exit, stdout: proc.stdout, stderr: proc.stderr };
+  }
+
+  async stop(proc: Proc): Promise<Exit> {
+    if (!proc.done()) proc.child.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      if (!proc.done()) proc.child.kill("SIGKILL");
+    }, 3000);
+    const exit = await proc.exited;
+    clearTimeout(timer);
+    await closed(proc);
+    return exit;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.all.map((proc) => this.stop(proc)));
+    // Whatever our children started and left behind: give it a moment, then kill it by pid.
+    const leftovers = [...this.grandchildren].filter(alive);
+    if (leftovers.length > 0) {
+      await waitFor(() => leftovers.every((pid) => !alive(pid)), "grandchildren to exit", 3000).catch(() => {
+        for (const pid of leftovers) if (alive(pid)) process.kill(pid, "SIGKILL");
+      });
+    }
+    for (const proc of this.all)
+      assert.ok(proc.done(), `${proc.name} (pid ${proc.child.pid}) is still running`);
+    assert.deepEqual(leftovers.filter(alive), [], "processes started by our children are still running");
+  }
+}
+
+/** Waits until a process's output pipes have closed (its last lines are in), at most 1 s. */
+function closed(proc: Proc): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (proc.child.stdout?.readableEnded !== false && proc.child.stderr?.readableEnded !== false) resolve();
+    else {
+      proc.child.once("close", () => resolve());
+      setTimeout(resolve, 1000).unref();
+    }
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie (exited, not yet reaped) counts as gone.
+    return !readFileSync(`/proc/${pid}/stat`, "utf8")
+      .replace(/^.*\) /, "")
+      .startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** The pids whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.replace(/^.*\) /, "").split(" ")[1]);
+      if (parent === pid) found.push(Number(entry));
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return found;
+}
+
+/** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
+async function freePorts(kind: "udp" | "tcp", count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) {
+    if (kind === "udp") {
+      const socket = createSocket("udp4");
+      await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+      ports.add(socket.address().port);
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    } else {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const address = server.address();
+      assert.ok(address !== null && typeof address === "object");
+      ports.add(address.port);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+  return [...ports];
+}
+
+/** True if `port` can be bound on 127.0.0.1 for both UDP and TCP right now. */
+async function isFree(port: number): Promise<boolean> {
+  const udp = await new Promise<boolean>((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+  if (!udp) return false;
+  return new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A random base port in 20000..59999 with `count` free consecutive ports. */
+async function freeBasePort(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (40_000 - count));
+    let free = true;
+    for (let i = 0; i < count && free; i++) free = await isFree(base + i);
+    if (free) return base;
+  }
+  throw new Error("no free port range found");
+}
+
+function tempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "paxos-node-test-"));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function lines(text: string): string[] {
+  return text.split("\n").filter((line) => line !== "");
+}
+
+const started = (proc: Proc) => () => proc.stderr.includes('"msg":"started"');
+
+describe("paxos node", () => {
+  for (const transport of ["udp", "tcp"] as const) {
+    test(`three nodes over ${transport} print the values of "paxos client" in one order`, async () => {
+      const processes = new Processes();
+      const temp = tempDir();
+      try {
+        const ports = await freePorts(transport, 3);
+        const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
+        const configPath = join(temp.dir, "cluster.json");
+        writeFileSync(configPath, JSON.stringify({ nodes, transport, quorum: { kind: "majority" } }));
+        const nodeProcs = nodes.map((node) =>
+          processes.start(`node ${node.id}`, ["node", "--config", configPath, "--id", String(node.id)]),
+        );
+        for (const proc of nodeProcs) await waitFor(started(proc), `${proc.name} to start`);
+
+        const values = Array.from({ length: 30 }, (_, i) => `${transport} value ${i + 1}`);
+        const client = processes.start("client 9", ["client", "9", configPath], { stdin: true });
+        client.child.stdin?.end(`${values.join("\n")}\n`);
+        await waitFor(
+          () => nodeProcs.every((proc) => lines(proc.stdout).length >= values.length),
+          "every node to print every value",
+        );
+        const printed = nodeProcs.map((proc) => lines(proc.stdout));
+        assert.deepEqual([...(printed[0] ?? [])].sort(), [...values].sort(), "node 1 printed other values");
+        assert.deepEqual(printed[1], printed[0], "node 2 printed another order");
+        assert.deepEqual(printed[2], printed[0], "node 3 printed another order");
+
+        // Every value is decided: the client must hear its acks and exit 0 soon after.
+        const clientExit = await Promise.race([
+          client.exited,
+          new Promise<never>((_, reject) =>
+            setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `the client did not exit within 5 s of every value being decided: ${client.stderr}`,
+                  ),
+                ),
+              5000,
+            ).unref(),
+          ),
+        ]);
+        assert.deepEqual(clientExit, { code: 0, signal: null }, client.stderr);
+
+        for (const proc of nodeProcs) {
+          const exit = await processes.stop(proc);
+          assert.equal(exit.code, 0, `${proc.name}: ${proc.stderr}`);
+        }
+        const final = nodeProcs.map((proc) => lines(proc.stdout));
+        assert.equal(final[0]?.length, values.length, "node 1 printed a value twice or an extra one");
+        assert.deepEqual(final[1], final[0], "node 2 printed another order");
+        assert.deepEqual(final[2], final[0], "node 3 printed another order");
+        for (const proc of nodeProcs) assert.doesNotMatch(proc.stderr, /FATAL/);
+      } finally {
+        await processes.stopAll();
+        temp.remove();
+      }
+    });
+  }
+
+  test("--help says that without --data the state lives in memory", async () => {
+    const processes = new Processes();
+    try {
+      const run = await processes.run("node --help", ["node", "--help"]);
+      assert.equal(run.code, 0);
+      assert.match(run.stdout, /^Usage: paxos node /);
+      assert.match(run.stdout.replace(/\s+/g, " "), /--data DIR .*Without it, state lives in memory/);
+      assert.equal(run.stderr, "");
+    } finally {
+      await processes.stopAll();
+    }
+  });
+
+  test("usage mistakes are one-line errors with exit status 2", async () => {
+    const processes = new Processes();
+    const temp = tempDir();
+    try {
+      const configPath = join(temp.dir, "cluster.json");
+      writeFileSync(configPath, JSON.stringify({ nodes: [{ id: 1, host: "127.0.0.1", port: 7101 }] }));
+      const badPath = join(temp.dir, "bad.json");
+      writeFileSync(badPath, JSON.stringify({ nodes: [{ id: 1, host: "127.0.0.1", port: 0 }] }));
+      const cases: Array<{ args: string[]; expect: RegExp }> = [
+        { args: ["node", "--id", "1"], expect: /^paxos node: missing --config/ },
+        { args: ["node"], expect: /^paxos node: missing --config/ },
+        { args: ["node", "--config", configPath], expect: /^paxos node: missing <id>/ },
+        { args: ["node", "--config", configPath, "--id", "2"], expect: /no node with id 2/ },
+        { args: ["node", "--config", configPath, "--id", "x"], expect: /<id> must be a positive integer/ },
+        { args: ["node", "--config", join(temp.dir, "nowhere.json"), "--id", "1"], expect: /nowhere\.json/ },
+        { args: ["node", "--config", badPath, "--id", "1"], expect: /bad\.json: nodes\.0\.port: / },
+        { args: ["node", "--config", configPath, "--id", "1", "--bogus"], expect: /^paxos node: .*--bogus/ },
+      ];
+      const runs = await Promise.all(cases.map(({ args }) => processes.run(args.join(" "), args)));
+      for (const [index, run] of runs.entries()) {
+        const { args, expect } = cases[index] as (typeof cases)[number];
+        assert.equal(run.code, 2, `paxos ${args.join(" ")}: ${run.stderr}`);
+        assert.equal(lines(run.stderr).length, 1, `paxos ${args.join(" ")}:\n${run.stderr}`);
+        assert.match(run.stderr, expect);
+        assert.equal(run.stdout, "");
+      }
+    } finally {
+      await processes.stopAll();
+      temp.remove();
+    }
+  });
+});
+
+describe("paxos cluster", () => {
+  test("decides typed values, prints them as 'decided: <value>', and stops cleanly on SIGTERM", async () => {
+    const processes = new Processes();
+    try {
+      const base = await freeBasePort(3);
+      const cluster = processes.start("cluster", ["cluster", "--nodes", "3", "--base-port", String(base)], {
+        stdin: true,
+      });
+      await waitFor(() => cluster.stderr.includes("paxos cluster: 3 nodes"), "the cluster to start");
+      assert.ok(cluster.stderr.includes(`127.0.0.1:${base}..${base + 2}`), cluster.stderr);
+      await waitFor(() => childrenOf(cluster.child.pid as number).length === 3, "three node processes");
+      for (const pid of childrenOf(cluster.child.pid as number)) processes.grandchildren.add(pid);
+
+      const values = Array.from({ length: 10 }, (_, i) => `typed ${i + 1}`);
+      cluster.child.stdin?.write(`${values.join("\n")}\n`);
+      await waitFor(
+        () => values.every((value) => cluster.stdout.includes(`decided: ${value}\n`)),
+        "every value to be decided",
+      );
+      const exit = await processes.stop(cluster);
+      assert.ok(
+        exit.code === 0 || exit.signal === "SIGTERM",
+        `exit ${exit.code} ${exit.signal}: ${cluster.stderr}`,
+      );
+      const decided = lines(cluster.stdout);
+      assert.deepEqual([...decided].sort(), values.map((value) => `decided: ${value}`).sort());
+      // Its nodes stopped too, without being killed, and none stopped on its own before.
+      await waitFor(
+        () => [...processes.grandchildren].every((pid) => !alive(pid)),
+        "the nodes to exit",
+        5000,
+      );
+      assert.doesNotMatch(cluster.stderr, /a node exited/);
+      assert.doesNotMatch(cluster.stderr, /FATAL/);
+    } finally {
+      await processes.stopAll();
+    }
+  });
+});
