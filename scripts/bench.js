@@ -18,7 +18,10 @@ const machine = {
 
 function save(name, result) {
   const file = `${resultsDir}/${name}.json`;
-  writeFileSync(file, `${JSON.stringify({ benchmark: name, date: new Date().toISOString(), machine, ...result }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ benchmark: name, date: new Date().toISOString(), machine, ...result }, null, 2)}\n`,
+  );
   console.log(`wrote ${file}`);
 }
 
@@ -37,7 +40,9 @@ const benchmarks = {
           learnedAll: result.problems.length === 0,
           learnedAllMs: result.learnedAllMs,
           learnedWithinWindow: learned,
-          valuesPerSecond: result.learnedAllMs ? Math.round((2 * valuesPerClient) / (result.learnedAllMs / 1000)) : null,
+          valuesPerSecond: result.learnedAllMs
+            ? Math.round((2 * valuesPerClient) / (result.learnedAllMs / 1000))
+            : null,
           problems: result.problems.slice(0, 3),
         };
         runs.push(run);

@@ -22,5 +22,23 @@ if (lint.status !== 0) {
 }
 const only = process.argv.slice(2);
 const files = findTests("dist").filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
-const run = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
-process.exit(run.status ?? 1);
+// Tests that start real processes and measure nothing but still depend on timely scheduling (the
+// harness's fixed timeline, elections) run one at a time, after the CPU-heavy simulator band.
+const isProcessTest = (f) => f.includes("/harness/") || f.includes("/cli/");
+const phases = [
+  { files: files.filter((f) => !isProcessTest(f)), concurrency: 2 },
+  { files: files.filter(isProcessTest), concurrency: 1 },
+];
+let status = 0;
+for (const phase of phases) {
+  if (phase.files.length === 0) continue;
+  const run = spawnSync(
+    process.execPath,
+    ["--test", `--test-concurrency=${phase.concurrency}`, ...phase.files],
+    {
+      stdio: "inherit",
+    },
+  );
+  if (run.status !== 0) status = run.status ?? 1;
+}
+process.exit(status);

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createQuorumSystem, Replica } from "../core/index.js";
 import { createLogger } from "../observe/index.js";
 import { ClusterAddressBook, type ClusterConfig, Driver, parseClusterConfig } from "../runtime/index.js";
+import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
 import {
@@ -36,8 +37,12 @@ Clients reach the cluster with "paxos client <id> cluster.json".
 Options:
   --config FILE   the cluster file (required)
   --id N          this node's id in the file (required)
-  --data DIR      keep durable state (promises, votes, ballot round) in DIR, a write-ahead log.
-                  Without it, state lives in memory only and is lost when the process stops.
+  --data DIR      keep durable state (promises, votes, ballot round, the decided log) in DIR, a
+                  write-ahead log. Without it, state lives in memory only and is lost when the
+                  process stops. Damaged state is moved aside and the node rejoins as a learner.
+  --rejoin        this node's state was lost (say, a new disk): start empty in DIR and rejoin as a
+                  learner, voting again only once the cluster has moved past every slot it might
+                  have voted in
   --debug         print every message sent and received on stderr
   --quiet         do not print decided values
   --seed N        seed for this process's random choices (default: from the OS)
@@ -51,6 +56,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       config: { type: "string" },
       id: { type: "string" },
       data: { type: "string" },
+      rejoin: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       seed: { type: "string" },
@@ -79,7 +85,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const prng = processPrng(values.seed);
   const name = `node ${id}`;
   const logger = createLogger(name);
-  const { storage, state } = await openStorage(values.data, logger);
+  if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
+  const { storage, state } = await openStorage(values.data, logger, {
+    rejoinIfDamaged: true,
+    rejoin: values.rejoin,
+  });
   const transport: Transport =
     cluster.transport === "tcp"
       ? new TcpTransport({ host: self.host, port: self.port })
@@ -89,7 +99,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
     quorum: quorum.value,
     prng,
     timing: RUNTIME_TIMING,
-    restore: { acceptor: { promised: state.promised, accepted: state.accepted }, round: state.round },
+    restore: toReplicaState(state),
+    rejoining: state.rejoining,
   });
   const driver = new Driver({
     name,
@@ -112,6 +123,14 @@ export async function nodeCommand(args: string[]): Promise<number> {
     ...(values.debug ? { onTrace: debugTracer(name) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
   });
+  if (!values.quiet) {
+    // What this node delivered before it stopped comes back from its log: print it again, so its
+    // stdout is always the whole decided sequence.
+    for (const { value } of replica.learner.delivered(1, replica.learner.deliveredThrough)) {
+      if (value.commands.length > 0)
+        process.stdout.write(`${value.commands.map((c) => c.payload).join("\n")}\n`);
+    }
+  }
   try {
     await driver.start();
   } catch (error) {

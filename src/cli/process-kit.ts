@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { rename } from "node:fs/promises";
 import { type Codec, codecByName } from "../codec/index.js";
 import { Prng } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
@@ -61,16 +62,57 @@ export function processPrng(seed: string | undefined): Prng {
   return new Prng(Number(seed));
 }
 
-/** Opens durable storage in `dir`, or memory storage when no directory is given. */
-export async function openStorage(dir: string | undefined, logger: Logger) {
-  const storage: Storage = dir === undefined ? new MemoryStorage() : new WalStorage({ dir });
-  const opened = await storage.open();
+/**
+ * Opens durable storage in `dir`, or memory storage when no directory is given.
+ *
+ * With `rejoinIfDamaged` (collapsed nodes), damaged state is never guessed at or repaired in place:
+ * the damaged log is moved aside (`DIR.damaged-<time>`, for an operator), a fresh log starts with a
+ * durable "rejoining" mark, and the node comes back as a learner that votes again only once the
+ * cluster has moved past every slot it might have voted in (`Replica`). `rejoin` does the same for
+ * a node whose state is known lost (an operator's call: a replaced disk). Without `rejoinIfDamaged`
+ * (a separate acceptor, which cannot tell when the cluster has moved on), damage is fatal.
+ */
+export async function openStorage(
+  dir: string | undefined,
+  logger: Logger,
+  options: { rejoinIfDamaged?: boolean; rejoin?: boolean } = {},
+) {
+  let storage: Storage = dir === undefined ? new MemoryStorage() : new WalStorage({ dir });
+  let opened = await storage.open();
+  let rejoining = options.rejoin === true;
   if (!opened.ok) {
-    logger.fatal({ error: opened.error }, "cannot load durable state; refusing to vote with damaged state");
-    throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+    if (!options.rejoinIfDamaged || dir === undefined) {
+      logger.fatal({ error: opened.error }, "cannot load durable state; refusing to vote with damaged state");
+      throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+    }
+    logger.error(
+      { error: opened.error },
+      "durable state is damaged: moving it aside and rejoining as a learner",
+    );
+    rejoining = true;
   }
-  if (dir !== undefined) logger.info({ dir, stats: storage.stats }, "durable state loaded");
-  return { storage, state: opened.value };
+  if (rejoining && dir !== undefined) {
+    await storage.close({ sync: false }).catch(() => {});
+    const aside = `${dir}.damaged-${Date.now()}`;
+    await rename(dir, aside).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+    logger.warn({ dir, aside }, "previous state moved aside");
+    storage = new WalStorage({ dir });
+    opened = await storage.open();
+    if (!opened.ok) throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+  }
+  if (!opened.ok) throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+  let state = opened.value;
+  if (rejoining) {
+    // The mark goes to disk first: a crash during the rejoin must come back rejoining.
+    storage.append({ rejoining: true });
+    await storage.sync();
+    state = { ...state, rejoining: true };
+  }
+  if (dir !== undefined)
+    logger.info({ dir, stats: storage.stats, rejoining: state.rejoining }, "durable state loaded");
+  return { storage, state };
 }
 
 /** `--debug`: every message sent and received, one line each, on stderr. */

@@ -4,14 +4,11 @@ import {
   Acceptor,
   Client,
   createQuorumSystem,
-  DEFAULT_LIMITS,
   type Decision,
   type Destination,
-  emptyOutput,
   Learner,
   type Output,
   Proposer,
-  payloadProblem,
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
@@ -127,8 +124,9 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     quorum = q.value;
     transport =
       cluster.value.transport === "tcp"
-        ? new TcpTransport({ host: "127.0.0.1", port: 0 })
-        : new UdpTransport({ host: "127.0.0.1", port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
+        ? new TcpTransport({ host: "0.0.0.0", port: 0 })
+        : // Any local address: the nodes may be on other hosts (answers come back to the source address).
+          new UdpTransport({ host: "0.0.0.0", port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
     addressBook = new ClusterAddressBook(cluster.value);
     clientTarget = { role: "proposer" };
   } else {
@@ -172,7 +170,9 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       };
       break;
     case "client":
-      role = new Client({ id, prng, to: clientTarget });
+      // Sequence numbers start from the clock (in thousandths of a millisecond), so a later run with
+      // the same client id is not taken for a resend of an earlier run's values.
+      role = new Client({ id, prng, to: clientTarget, firstSeq: Date.now() * 1000 });
       break;
   }
   // A proposer logs each change of its mode (follower, candidate, leader) at info level.
@@ -221,6 +221,7 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
   return new Promise((resolve) => {
     let closed = false;
     let submitted = 0;
+    let pendingLines = 0;
     let refused = 0;
     const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
     // Lines read in one event-loop turn go out together, in as few requests as fit.
@@ -228,7 +229,9 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
     const flush = () => {
       const payloads = batch;
       batch = [];
+      pendingLines += payloads.length; // counted now: the driver takes them on its next turn
       driver.run((client): Output => {
+        pendingLines -= payloads.length;
         const result = client.submitAll(payloads);
         for (const { problem } of result.refused) {
           refused++;
@@ -246,7 +249,13 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
       closed = true;
     });
     const check = setInterval(() => {
-      if (closed && batch.length === 0 && driver.role.unackedCount === 0 && driver.role.acked >= submitted) {
+      if (
+        closed &&
+        batch.length === 0 &&
+        pendingLines === 0 &&
+        driver.role.unackedCount === 0 &&
+        driver.role.acked >= submitted
+      ) {
         clearInterval(check);
         logger.info({ submitted, refused, stats: driver.stats }, "every value decided");
         void driver.stop().then(() => resolve(refused > 0 ? 1 : 0));

@@ -113,6 +113,7 @@ export const messageArbitraries: {
     firstSlot: uintArbitrary,
     accepted: fc.array(acceptedEntryArbitrary, { maxLength: 4 }),
     nextSlot: fc.option(uintArbitrary, { nil: null }),
+    floorSlot: uintArbitrary,
   }),
   accept: record({
     type: fc.constant("accept" as const),
@@ -145,6 +146,7 @@ export const messageArbitraries: {
     from: uintArbitrary,
     ballot: ballotArbitrary,
     decidedThrough: uintArbitrary,
+    proposedThrough: uintArbitrary,
   }),
   catchup: record({
     type: fc.constant("catchup" as const),
@@ -182,6 +184,7 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
       { slot: 6, ballot: { round: 1, node: 1 }, value: { commands: [] } },
     ],
     nextSlot: 7,
+    floorSlot: 0,
   },
   {
     type: "accept",
@@ -206,7 +209,7 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
       { slot: 2, value: { commands: [] } },
     ],
   },
-  { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17 },
+  { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17, proposedThrough: 20 },
   { type: "catchup", from: 4, role: "learner", fromSlot: 18, toSlot: 40 },
 ];
 

@@ -48,8 +48,9 @@ test("the layout matches the documented examples", () => {
     from: 1,
     ballot: { round: 4, node: 1 },
     decidedThrough: 17,
+    proposedThrough: 0,
   };
-  assert.deepStrictEqual(encodeBinary(heartbeat), frame(M, 9, 1, 4, 1, 17));
+  assert.deepStrictEqual(encodeBinary(heartbeat), frame(M, 9, 1, 4, 1, 17, 0));
   const promise: Message = {
     type: "promise",
     from: 1,
@@ -59,10 +60,11 @@ test("the layout matches the documented examples", () => {
       { slot: 1, ballot: { round: 1, node: 1 }, value: { commands: [{ client: 2, seq: 3, payload: "é" }] } },
     ],
     nextSlot: null,
+    floorSlot: 0,
   };
   assert.deepStrictEqual(
     encodeBinary(promise),
-    frame(M, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 2, 0xc3, 0xa9, 0),
+    frame(M, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 2, 0xc3, 0xa9, 0, 0),
   );
 });
 
@@ -85,9 +87,10 @@ test("numbers up to 2^53 - 1 are carried exactly, in 1 to 8 bytes", () => {
       from: 0,
       ballot: { round: value, node: 0 },
       decidedThrough: 0,
+      proposedThrough: 0,
     };
     const encoded = encodeBinary(message);
-    assert.equal(encoded.length, 6 - 1 + bytes, `${value} takes ${bytes} bytes`);
+    assert.equal(encoded.length, 7 - 1 + bytes, `${value} takes ${bytes} bytes`);
     assert.deepStrictEqual(decodeBinary(encoded), { ok: true, value: message });
   }
   assert.deepStrictEqual(
@@ -115,7 +118,7 @@ test("a number over 2^53 - 1, longer than 8 bytes, or not minimally encoded is r
 });
 
 test("frames are checked for magic, version, tag and trailing bytes", () => {
-  const heartbeat = [9, 1, 4, 1, 17];
+  const heartbeat = [9, 1, 4, 1, 17, 0];
   assert.match(errorOf(frame(0x7b, ...heartbeat)), /bad magic byte 0x7b/);
   assert.match(errorOf(frame(0xa2, ...heartbeat)), /unsupported version 2/);
   assert.match(errorOf(frame(M, 0, 1)), /unknown message tag 0/);
@@ -232,6 +235,7 @@ test("the encoder refuses, loudly, a message no decoder would accept", () => {
     from: 1,
     ballot: { round: 1, node: 1 },
     decidedThrough,
+    proposedThrough: 0,
   });
   const request = (payload: string, count = 1): Message => ({
     type: "request",

@@ -29,14 +29,14 @@
  *  1 request    from:uint  count:uint  command × count                  (count <= 4096)
  *  2 ack        from:uint  client:uint  count:uint  seq:uint × count    (count <= 65536)
  *  3 prepare    from:uint  ballot  firstSlot:uint
- *  4 promise    from:uint  ballot  firstSlot:uint  count:uint  entry × count  nextSlot
+ *  4 promise    from:uint  ballot  firstSlot:uint  count:uint  entry × count  nextSlot  floorSlot:uint
  *                 entry    = slot:uint  ballot  value                   (count <= 4096)
  *                 nextSlot = u8 0x00 (null, the report is complete) | u8 0x01 then slot:uint
  *  5 accept     from:uint  ballot  slot:uint  value
  *  6 accepted   from:uint  ballot  slot:uint  u8 0x00 (value null: the accept's) | u8 0x01 then value
  *  7 reject     from:uint  ballot  promised:ballot  slot:uint
  *  8 decide     from:uint  count:uint  (slot:uint  value) × count       (count <= 4096)
- *  9 heartbeat  from:uint  ballot  decidedThrough:uint
+ *  9 heartbeat  from:uint  ballot  decidedThrough:uint  proposedThrough:uint
  * 10 catchup    from:uint  role  fromSlot:uint  toSlot:uint
  * ```
  *
@@ -249,7 +249,7 @@ function writeValue(w: Writer, value: Value): void {
  * message it does encode decodes back to an equal message.
  *
  * @example
- * const bytes = encodeBinary({ type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17 });
+ * const bytes = encodeBinary({ type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17, proposedThrough: 20 });
  * // Uint8Array [0xa1, 9, 1, 4, 1, 17]
  */
 export function encodeBinary(message: Message): Uint8Array {
@@ -287,6 +287,7 @@ export function encodeBinary(message: Message): Uint8Array {
         w.byte(1);
         w.uint(message.nextSlot, "nextSlot");
       }
+      w.uint(message.floorSlot, "floorSlot");
       break;
     case "accept":
       writeBallot(w, message.ballot);
@@ -317,6 +318,7 @@ export function encodeBinary(message: Message): Uint8Array {
     case "heartbeat":
       writeBallot(w, message.ballot);
       w.uint(message.decidedThrough, "decidedThrough");
+      w.uint(message.proposedThrough, "proposedThrough");
       break;
     case "catchup": {
       const role = CODE_BY_ROLE[message.role];
@@ -482,7 +484,7 @@ function readBody(r: Reader): Message {
       const presence = r.byte("nextSlot");
       if (presence > 1) throw new FrameError(`promise: nextSlot marker must be 0 or 1, got ${presence}`);
       const nextSlot = presence === 0 ? null : r.uint("nextSlot");
-      return { type: "promise", from, ballot, firstSlot, accepted, nextSlot };
+      return { type: "promise", from, ballot, firstSlot, accepted, nextSlot, floorSlot: r.uint("floorSlot") };
     }
     case "accept": {
       const ballot = r.ballot();
@@ -513,7 +515,8 @@ function readBody(r: Reader): Message {
     }
     case "heartbeat": {
       const ballot = r.ballot();
-      return { type: "heartbeat", from, ballot, decidedThrough: r.uint("decidedThrough") };
+      const decidedThrough = r.uint("decidedThrough");
+      return { type: "heartbeat", from, ballot, decidedThrough, proposedThrough: r.uint("proposedThrough") };
     }
     case "catchup": {
       const code = r.byte("role");
@@ -546,8 +549,8 @@ export function peekBinaryType(bytes: Uint8Array): MessageType | null {
  * The decoded message has passed {@link validateMessage}.
  *
  * @example
- * const result = decodeBinary(new Uint8Array([0xa1, 9, 1, 4, 1, 17]));
- * if (result.ok) result.value; // { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17 }
+ * const result = decodeBinary(new Uint8Array([0xa1, 9, 1, 4, 1, 17, 0]));
+ * if (result.ok) result.value; // { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17, proposedThrough: 0 }
  */
 export function decodeBinary(bytes: Uint8Array): Result<Message, string> {
   if (!(bytes instanceof Uint8Array)) return err("binary frame: expected a Uint8Array");

@@ -18,10 +18,17 @@ function errorOf(json: string): string {
   return result.ok ? "" : result.error;
 }
 
-const HEARTBEAT = '{"type":"heartbeat","from":1,"ballot":{"round":4,"node":1},"decidedThrough":17}';
+const HEARTBEAT =
+  '{"type":"heartbeat","from":1,"ballot":{"round":4,"node":1},"decidedThrough":17,"proposedThrough":0}';
 
 test("a message is one JSON object with its fields in type order", () => {
-  const message: Message = { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17 };
+  const message: Message = {
+    type: "heartbeat",
+    from: 1,
+    ballot: { round: 4, node: 1 },
+    decidedThrough: 17,
+    proposedThrough: 0,
+  };
   assert.equal(text.decode(encodeJson(message)), HEARTBEAT);
   const promise: Message = {
     type: "promise",
@@ -30,10 +37,11 @@ test("a message is one JSON object with its fields in type order", () => {
     firstSlot: 1,
     accepted: [],
     nextSlot: null,
+    floorSlot: 0,
   };
   assert.equal(
     text.decode(encodeJson(promise)),
-    '{"type":"promise","from":3,"ballot":{"round":2,"node":1},"firstSlot":1,"accepted":[],"nextSlot":null}',
+    '{"type":"promise","from":3,"ballot":{"round":2,"node":1},"firstSlot":1,"accepted":[],"nextSlot":null,"floorSlot":0}',
   );
 });
 
@@ -53,8 +61,14 @@ test("fields outside the message type are not encoded", () => {
 
 test("the encoder refuses, loudly, a message no decoder would accept", () => {
   const bad = [
-    { type: "heartbeat", from: -1, ballot: { round: 4, node: 1 }, decidedThrough: 17 },
-    { type: "heartbeat", from: 1, ballot: { round: 2 ** 53, node: 1 }, decidedThrough: 17 },
+    { type: "heartbeat", from: -1, ballot: { round: 4, node: 1 }, decidedThrough: 17, proposedThrough: 0 },
+    {
+      type: "heartbeat",
+      from: 1,
+      ballot: { round: 2 ** 53, node: 1 },
+      decidedThrough: 17,
+      proposedThrough: 0,
+    },
     { type: "request", from: 1, commands: [{ client: 1, seq: 1, payload: "\udc00" }] },
     { type: "catchup", from: 1, role: "oracle", fromSlot: 1, toSlot: 2 },
   ] as unknown as Message[];
@@ -63,7 +77,7 @@ test("the encoder refuses, loudly, a message no decoder would accept", () => {
 
 test("whitespace, key order and a byte order mark do not matter", () => {
   const message = decodeText(
-    '\ufeff { "decidedThrough": 17, "ballot": { "node": 1, "round": 4 }, "from": 1, "type": "heartbeat" }\n',
+    '\ufeff { "decidedThrough": 17, "proposedThrough": 0, "ballot": { "node": 1, "round": 4 }, "from": 1, "type": "heartbeat" }\n',
   );
   assert.deepStrictEqual(message, decodeText(HEARTBEAT));
   assert.ok(message.ok);

@@ -88,6 +88,7 @@ function project(message: Message): Message {
         firstSlot: message.firstSlot,
         accepted: message.accepted.map(acceptedEntry),
         nextSlot: message.nextSlot,
+        floorSlot: message.floorSlot,
       };
     case "accept":
       return {
@@ -121,6 +122,7 @@ function project(message: Message): Message {
         from: message.from,
         ballot: ballot(message.ballot),
         decidedThrough: message.decidedThrough,
+        proposedThrough: message.proposedThrough,
       };
     case "catchup":
       return {

@@ -72,12 +72,12 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
   request: ["type", "from", "commands"],
   ack: ["type", "from", "client", "seqs"],
   prepare: ["type", "from", "ballot", "firstSlot"],
-  promise: ["type", "from", "ballot", "firstSlot", "accepted", "nextSlot"],
+  promise: ["type", "from", "ballot", "firstSlot", "accepted", "nextSlot", "floorSlot"],
   accept: ["type", "from", "ballot", "slot", "value"],
   accepted: ["type", "from", "ballot", "slot", "value"],
   reject: ["type", "from", "ballot", "promised", "slot"],
   decide: ["type", "from", "entries"],
-  heartbeat: ["type", "from", "ballot", "decidedThrough"],
+  heartbeat: ["type", "from", "ballot", "decidedThrough", "proposedThrough"],
   catchup: ["type", "from", "role", "fromSlot", "toSlot"],
 };
 
@@ -131,6 +131,7 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         field(m, "firstSlot", uintProblem) ??
         field(m, "accepted", acceptedEntriesProblem) ??
         field(m, "nextSlot", nextSlotProblem) ??
+        field(m, "floorSlot", uintProblem) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
     case "accept":
@@ -165,6 +166,7 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         field(m, "from", uintProblem) ??
         field(m, "ballot", ballotProblem) ??
         field(m, "decidedThrough", uintProblem) ??
+        field(m, "proposedThrough", uintProblem) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
     case "catchup":

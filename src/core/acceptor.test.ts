@@ -58,6 +58,7 @@ describe("Acceptor (Paxos Made Simple 2.2)", () => {
           firstSlot: 1,
           accepted: [],
           nextSlot: null,
+          floorSlot: 0,
         },
       },
     ]);
@@ -170,7 +171,13 @@ describe("Acceptor (Paxos Made Simple 2.2)", () => {
 
   it("ignores messages that are not for an acceptor", () => {
     const acceptor = new Acceptor({ id: 1 });
-    const out = acceptor.step({ type: "heartbeat", from: 1, ballot: ballot(9, 9), decidedThrough: 3 });
+    const out = acceptor.step({
+      type: "heartbeat",
+      from: 1,
+      ballot: ballot(9, 9),
+      decidedThrough: 3,
+      proposedThrough: 0,
+    });
     assert.deepEqual(out, { persist: null, send: [], sendAfterPersist: [], decided: [] });
     assert.deepEqual(acceptor.promised, ZERO_BALLOT);
   });

@@ -16,6 +16,8 @@ import { valueBytesEstimate } from "./value-size.js";
 export interface AcceptorState {
   readonly promised: Ballot;
   readonly accepted: readonly AcceptedEntry[];
+  /** No votes are kept below this slot, and every slot below it is decided (0: none dropped). */
+  readonly floorSlot?: number;
 }
 
 /** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
@@ -34,6 +36,11 @@ export interface AcceptorOptions {
   readonly votesTo?: "proposer-and-learners" | "learners";
   /** Durable state from a previous run. */
   readonly restore?: AcceptorState;
+  /**
+   * The acceptor's state was lost or found damaged: it must not vote or promise until `rejoin()` is
+   * called, once the cluster has moved past every slot it might have voted in (see `Replica`).
+   */
+  readonly rejoining?: boolean;
   readonly bugs?: AcceptorBugs;
 }
 
@@ -55,6 +62,13 @@ export class Acceptor {
   private promisedBallot: Ballot;
   /** Votes by slot. */
   private readonly votes = new Map<number, AcceptedEntry>();
+  private floor: number;
+  private isRejoining: boolean;
+  private seenBallot: Ballot = ZERO_BALLOT;
+  /** The highest slot seen in any accept. */
+  highestSlot = 0;
+  /** Prepares and accepts left unanswered (rejoining, or below the floor). */
+  unanswered = 0;
   private readonly limits: Limits;
   private readonly votesTo: "proposer-and-learners" | "learners";
   private readonly bugs: AcceptorBugs;
@@ -65,12 +79,55 @@ export class Acceptor {
     this.votesTo = options.votesTo ?? "proposer-and-learners";
     this.bugs = options.bugs ?? {};
     this.promisedBallot = options.restore?.promised ?? ZERO_BALLOT;
-    for (const entry of options.restore?.accepted ?? []) this.votes.set(entry.slot, entry);
+    this.floor = options.restore?.floorSlot ?? 0;
+    for (const entry of options.restore?.accepted ?? [])
+      if (entry.slot >= this.floor) this.votes.set(entry.slot, entry);
+    this.isRejoining = options.rejoining ?? false;
   }
 
   /** The highest ballot promised. */
   get promised(): Ballot {
     return this.promisedBallot;
+  }
+
+  /** Votes below this slot are not kept; every slot below it is decided. */
+  get floorSlot(): number {
+    return this.floor;
+  }
+
+  /** True while the acceptor waits to rejoin after losing its state: it neither promises nor votes. */
+  get rejoining(): boolean {
+    return this.isRejoining;
+  }
+
+  /** The highest ballot seen in any prepare or accept. */
+  get highestBallotSeen(): Ballot {
+    return this.seenBallot;
+  }
+
+  /**
+   * Ends the rejoin: from now on the acceptor promises and votes again, never below `promised`
+   * and never in a slot below `floorSlot` (it has no record of those: they are all decided).
+   * Both go to stable storage before anything that depends on them leaves.
+   */
+  rejoin(promised: Ballot, floorSlot: number): Output {
+    const output = emptyOutput();
+    if (!this.isRejoining) return output;
+    this.isRejoining = false;
+    this.promisedBallot = maxBallot(this.promisedBallot, maxBallot(promised, this.seenBallot));
+    this.floor = Math.max(this.floor, floorSlot);
+    output.persist = { promised: this.promisedBallot, floorSlot: this.floor, rejoining: false };
+    return output;
+  }
+
+  /** Drops the votes below `slot` (they must be decided, and learned where needed). */
+  trimBelow(slot: number): Output {
+    const output = emptyOutput();
+    if (slot <= this.floor) return output;
+    this.floor = slot;
+    for (const voted of this.votes.keys()) if (voted < slot) this.votes.delete(voted);
+    output.persist = { floorSlot: slot };
+    return output;
   }
 
   /** The vote held for `slot`, if any. */
@@ -83,6 +140,7 @@ export class Acceptor {
     return {
       promised: this.promisedBallot,
       accepted: [...this.votes.values()].sort((a, b) => a.slot - b.slot),
+      floorSlot: this.floor,
     };
   }
 
@@ -104,6 +162,11 @@ export class Acceptor {
 
   private onPrepare(message: PrepareMessage): Output {
     const output = emptyOutput();
+    this.seenBallot = maxBallot(this.seenBallot, message.ballot);
+    if (this.isRejoining) {
+      this.unanswered++;
+      return output;
+    }
     const proposer: Destination = { role: "proposer", id: message.from };
     // A prepare at the promised ballot is answered again: duplicates and paging requests are
     // idempotent because a proposer never reuses a ballot.
@@ -137,13 +200,29 @@ export class Acceptor {
     }
     output.sendAfterPersist.push({
       to: proposer,
-      message: { type: "promise", from: this.id, ballot: message.ballot, firstSlot, accepted, nextSlot },
+      // floorSlot tells the proposer: nothing to report below it, and all of that is decided.
+      message: {
+        type: "promise",
+        from: this.id,
+        ballot: message.ballot,
+        firstSlot,
+        accepted,
+        nextSlot,
+        floorSlot: this.floor,
+      },
     });
     return output;
   }
 
   private onAccept(message: AcceptMessage): Output {
     const output = emptyOutput();
+    this.seenBallot = maxBallot(this.seenBallot, message.ballot);
+    if (message.slot > this.highestSlot) this.highestSlot = message.slot;
+    if (this.isRejoining || message.slot < this.floor) {
+      // Rejoining: silent. Below the floor: that slot is decided, and our vote there is gone.
+      this.unanswered++;
+      return output;
+    }
     const proposer: Destination = { role: "proposer", id: message.from };
     const allowed = this.bugs.ignorePromiseInPhase2 || ballotAtLeast(message.ballot, this.promisedBallot);
     if (!allowed || message.slot < 1) {

@@ -17,6 +17,11 @@ export interface ClientOptions {
   readonly retryTicksMax?: number;
   /** Most commands sent and not yet acked; the rest wait their turn. */
   readonly windowCommands?: number;
+  /**
+   * The first sequence number (default 1). A client that restarts with the same id must continue
+   * above its earlier numbers, or its new commands are taken for resends of delivered ones.
+   */
+  readonly firstSeq?: number;
   /** Where requests go: every proposer by default. */
   readonly to?: Destination;
 }
@@ -43,7 +48,7 @@ export class Client {
   private readonly retryTicksMax: number;
   private readonly windowCommands: number;
   private readonly to: Destination;
-  private nextSeq = 1;
+  private nextSeq: number;
   private now = 0;
   private readonly waiting: Command[] = [];
   private waitingHead = 0;
@@ -62,6 +67,11 @@ export class Client {
     this.retryTicksMax = options.retryTicksMax ?? 400;
     this.windowCommands = options.windowCommands ?? 16_384;
     this.to = options.to ?? { role: "proposer" };
+    this.nextSeq = options.firstSeq ?? 1;
+    assert(
+      Number.isSafeInteger(this.nextSeq) && this.nextSeq >= 1,
+      `firstSeq ${this.nextSeq} must be a positive integer`,
+    );
   }
 
   /** Commands submitted and not yet acked. */

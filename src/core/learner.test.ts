@@ -263,7 +263,7 @@ describe("Learner: holes and catch-up", () => {
     const learner = newLearner({ catchupTicks: 2 });
     feed(learner, [
       decide([{ slot: 1, value: A }]),
-      { type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1 },
+      { type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1, proposedThrough: 0 },
     ]);
     assert.deepEqual(tickCollect(learner, 20), []);
   });
@@ -279,7 +279,13 @@ describe("Learner: holes and catch-up", () => {
     ]);
     // Nothing below a chosen slot is missing, so only the heartbeat can reveal slot 3.
     assert.deepEqual(tickCollect(learner, 10), []);
-    const onHeartbeat = learner.step({ type: "heartbeat", from: 2, ballot: ballot(1, 2), decidedThrough: 3 });
+    const onHeartbeat = learner.step({
+      type: "heartbeat",
+      from: 2,
+      ballot: ballot(1, 2),
+      decidedThrough: 3,
+      proposedThrough: 0,
+    });
     const asked = [
       ...catchups(onHeartbeat).map((c) => c.message),
       ...tickCollect(learner, catchupTicks).flatMap((s) =>
@@ -363,7 +369,13 @@ describe("Learner: holes and catch-up", () => {
     const requests: [number, number][] = [];
     // The late learner hears a heartbeat, then talks to the veteran until it has caught up.
     let outbox: Envelope[] = [
-      ...late.step({ type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: N }).send,
+      ...late.step({
+        type: "heartbeat",
+        from: 1,
+        ballot: ballot(1, 1),
+        decidedThrough: N,
+        proposedThrough: 0,
+      }).send,
     ];
     for (let round = 0; round < 50 && late.deliveredThrough < N; round++) {
       if (outbox.length === 0) outbox = late.tick().send;

@@ -12,7 +12,7 @@ import type {
   Value,
 } from "./messages.js";
 import { valuesEqual } from "./messages.js";
-import { emptyOutput, type Output } from "./output.js";
+import { emptyOutput, mergeDelta, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
 import { SessionTable } from "./sessions.js";
 import { valueBytesEstimate } from "./value-size.js";
@@ -35,6 +35,10 @@ export interface LearnerOptions {
   readonly role?: Role;
   /** Votes for slots further than this past the delivered prefix are not tallied (memory bound). */
   readonly aheadSlotsMax?: number;
+  /** Ask for every delivered slot to be persisted (`Output.persist.decided`). */
+  readonly durableLog?: boolean;
+  /** The delivered log from a previous run (slots 1, 2, ...): learned again silently. */
+  readonly restoreLog?: readonly Value[];
   readonly bugs?: LearnerBugs;
 }
 
@@ -74,6 +78,7 @@ export class Learner {
   private readonly chosen = new Map<number, Value>();
   private readonly tallies = new Map<number, Map<string, Tally>>();
   private readonly sessions: SessionTable;
+  private readonly durableLog: boolean;
   private newlyChosen: SlotValue[] = [];
   private highestChosenSlot = 0;
   private leaderDecidedThrough = 0;
@@ -91,7 +96,21 @@ export class Learner {
     this.role = options.role ?? "learner";
     this.aheadSlotsMax = options.aheadSlotsMax ?? 100_000;
     this.bugs = options.bugs ?? {};
-    this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientSeqWindow);
+    this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientRangesMax);
+    this.durableLog = options.durableLog ?? false;
+    for (const value of options.restoreLog ?? []) {
+      this.log.push(value);
+      for (const command of value.commands) this.sessions.deliver(command);
+    }
+  }
+
+  /** The delivered values of slots `from ..= to` (for a driver replaying a restored log). */
+  delivered(from: number, to: number): SlotValue[] {
+    const values: SlotValue[] = [];
+    for (let slot = Math.max(1, from); slot <= Math.min(to, this.log.length); slot++) {
+      values.push({ slot, value: this.log[slot - 1] as Value });
+    }
+    return values;
   }
 
   /** Every slot up to this one is delivered. */
@@ -140,6 +159,11 @@ export class Learner {
       default:
         return emptyOutput();
     }
+  }
+
+  /** Notes that every slot up to `slot` is decided (so holes below it get fetched). */
+  noteDecidedThrough(slot: number): void {
+    this.leaderDecidedThrough = Math.max(this.leaderDecidedThrough, slot);
   }
 
   /** Learns a chosen value from outside the message flow (a co-located proposer). */
@@ -284,6 +308,7 @@ export class Learner {
       const commands = value.commands.filter((command) => this.sessions.deliver(command));
       const decision: Decision = { slot: next, value, commands };
       output.decided.push(decision);
+      if (this.durableLog) output.persist = mergeDelta(output.persist, { decided: [{ slot: next, value }] });
       next++;
       value = this.chosen.get(next);
     }

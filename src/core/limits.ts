@@ -26,8 +26,12 @@ export interface Limits {
   readonly requestCommandsMax: number;
   /** Most distinct clients whose delivered sequence numbers a learner remembers. */
   readonly clientsMax: number;
-  /** Sequence numbers above a client's contiguous mark a learner remembers before it gives up a gap. */
-  readonly clientSeqWindow: number;
+  /**
+   * Ranges of delivered sequence numbers a learner keeps per client (a client numbering without gaps
+   * needs one; each restart from a higher base adds one; commands decided out of order open gaps for
+   * a while). Past it the oldest gap is given up. At least the client window, so in-flight gaps never are.
+   */
+  readonly clientRangesMax: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -41,7 +45,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   catchupSlotsMax: 256,
   requestCommandsMax: 256,
   clientsMax: 100_000,
-  clientSeqWindow: 1_000_000,
+  clientRangesMax: 16_384,
 });
 
 /**

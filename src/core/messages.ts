@@ -86,6 +86,11 @@ export interface PromiseMessage {
   readonly firstSlot: number;
   readonly accepted: readonly AcceptedEntry[];
   readonly nextSlot: number | null;
+  /**
+   * The acceptor keeps no votes below this slot (0: it has all its votes). Every slot below it is
+   * decided: the proposer must learn those values, never fill them with no-ops.
+   */
+  readonly floorSlot: number;
 }
 
 /** Phase 2a: accept `value` in `slot` at `ballot`. */
@@ -141,6 +146,8 @@ export interface HeartbeatMessage {
   readonly from: NodeId;
   readonly ballot: Ballot;
   readonly decidedThrough: number;
+  /** The highest slot this leader has proposed in (0: none). A rejoining node starts past it. */
+  readonly proposedThrough: number;
 }
 
 /** A learner (or proposer) that is missing slots `fromSlot ..= toSlot` asks for them. */

@@ -12,7 +12,7 @@ const entry = (slot: number, payload: string): AcceptedEntry => ({
 
 const envelope = (n: number): Envelope => ({
   to: { role: "learner" },
-  message: { type: "heartbeat", from: n, ballot: ballot(1, n), decidedThrough: 0 },
+  message: { type: "heartbeat", from: n, ballot: ballot(1, n), decidedThrough: 0, proposedThrough: 0 },
 });
 
 describe("Output: merging for group commit", () => {

@@ -1,5 +1,5 @@
 import type { Ballot } from "./ballot.js";
-import type { AcceptedEntry, Decision, Envelope } from "./messages.js";
+import type { AcceptedEntry, Decision, Envelope, SlotValue } from "./messages.js";
 
 /**
  * State that must be on stable storage before some messages may leave: the acceptor's promise and
@@ -10,6 +10,21 @@ export interface DurableDelta {
   promised?: Ballot;
   accepted?: AcceptedEntry[];
   proposerRound?: number;
+  /**
+   * The acceptor keeps no votes below this slot: every slot below it is decided (it trimmed them, or
+   * it lost its state and rejoined only after the cluster had moved past them). Only ever rises.
+   */
+  floorSlot?: number;
+  /**
+   * True: this node's state was lost or damaged and it is rejoining (it must come back rejoining
+   * after a crash too). False: the rejoin is complete.
+   */
+  rejoining?: boolean;
+  /**
+   * Delivered slots (a replica's learner keeps its log durable, so that what it learned survives a
+   * restart: an acceptor's floor is only safe if decided values below it are kept somewhere).
+   */
+  decided?: SlotValue[];
 }
 
 /**
@@ -47,6 +62,13 @@ export function mergeDelta(into: DurableDelta | null, delta: DurableDelta | null
   if (into === null) return { ...delta, ...(delta.accepted ? { accepted: [...delta.accepted] } : {}) };
   if (delta.promised !== undefined) into.promised = delta.promised;
   if (delta.proposerRound !== undefined) into.proposerRound = delta.proposerRound;
+  if (delta.floorSlot !== undefined) into.floorSlot = Math.max(into.floorSlot ?? 0, delta.floorSlot);
+  if (delta.rejoining !== undefined) into.rejoining = delta.rejoining;
+  if (delta.decided !== undefined) {
+    const decided = into.decided ?? [];
+    decided.push(...delta.decided);
+    into.decided = decided;
+  }
   if (delta.accepted !== undefined) {
     const accepted = into.accepted ?? [];
     accepted.push(...delta.accepted);

@@ -870,7 +870,13 @@ describe("Multi-Paxos: a stable leader", () => {
 
   it("a follower that has seen a higher ballot ignores heartbeats from the preempted leader and runs phase 1", () => {
     const quorum = majority([1, 2, 3]);
-    const heartbeat = (b: Ballot): Message => ({ type: "heartbeat", from: 1, ballot: b, decidedThrough: 0 });
+    const heartbeat = (b: Ballot): Message => ({
+      type: "heartbeat",
+      from: 1,
+      ballot: b,
+      decidedThrough: 0,
+      proposedThrough: 0,
+    });
     const ticksToPhase1 = (leaderBallot: Ballot) => {
       const follower = new Proposer({ id: 2, quorum, prng: new Prng(2) });
       follower.step({ type: "accept", from: 3, ballot: ballot(5, 3), slot: 1, value: val() });

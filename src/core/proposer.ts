@@ -88,6 +88,11 @@ export interface ProposerOptions {
   readonly restore?: ProposerState;
   /** A ballot known to have been used (a co-located acceptor's restored promise): start above it. */
   readonly seenBallot?: Ballot;
+  /** Do not campaign until `releaseElection()` (a replica rejoining after losing its state). */
+  readonly holdElection?: boolean;
+  /** Keep the embedded learner's log durable, and the log it had (see `LearnerOptions`). */
+  readonly durableLog?: boolean;
+  readonly restoreLog?: readonly Value[];
   readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
 }
 
@@ -108,9 +113,14 @@ interface InFlightSlot {
  */
 const PARTIAL_SLOTS_MAX = 2;
 
+/** Prepare retries a candidate waits for reports that cover slots below some acceptor's floor. */
+const UNCOVERED_WAIT_ATTEMPTS = 4;
+
 interface Phase1Report {
   /** The first slot of the page asked for next; null once the report is complete. */
   expectedSlot: number | null;
+  /** The acceptor keeps no votes below this slot (it trimmed them, or rejoined past them). */
+  floorSlot: number;
 }
 
 interface Phase1 {
@@ -159,6 +169,14 @@ export class Proposer {
 
   private readonly electionTimer = new Timeout("election");
   private readonly heartbeatTimer = new Timeout("heartbeat");
+  /** Held while a rejoining replica must not campaign (see `releaseElection`). */
+  private electionHeld: boolean;
+  /** The highest slot the leader we follow has proposed in, from its heartbeats (0: not heard). */
+  private leaderProposed = 0;
+  /** A no-op was asked for (by a rejoining replica that needs a fresh slot decided). */
+  private noopWanted = false;
+  /** Ballots given up because a promise showed them used before. */
+  reusedBallots = 0;
   private readonly forwardTimer = new Timeout("forward-pending");
   private electionAttempts = 0;
 
@@ -186,6 +204,7 @@ export class Proposer {
     this.timing = { ...DEFAULT_PROPOSER_TIMING, ...options.timing };
     this.colocated = options.colocated ?? false;
     this.bugs = options.bugs ?? {};
+    this.electionHeld = options.holdElection ?? false;
     this.round = this.bugs.reuseBallotAfterRestart ? 0 : (options.restore?.round ?? 0);
     this.learner = new Learner({
       id: this.id,
@@ -195,6 +214,8 @@ export class Proposer {
       catchupFrom: this.colocated ? ["learner"] : ["learner", "proposer"],
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
       ...(options.bugs?.learner ? { bugs: options.bugs.learner } : {}),
+      ...(options.durableLog ? { durableLog: true } : {}),
+      ...(options.restoreLog ? { restoreLog: options.restoreLog } : {}),
     });
     // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
     if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);
@@ -222,6 +243,38 @@ export class Proposer {
 
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /** The highest ballot seen from anyone. */
+  get highestBallotSeen(): Ballot {
+    return this.highestSeen;
+  }
+
+  /** The highest slot the leader we follow says it has proposed in (0 until a heartbeat says). */
+  get leaderProposedThrough(): number {
+    return this.leaderProposed;
+  }
+
+  /**
+   * Lets a rejoined replica campaign again, above every ballot it has seen and at round `minRound`
+   * or higher (the rounds it used before it lost its state are unknown: see `Replica.checkRejoin`).
+   */
+  releaseElection(seen: Ballot, minRound = 0): void {
+    this.electionHeld = false;
+    this.highestSeen = maxBallot(this.highestSeen, seen);
+    this.round = Math.max(this.round, minRound - 1);
+  }
+
+  /** Asks the leader for a slot even if it has nothing to propose (it proposes a no-op). */
+  requestNoop(): Output {
+    const output = emptyOutput();
+    const leader = this.leaderBallot.node;
+    if (!this.followsLiveLeader() || leader === this.id) return output;
+    output.send.push({
+      to: { role: "proposer", id: leader },
+      message: { type: "request", from: this.id, commands: [] },
+    });
+    return output;
   }
 
   /** Durable state, as it would be after every persist so far. */
@@ -289,8 +342,11 @@ export class Proposer {
     mergeOutput(output, this.learner.tick());
     switch (this.modeValue) {
       case "follower":
-        if (this.electionTimer.tick()) mergeOutput(output, this.startPhase1());
-        else if (this.forwardTimer.tick() || (!this.forwardTimer.isRunning && this.pendingCount > 0)) {
+        if (this.electionTimer.tick()) {
+          // A rejoining replica does not campaign: it lost the round it last used.
+          if (this.electionHeld) this.electionTimer.start(this.electionWaitTicks());
+          else mergeOutput(output, this.startPhase1());
+        } else if (this.forwardTimer.tick() || (!this.forwardTimer.isRunning && this.pendingCount > 0)) {
           mergeOutput(output, this.forwardPending());
         }
         break;
@@ -310,6 +366,14 @@ export class Proposer {
   private onRequest(message: RequestMessage): Output {
     const output = emptyOutput();
     const local = message.from === 0;
+    if (message.commands.length === 0) {
+      // A request for a slot: a rejoining replica waits for one to be decided past its floor.
+      if (this.modeValue === "leader") {
+        this.noopWanted = true;
+        mergeOutput(output, this.fillWindow());
+      }
+      return output;
+    }
     if (this.followsLiveLeader() && !local) {
       // A client's request (sent to every proposer) is left to the live leader: the client resends
       // until it is acked, so if the leader dies the request reaches whoever leads next.
@@ -395,8 +459,15 @@ export class Proposer {
     this.electionTimer.stop();
     const firstSlot = this.learner.deliveredThrough + 1;
     const reports = new Map<NodeId, Phase1Report>();
-    for (const acceptor of this.quorum.acceptors) reports.set(acceptor, { expectedSlot: firstSlot });
-    this.phase1 = { firstSlot, reports, votes: new Map(), timer: new Timeout("prepare-retry"), attempt: 0 };
+    for (const acceptor of this.quorum.acceptors)
+      reports.set(acceptor, { expectedSlot: firstSlot, floorSlot: 0 });
+    this.phase1 = {
+      firstSlot,
+      reports,
+      votes: new Map(),
+      timer: new Timeout("prepare-retry"),
+      attempt: 0,
+    };
     this.phase1.timer.start(
       backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, 0),
     );
@@ -416,6 +487,8 @@ export class Proposer {
     assert(phase1 !== null, "a candidate has a phase 1 in progress");
     if (!phase1.timer.tick()) return output;
     phase1.attempt++;
+    const leading = this.maybeLead(phase1);
+    if (this.modeValue === "leader") return leading;
     // Ask again every acceptor whose report is incomplete, from the page it owes us.
     for (const [acceptor, report] of phase1.reports) {
       if (report.expectedSlot !== null) {
@@ -437,6 +510,15 @@ export class Proposer {
     }
     const report = phase1.reports.get(message.from);
     if (report === undefined) return output;
+    report.floorSlot = Math.max(report.floorSlot, message.floorSlot);
+    if (message.accepted.some((entry) => ballotEquals(entry.ballot, this.current))) {
+      // A vote at the ballot we are only now preparing: it was used before, by an incarnation of us
+      // that lost its state. Never reuse it: give it up, and campaign again above it.
+      this.reusedBallots++;
+      this.stepDown();
+      this.electionTimer.start(this.electionWaitTicks());
+      return output;
+    }
     if (!this.bugs.ignorePromisedValues) {
       for (const entry of message.accepted) {
         if (entry.slot < phase1.firstSlot) continue;
@@ -451,10 +533,24 @@ export class Proposer {
       output.send.push(this.prepareTo({ role: "acceptor", id: message.from }, message.nextSlot));
       return output;
     }
+    mergeOutput(output, this.maybeLead(phase1));
+    return output;
+  }
+
+  /**
+   * Leads once a phase-1 quorum has sent complete reports that cover every open slot. If acceptors
+   * with floors leave the first open slots uncovered (see `coveredFrom`), it waits a few prepare
+   * retries for more reports before it leads anyway and leaves those slots to its learner.
+   */
+  private maybeLead(phase1: Phase1): Output {
     const complete: NodeId[] = [];
     for (const [acceptor, r] of phase1.reports) if (r.expectedSlot === null) complete.push(acceptor);
-    if (this.quorum.isPhase1Quorum(complete)) mergeOutput(output, this.becomeLeader(phase1));
-    return output;
+    if (!this.quorum.isPhase1Quorum(complete)) return emptyOutput();
+    const covered = coveredFrom(phase1, this.quorum) <= phase1.firstSlot;
+    if (!covered && complete.length < phase1.reports.size && phase1.attempt < UNCOVERED_WAIT_ATTEMPTS) {
+      return emptyOutput();
+    }
+    return this.becomeLeader(phase1);
   }
 
   private becomeLeader(phase1: Phase1): Output {
@@ -462,12 +558,17 @@ export class Proposer {
     this.phase1 = null;
     this.electionAttempts = 0;
     this.leaderBallot = this.current;
+    // Slots below an acceptor's floor are decided, but their votes are gone from it: our learner must
+    // fetch them (catch-up), and we must not fill them with no-ops.
+    const firstOpen = Math.max(phase1.firstSlot, coveredFrom(phase1, this.quorum));
+    if (firstOpen > phase1.firstSlot) this.learner.noteDecidedThrough(firstOpen - 1);
     // Every slot up to the highest one voted in, or known decided, gets its reported value or a no-op.
     let highestVoted = this.learner.knownDecidedThrough;
     for (const slot of phase1.votes.keys()) highestVoted = Math.max(highestVoted, slot);
+    for (const slot of phase1.votes.keys()) if (slot < firstOpen) phase1.votes.delete(slot);
     this.recoveryVotes = phase1.votes;
     this.recoveryThrough = highestVoted;
-    this.nextSlot = phase1.firstSlot;
+    this.nextSlot = firstOpen;
     // Commands already voted somewhere will be re-proposed in their slots: stop holding them.
     for (const entry of phase1.votes.values()) this.forgetPending(entry.value);
     this.heartbeatTimer.start(this.timing.heartbeatTicks);
@@ -494,11 +595,16 @@ export class Proposer {
         this.recoveryVotes.delete(slot);
         value = vote?.value ?? NOOP;
       } else {
-        if (this.pendingCount === 0) break;
-        if (this.pendingCount < this.limits.batchCommandsMax && this.partialInFlight >= PARTIAL_SLOTS_MAX)
-          break;
-        value = this.takeBatch();
-        if (value.commands.length === 0) break;
+        if (this.pendingCount === 0) {
+          if (!this.noopWanted) break;
+          this.noopWanted = false;
+          value = NOOP;
+        } else {
+          if (this.pendingCount < this.limits.batchCommandsMax && this.partialInFlight >= PARTIAL_SLOTS_MAX)
+            break;
+          value = this.takeBatch();
+          if (value.commands.length === 0) break;
+        }
       }
       this.nextSlot++;
       this.propose(slot, value, output);
@@ -575,6 +681,9 @@ export class Proposer {
       from: this.id,
       ballot: this.current,
       decidedThrough: this.learner.deliveredThrough,
+      // Every slot voted in before our phase 1 is at most recoveryThrough (quorums intersect);
+      // every slot since is below nextSlot. A rejoining replica relies on this bound.
+      proposedThrough: Math.max(this.nextSlot - 1, this.recoveryThrough),
     };
     output.send.push({ to: { role: "proposer" }, message });
     if (!this.colocated) output.send.push({ to: { role: "learner" }, message });
@@ -639,6 +748,9 @@ export class Proposer {
     const output = emptyOutput();
     if (message.from === this.id) return output;
     this.noteLeaderActivity(message.ballot);
+    if (ballotEquals(message.ballot, this.leaderBallot)) {
+      this.leaderProposed = Math.max(this.leaderProposed, message.proposedThrough);
+    }
     return output;
   }
 
@@ -658,6 +770,7 @@ export class Proposer {
       ballot.node !== this.id &&
       ballotAtLeast(ballot, this.leaderBallot)
     ) {
+      if (!ballotEquals(ballot, this.leaderBallot)) this.leaderProposed = 0;
       this.leaderBallot = ballot;
       this.electionAttempts = 0;
       this.electionTimer.start(this.electionWaitTicks());
@@ -706,6 +819,25 @@ export class Proposer {
     const wait = Math.min(8, 2 ** Math.min(this.electionAttempts, 3)) * this.timing.electionTimeoutTicks;
     return wait + this.prng.int(wait);
   }
+}
+
+/**
+ * The first slot from which the complete reports cover a phase-1 quorum. An acceptor keeps no votes
+ * below its floor, so for a slot below it its report says nothing; a slot is recovered only where the
+ * acceptors that do report on it form a phase-1 quorum (standard Paxos on that set). Slots below are
+ * decided (that is what a floor means), and the leader's learner fetches them instead.
+ */
+function coveredFrom(phase1: Phase1, quorum: QuorumSystem): number {
+  const floors = [...phase1.reports]
+    .filter(([, report]) => report.expectedSlot === null)
+    .map(([acceptor, report]) => ({ acceptor, floor: report.floorSlot }))
+    .sort((a, b) => a.floor - b.floor);
+  const covering: NodeId[] = [];
+  for (const { acceptor, floor } of floors) {
+    covering.push(acceptor);
+    if (quorum.isPhase1Quorum(covering)) return floor;
+  }
+  assert(false, "a leader has a phase-1 quorum of complete reports");
 }
 
 function pushAck(acks: Map<NodeId, number[]>, command: Command): void {

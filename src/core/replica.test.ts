@@ -38,6 +38,7 @@ interface Durable {
   promised: AcceptorState["promised"];
   readonly accepted: Map<number, AcceptedEntry>;
   round: number;
+  floorSlot: number;
 }
 
 class Cluster {
@@ -70,7 +71,7 @@ class Cluster {
     this.quorum = result.value;
     this.prng = new Prng(options.seed ?? 1);
     for (const id of ids) {
-      this.durable.set(id, { promised: ZERO_BALLOT, accepted: new Map(), round: 0 });
+      this.durable.set(id, { promised: ZERO_BALLOT, accepted: new Map(), round: 0, floorSlot: 0 });
       this.start(id);
     }
   }
@@ -103,7 +104,11 @@ class Cluster {
   durableState(id: NodeId): ReplicaState {
     const d = this.durable.get(id) as Durable;
     return {
-      acceptor: { promised: d.promised, accepted: [...d.accepted.values()].sort((a, b) => a.slot - b.slot) },
+      acceptor: {
+        promised: d.promised,
+        accepted: [...d.accepted.values()].sort((a, b) => a.slot - b.slot),
+        floorSlot: d.floorSlot,
+      },
       round: d.round,
     };
   }
@@ -132,6 +137,8 @@ class Cluster {
       if (output.persist.promised) d.promised = output.persist.promised;
       for (const entry of output.persist.accepted ?? []) d.accepted.set(entry.slot, entry);
       if (output.persist.proposerRound !== undefined) d.round = output.persist.proposerRound;
+      if (output.persist.floorSlot !== undefined)
+        d.floorSlot = Math.max(d.floorSlot, output.persist.floorSlot);
     }
     for (const envelope of [...output.send, ...output.sendAfterPersist]) this.inject(from, envelope);
     if (role === "replica") (this.decided.get(id) as Decision[]).push(...output.decided);

@@ -1,8 +1,8 @@
 import { Acceptor, type AcceptorBugs, type AcceptorState } from "./acceptor.js";
-import { ballotEquals, type NodeId } from "./ballot.js";
+import { ballotEquals, maxBallot, type NodeId } from "./ballot.js";
 import type { Learner, LearnerBugs } from "./learner.js";
 import type { Limits } from "./limits.js";
-import type { Command, Message } from "./messages.js";
+import type { Command, Message, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import type { Prng } from "./prng.js";
 import { Proposer, type ProposerBugs, type ProposerMode, type ProposerTiming } from "./proposer.js";
@@ -12,6 +12,8 @@ import type { QuorumSystem } from "./quorum.js";
 export interface ReplicaState {
   readonly acceptor: AcceptorState;
   readonly round: number;
+  /** The delivered log, slots 1, 2, ... (a replica keeps it durable). */
+  readonly log?: readonly Value[];
 }
 
 export interface ReplicaOptions {
@@ -22,6 +24,12 @@ export interface ReplicaOptions {
   readonly timing?: Partial<ProposerTiming>;
   readonly catchupTicks?: number;
   readonly restore?: ReplicaState;
+  /**
+   * This node's durable state was lost or found damaged. It comes back as a learner: it neither
+   * promises nor votes nor campaigns until the cluster has moved past every slot it might have
+   * voted in (Paxos Made Live, section 5.1). See `checkRejoin`.
+   */
+  readonly rejoining?: boolean;
   readonly bugs?: { acceptor?: AcceptorBugs; proposer?: ProposerBugs; learner?: LearnerBugs };
 }
 
@@ -41,6 +49,8 @@ export class Replica {
   readonly id: NodeId;
   readonly acceptor: Acceptor | null;
   readonly proposer: Proposer;
+  private rejoinFloor = 0;
+  private rejoinTicks = 0;
 
   constructor(options: ReplicaOptions) {
     this.id = options.id;
@@ -50,6 +60,7 @@ export class Replica {
           votesTo: "learners",
           ...(options.limits ? { limits: options.limits } : {}),
           ...(options.restore ? { restore: options.restore.acceptor } : {}),
+          ...(options.rejoining ? { rejoining: true } : {}),
           ...(options.bugs?.acceptor ? { bugs: options.bugs.acceptor } : {}),
         })
       : null;
@@ -58,6 +69,9 @@ export class Replica {
       quorum: options.quorum,
       prng: options.prng,
       colocated: true,
+      durableLog: true,
+      ...(options.restore?.log ? { restoreLog: options.restore.log } : {}),
+      ...(options.rejoining ? { holdElection: true } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timing ? { timing: options.timing } : {}),
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
@@ -90,28 +104,99 @@ export class Replica {
     return this.proposer.submit(commands);
   }
 
+  /** True while this replica waits to rejoin after losing its state. */
+  get rejoining(): boolean {
+    return this.acceptor?.rejoining ?? false;
+  }
+
+  /** The slot a rejoining replica waits to see decided (0 until it has heard from a leader). */
+  get rejoinFloorSlot(): number {
+    return this.rejoinFloor;
+  }
+
   step(message: Message): Output {
+    let output: Output;
     switch (message.type) {
       case "prepare": {
-        const output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
+        output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
         // The co-located proposer notices a higher ballot and stands down.
-        return mergeOutput(output, this.proposer.step(message));
+        mergeOutput(output, this.proposer.step(message));
+        break;
       }
       case "accept": {
-        const output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
+        output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
         // Votes between replicas carry no value: our learner takes it from the accept our acceptor took.
         const vote = this.acceptor?.voteFor(message.slot);
         if (vote !== undefined && ballotEquals(vote.ballot, message.ballot)) {
           mergeOutput(output, this.learner.knowProposal(message.slot, message.ballot, message.value));
         }
-        return mergeOutput(output, this.proposer.step(message));
+        mergeOutput(output, this.proposer.step(message));
+        break;
       }
       default:
-        return this.proposer.step(message);
+        output = this.proposer.step(message);
     }
+    return this.checkRejoin(output);
   }
 
   tick(): Output {
-    return this.proposer.tick();
+    const output = this.proposer.tick();
+    if (this.rejoining && ++this.rejoinTicks % REJOIN_NUDGE_TICKS === 0 && this.rejoinFloor > 0) {
+      // An idle cluster decides nothing new: ask the leader for a slot (a no-op) past our floor.
+      mergeOutput(output, this.proposer.requestNoop());
+    }
+    return this.checkRejoin(output);
+  }
+
+  /**
+   * The rejoin rule. Every slot this node might have voted in before it lost its state was proposed
+   * before it came back, so it is at most the leader's `proposedThrough` when this node first hears
+   * the leader (a leader recovers every earlier leader's voted slots before it proposes new ones;
+   * a slot voted only by this node was never chosen). So:
+   * 1. on the first heartbeat from another leader, the floor F is one past every slot proposed,
+   *    voted or known decided so far;
+   * 2. once this node's learner has delivered every slot through F, the cluster has moved past
+   *    every slot the node might have voted in, and a slot started after its return has completed;
+   * 3. then the acceptor rejoins, promising the highest ballot seen and keeping no votes below F
+   *    (promises report F as their floor, so no proposer counts this node for those slots), and
+   *    the proposer may campaign again, above every ballot seen.
+   * It never guesses: until then it neither promises, votes nor campaigns.
+   */
+  private checkRejoin(output: Output): Output {
+    const acceptor = this.acceptor;
+    if (acceptor === null || !acceptor.rejoining) return output;
+    const leader = this.proposer.leader;
+    if (this.rejoinFloor === 0) {
+      if (leader === 0 || leader === this.id || this.proposer.leaderProposedThrough === 0) return output;
+      this.rejoinFloor =
+        Math.max(
+          this.proposer.leaderProposedThrough,
+          acceptor.highestSlot,
+          this.learner.knownDecidedThrough,
+        ) + 1;
+      mergeOutput(output, this.proposer.requestNoop());
+      return output;
+    }
+    if (this.learner.deliveredThrough < this.rejoinFloor) return output;
+    const seen = maxBallot(this.proposer.highestBallotSeen, acceptor.highestBallotSeen);
+    mergeOutput(output, acceptor.rejoin(seen, this.rejoinFloor));
+    // The rounds this node used before are lost; one it might reuse would let two proposals share a
+    // ballot. Each rejoin has a larger floor than any before it (floors pass every slot proposed so
+    // far), so rounds from floor x 2^20 on are fresh unless this node ran over a million elections
+    // since its previous rejoin.
+    this.proposer.releaseElection(acceptor.promised, this.rejoinFloor * REJOIN_ROUND_SPACING);
+    mergeOutput(output, {
+      persist: { proposerRound: this.proposer.state().round },
+      send: [],
+      sendAfterPersist: [],
+      decided: [],
+    });
+    return output;
   }
 }
+
+/** Rounds a rejoined proposer skips per slot of its floor (see `checkRejoin`). */
+const REJOIN_ROUND_SPACING = 2 ** 20;
+
+/** How often a rejoining replica asks the leader for a fresh slot while it waits. */
+const REJOIN_NUDGE_TICKS = 20;

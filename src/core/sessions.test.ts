@@ -12,10 +12,10 @@ describe("SessionTable: each (client, seq) delivered once", () => {
     const table = new SessionTable(10, 100);
     assert.equal(table.deliver(c(1, 2)), true);
     assert.equal(table.deliver(c(1, 2)), false, "a duplicate");
-    assert.equal(table.deliveredThrough(1), 0, "seq 1 is still missing");
+    assert.equal(table.rangeCount(1), 1, "one range: seq 2");
     assert.ok(table.isDelivered(c(1, 2)) && !table.isDelivered(c(1, 1)));
     assert.equal(table.deliver(c(1, 1)), true);
-    assert.equal(table.deliveredThrough(1), 2, "the mark moves over the filled gap");
+    assert.equal(table.rangeCount(1), 1, "1 joins 2: still one range");
     assert.equal(table.deliver(c(1, 1)), false);
     assert.equal(table.deliver(c(2, 1)), true, "clients are independent");
   });
@@ -50,13 +50,22 @@ describe("SessionTable: each (client, seq) delivered once", () => {
     assert.equal(table.deliver(c(2, 1)), true, "documented: a forgotten command can be delivered twice");
   });
 
-  it("beyond seqWindow, the mark jumps past the oldest gap: a command in that gap then counts as delivered", () => {
+  it("beyond rangesMax, the oldest gap is given up: a command in that gap then counts as delivered", () => {
     const table = new SessionTable(10, 2);
-    for (const seq of [2, 3, 4]) assert.equal(table.deliver(c(1, seq)), true);
-    assert.equal(table.deliveredThrough(1), 4, "three seqs above a gap at 1: the gap is given up");
-    // Seq 1 was never delivered, yet it is now refused as a duplicate (and a leader would ack it).
-    assert.ok(table.isDelivered(c(1, 1)));
-    assert.equal(table.deliver(c(1, 1)), false);
+    for (const seq of [1, 3, 5]) assert.equal(table.deliver(c(1, seq)), true);
+    assert.equal(table.rangeCount(1), 2, "three ranges over a limit of two: the gap at 2 is given up");
+    // Seq 2 was never delivered, yet it is now refused as a duplicate (and a leader would ack it).
+    assert.ok(table.isDelivered(c(1, 2)));
+    assert.equal(table.deliver(c(1, 2)), false);
+    assert.ok(!table.isDelivered(c(1, 4)), "the newer gap is kept");
+  });
+
+  it("a client that restarts numbering from a higher base gets a second range, and old gaps stay open", () => {
+    const table = new SessionTable(10, 100);
+    for (const seq of [1, 2, 3, 1000, 1001]) assert.equal(table.deliver(c(1, seq)), true);
+    assert.equal(table.rangeCount(1), 2);
+    assert.ok(!table.isDelivered(c(1, 4)) && !table.isDelivered(c(1, 999)));
+    assert.ok(table.isDelivered(c(1, 1000)) && table.isDelivered(c(1, 2)));
   });
 
   it("refuses non-positive limits", () => {

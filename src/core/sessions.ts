@@ -7,71 +7,79 @@ import type { Command } from "./messages.js";
  * two slots is delivered only once. Every learner feeds it the same log in the same order, so every
  * learner drops the same duplicates.
  *
- * Per client it keeps a contiguous mark ("every seq up to here is delivered") and the delivered seqs
- * above it. Both the number of clients and the seqs above the mark are bounded; when a bound is hit
- * the oldest client is forgotten, or the mark is moved past a gap, deterministically. A forgotten
- * command could then be delivered twice: size the limits above what clients really do.
+ * Per client it keeps the delivered sequence numbers as a short sorted list of disjoint ranges: a
+ * client numbering 1, 2, 3, ... needs one range, and a client that restarts numbering from a higher
+ * base (see `ClientOptions.firstSeq`) adds one more. Both the number of clients and the ranges per
+ * client are bounded; past a bound the least recently served client is forgotten, or the gap between
+ * a client's two oldest ranges is given up (its seqs then count as delivered), deterministically. A
+ * forgotten command could be delivered twice, a given-up one never: size the limits above what
+ * clients really do.
  */
 export class SessionTable {
-  private readonly clients = new Map<NodeId, ClientSession>();
+  private readonly clients = new Map<NodeId, Range[]>();
   private lastClient: NodeId = 0;
 
   constructor(
     private readonly clientsMax: number,
-    private readonly seqWindow: number,
+    private readonly rangesMax: number,
   ) {
-    assert(clientsMax >= 1 && seqWindow >= 1, "session table limits must be positive");
+    assert(clientsMax >= 1 && rangesMax >= 1, "session table limits must be positive");
   }
 
   isDelivered(command: Command): boolean {
-    const session = this.clients.get(command.client);
-    if (session === undefined) return false;
-    return command.seq <= session.through || session.above.has(command.seq);
+    const ranges = this.clients.get(command.client);
+    if (ranges === undefined) return false;
+    const index = rangeAtOrBefore(ranges, command.seq);
+    return index >= 0 && command.seq <= (ranges[index] as Range).hi;
   }
 
   /** Marks a command delivered; returns false if it already was (a duplicate to drop). */
   deliver(command: Command): boolean {
-    let session = this.clients.get(command.client);
-    if (session === undefined) {
+    const seq = command.seq;
+    let ranges = this.clients.get(command.client);
+    if (ranges === undefined) {
       if (this.clients.size >= this.clientsMax) {
         const oldest = this.clients.keys().next().value as NodeId;
         this.clients.delete(oldest);
       }
-      session = { through: 0, above: new Set() };
-      this.clients.set(command.client, session);
+      ranges = [];
+      this.clients.set(command.client, ranges);
     } else if (this.lastClient !== command.client) {
-      // Re-insert to keep the map in least-recently-delivered order (cheaply: once per run of a client).
+      // Re-insert to keep the map in least-recently-served order (cheaply: once per run of a client).
       this.clients.delete(command.client);
-      this.clients.set(command.client, session);
+      this.clients.set(command.client, ranges);
     }
     this.lastClient = command.client;
-    if (command.seq <= session.through) return false;
-    if (command.seq === session.through + 1 && session.above.size === 0) {
-      session.through++; // the common case: the next seq, no gaps
+    // The common case: the next seq after the newest range.
+    const last = ranges[ranges.length - 1];
+    if (last !== undefined && seq === last.hi + 1) {
+      last.hi = seq;
       return true;
     }
-    if (session.above.has(command.seq)) return false;
-    session.above.add(command.seq);
-    while (session.above.has(session.through + 1)) {
-      session.above.delete(session.through + 1);
-      session.through++;
-    }
-    if (session.above.size > this.seqWindow) {
-      // Give up the oldest gap: jump the mark to the smallest seq held above it.
-      let smallest = Number.POSITIVE_INFINITY;
-      for (const seq of session.above) smallest = Math.min(smallest, seq);
-      session.through = smallest - 1;
-      while (session.above.has(session.through + 1)) {
-        session.above.delete(session.through + 1);
-        session.through++;
-      }
+    const index = rangeAtOrBefore(ranges, seq);
+    const before = index >= 0 ? (ranges[index] as Range) : undefined;
+    if (before !== undefined && seq <= before.hi) return false;
+    const after = ranges[index + 1];
+    const joinsBefore = before !== undefined && before.hi + 1 === seq;
+    const joinsAfter = after !== undefined && after.lo - 1 === seq;
+    if (joinsBefore && joinsAfter) {
+      (before as Range).hi = (after as Range).hi;
+      ranges.splice(index + 1, 1);
+    } else if (joinsBefore) (before as Range).hi = seq;
+    else if (joinsAfter) (after as Range).lo = seq;
+    else ranges.splice(index + 1, 0, { lo: seq, hi: seq });
+    if (ranges.length > this.rangesMax) {
+      // Give up the oldest gap: merge the two lowest ranges.
+      const first = ranges[0] as Range;
+      first.hi = (ranges[1] as Range).hi;
+      ranges.splice(1, 1);
     }
     return true;
   }
 
-  /** The contiguous mark for a client: every seq up to it is delivered. */
-  deliveredThrough(client: NodeId): number {
-    return this.clients.get(client)?.through ?? 0;
+  /** How many disjoint ranges of delivered seqs a client has (1 for a client numbering without gaps). */
+  rangeCount(client: NodeId): number {
+    return this.clients.get(client)?.length ?? 0;
   }
 
   get clientCount(): number {
@@ -79,7 +87,22 @@ export class SessionTable {
   }
 }
 
-interface ClientSession {
-  through: number;
-  above: Set<number>;
+interface Range {
+  lo: number;
+  hi: number;
+}
+
+/** Index of the last range whose `lo` is at most `seq`, or -1. */
+function rangeAtOrBefore(ranges: readonly Range[], seq: number): number {
+  let low = 0;
+  let high = ranges.length - 1;
+  let found = -1;
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    if ((ranges[mid] as Range).lo <= seq) {
+      found = mid;
+      low = mid + 1;
+    } else high = mid - 1;
+  }
+  return found;
 }

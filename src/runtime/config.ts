@@ -46,7 +46,7 @@ export function parseCourseConfig(text: string): Result<CourseConfig, string> {
     }
     if (fields.length !== 3) return err(`${where}: expected "<group> <ip> <port>", got "${line}"`);
     const host = fields[1] as string;
-    const port = Number(fields[2]);
+    const port = /^\d{1,5}$/.test(fields[2] as string) ? Number(fields[2]) : Number.NaN;
     if (isIP(host) !== 4) return err(`${where}: "${host}" is not an IPv4 address`);
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       return err(`${where}: port "${fields[2]}" is not 1..65535`);

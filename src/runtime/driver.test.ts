@@ -693,7 +693,6 @@ describe("Driver: persist before send", () => {
  * sent after a sync that started after that write, and finished.
  */
 function assertPersistBeforeSend(events: readonly Event[]): void {
-  let started = -1;
   let durableUpTo = -1; // events before this index are durable
   const appendedAt: Array<{ index: number; delta: DurableDelta }> = [];
   const durableThrough: number[] = []; // for each sync-done, the last append index it covers
@@ -701,8 +700,7 @@ function assertPersistBeforeSend(events: readonly Event[]): void {
     const event = events[i] as Event;
     if (event.kind === "append") appendedAt.push({ index: i, delta: event.delta });
     else if (event.kind === "sync-start") {
-      started = i;
-      durableThrough.push(started);
+      durableThrough.push(i);
     } else if (event.kind === "sync-done") {
       durableUpTo = Math.max(durableUpTo, durableThrough.shift() ?? -1);
     } else if (event.message.type === "accepted") {
@@ -776,7 +774,13 @@ describe("Driver: fatal trouble", () => {
     return { network, sender, transport, driver, fatal, at: transport.localEndpoint };
   }
 
-  const heartbeat: Message = { type: "heartbeat", from: 3, ballot: { round: 1, node: 3 }, decidedThrough: 0 };
+  const heartbeat: Message = {
+    type: "heartbeat",
+    from: 3,
+    ballot: { round: 1, node: 3 },
+    decidedThrough: 0,
+    proposedThrough: 0,
+  };
 
   test("an InvariantViolation thrown by a role's step reaches onFatal and stops the driver", async () => {
     const role = new ScriptedRole();

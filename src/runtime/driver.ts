@@ -91,6 +91,8 @@ export class Driver<R extends RoleLike> {
   private afterSync: Envelope[] = [];
   private dirty = false;
   private stopped = false;
+  /** stop() has released the transport and storage (also after a fatal error stopped the turns). */
+  private closed = false;
   private lastMessage: Message | null = null;
   private lastFrame: Uint8Array | null = null;
 
@@ -123,7 +125,8 @@ export class Driver<R extends RoleLike> {
 
   /** Stops ticking and receiving; makes written state durable; closes the transport. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
+    if (this.closed) return;
+    this.closed = true;
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     await this.options.transport.close();
@@ -195,7 +198,12 @@ export class Driver<R extends RoleLike> {
       this.fatal(error);
       return;
     }
-    for (const envelope of send) this.send(envelope);
+    try {
+      for (const envelope of send) this.send(envelope);
+    } catch (error) {
+      this.fatal(error); // a message the codec cannot carry is a bug upstream: stop loudly
+      return;
+    }
     if (persisted) {
       this.stats.persists++;
       this.dirty = true;

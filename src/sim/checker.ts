@@ -41,7 +41,8 @@ export class SafetyChecker {
   readonly violations: Violation[] = [];
   private readonly decidedBySlot = new Map<number, Value>();
   private readonly nextSlotByLearner = new Map<string, number>();
-  private readonly deliveredByLearner = new Map<string, Set<string>>();
+  /** Per learner: the commands it delivered, and in which slot. */
+  private readonly deliveredByLearner = new Map<string, Map<string, number>>();
   private readonly submitted = new Map<string, string>();
   private readonly votes = new Map<string, Value>();
   /** Which incarnation of a process first sent a prepare at each ballot. */
@@ -64,10 +65,15 @@ export class SafetyChecker {
     this.submitted.set(commandKey(command), command.payload);
   }
 
-  /** A learner lost its volatile state and will learn again from slot 1. */
-  learnerRestarted(learner: string): void {
-    this.nextSlotByLearner.set(learner, 1);
-    this.deliveredByLearner.set(learner, new Set());
+  /**
+   * A learner restarted. It kept (durably) slots 1 ..= `restoredThrough` and learns again after them;
+   * what it delivered after them is forgotten with it.
+   */
+  learnerRestarted(learner: string, restoredThrough = 0): void {
+    this.nextSlotByLearner.set(learner, restoredThrough + 1);
+    const delivered = this.deliveredByLearner.get(learner);
+    if (delivered === undefined) return;
+    for (const [key, slot] of delivered) if (slot > restoredThrough) delivered.delete(key);
   }
 
   /** Every proposal (accept) and vote (accepted) sent; a vote without a value names its accept's. */
@@ -128,13 +134,13 @@ export class SafetyChecker {
     }
     let delivered = this.deliveredByLearner.get(learner);
     if (delivered === undefined) {
-      delivered = new Set();
+      delivered = new Map();
       this.deliveredByLearner.set(learner, delivered);
     }
     for (const command of decision.commands) {
       const key = commandKey(command);
       if (delivered.has(key)) this.fail("at-most-once", `${learner} delivered ${key} twice`, event);
-      delivered.add(key);
+      delivered.set(key, decision.slot);
       this.deliveredCommands++;
     }
   }
@@ -158,7 +164,7 @@ export class SafetyChecker {
   }
 
   missingFor(learner: string): string[] {
-    const delivered = this.deliveredByLearner.get(learner) ?? new Set<string>();
+    const delivered = this.deliveredByLearner.get(learner) ?? new Map<string, number>();
     return [...this.submitted.keys()].filter((key) => !delivered.has(key));
   }
 

@@ -59,7 +59,7 @@ export function describeRun(result: RunResult): string {
   const lines = [
     `seed ${result.seed}: ${describeScenario(scenarioForSeed(result.seed))}`,
     `  events ${result.events}, ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
-      `crashes ${result.crashes}, partitions ${result.partitions}`,
+      `crashes ${result.crashes} (disk faults ${result.diskFaults}), partitions ${result.partitions}`,
     `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
     `  trace hash ${result.traceHash}`,
   ];

@@ -22,6 +22,8 @@ export interface Scenario {
   readonly partitionChance: number;
   /** Per-tick chance that a live process (not a client) crashes. */
   readonly crashChance: number;
+  /** Chance that a replica's crash also damages its disk (on a minority of replicas at a time). */
+  readonly diskFaultChance: number;
   /** Steps a disk write takes to become durable (uniform in [min, max]). */
   readonly syncStepsMin: number;
   readonly syncStepsMax: number;
@@ -102,6 +104,7 @@ export function scenarioForSeed(seed: number): Scenario {
     network,
     partitionChance: roughness === "calm" ? 0.002 : roughness === "rough" ? 0.01 : 0.03,
     crashChance: roughness === "calm" ? 0.001 : roughness === "rough" ? 0.005 : 0.015,
+    diskFaultChance: roughness === "calm" ? 0 : 0.3,
     syncStepsMin: 1,
     syncStepsMax: prng.range(1, 20),
     windowSlots: prng.pick([1, 4, 16]),

@@ -20,6 +20,7 @@ import {
   type ProposerBugs,
   type QuorumSystem,
   Replica,
+  type Value,
   ZERO_BALLOT,
 } from "../core/index.js";
 import { SafetyChecker, type Violation } from "./checker.js";
@@ -53,6 +54,7 @@ export interface RunResult {
   readonly messagesDropped: number;
   readonly crashes: number;
   readonly partitions: number;
+  readonly diskFaults: number;
   readonly violations: readonly Violation[];
   readonly traceHash: string;
 }
@@ -64,6 +66,11 @@ interface DurableState {
   promised: Ballot;
   readonly accepted: Map<number, AcceptedEntry>;
   round: number;
+  floorSlot: number;
+  /** Marked when the disk was found damaged; cleared (durably) when the rejoin completes. */
+  rejoining: boolean;
+  /** A replica's delivered log, by slot. */
+  readonly decided: Map<number, Value>;
 }
 
 interface PendingWrite {
@@ -109,7 +116,7 @@ export class Simulation {
   private readonly prng: Prng;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly hash = new TraceHash();
-  private readonly processes: SimProcess[] = [];
+  readonly processes: SimProcess[] = [];
   private readonly byRole = new Map<string, SimProcess[]>();
   private readonly quorum: QuorumSystem;
   private readonly limits: Partial<Limits>;
@@ -121,6 +128,7 @@ export class Simulation {
   private messagesDropped = 0;
   private crashes = 0;
   private partitions = 0;
+  private diskFaults = 0;
   private partitionActive = false;
 
   constructor(
@@ -194,6 +202,7 @@ export class Simulation {
       messagesDropped: this.messagesDropped,
       crashes: this.crashes,
       partitions: this.partitions,
+      diskFaults: this.diskFaults,
       violations: this.checker.violations,
       traceHash: this.hash.digest(),
     };
@@ -210,7 +219,14 @@ export class Simulation {
         id,
         node: null,
         incarnation: 0,
-        durable: { promised: ZERO_BALLOT, accepted: new Map(), round: 0 },
+        durable: {
+          promised: ZERO_BALLOT,
+          accepted: new Map(),
+          round: 0,
+          floorSlot: 0,
+          rejoining: false,
+          decided: new Map(),
+        },
         disk: [],
         prng: this.prng.fork(),
       };
@@ -241,6 +257,7 @@ export class Simulation {
     const restore = {
       promised: durable.promised,
       accepted: [...durable.accepted.values()].sort((a, b) => a.slot - b.slot),
+      floorSlot: durable.floorSlot,
     };
     switch (process.kind) {
       case "acceptor":
@@ -272,7 +289,8 @@ export class Simulation {
           quorum: this.quorum,
           prng,
           limits: this.limits,
-          restore: { acceptor: restore, round: durable.round },
+          restore: { acceptor: restore, round: durable.round, log: contiguousLog(durable.decided) },
+          ...(durable.rejoining ? { rejoining: true } : {}),
           bugs,
         });
       case "client":
@@ -284,7 +302,8 @@ export class Simulation {
     process.node = this.createNode(process);
     process.incarnation++;
     if (process.kind === "learner" || process.kind === "proposer" || process.kind === "replica") {
-      this.checker.learnerRestarted(process.key);
+      const restored = process.node instanceof Replica ? process.node.learner.deliveredThrough : 0;
+      this.checker.learnerRestarted(process.key, restored);
     }
     this.queue.push(this.now + 1 + phase, { kind: "tick", process, incarnation: process.incarnation });
   }
@@ -499,6 +518,7 @@ export class Simulation {
   private crash(process: SimProcess): void {
     this.crashes++;
     this.record(`x ${this.now} ${process.key}`);
+    this.injectDiskFault(process);
     process.node = null;
     // Unsynced writes are lost, and so are the messages waiting for them.
     process.disk.length = 0;
@@ -507,6 +527,35 @@ export class Simulation {
     const downtime =
       (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
     this.queue.push(this.now + downtime, { kind: "restart", process });
+  }
+
+  /**
+   * Disk faults, on a minority of replicas at a time: a torn write (the record being written when the
+   * crash came is cut off: the same as losing the unsynced writes, which every crash does), a bit
+   * flip in the middle of the log, or a lost file. The last two are detected when the log is opened
+   * (checksums, segment numbers): the node comes back with nothing and must rejoin (see `Replica`).
+   */
+  private injectDiskFault(process: SimProcess): void {
+    const s = this.scenario;
+    if (process.kind !== "replica" || !this.prng.chance(s.diskFaultChance)) return;
+    // Only as many at a time as the quorums can spare: the healthy replicas must still form both a
+    // phase-1 and a phase-2 quorum, or nothing could be decided and no one could rejoin.
+    const healthy = this.processes.filter(
+      (p) => p.kind === "replica" && p !== process && !p.durable.rejoining,
+    );
+    const ids = healthy.map((p) => p.id);
+    if (process.durable.rejoining || !this.quorum.isPhase1Quorum(ids) || !this.quorum.isPhase2Quorum(ids))
+      return;
+    const kind = this.prng.pick(["torn write", "bit flip", "lost file"] as const);
+    this.diskFaults++;
+    this.record(`f ${this.now} ${process.key} ${kind}`);
+    if (kind === "torn write") return; // process.disk (the unsynced writes) is dropped by the crash
+    process.durable.promised = ZERO_BALLOT;
+    process.durable.accepted.clear();
+    process.durable.round = 0;
+    process.durable.floorSlot = 0;
+    process.durable.decided.clear();
+    process.durable.rejoining = true; // the runtime writes this mark before the node starts again
   }
 
   private restart(process: SimProcess): void {
@@ -523,6 +572,9 @@ export class Simulation {
   }
 
   private allDone(): boolean {
+    // A replica whose disk was damaged must have rejoined as an acceptor by the end.
+    for (const process of this.processes)
+      if (process.node instanceof Replica && process.node.rejoining) return false;
     for (const process of this.learnerKeys()) if (!this.checker.deliveredAll(process.key)) return false;
     for (const process of this.byRole.get("client") ?? []) {
       if ((process.node as Client).unackedCount > 0) return false;
@@ -541,6 +593,11 @@ export class Simulation {
       const unacked = (process.node as Client).unackedCount;
       if (unacked > 0) lines.push(`${process.key} has ${unacked} unacked`);
     }
+    for (const process of this.processes) {
+      if (process.node instanceof Replica && process.node.rejoining) {
+        lines.push(`${process.key} has not rejoined (floor ${process.node.rejoinFloorSlot})`);
+      }
+    }
     return `not everything decided ${this.scenario.livenessTicksMax} ticks after healing: ${lines.join("; ")}`;
   }
 }
@@ -550,6 +607,18 @@ function applyDelta(state: DurableState, delta: DurableDelta): void {
     state.promised = delta.promised;
   if (delta.proposerRound !== undefined) state.round = Math.max(state.round, delta.proposerRound);
   for (const entry of delta.accepted ?? []) state.accepted.set(entry.slot, entry);
+  if (delta.rejoining !== undefined) state.rejoining = delta.rejoining;
+  for (const { slot, value } of delta.decided ?? []) state.decided.set(slot, value);
+  if (delta.floorSlot !== undefined && delta.floorSlot > state.floorSlot) {
+    state.floorSlot = delta.floorSlot;
+    for (const slot of state.accepted.keys()) if (slot < delta.floorSlot) state.accepted.delete(slot);
+  }
+}
+
+function contiguousLog(decided: ReadonlyMap<number, Value>): Value[] {
+  const log: Value[] = [];
+  for (let slot = 1; decided.has(slot); slot++) log.push(decided.get(slot) as Value);
+  return log;
 }
 
 function leaderOf(node: RoleObject): boolean {

@@ -24,10 +24,13 @@ describe("MemoryStorage", () => {
       accepted: [vote(1, 1, "a")],
       round: 1,
       trimmedBelowSlot: 0,
+      rejoining: false,
+      log: [],
     });
     assert.deepEqual(toReplicaState(reopened.value), {
-      acceptor: { promised: { round: 1, node: 1 }, accepted: [vote(1, 1, "a")] },
+      acceptor: { promised: { round: 1, node: 1 }, accepted: [vote(1, 1, "a")], floorSlot: 0 },
       round: 1,
+      log: [],
     });
   });
 

@@ -1,4 +1,4 @@
-import type { AcceptedEntry, Ballot, DurableDelta, ReplicaState, Result } from "../core/index.js";
+import type { AcceptedEntry, Ballot, DurableDelta, ReplicaState, Result, Value } from "../core/index.js";
 import { assert, ZERO_BALLOT } from "../core/index.js";
 
 /**
@@ -20,6 +20,10 @@ export interface DurableState {
    * must not answer for those slots as if it had never voted in them: it must know them decided.
    */
   readonly trimmedBelowSlot: number;
+  /** The node lost or damaged its state and has not finished rejoining: it must not vote yet. */
+  readonly rejoining: boolean;
+  /** The delivered log as far as it is contiguous from slot 1 (`log[i]` is slot i + 1). */
+  readonly log: Value[];
 }
 
 /** Why {@link Storage.open} could not load the state. A node that gets one must not vote. */
@@ -110,11 +114,15 @@ export interface Storage {
 
 /** The core's restore shape: `new Replica({ ..., restore: toReplicaState(state) })`. */
 export function toReplicaState(state: DurableState): ReplicaState {
-  return { acceptor: { promised: state.promised, accepted: state.accepted }, round: state.round };
+  return {
+    acceptor: { promised: state.promised, accepted: state.accepted, floorSlot: state.trimmedBelowSlot },
+    round: state.round,
+    log: state.log,
+  };
 }
 
 export function emptyDurableState(): DurableState {
-  return { promised: ZERO_BALLOT, accepted: [], round: 0, trimmedBelowSlot: 0 };
+  return { promised: ZERO_BALLOT, accepted: [], round: 0, trimmedBelowSlot: 0, rejoining: false, log: [] };
 }
 
 /**
@@ -125,6 +133,8 @@ export class DurableModel {
   promised: Ballot = ZERO_BALLOT;
   round = 0;
   trimmedBelowSlot = 0;
+  rejoining = false;
+  private readonly decided = new Map<number, Value>();
   private readonly votes = new Map<number, AcceptedEntry>();
 
   /** Number of votes held. */
@@ -136,6 +146,9 @@ export class DurableModel {
     if (delta.promised !== undefined) this.promised = delta.promised;
     if (delta.proposerRound !== undefined) this.round = delta.proposerRound;
     for (const entry of delta.accepted ?? []) this.votes.set(entry.slot, entry);
+    if (delta.floorSlot !== undefined) this.trim(delta.floorSlot);
+    if (delta.rejoining !== undefined) this.rejoining = delta.rejoining;
+    for (const { slot, value } of delta.decided ?? []) this.decided.set(slot, value);
   }
 
   /** Drops votes below `slot` (never un-drops: the mark only rises). */
@@ -147,7 +160,7 @@ export class DurableModel {
   }
 
   /** Replaces everything (a checkpoint starts here). */
-  reset(state: Omit<DurableState, "accepted">): void {
+  reset(state: Omit<DurableState, "accepted" | "rejoining" | "log">): void {
     this.promised = state.promised;
     this.round = state.round;
     this.trimmedBelowSlot = state.trimmedBelowSlot;
@@ -156,7 +169,28 @@ export class DurableModel {
 
   snapshot(): DurableState {
     const accepted = [...this.votes.values()].sort((a, b) => a.slot - b.slot);
-    return { promised: this.promised, accepted, round: this.round, trimmedBelowSlot: this.trimmedBelowSlot };
+    return {
+      promised: this.promised,
+      accepted,
+      round: this.round,
+      trimmedBelowSlot: this.trimmedBelowSlot,
+      rejoining: this.rejoining,
+      log: this.contiguousLog(),
+    };
+  }
+
+  /** Decided slots held (checkpoints do not carry them yet: see `WalStorage.compact`). */
+  get decidedCount(): number {
+    return this.decided.size;
+  }
+
+  private contiguousLog(): Value[] {
+    const log: Value[] = [];
+    for (let slot = 1; ; slot++) {
+      const value = this.decided.get(slot);
+      if (value === undefined) return log;
+      log.push(value);
+    }
   }
 }
 
@@ -166,5 +200,8 @@ export function copyDelta(delta: DurableDelta): DurableDelta {
     ...(delta.promised !== undefined ? { promised: delta.promised } : {}),
     ...(delta.proposerRound !== undefined ? { proposerRound: delta.proposerRound } : {}),
     ...(delta.accepted !== undefined ? { accepted: [...delta.accepted] } : {}),
+    ...(delta.floorSlot !== undefined ? { floorSlot: delta.floorSlot } : {}),
+    ...(delta.rejoining !== undefined ? { rejoining: delta.rejoining } : {}),
+    ...(delta.decided !== undefined ? { decided: [...delta.decided] } : {}),
   };
 }

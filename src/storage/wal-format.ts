@@ -22,7 +22,9 @@
  *   command  = client seq payload:string
  *   value    = commandCount command*
  *   entry    = slot ballot value
- *   1 delta            = flags(u8: 1 promised, 2 proposerRound, 4 accepted) [ballot] [round] [count entry*]
+ *   1 delta            = flags(u8: 1 promised, 2 proposerRound, 4 accepted, 8 floorSlot, 16 rejoining,
+ *                          32 rejoined, 64 decided) [ballot] [round] [count entry*] [floorSlot]
+ *                          [count (slot zero-ballot value)*]
  *   2 checkpoint-begin = promised:ballot round trimmedBelowSlot entryCount
  *   3 checkpoint-end   = entryCount
  *
@@ -30,8 +32,8 @@
  * start of a segment; replay resets the state at its begin. A length of 0 is invalid, so a tail of
  * zeros (a crash after the file grew but before its data reached the disk) never parses as records.
  */
-import type { AcceptedEntry, Ballot, Command, DurableDelta, Value } from "../core/index.js";
-import { valueBytesEstimate } from "../core/index.js";
+import type { AcceptedEntry, Ballot, Command, DurableDelta, SlotValue, Value } from "../core/index.js";
+import { valueBytesEstimate, ZERO_BALLOT } from "../core/index.js";
 import { crc32 } from "./crc32.js";
 import type { DurableState } from "./storage.js";
 
@@ -54,6 +56,10 @@ const TYPE_CHECKPOINT_END = 3;
 const FLAG_PROMISED = 1;
 const FLAG_ROUND = 2;
 const FLAG_ACCEPTED = 4;
+const FLAG_FLOOR = 8;
+const FLAG_REJOINING = 16;
+const FLAG_REJOINED = 32;
+const FLAG_DECIDED = 64;
 
 /** A decoded record. */
 export type WalRecord =
@@ -206,7 +212,10 @@ export class RecordBuffer {
     const accepted = delta.accepted ?? [];
     let flags =
       (delta.promised !== undefined ? FLAG_PROMISED : 0) |
-      (delta.proposerRound !== undefined ? FLAG_ROUND : 0);
+      (delta.proposerRound !== undefined ? FLAG_ROUND : 0) |
+      (delta.floorSlot !== undefined ? FLAG_FLOOR : 0) |
+      (delta.rejoining === true ? FLAG_REJOINING : delta.rejoining === false ? FLAG_REJOINED : 0) |
+      (delta.decided !== undefined && delta.decided.length > 0 ? FLAG_DECIDED : 0);
     let from = 0;
     do {
       let to = accepted.length;
@@ -230,6 +239,13 @@ export class RecordBuffer {
       if (to > from) {
         this.varuint(to - from);
         for (let i = from; i < to; i++) this.entry(accepted[i] as AcceptedEntry);
+      }
+      if (flags & FLAG_FLOOR) this.varuint(delta.floorSlot as number);
+      if (flags & FLAG_DECIDED) {
+        // Decided slots, written like votes at the zero ballot.
+        const decided = delta.decided as SlotValue[];
+        this.varuint(decided.length);
+        for (const { slot, value } of decided) this.entry({ slot, ballot: ZERO_BALLOT, value });
       }
       this.finish();
       flags = 0;
@@ -414,8 +430,16 @@ function decodePayload(bytes: Buffer, start: number, end: number): WalRecord {
   switch (type) {
     case TYPE_DELTA: {
       const flags = reader.u8();
-      if (flags === 0 || flags > 7) throw new DecodeError(`bad delta flags ${flags}`);
-      const delta: { promised?: Ballot; proposerRound?: number; accepted?: AcceptedEntry[] } = {};
+      if (flags === 0 || flags > 127 || (flags & 48) === 48)
+        throw new DecodeError(`bad delta flags ${flags}`);
+      const delta: {
+        promised?: Ballot;
+        proposerRound?: number;
+        accepted?: AcceptedEntry[];
+        floorSlot?: number;
+        rejoining?: boolean;
+        decided?: SlotValue[];
+      } = {};
       if (flags & FLAG_PROMISED) delta.promised = reader.ballot();
       if (flags & FLAG_ROUND) delta.proposerRound = reader.varuint();
       if (flags & FLAG_ACCEPTED) {
@@ -424,6 +448,18 @@ function decodePayload(bytes: Buffer, start: number, end: number): WalRecord {
         const accepted: AcceptedEntry[] = [];
         for (let i = 0; i < count; i++) accepted.push(reader.entry());
         delta.accepted = accepted;
+      }
+      if (flags & FLAG_FLOOR) delta.floorSlot = reader.varuint();
+      if (flags & FLAG_REJOINING) delta.rejoining = true;
+      if (flags & FLAG_REJOINED) delta.rejoining = false;
+      if (flags & FLAG_DECIDED) {
+        const count = reader.count();
+        const decided: SlotValue[] = [];
+        for (let i = 0; i < count; i++) {
+          const { slot, value } = reader.entry();
+          decided.push({ slot, value });
+        }
+        delta.decided = decided;
       }
       record = { type: "delta", delta };
       break;

@@ -79,6 +79,8 @@ describe("WalStorage", () => {
         accepted: [],
         round: 0,
         trimmedBelowSlot: 0,
+        rejoining: false,
+        log: [],
       });
       assert.deepEqual(await segmentFiles(join(dir, "a", "b")), ["wal-00000001.log"]);
       await wal.close();

@@ -280,6 +280,14 @@ export class WalStorage implements Storage {
   compact(options: CompactOptions = {}): Promise<void> {
     if (this.phase !== "open")
       return Promise.reject(new Error(`WalStorage.compact: the log is ${this.phase}`));
+    if (this.model.decidedCount > 0) {
+      // Checkpoints carry votes, not the decided log; application snapshots will replace it.
+      return Promise.reject(new Error("WalStorage.compact: not while the log holds decided slots"));
+    }
+    if (this.model.rejoining) {
+      // A checkpoint does not carry the rejoin mark: compacting now could forget it.
+      return Promise.reject(new Error("WalStorage.compact: not while the node is rejoining"));
+    }
     const trimBelowSlot = options.trimBelowSlot ?? 0;
     if (!(Number.isSafeInteger(trimBelowSlot) && trimBelowSlot >= 0)) {
       return Promise.reject(new RangeError(`trimBelowSlot ${trimBelowSlot} must be a non-negative integer`));

@@ -136,6 +136,8 @@ export class TcpTransport implements Transport {
   private readonly random: () => number;
   private readonly peers = new Map<string, Peer>();
   private readonly inbound = new Set<Socket>();
+  /** Inbound connections by the peer's address, to answer a peer that has no listener (a client). */
+  private readonly inboundByPeer = new Map<string, Socket>();
   private readonly flushPending = new Set<Peer>();
   private flushImmediate: NodeJS.Immediate | null = null;
   private server: Server | null = null;
@@ -218,6 +220,15 @@ export class TcpTransport implements Transport {
       this.counters.sendErrors++;
       return;
     }
+    // A frame for the far end of an inbound connection goes back over it: a client's address as seen
+    // here is its connection's ephemeral port, where nothing listens.
+    const inbound = this.inboundByPeer.get(endpointKey(to));
+    if (inbound !== undefined && !inbound.destroyed) {
+      inbound.write(encodeFrames([frame]));
+      this.counters.framesSent++;
+      this.counters.bytesSent += frame.length;
+      return;
+    }
     const peer = this.peerFor(to);
     if (peer === null) {
       this.counters.sendErrors++;
@@ -262,6 +273,7 @@ export class TcpTransport implements Transport {
     }
     this.peers.clear();
     this.inbound.clear();
+    this.inboundByPeer.clear();
     const closings = sockets.map(closed);
     for (const socket of sockets) socket.destroy();
     const server = this.server;
@@ -393,8 +405,13 @@ export class TcpTransport implements Transport {
     this.inbound.add(socket);
     socket.setNoDelay(true);
     const from = { host: normalizeHost(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    const key = endpointKey(from);
+    this.inboundByPeer.set(key, socket);
     socket.on("error", this.onSocketError);
-    socket.on("close", () => this.inbound.delete(socket));
+    socket.on("close", () => {
+      this.inbound.delete(socket);
+      if (this.inboundByPeer.get(key) === socket) this.inboundByPeer.delete(key);
+    });
     this.readFrames(socket, from);
   }
 
