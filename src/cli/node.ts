@@ -28,7 +28,8 @@ nodes, and optionally weights, quorums, the transport and the codec:
   {"nodes": [{"id": 1, "host": "127.0.0.1", "port": 7101},
              {"id": 2, "host": "127.0.0.1", "port": 7102},
              {"id": 3, "host": "127.0.0.1", "port": 7103, "weight": 1}],
-   "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10}
+   "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10,
+   "batchCommandsMax": 512, "windowSlots": 64}
 
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
@@ -99,6 +100,10 @@ export async function nodeCommand(args: string[]): Promise<number> {
     quorum: quorum.value,
     prng,
     timing: RUNTIME_TIMING,
+    limits: {
+      ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
+      ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
+    },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
   });

@@ -87,6 +87,9 @@ const clusterSchema = z.strictObject({
   transport: z.enum(["udp", "tcp"]).optional(),
   codec: z.enum(["binary", "json"]).optional(),
   tickMs: z.int().min(1).max(10_000).optional(),
+  /** Batching: most commands per slot (1 turns batching off) and slots in flight. */
+  batchCommandsMax: z.int().min(1).max(4096).optional(),
+  windowSlots: z.int().min(1).max(1024).optional(),
 });
 
 export type ClusterNode = z.infer<typeof nodeSchema>;
@@ -100,6 +103,8 @@ export interface ClusterConfig {
   readonly transport: "udp" | "tcp";
   readonly codec: "binary" | "json";
   readonly tickMs: number;
+  readonly batchCommandsMax?: number;
+  readonly windowSlots?: number;
 }
 
 /**
@@ -140,5 +145,7 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     transport: config.transport ?? "udp",
     codec: config.codec ?? "binary",
     tickMs: config.tickMs ?? 10,
+    ...(config.batchCommandsMax !== undefined ? { batchCommandsMax: config.batchCommandsMax } : {}),
+    ...(config.windowSlots !== undefined ? { windowSlots: config.windowSlots } : {}),
   });
 }
