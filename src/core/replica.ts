@@ -5,7 +5,7 @@ import type { Limits } from "./limits.js";
 import type { Command, Message, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import type { Prng } from "./prng.js";
-import { Proposer, type ProposerBugs, type ProposerMode, type ProposerTiming } from "./proposer.js";
+import { Proposer, type ProposerBugs, type ProposerMode, type ProposerOptions } from "./proposer.js";
 import type { QuorumSystem } from "./quorum.js";
 
 /** What a replica keeps on stable storage: its acceptor's state and its proposer's round. */
@@ -16,13 +16,8 @@ export interface ReplicaState {
   readonly log?: readonly Value[];
 }
 
-export interface ReplicaOptions {
-  readonly id: NodeId;
-  readonly quorum: QuorumSystem;
-  readonly prng: Prng;
-  readonly limits?: Partial<Limits>;
-  readonly timing?: Partial<ProposerTiming>;
-  readonly catchupTicks?: number;
+export interface ReplicaOptions
+  extends Pick<ProposerOptions, "id" | "quorum" | "prng" | "limits" | "timing" | "catchupTicks"> {
   readonly restore?: ReplicaState;
   /**
    * This node's durable state was lost or found damaged. It comes back as a learner: it neither
