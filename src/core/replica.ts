@@ -1,12 +1,9 @@
 import { Acceptor, type AcceptorBugs, type AcceptorState } from "./acceptor.js";
 import { ballotEquals, maxBallot, type NodeId } from "./ballot.js";
 import type { Learner, LearnerBugs } from "./learner.js";
-import type { Limits } from "./limits.js";
 import type { Command, Message, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
-import type { Prng } from "./prng.js";
 import { Proposer, type ProposerBugs, type ProposerMode, type ProposerOptions } from "./proposer.js";
-import type { QuorumSystem } from "./quorum.js";
 
 /** What a replica keeps on stable storage: its acceptor's state and its proposer's round. */
 export interface ReplicaState {
