@@ -128,13 +128,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
     ...(values.debug ? { onTrace: debugTracer(name) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
   });
-  if (!values.quiet) {
-    // What this node delivered before it stopped comes back from its log: print it again, so its
-    // stdout is always the whole decided sequence.
-    for (const { value } of replica.learner.delivered(1, replica.learner.deliveredThrough)) {
-      if (value.commands.length > 0)
-        process.stdout.write(`${value.commands.map((c) => c.payload).join("\n")}\n`);
-    }
+  // What this node delivered before it stopped comes back from its log: print it again, so its stdout
+  // is always the whole decided sequence.
+  for (const { commands } of replica.learner.drainRestored()) {
+    if (!values.quiet && commands.length > 0)
+      process.stdout.write(`${commands.map((c) => c.payload).join("\n")}\n`);
   }
   try {
     await driver.start();

@@ -79,6 +79,7 @@ export class Learner {
   private readonly tallies = new Map<number, Map<string, Tally>>();
   private readonly sessions: SessionTable;
   private readonly durableLog: boolean;
+  private restored: Decision[] = [];
   private newlyChosen: SlotValue[] = [];
   private highestChosenSlot = 0;
   private leaderDecidedThrough = 0;
@@ -100,8 +101,19 @@ export class Learner {
     this.durableLog = options.durableLog ?? false;
     for (const value of options.restoreLog ?? []) {
       this.log.push(value);
-      for (const command of value.commands) this.sessions.deliver(command);
+      const commands = value.commands.filter((command) => this.sessions.deliver(command));
+      this.restored.push({ slot: this.log.length, value, commands });
     }
+  }
+
+  /**
+   * The decisions of the restored log, once (for a driver that replays them to its application):
+   * the same decisions, commands filtered the same way, as when they were first delivered.
+   */
+  drainRestored(): Decision[] {
+    const restored = this.restored;
+    this.restored = [];
+    return restored;
   }
 
   /** The delivered values of slots `from ..= to` (for a driver replaying a restored log). */
