@@ -9,6 +9,7 @@ import {
   type NodeId,
   ZERO_BALLOT,
 } from "./ballot.js";
+import { CommandSet } from "./command-set.js";
 import { Learner, type LearnerBugs } from "./learner.js";
 import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
@@ -25,7 +26,7 @@ import type {
   SlotValue,
   Value,
 } from "./messages.js";
-import { commandKey, NOOP, valuesEqual } from "./messages.js";
+import { NOOP, valuesEqual } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
@@ -183,9 +184,9 @@ export class Proposer {
   /** Commands waiting for a slot, oldest first, with an index for duplicate checks. */
   private pending: Command[] = [];
   private pendingHead = 0;
-  private readonly pendingKeys = new Set<string>();
+  private readonly pendingKeys = new CommandSet();
   private readonly inFlight = new Map<number, InFlightSlot>();
-  private readonly inFlightKeys = new Set<string>();
+  private readonly inFlightKeys = new CommandSet();
   private partialInFlight = 0;
   /** Next slot this leader will propose in. */
   private nextSlot = 1;
@@ -211,7 +212,8 @@ export class Proposer {
       quorum: this.quorum,
       limits: this.limits,
       role: this.colocated ? "learner" : "proposer",
-      catchupFrom: this.colocated ? ["learner"] : ["learner", "proposer"],
+      // Holes are asked of the learners only: a busy leader should not also serve catch-up.
+      catchupFrom: ["learner"],
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
       ...(options.bugs?.learner ? { bugs: options.bugs.learner } : {}),
       ...(options.durableLog ? { durableLog: true } : {}),
@@ -326,6 +328,18 @@ export class Proposer {
         mergeOutput(output, this.learner.step(message));
         break;
       case "prepare":
+        // A candidate above everything we have seen is running phase 1 (a co-located acceptor shows
+        // us its prepares): give it time before campaigning ourselves, or candidates with long
+        // phase-1 reports keep preempting each other.
+        if (
+          this.modeValue === "follower" &&
+          message.from !== this.id &&
+          ballotGreater(message.ballot, this.highestSeen)
+        ) {
+          this.electionTimer.start(this.electionWaitTicks());
+        }
+        this.observeBallot(message.ballot);
+        break;
       case "accept":
         // Another proposer is active at this ballot.
         this.observeBallot(message.ballot);
@@ -393,14 +407,13 @@ export class Proposer {
         if (this.modeValue === "leader") pushAck(acks, command);
         continue;
       }
-      const key = commandKey(command);
-      if (this.pendingKeys.has(key) || this.inFlightKeys.has(key)) continue;
+      if (this.pendingKeys.has(command) || this.inFlightKeys.has(command)) continue;
       if (this.pendingCount >= this.limits.pendingCommandsMax) {
         this.droppedCommands++;
         continue;
       }
       this.pending.push(command);
-      this.pendingKeys.add(key);
+      this.pendingKeys.add(command);
     }
     this.sendAcks(acks, output);
     if (this.modeValue === "leader") mergeOutput(output, this.fillWindow());
@@ -419,7 +432,7 @@ export class Proposer {
     let commands: Command[] = [];
     for (let i = this.pendingHead; i < this.pending.length; i++) {
       const command = this.pending[i] as Command;
-      if (!this.pendingKeys.has(commandKey(command))) continue;
+      if (!this.pendingKeys.has(command)) continue;
       commands.push(command);
       if (commands.length >= this.limits.requestCommandsMax) {
         output.send.push({
@@ -622,7 +635,7 @@ export class Proposer {
       valueBytesEstimate(value) * 2 < this.limits.batchBytesMax;
     if (partial) this.partialInFlight++;
     this.inFlight.set(slot, { value, timer, attempt: 0, partial });
-    for (const command of value.commands) this.inFlightKeys.add(commandKey(command));
+    for (const command of value.commands) this.inFlightKeys.add(command);
     // Votes come back without the value: our learner must know what we proposed.
     mergeOutput(output, this.learner.knowProposal(slot, this.current, value));
     this.sendAccept(slot, value, output);
@@ -647,9 +660,8 @@ export class Proposer {
       const size = commandBytesEstimate(command.payload.length);
       if (commands.length > 0 && bytes + size > this.limits.batchBytesMax) break;
       this.pendingHead++;
-      const key = commandKey(command);
-      if (!this.pendingKeys.delete(key)) continue; // forgotten: delivered or voted elsewhere
-      if (this.learner.isDelivered(command) || this.inFlightKeys.has(key)) continue;
+      if (!this.pendingKeys.delete(command)) continue; // forgotten: delivered or voted elsewhere
+      if (this.learner.isDelivered(command) || this.inFlightKeys.has(command)) continue;
       commands.push(command);
       bytes += size;
     }
@@ -708,7 +720,7 @@ export class Proposer {
       if (flight !== undefined) {
         this.inFlight.delete(slot);
         if (flight.partial) this.partialInFlight--;
-        for (const command of flight.value.commands) this.inFlightKeys.delete(commandKey(command));
+        for (const command of flight.value.commands) this.inFlightKeys.delete(command);
         // Our value lost this slot to an earlier leader's: its commands need another slot.
         if (!valuesEqual(flight.value, value)) this.requeue(flight.value);
       }
@@ -720,24 +732,27 @@ export class Proposer {
 
   private forgetPending(value: Value): void {
     if (this.pendingKeys.size === 0) return;
-    for (const command of value.commands) this.pendingKeys.delete(commandKey(command));
+    for (const command of value.commands) this.pendingKeys.delete(command);
   }
 
   /** Puts commands back at the end of the pending queue unless they are delivered or queued. */
   private requeue(value: Value): void {
     for (const command of value.commands) {
-      const key = commandKey(command);
-      if (this.learner.isDelivered(command) || this.pendingKeys.has(key) || this.inFlightKeys.has(key))
+      if (
+        this.learner.isDelivered(command) ||
+        this.pendingKeys.has(command) ||
+        this.inFlightKeys.has(command)
+      )
         continue;
       this.pending.push(command);
-      this.pendingKeys.add(key);
+      this.pendingKeys.add(command);
     }
   }
 
   private compactPending(): void {
     // Drop consumed entries and entries no longer pending (delivered elsewhere) now and then.
     if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
-      this.pending = this.pending.slice(this.pendingHead).filter((c) => this.pendingKeys.has(commandKey(c)));
+      this.pending = this.pending.slice(this.pendingHead).filter((c) => this.pendingKeys.has(c));
       this.pendingHead = 0;
     }
   }
