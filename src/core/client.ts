@@ -12,9 +12,11 @@ export interface ClientOptions {
   readonly id: NodeId;
   readonly prng: Prng;
   readonly limits?: Partial<Limits>;
-  /** First wait for an ack before a command is sent again; doubles per attempt. */
+  /** First wait for an ack before a command is sent again, until acks have been timed; doubles per attempt. */
   readonly retryTicks?: number;
   readonly retryTicksMax?: number;
+  /** The shortest first wait once acks have been timed (see `retryBaseTicks`). */
+  readonly retryTicksMin?: number;
   /** Most commands sent and not yet acked; the rest wait their turn. */
   readonly windowCommands?: number;
   /**
@@ -28,6 +30,8 @@ export interface ClientOptions {
 
 interface Outstanding {
   readonly command: Command;
+  /** When it was first sent (for round-trip samples: only commands acked on their first send count). */
+  readonly sentTick: number;
   dueTick: number;
   attempt: number;
 }
@@ -54,6 +58,9 @@ export class Client {
   private waitingHead = 0;
   private readonly outstanding = new Map<number, Outstanding>();
   private ackedCount = 0;
+  private smoothedRoundTrip: number | null = null;
+  private roundTripDeviation = 0;
+  private readonly retryTicksMin: number;
 
   constructor(options: ClientOptions) {
     assert(
@@ -65,6 +72,7 @@ export class Client {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.retryTicks = options.retryTicks ?? 50;
     this.retryTicksMax = options.retryTicksMax ?? 400;
+    this.retryTicksMin = options.retryTicksMin ?? 10;
     this.windowCommands = options.windowCommands ?? 16_384;
     this.to = options.to ?? { role: "proposer" };
     this.nextSeq = options.firstSeq ?? 1;
@@ -117,7 +125,11 @@ export class Client {
   step(message: Message): Output {
     if (message.type !== "ack" || message.client !== this.id) return emptyOutput();
     for (const seq of message.seqs) {
-      if (this.outstanding.delete(seq)) this.ackedCount++;
+      const entry = this.outstanding.get(seq);
+      if (entry === undefined) continue;
+      this.outstanding.delete(seq);
+      this.ackedCount++;
+      if (entry.attempt === 0) this.sampleRoundTrip(this.now - entry.sentTick);
     }
     return this.sendWaiting();
   }
@@ -140,7 +152,8 @@ export class Client {
     for (const [seq, entry] of this.outstanding) {
       if (entry.dueTick > this.now) break;
       entry.attempt++;
-      entry.dueTick = this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, entry.attempt);
+      entry.dueTick =
+        this.now + backoffTicks(this.prng, this.retryBaseTicks(), this.retryTicksMax, entry.attempt);
       this.outstanding.delete(seq);
       this.outstanding.set(seq, entry);
       resend.add(entry.command);
@@ -151,6 +164,28 @@ export class Client {
     return output;
   }
 
+  /**
+   * The first wait before a resend adapts to how long acks take, as TCP's retransmission timer does
+   * (RFC 6298: smoothed round trip plus four deviations), between `retryTicks` and `retryTicksMax`:
+   * on a quiet network a lost request is resent quickly; under load resends do not pile on.
+   */
+  private retryBaseTicks(): number {
+    if (this.smoothedRoundTrip === null) return this.retryTicks;
+    const timeout = Math.ceil(this.smoothedRoundTrip + 4 * this.roundTripDeviation);
+    return Math.min(this.retryTicksMax, Math.max(this.retryTicksMin, timeout));
+  }
+
+  private sampleRoundTrip(ticks: number): void {
+    if (this.smoothedRoundTrip === null) {
+      this.smoothedRoundTrip = ticks;
+      this.roundTripDeviation = ticks / 2;
+      return;
+    }
+    this.roundTripDeviation =
+      0.75 * this.roundTripDeviation + 0.25 * Math.abs(this.smoothedRoundTrip - ticks);
+    this.smoothedRoundTrip = 0.875 * this.smoothedRoundTrip + 0.125 * ticks;
+  }
+
   private sendWaiting(): Output {
     const output = emptyOutput();
     const batch = this.requestBuilder(output);
@@ -158,7 +193,8 @@ export class Client {
       const command = this.waiting[this.waitingHead++] as Command;
       this.outstanding.set(command.seq, {
         command,
-        dueTick: this.now + backoffTicks(this.prng, this.retryTicks, this.retryTicksMax, 0),
+        sentTick: this.now,
+        dueTick: this.now + backoffTicks(this.prng, this.retryBaseTicks(), this.retryTicksMax, 0),
         attempt: 0,
       });
       batch.add(command);
