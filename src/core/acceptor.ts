@@ -120,16 +120,6 @@ export class Acceptor {
     return output;
   }
 
-  /** Drops the votes below `slot` (they must be decided, and learned where needed). */
-  trimBelow(slot: number): Output {
-    const output = emptyOutput();
-    if (slot <= this.floor) return output;
-    this.floor = slot;
-    for (const voted of this.votes.keys()) if (voted < slot) this.votes.delete(voted);
-    output.persist = { floorSlot: slot };
-    return output;
-  }
-
   /** The vote held for `slot`, if any. */
   voteFor(slot: number): AcceptedEntry | undefined {
     return this.votes.get(slot);

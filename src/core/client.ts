@@ -138,9 +138,9 @@ export class Client {
   isAcked(seq: number): boolean {
     if (seq >= this.nextSeq) return false;
     if (this.outstanding.has(seq)) return false;
-    for (let i = this.waitingHead; i < this.waiting.length; i++)
-      if ((this.waiting[i] as Command).seq === seq) return false;
-    return true;
+    // Waiting commands hold the highest seqs, in order.
+    const firstWaiting = this.waiting[this.waitingHead];
+    return firstWaiting === undefined || seq < firstWaiting.seq;
   }
 
   tick(): Output {

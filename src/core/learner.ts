@@ -12,7 +12,7 @@ import type {
   Value,
 } from "./messages.js";
 import { valuesEqual } from "./messages.js";
-import { emptyOutput, mergeDelta, type Output } from "./output.js";
+import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
 import { SessionTable } from "./sessions.js";
 import { valueBytesEstimate } from "./value-size.js";
@@ -114,15 +114,6 @@ export class Learner {
     const restored = this.restored;
     this.restored = [];
     return restored;
-  }
-
-  /** The delivered values of slots `from ..= to` (for a driver replaying a restored log). */
-  delivered(from: number, to: number): SlotValue[] {
-    const values: SlotValue[] = [];
-    for (let slot = Math.max(1, from); slot <= Math.min(to, this.log.length); slot++) {
-      values.push({ slot, value: this.log[slot - 1] as Value });
-    }
-    return values;
   }
 
   /** Every slot up to this one is delivered. */
@@ -259,7 +250,7 @@ export class Learner {
   private onDecide(message: DecideMessage): Output {
     const output = emptyOutput();
     for (const entry of message.entries) this.markChosen(entry.slot, entry.value, output);
-    mergeInto(output, this.maybeRequestNow());
+    mergeOutput(output, this.maybeRequestNow());
     return output;
   }
 
@@ -344,9 +335,4 @@ export class Learner {
     for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
     return output;
   }
-}
-
-function mergeInto(target: Output, source: Output): void {
-  for (const envelope of source.send) target.send.push(envelope);
-  for (const decision of source.decided) target.decided.push(decision);
 }

@@ -261,22 +261,34 @@ export class Proposer {
    * Lets a rejoined replica campaign again, above every ballot it has seen and at round `minRound`
    * or higher (the rounds it used before it lost its state are unknown: see `Replica.checkRejoin`).
    */
-  releaseElection(seen: Ballot, minRound = 0): void {
+  releaseElection(seen: Ballot, minRound = 0): Output {
+    const output = emptyOutput();
     this.electionHeld = false;
     this.highestSeen = maxBallot(this.highestSeen, seen);
-    this.round = Math.max(this.round, minRound - 1);
+    if (minRound - 1 > this.round) {
+      // Durable at once: a restart before our next prepare must not fall back below it.
+      this.round = minRound - 1;
+      output.persist = { proposerRound: this.round };
+    }
+    return output;
   }
 
   /** Asks the leader for a slot even if it has nothing to propose (it proposes a no-op). */
   requestNoop(): Output {
     const output = emptyOutput();
+    this.requestOfLeader([], output);
+    return output;
+  }
+
+  /** Sends `commands` to the live leader we follow (nothing if we lead or know none). */
+  private requestOfLeader(commands: Command[], output: Output): boolean {
     const leader = this.leaderBallot.node;
-    if (!this.followsLiveLeader() || leader === this.id) return output;
+    if (!this.followsLiveLeader() || leader === this.id) return false;
     output.send.push({
       to: { role: "proposer", id: leader },
-      message: { type: "request", from: this.id, commands: [] },
+      message: { type: "request", from: this.id, commands },
     });
-    return output;
+    return true;
   }
 
   /** Durable state, as it would be after every persist so far. */
@@ -427,27 +439,17 @@ export class Proposer {
   private forwardPending(): Output {
     const output = emptyOutput();
     this.forwardTimer.start(this.timing.acceptRetryTicks * 4);
-    const leader = this.leaderBallot.node;
-    if (!this.followsLiveLeader() || leader === this.id || this.pendingCount === 0) return output;
     let commands: Command[] = [];
     for (let i = this.pendingHead; i < this.pending.length; i++) {
       const command = this.pending[i] as Command;
       if (!this.pendingKeys.has(command)) continue;
       commands.push(command);
       if (commands.length >= this.limits.requestCommandsMax) {
-        output.send.push({
-          to: { role: "proposer", id: leader },
-          message: { type: "request", from: this.id, commands },
-        });
+        if (!this.requestOfLeader(commands, output)) return output;
         commands = [];
       }
     }
-    if (commands.length > 0) {
-      output.send.push({
-        to: { role: "proposer", id: leader },
-        message: { type: "request", from: this.id, commands },
-      });
-    }
+    if (commands.length > 0) this.requestOfLeader(commands, output);
     return output;
   }
 

@@ -176,14 +176,10 @@ export class Replica {
     // ballot. Each rejoin has a larger floor than any before it (floors pass every slot proposed so
     // far), so rounds from floor x 2^20 on are fresh unless this node ran over a million elections
     // since its previous rejoin.
-    this.proposer.releaseElection(acceptor.promised, this.rejoinFloor * REJOIN_ROUND_SPACING);
-    mergeOutput(output, {
-      persist: { proposerRound: this.proposer.state().round },
-      send: [],
-      sendAfterPersist: [],
-      decided: [],
-    });
-    return output;
+    return mergeOutput(
+      output,
+      this.proposer.releaseElection(acceptor.promised, this.rejoinFloor * REJOIN_ROUND_SPACING),
+    );
   }
 }
 

@@ -42,6 +42,7 @@ import { Client, type Message, Prng } from "../core/index.js";
 import { ClusterAddressBook, type ClusterConfig, Driver, parseClusterConfig } from "../runtime/index.js";
 import { MemoryStorage } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import { readLines } from "./lines.js";
 import { waitFor } from "./netns.js";
 
 const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
@@ -166,8 +167,7 @@ class Incarnation {
   fatal: string | null = null;
   killedOnPurpose = false;
   readonly exited: Promise<string>;
-  private stdoutRest = "";
-  private stderrRest = "";
+  private readonly stdout: { rest(): string };
 
   constructor(
     readonly node: number,
@@ -176,24 +176,16 @@ class Incarnation {
     log: WriteStream,
     onUnexpectedExit: (incarnation: Incarnation) => void,
   ) {
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      const parts = (this.stdoutRest + chunk).split("\n");
-      this.stdoutRest = parts.pop() ?? "";
-      for (const line of parts) if (this.lines.length < STDOUT_LINES_MAX) this.lines.push(line);
+    this.stdout = readLines(child.stdout, (line) => {
+      if (this.lines.length < STDOUT_LINES_MAX) this.lines.push(line);
     });
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      log.write(chunk);
-      const parts = (this.stderrRest + chunk).split("\n");
-      this.stderrRest = parts.pop() ?? "";
-      for (const line of parts) {
-        if (!this.started && line.includes('"msg":"started"')) this.started = true;
-        if (!this.started && line.includes("EADDRINUSE")) this.portTaken = true;
-        // pino's level 60 is fatal; the fatal handler also prints "FATAL <name>: <message>".
-        if (this.fatal === null && (line.startsWith("FATAL ") || line.includes('"level":60')))
-          this.fatal = line;
-      }
+    child.stderr?.on("data", (chunk: string | Buffer) => log.write(chunk));
+    readLines(child.stderr, (line) => {
+      if (!this.started && line.includes('"msg":"started"')) this.started = true;
+      if (!this.started && line.includes("EADDRINUSE")) this.portTaken = true;
+      // pino's level 60 is fatal; the fatal handler also prints "FATAL <name>: <message>".
+      if (this.fatal === null && (line.startsWith("FATAL ") || line.includes('"level":60')))
+        this.fatal = line;
     });
     this.exited = new Promise((resolve) => {
       child.on("error", (error) => {
@@ -202,8 +194,7 @@ class Incarnation {
         resolve(this.exit);
       });
       child.on("close", (code, signal) => {
-        if (this.stdoutRest !== "") this.tornTail = this.stdoutRest;
-        this.stdoutRest = "";
+        if (this.stdout.rest() !== "") this.tornTail = this.stdout.rest();
         this.exit ??= signal ?? String(code);
         log.write(`harness: node ${node} incarnation ${number} (pid ${child.pid}) exited: ${this.exit}\n`);
         if (!this.killedOnPurpose) onUnexpectedExit(this);

@@ -23,6 +23,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { readLines } from "./lines.js";
 
 /** Whether namespaces can be made here, and if not, why (for a test's skip message). */
 export type NetnsProbe = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -134,27 +135,19 @@ export class LabProcess {
   exit: string | null = null;
   readonly exited: Promise<string>;
   readonly startedAt = performance.now();
-  private stdoutRest = "";
-  private stderrRest = "";
+  private readonly stdout: { rest(): string };
+  private readonly stderr: { rest(): string };
 
   constructor(
     readonly name: string,
     readonly child: ChildProcess,
   ) {
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      const parts = (this.stdoutRest + chunk).split("\n");
-      this.stdoutRest = parts.pop() ?? "";
-      for (const line of parts) if (this.lines.length < STDOUT_LINES_MAX) this.lines.push(line);
+    this.stdout = readLines(child.stdout, (line) => {
+      if (this.lines.length < STDOUT_LINES_MAX) this.lines.push(line);
     });
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
-      const parts = (this.stderrRest + chunk).split("\n");
-      this.stderrRest = parts.pop() ?? "";
-      this.stderrLines.push(...parts);
-      if (this.stderrLines.length > STDERR_LINES_MAX) {
-        this.stderrLines.splice(0, this.stderrLines.length - STDERR_LINES_MAX);
-      }
+    this.stderr = readLines(child.stderr, (line) => {
+      this.stderrLines.push(line);
+      if (this.stderrLines.length > STDERR_LINES_MAX) this.stderrLines.shift();
     });
     child.stdin?.on("error", () => {}); // a process that exits early closes its stdin: not our error
     this.exited = new Promise((resolve) => {
@@ -164,10 +157,8 @@ export class LabProcess {
         resolve(this.exit);
       });
       child.on("close", (code, signal) => {
-        if (this.stdoutRest !== "") this.lines.push(this.stdoutRest);
-        if (this.stderrRest !== "") this.stderrLines.push(this.stderrRest);
-        this.stdoutRest = "";
-        this.stderrRest = "";
+        if (this.stdout.rest() !== "") this.lines.push(this.stdout.rest());
+        if (this.stderr.rest() !== "") this.stderrLines.push(this.stderr.rest());
         this.exit ??= signal ?? String(code);
         resolve(this.exit);
       });

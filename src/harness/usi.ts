@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { readLines } from "./lines.js";
 
 /**
  * A runner that reproduces the course harness's black-box runs against the four scripts of
@@ -92,14 +93,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     });
     const name = `${role} ${id}${running.some((r) => r.name.startsWith(`${role} ${id}`)) ? " (restarted)" : ""}`;
     const stdout: string[] = [];
-    let buffered = "";
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split("\n");
-      buffered = lines.pop() ?? "";
-      for (const line of lines) stdout.push(line);
-    });
+    readLines(child.stdout, (line) => stdout.push(line));
     const log: string[] = [];
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {

@@ -352,7 +352,7 @@ export class Simulation {
           return;
         }
         this.record(`d ${this.now} ${event.from.key}>${to.key} ${summarize(message)}`);
-        this.apply(to, this.stepNode(to.node, message));
+        this.apply(to, to.node.step(message));
         return;
       }
       case "tick": {
@@ -399,10 +399,6 @@ export class Simulation {
         }
         return;
     }
-  }
-
-  private stepNode(node: RoleObject, message: Message): Output {
-    return node.step(message);
   }
 
   /** Carries out a role's output: decisions to the checker, writes to disk, messages to the network. */
