@@ -178,7 +178,7 @@ describe("Acceptor (Paxos Made Simple 2.2)", () => {
       decidedThrough: 3,
       proposedThrough: 0,
     });
-    assert.deepEqual(out, { persist: null, send: [], sendAfterPersist: [], decided: [] });
+    assert.deepEqual(out, { persist: null, send: [], sendAfterPersist: [], decided: [], snapshot: null });
     assert.deepEqual(acceptor.promised, ZERO_BALLOT);
   });
 

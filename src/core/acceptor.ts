@@ -120,6 +120,25 @@ export class Acceptor {
     return output;
   }
 
+  /**
+   * Drops every vote below `slot`, which the caller knows decided and kept elsewhere (its replica's
+   * snapshot covers it). The floor only rises; promises report it, so no proposer counts this
+   * acceptor's silence about those slots as "never voted".
+   */
+  trimBelow(slot: number): Output {
+    const output = emptyOutput();
+    if (slot <= this.floor) return output;
+    this.floor = slot;
+    for (const voted of this.votes.keys()) if (voted < slot) this.votes.delete(voted);
+    output.persist = { floorSlot: slot };
+    return output;
+  }
+
+  /** Votes held. */
+  get voteCount(): number {
+    return this.votes.size;
+  }
+
   /** The vote held for `slot`, if any. */
   voteFor(slot: number): AcceptedEntry | undefined {
     return this.votes.get(slot);

@@ -9,12 +9,15 @@ import type {
   Message,
   Role,
   SlotValue,
+  SnapshotChunkMessage,
+  SnapshotRequestMessage,
   Value,
 } from "./messages.js";
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
 import { SessionTable } from "./sessions.js";
+import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 import { valueBytesEstimate } from "./value-size.js";
 
 /** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
@@ -37,10 +40,46 @@ export interface LearnerOptions {
   readonly aheadSlotsMax?: number;
   /** Ask for every delivered slot to be persisted (`Output.persist.decided`). */
   readonly durableLog?: boolean;
-  /** The delivered log from a previous run (slots 1, 2, ...): learned again silently. */
+  /** The snapshot from a previous run: the learner starts as of its slot. */
+  readonly restoreSnapshot?: Snapshot;
+  /**
+   * The delivered log from a previous run (slots 1, 2, ..., or from just past `restoreSnapshot`):
+   * learned again silently.
+   */
   readonly restoreLog?: readonly Value[];
+  /**
+   * Say a snapshot is due (`snapshotDue`) once the values delivered since the last one reach this
+   * many estimated bytes (`valueBytesEstimate`). 0 (the default): never.
+   */
+  readonly snapshotLogBytes?: number;
+  /**
+   * Delivered slots kept in memory below a new snapshot's slot, so that a peer a little behind
+   * catches up from the log rather than with the whole snapshot. Default 1024.
+   */
+  readonly logRetainSlots?: number;
   readonly bugs?: LearnerBugs;
 }
+
+/** A snapshot being put together from `snapshot-chunk` messages. */
+interface Assembly {
+  /** Who we ask for the rest (the first sender). Chunks of the same text from anyone are taken. */
+  readonly from: NodeId;
+  readonly slot: number;
+  readonly length: number;
+  readonly checksum: number;
+  /** Chunks that arrived ahead of `received`, by offset. */
+  readonly ahead: Map<number, string>;
+  readonly parts: string[];
+  /** Characters received in order from 0. */
+  received: number;
+  /** The offset through which chunks have been asked for. */
+  requestedTo: number;
+  idleTicks: number;
+  retries: number;
+}
+
+/** Retries of a stalled snapshot transfer before the learner gives it up and starts over. */
+const SNAPSHOT_RETRIES_MAX = 8;
 
 interface Tally {
   readonly ballot: Ballot;
@@ -57,6 +96,11 @@ interface Tally {
  * missing *last* value) is asked for again with `catchup` until someone answers with `decide`.
  * A learner that starts late learns everything from slot 1 the same way.
  *
+ * Snapshots bound the log: once the application has applied every delivered slot it may hand the
+ * learner its state (`compact`), and the learner keeps that snapshot and drops its log below it (all
+ * but `logRetainSlots` slots). A peer that asks for a dropped slot gets the snapshot instead, in
+ * chunks, and installs it (`Output.snapshot`) before it goes on from the log.
+ *
  * @example
  * const learner = new Learner({ id: 1, quorum });
  * learner.step(vote1); // nothing yet
@@ -72,8 +116,18 @@ export class Learner {
   private readonly aheadSlotsMax: number;
   private readonly bugs: LearnerBugs;
 
-  /** Delivered values; `log[i]` is slot i + 1. */
-  private readonly log: Value[] = [];
+  /** Delivered values still held; `log[i]` is slot `logStart + i`. */
+  private log: Value[] = [];
+  private logStart = 1;
+  private snapshotValue: Snapshot | null = null;
+  /** The snapshot as `encodeSnapshot` gives it, and its checksum (what peers are sent). */
+  private snapshotText = "";
+  private snapshotChecksum = 0;
+  private bytesSinceSnapshot = 0;
+  private readonly snapshotLogBytes: number;
+  private readonly logRetainSlots: number;
+  private assembly: Assembly | null = null;
+  private restoredSnapshot: Snapshot | null = null;
   /** Chosen but not yet delivered (waiting for a hole below them). */
   private readonly chosen = new Map<number, Value>();
   private readonly tallies = new Map<number, Map<string, Tally>>();
@@ -87,6 +141,10 @@ export class Learner {
   private requestedThrough = 0;
   /** Votes that named a value other than the one first seen at the same (slot, ballot). */
   conflictingVotes = 0;
+  /** Snapshot chunks or assembled snapshots refused (malformed, too large, failed checksum). */
+  snapshotsRefused = 0;
+  /** Snapshots installed from peers. */
+  snapshotsInstalled = 0;
 
   constructor(options: LearnerOptions) {
     this.id = options.id;
@@ -99,36 +157,105 @@ export class Learner {
     this.bugs = options.bugs ?? {};
     this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientRangesMax);
     this.durableLog = options.durableLog ?? false;
+    this.snapshotLogBytes = options.snapshotLogBytes ?? 0;
+    this.logRetainSlots = options.logRetainSlots ?? 1024;
+    if (options.restoreSnapshot !== undefined) {
+      const problem = this.sessions.import(options.restoreSnapshot.sessions);
+      assert(problem === null, `learner ${this.id}: restored snapshot: ${problem}`);
+      this.setSnapshot(options.restoreSnapshot);
+      this.logStart = options.restoreSnapshot.slot + 1;
+      this.restoredSnapshot = options.restoreSnapshot;
+    }
     for (const value of options.restoreLog ?? []) {
       this.log.push(value);
+      this.bytesSinceSnapshot += valueBytesEstimate(value);
       const commands = value.commands.filter((command) => this.sessions.deliver(command));
-      this.restored.push({ slot: this.log.length, value, commands });
+      this.restored.push({ slot: this.deliveredThrough, value, commands });
     }
   }
 
   /**
-   * The decisions of the restored log, once (for a driver that replays them to its application):
-   * the same decisions, commands filtered the same way, as when they were first delivered.
+   * What was restored, once (for a driver that replays it to its application): the snapshot to
+   * install, then the decisions of the restored log, commands filtered the same way as when they
+   * were first delivered.
    */
-  drainRestored(): Decision[] {
-    const restored = this.restored;
+  drainRestored(): { snapshot: Snapshot | null; decisions: Decision[] } {
+    const restored = { snapshot: this.restoredSnapshot, decisions: this.restored };
     this.restored = [];
+    this.restoredSnapshot = null;
     return restored;
   }
 
   /** Every slot up to this one is delivered. */
   get deliveredThrough(): number {
+    return this.logStart - 1 + this.log.length;
+  }
+
+  /** The newest snapshot (taken here or installed from a peer), if any. */
+  get snapshot(): Snapshot | null {
+    return this.snapshotValue;
+  }
+
+  /** The first slot whose value this learner still holds (slots below it are in the snapshot only). */
+  get firstHeldSlot(): number {
+    return this.logStart;
+  }
+
+  /** Delivered slots held in memory. */
+  get heldSlots(): number {
     return this.log.length;
+  }
+
+  /** True once enough has been delivered since the last snapshot (see `snapshotLogBytes`). */
+  get snapshotDue(): boolean {
+    return this.snapshotLogBytes > 0 && this.bytesSinceSnapshot >= this.snapshotLogBytes;
+  }
+
+  /**
+   * Takes a snapshot as of the last delivered slot. Call it only when the application has applied
+   * every decision delivered so far; `app` is its state. The log below the snapshot is dropped (all
+   * but `logRetainSlots` slots); with a durable log, the snapshot is persisted and replaces the
+   * decided log on disk.
+   */
+  compact(app: string): Output {
+    const output = emptyOutput();
+    const slot = this.deliveredThrough;
+    if (slot === 0 || slot <= (this.snapshotValue?.slot ?? 0)) return output;
+    const snapshot: Snapshot = { slot, sessions: this.sessions.export(), app };
+    this.setSnapshot(snapshot);
+    this.trimLog(slot + 1 - this.logRetainSlots);
+    if (this.durableLog) output.persist = { snapshot };
+    return output;
+  }
+
+  private setSnapshot(snapshot: Snapshot): void {
+    this.snapshotValue = snapshot;
+    this.snapshotText = encodeSnapshot(snapshot);
+    this.snapshotChecksum = textChecksum(this.snapshotText);
+    this.bytesSinceSnapshot = 0;
+  }
+
+  /** Drops held slots below `slot` (never ones the snapshot does not cover). */
+  private trimLog(slot: number): void {
+    const first = Math.min(slot, (this.snapshotValue?.slot ?? 0) + 1);
+    if (first <= this.logStart) return;
+    const drop = Math.min(first - this.logStart, this.log.length);
+    this.log = this.log.slice(drop);
+    this.logStart += drop;
   }
 
   /** The highest slot known to be chosen, or said decided by the leader. */
   get knownDecidedThrough(): number {
-    return Math.max(this.highestChosenSlot, this.leaderDecidedThrough, this.log.length);
+    return Math.max(this.highestChosenSlot, this.leaderDecidedThrough, this.deliveredThrough);
   }
 
-  /** The chosen value of a slot, if this learner knows it. */
+  /**
+   * The chosen value of a slot, if this learner holds it (a slot compacted into the snapshot is
+   * decided, but its value is gone: see `firstHeldSlot`).
+   */
   chosenValue(slot: number): Value | undefined {
-    return slot <= this.log.length ? this.log[slot - 1] : this.chosen.get(slot);
+    if (slot < this.logStart) return undefined;
+    return slot <= this.deliveredThrough ? this.log[slot - this.logStart] : this.chosen.get(slot);
   }
 
   /** Whether a command's (client, seq) has been delivered already. */
@@ -151,6 +278,10 @@ export class Learner {
         return this.onDecide(message);
       case "catchup":
         return this.onCatchup(message);
+      case "snapshot-request":
+        return this.onSnapshotRequest(message);
+      case "snapshot-chunk":
+        return this.onSnapshotChunk(message);
       case "accept":
         // With separate roles the leader copies its accepts to the learners: votes carry no value.
         return this.knowProposal(message.slot, message.ballot, message.value);
@@ -177,7 +308,8 @@ export class Learner {
   }
 
   tick(): Output {
-    if (this.log.length >= this.knownDecidedThrough) {
+    if (this.assembly !== null) return this.tickAssembly(this.assembly);
+    if (this.deliveredThrough >= this.knownDecidedThrough) {
       this.ticksSinceProgress = 0;
       return emptyOutput();
     }
@@ -202,8 +334,8 @@ export class Learner {
   }
 
   private tallyFor(slot: number, ballot: Ballot): Tally | undefined {
-    if (slot < 1 || slot <= this.log.length || this.chosen.has(slot)) return undefined;
-    if (slot > this.log.length + this.aheadSlotsMax) return undefined;
+    if (slot < 1 || slot <= this.deliveredThrough || this.chosen.has(slot)) return undefined;
+    if (slot > this.deliveredThrough + this.aheadSlotsMax) return undefined;
     let bySlot = this.tallies.get(slot);
     if (bySlot === undefined) {
       bySlot = new Map();
@@ -257,6 +389,11 @@ export class Learner {
   private onCatchup(message: CatchupMessage): Output {
     const output = emptyOutput();
     if (message.from === this.id && message.role === this.role) return output;
+    // Slots we hold only in the snapshot: send the snapshot (the asker then asks for the rest).
+    if (message.fromSlot < this.logStart && this.snapshotValue !== null) {
+      this.sendSnapshot(message.from, message.role, 0, output);
+      return output;
+    }
     const toSlot = Math.min(message.toSlot, message.fromSlot + this.limits.catchupSlotsMax - 1);
     let entries: SlotValue[] = [];
     let bytes = 0;
@@ -279,6 +416,157 @@ export class Learner {
     return output;
   }
 
+  private onSnapshotRequest(message: SnapshotRequestMessage): Output {
+    const output = emptyOutput();
+    if (this.snapshotValue === null || (message.from === this.id && message.role === this.role)) return output;
+    // Another snapshot than the one asked for (we took a newer one): ours, from the start.
+    const offset = message.slot === this.snapshotValue.slot ? message.offset : 0;
+    this.sendSnapshot(message.from, message.role, offset, output);
+    return output;
+  }
+
+  /** Sends a window of chunks of our snapshot from `offset` on. */
+  private sendSnapshot(to: NodeId, role: Role, offset: number, output: Output): void {
+    const text = this.snapshotText;
+    const slot = (this.snapshotValue as Snapshot).slot;
+    let at = Math.max(0, Math.min(offset, text.length));
+    for (let i = 0; i < this.limits.snapshotChunksPerRequest && (at < text.length || i === 0); i++) {
+      const end = chunkEnd(text, at, this.limits.snapshotChunkUnits);
+      const message: SnapshotChunkMessage = {
+        type: "snapshot-chunk",
+        from: this.id,
+        slot,
+        length: text.length,
+        checksum: this.snapshotChecksum,
+        offset: at,
+        data: text.slice(at, end),
+      };
+      output.send.push({ to: { role, id: to }, message });
+      at = end;
+    }
+  }
+
+  private onSnapshotChunk(message: SnapshotChunkMessage): Output {
+    const output = emptyOutput();
+    if (message.slot <= this.deliveredThrough) return output; // we are past it already
+    const end = message.offset + message.data.length;
+    if (message.length > this.limits.snapshotUnitsMax || end > message.length || message.data.length === 0) {
+      if (message.length !== 0) this.snapshotsRefused++;
+      return output;
+    }
+    let assembly = this.assembly;
+    if (assembly === null || message.slot > assembly.slot) {
+      assembly = {
+        from: message.from,
+        slot: message.slot,
+        length: message.length,
+        checksum: message.checksum,
+        ahead: new Map(),
+        parts: [],
+        received: 0,
+        requestedTo: 0,
+        idleTicks: 0,
+        retries: 0,
+      };
+      this.assembly = assembly;
+    } else if (
+      message.slot !== assembly.slot ||
+      message.length !== assembly.length ||
+      message.checksum !== assembly.checksum
+    ) {
+      return output; // an older snapshot, or another text for the same slot: not the one we assemble
+    }
+    if (message.offset < assembly.received) return output; // a duplicate
+    assembly.ahead.set(message.offset, message.data);
+    let next = assembly.ahead.get(assembly.received);
+    while (next !== undefined) {
+      assembly.ahead.delete(assembly.received);
+      assembly.parts.push(next);
+      assembly.received += next.length;
+      assembly.idleTicks = 0;
+      assembly.retries = 0;
+      next = assembly.ahead.get(assembly.received);
+    }
+    if (assembly.received === assembly.length) {
+      this.assembly = null;
+      this.install(assembly, output);
+    } else if (assembly.received >= assembly.requestedTo) {
+      this.requestChunks(assembly, output);
+    }
+    return output;
+  }
+
+  private requestChunks(assembly: Assembly, output: Output, from: NodeId | null = assembly.from): void {
+    assembly.requestedTo =
+      assembly.received + this.limits.snapshotChunkUnits * this.limits.snapshotChunksPerRequest;
+    const message: SnapshotRequestMessage = {
+      type: "snapshot-request",
+      from: this.id,
+      role: this.role,
+      slot: assembly.slot,
+      offset: assembly.received,
+    };
+    if (from !== null) output.send.push({ to: { role: "learner", id: from }, message });
+    else for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
+  }
+
+  /** A stalled transfer is asked again; after repeated silence, of everyone; then given up. */
+  private tickAssembly(assembly: Assembly): Output {
+    const output = emptyOutput();
+    if (this.deliveredThrough >= assembly.slot) {
+      this.assembly = null;
+      return output;
+    }
+    if (++assembly.idleTicks < this.catchupTicks) return output;
+    assembly.idleTicks = 0;
+    assembly.retries++;
+    if (assembly.retries > SNAPSHOT_RETRIES_MAX) {
+      this.assembly = null; // its sender is gone: the next catch-up finds another
+      return this.requestMissing();
+    }
+    this.requestChunks(assembly, output, assembly.retries > SNAPSHOT_RETRIES_MAX / 2 ? null : assembly.from);
+    return output;
+  }
+
+  /**
+   * Installs an assembled snapshot: the application's state and the sessions as of its slot replace
+   * ours, and delivery goes on from the slot after it.
+   */
+  private install(assembly: Assembly, output: Output): void {
+    const text = assembly.parts.join("");
+    if (textChecksum(text) !== assembly.checksum) {
+      this.snapshotsRefused++;
+      return;
+    }
+    const decoded = decodeSnapshot(text);
+    if (!decoded.ok || decoded.value.slot !== assembly.slot) {
+      this.snapshotsRefused++;
+      return;
+    }
+    const snapshot = decoded.value;
+    if (snapshot.slot <= this.deliveredThrough) return;
+    const problem = this.sessions.import(snapshot.sessions);
+    if (problem !== null) {
+      this.snapshotsRefused++;
+      return;
+    }
+    this.snapshotsInstalled++;
+    this.snapshotValue = snapshot;
+    this.snapshotText = text;
+    this.snapshotChecksum = assembly.checksum;
+    this.bytesSinceSnapshot = 0;
+    this.log = [];
+    this.logStart = snapshot.slot + 1;
+    for (const slot of this.chosen.keys()) if (slot <= snapshot.slot) this.chosen.delete(slot);
+    for (const slot of this.tallies.keys()) if (slot <= snapshot.slot) this.tallies.delete(slot);
+    if (snapshot.slot > this.highestChosenSlot) this.highestChosenSlot = snapshot.slot;
+    this.requestedThrough = snapshot.slot;
+    mergeOutput(output, { ...emptyOutput(), snapshot });
+    if (this.durableLog) output.persist = mergeDelta(output.persist, { snapshot });
+    this.deliverReady(output);
+    mergeOutput(output, this.maybeRequestNow());
+  }
+
   private decideTo(request: CatchupMessage, entries: SlotValue[]) {
     return {
       to: { role: request.role, id: request.from },
@@ -287,13 +575,13 @@ export class Learner {
   }
 
   private markChosen(slot: number, value: Value, output: Output): void {
-    if (slot < 1) return;
+    if (slot < this.logStart) return; // delivered, and compacted into the snapshot
     const known = this.chosenValue(slot);
     if (known !== undefined) {
       assert(valuesEqual(known, value), `learner ${this.id}: two different values chosen in slot ${slot}`);
       return;
     }
-    if (slot > this.log.length + this.aheadSlotsMax) return;
+    if (slot > this.deliveredThrough + this.aheadSlotsMax) return;
     this.chosen.set(slot, value);
     this.tallies.delete(slot);
     this.newlyChosen.push({ slot, value });
@@ -302,12 +590,13 @@ export class Learner {
   }
 
   private deliverReady(output: Output): void {
-    let next = this.log.length + 1;
+    let next = this.deliveredThrough + 1;
     let value = this.chosen.get(next);
     if (value === undefined) return;
     while (value !== undefined) {
       this.chosen.delete(next);
       this.log.push(value);
+      this.bytesSinceSnapshot += valueBytesEstimate(value);
       const commands = value.commands.filter((command) => this.sessions.deliver(command));
       const decision: Decision = { slot: next, value, commands };
       output.decided.push(decision);
@@ -320,14 +609,14 @@ export class Learner {
 
   /** Asks for the next range at once when the last request has been answered and we are still behind. */
   private maybeRequestNow(): Output {
-    if (this.log.length >= this.knownDecidedThrough) return emptyOutput();
-    if (this.log.length < this.requestedThrough) return emptyOutput();
+    if (this.deliveredThrough >= this.knownDecidedThrough) return emptyOutput();
+    if (this.deliveredThrough < this.requestedThrough || this.assembly !== null) return emptyOutput();
     return this.requestMissing();
   }
 
   private requestMissing(): Output {
     const output = emptyOutput();
-    const fromSlot = this.log.length + 1;
+    const fromSlot = this.deliveredThrough + 1;
     const toSlot = Math.min(this.knownDecidedThrough, fromSlot + this.limits.catchupSlotsMax - 1);
     if (toSlot < fromSlot) return output;
     this.requestedThrough = toSlot;

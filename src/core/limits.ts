@@ -32,6 +32,15 @@ export interface Limits {
    * a while). Past it the oldest gap is given up. At least the client window, so in-flight gaps never are.
    */
   readonly clientRangesMax: number;
+  /**
+   * Characters (UTF-16 units) of a snapshot in one `snapshot-chunk`: at most 3 UTF-8 bytes each, so
+   * a chunk fits one 64 KiB UDP datagram.
+   */
+  readonly snapshotChunkUnits: number;
+  /** Chunks a learner sends for one request: the transfer's window. */
+  readonly snapshotChunksPerRequest: number;
+  /** Largest snapshot a learner assembles from chunks, in UTF-16 units (a bound on memory). */
+  readonly snapshotUnitsMax: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -46,6 +55,9 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   requestCommandsMax: 256,
   clientsMax: 100_000,
   clientRangesMax: 16_384,
+  snapshotChunkUnits: 16 * 1024,
+  snapshotChunksPerRequest: 8,
+  snapshotUnitsMax: 512 * 1024 * 1024,
 });
 
 /**

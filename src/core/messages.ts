@@ -159,6 +159,34 @@ export interface CatchupMessage {
   readonly toSlot: number;
 }
 
+/**
+ * A learner that needs slots another learner has compacted into a snapshot asks that learner for its
+ * snapshot, from character `offset` on. `slot` names the snapshot the asker is assembling (0: none
+ * yet); a learner whose snapshot is another one answers with its own from offset 0.
+ */
+export interface SnapshotRequestMessage {
+  readonly type: "snapshot-request";
+  readonly from: NodeId;
+  readonly role: Role;
+  readonly slot: number;
+  readonly offset: number;
+}
+
+/**
+ * One chunk of a snapshot (see `encodeSnapshot`): characters `offset .. offset + data.length` of a
+ * `length`-character text whose checksum is `checksum`, the state as of `slot`. Sent in answer to a
+ * catch-up for compacted slots, or to a `snapshot-request`.
+ */
+export interface SnapshotChunkMessage {
+  readonly type: "snapshot-chunk";
+  readonly from: NodeId;
+  readonly slot: number;
+  readonly length: number;
+  readonly checksum: number;
+  readonly offset: number;
+  readonly data: string;
+}
+
 export type Message =
   | RequestMessage
   | AckMessage
@@ -169,7 +197,9 @@ export type Message =
   | RejectMessage
   | DecideMessage
   | HeartbeatMessage
-  | CatchupMessage;
+  | CatchupMessage
+  | SnapshotRequestMessage
+  | SnapshotChunkMessage;
 
 export type MessageType = Message["type"];
 
@@ -184,9 +214,11 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "decide",
   "heartbeat",
   "catchup",
+  "snapshot-request",
+  "snapshot-chunk",
 ];
 
-/** The role that sends each message type (`catchup` says its own). */
+/** The role that sends each message type (`catchup` and `snapshot-request` say their own). */
 export function senderRole(message: Message): Role {
   switch (message.type) {
     case "request":
@@ -201,8 +233,10 @@ export function senderRole(message: Message): Role {
     case "reject":
       return "acceptor";
     case "decide":
+    case "snapshot-chunk":
       return "learner";
     case "catchup":
+    case "snapshot-request":
       return message.role;
   }
 }

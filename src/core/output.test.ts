@@ -43,11 +43,13 @@ describe("Output: merging for group commit", () => {
       send: [envelope(1)],
       sendAfterPersist: [envelope(2)],
       decided: [],
+      snapshot: null,
     });
     mergeOutput(target, {
       persist: null,
       send: [envelope(3)],
       sendAfterPersist: [envelope(4)],
+      snapshot: null,
       decided: [{ slot: 1, value: { commands: [] }, commands: [] }],
     });
     assert.deepEqual(target.persist, { proposerRound: 1 });

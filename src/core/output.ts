@@ -1,5 +1,6 @@
 import type { Ballot } from "./ballot.js";
 import type { AcceptedEntry, Decision, Envelope, SlotValue } from "./messages.js";
+import type { Snapshot } from "./snapshot.js";
 
 /**
  * State that must be on stable storage before some messages may leave: the acceptor's promise and
@@ -25,6 +26,11 @@ export interface DurableDelta {
    * restart: an acceptor's floor is only safe if decided values below it are kept somewhere).
    */
   decided?: SlotValue[];
+  /**
+   * The node's newest snapshot: it replaces the decided log through its slot. Within one delta the
+   * snapshot applies first; `decided` entries at or below its slot are superseded by it.
+   */
+  snapshot?: Snapshot;
 }
 
 /**
@@ -32,7 +38,9 @@ export interface DurableDelta {
  * 1. write `persist` to stable storage and sync it,
  * 2. only then send `sendAfterPersist` (promises, votes: they depend on that state),
  * 3. send `send` at any time (it depends on nothing unsynced),
- * 4. deliver `decided` to the application (gap-free, in slot order).
+ * 4. install `snapshot` in the application, if set (it replaces the application's state with the
+ *    state as of `snapshot.slot`; it never goes backwards),
+ * 5. then deliver `decided` to the application (gap-free, in slot order, each past the snapshot).
  * `sendAfterPersist` of one output may leave only after this output's persist and every earlier one
  * are durable; drivers keep outputs in order to guarantee it.
  */
@@ -41,10 +49,11 @@ export interface Output {
   send: Envelope[];
   sendAfterPersist: Envelope[];
   decided: Decision[];
+  snapshot: Snapshot | null;
 }
 
 export function emptyOutput(): Output {
-  return { persist: null, send: [], sendAfterPersist: [], decided: [] };
+  return { persist: null, send: [], sendAfterPersist: [], decided: [], snapshot: null };
 }
 
 export function isEmptyOutput(output: Output): boolean {
@@ -52,7 +61,8 @@ export function isEmptyOutput(output: Output): boolean {
     output.persist === null &&
     output.send.length === 0 &&
     output.sendAfterPersist.length === 0 &&
-    output.decided.length === 0
+    output.decided.length === 0 &&
+    output.snapshot === null
   );
 }
 
@@ -64,6 +74,11 @@ export function mergeDelta(into: DurableDelta | null, delta: DurableDelta | null
   if (delta.proposerRound !== undefined) into.proposerRound = delta.proposerRound;
   if (delta.floorSlot !== undefined) into.floorSlot = Math.max(into.floorSlot ?? 0, delta.floorSlot);
   if (delta.rejoining !== undefined) into.rejoining = delta.rejoining;
+  if (delta.snapshot !== undefined) {
+    const slot = delta.snapshot.slot;
+    into.snapshot = delta.snapshot;
+    if (into.decided !== undefined) into.decided = into.decided.filter((entry) => entry.slot > slot);
+  }
   if (delta.decided !== undefined) {
     const decided = into.decided ?? [];
     decided.push(...delta.decided);
@@ -77,11 +92,19 @@ export function mergeDelta(into: DurableDelta | null, delta: DurableDelta | null
   return into;
 }
 
-/** Appends `source` into `target` (in place) and returns `target`. */
+/**
+ * Appends `source` into `target` (in place) and returns `target`. A snapshot in `source` supersedes
+ * the decisions `target` holds at or below its slot (the snapshot already holds their effect).
+ */
 export function mergeOutput(target: Output, source: Output): Output {
   target.persist = mergeDelta(target.persist, source.persist);
   for (const envelope of source.send) target.send.push(envelope);
   for (const envelope of source.sendAfterPersist) target.sendAfterPersist.push(envelope);
+  if (source.snapshot !== null) {
+    const slot = source.snapshot.slot;
+    target.snapshot = source.snapshot;
+    target.decided = target.decided.filter((decision) => decision.slot > slot);
+  }
   for (const decision of source.decided) target.decided.push(decision);
   return target;
 }

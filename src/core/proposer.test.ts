@@ -318,7 +318,7 @@ class Network {
 }
 
 function emptyOut(): Output {
-  return { persist: null, send: [], sendAfterPersist: [], decided: [] };
+  return { persist: null, send: [], sendAfterPersist: [], decided: [], snapshot: null };
 }
 
 const cmd = (seq: number, payload = `v${seq}`, client = 7): Command => ({ client, seq, payload });

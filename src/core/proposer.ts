@@ -31,6 +31,7 @@ import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
 import type { QuorumSystem } from "./quorum.js";
+import type { Snapshot } from "./snapshot.js";
 import { backoffTicks, Timeout } from "./timeout.js";
 import { valueBytesEstimate } from "./value-size.js";
 
@@ -94,6 +95,10 @@ export interface ProposerOptions {
   /** Keep the embedded learner's log durable, and the log it had (see `LearnerOptions`). */
   readonly durableLog?: boolean;
   readonly restoreLog?: readonly Value[];
+  /** The embedded learner's snapshots (see `LearnerOptions`). */
+  readonly restoreSnapshot?: Snapshot;
+  readonly snapshotLogBytes?: number;
+  readonly logRetainSlots?: number;
   readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
 }
 
@@ -218,6 +223,9 @@ export class Proposer {
       ...(options.bugs?.learner ? { bugs: options.bugs.learner } : {}),
       ...(options.durableLog ? { durableLog: true } : {}),
       ...(options.restoreLog ? { restoreLog: options.restoreLog } : {}),
+      ...(options.restoreSnapshot ? { restoreSnapshot: options.restoreSnapshot } : {}),
+      ...(options.snapshotLogBytes !== undefined ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
+      ...(options.logRetainSlots !== undefined ? { logRetainSlots: options.logRetainSlots } : {}),
     });
     // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
     if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);
@@ -337,6 +345,8 @@ export class Proposer {
         break;
       case "decide":
       case "catchup":
+      case "snapshot-request":
+      case "snapshot-chunk":
         mergeOutput(output, this.learner.step(message));
         break;
       case "prepare":
@@ -359,7 +369,7 @@ export class Proposer {
       case "ack":
         break;
     }
-    mergeOutput(output, this.afterLearning(output.decided));
+    mergeOutput(output, this.afterLearning(output));
     return output;
   }
 
@@ -383,7 +393,7 @@ export class Proposer {
         mergeOutput(output, this.tickLeader());
         break;
     }
-    mergeOutput(output, this.afterLearning(output.decided));
+    mergeOutput(output, this.afterLearning(output));
     return output;
   }
 
@@ -707,8 +717,10 @@ export class Proposer {
   // --- learning decisions ------------------------------------------------------------------------
 
   /** Folds what the learner has learned into the window, the pending queue and client acks. */
-  private afterLearning(delivered: readonly Decision[]): Output {
+  private afterLearning(learned: Output): Output {
     const output = emptyOutput();
+    if (learned.snapshot !== null) this.skipPast(learned.snapshot.slot);
+    const delivered = learned.decided;
     // Acks promise "decided and delivered": they follow delivery, in slot order.
     if (this.modeValue === "leader" && delivered.length > 0) {
       const acks = new Map<NodeId, number[]>();
@@ -730,6 +742,23 @@ export class Proposer {
     }
     mergeOutput(output, this.fillWindow());
     return output;
+  }
+
+  /**
+   * Our learner installed a snapshot through `slot`: those slots are decided, with values we will not
+   * see. Slots of ours in flight there are settled; their commands go back to the queue unless the
+   * snapshot's sessions say they were delivered.
+   */
+  private skipPast(slot: number): void {
+    for (const [inFlightSlot, flight] of this.inFlight) {
+      if (inFlightSlot > slot) continue;
+      this.inFlight.delete(inFlightSlot);
+      if (flight.partial) this.partialInFlight--;
+      for (const command of flight.value.commands) this.inFlightKeys.delete(command);
+      this.requeue(flight.value);
+    }
+    for (const voted of this.recoveryVotes.keys()) if (voted <= slot) this.recoveryVotes.delete(voted);
+    if (this.nextSlot <= slot) this.nextSlot = slot + 1;
   }
 
   private forgetPending(value: Value): void {

@@ -4,12 +4,15 @@ import type { Learner, LearnerBugs } from "./learner.js";
 import type { Command, Message, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { Proposer, type ProposerBugs, type ProposerMode, type ProposerOptions } from "./proposer.js";
+import type { Snapshot } from "./snapshot.js";
 
 /** What a replica keeps on stable storage: its acceptor's state and its proposer's round. */
 export interface ReplicaState {
   readonly acceptor: AcceptorState;
   readonly round: number;
-  /** The delivered log, slots 1, 2, ... (a replica keeps it durable). */
+  /** The newest snapshot, if one was taken or installed. */
+  readonly snapshot?: Snapshot | null;
+  /** The delivered log past the snapshot (from slot 1 without one): a replica keeps it durable. */
   readonly log?: readonly Value[];
 }
 
@@ -22,6 +25,13 @@ export interface ReplicaOptions
    * voted in (Paxos Made Live, section 5.1). See `checkRejoin`.
    */
   readonly rejoining?: boolean;
+  /**
+   * Say a snapshot is due (`snapshotDue`) once this many estimated bytes of values were delivered
+   * since the last one. 0 (the default): never.
+   */
+  readonly snapshotLogBytes?: number;
+  /** Delivered slots kept in memory below a snapshot, for peers a little behind (default 1024). */
+  readonly logRetainSlots?: number;
   readonly bugs?: { acceptor?: AcceptorBugs; proposer?: ProposerBugs; learner?: LearnerBugs };
 }
 
@@ -36,6 +46,11 @@ export interface ReplicaOptions
  * const replica = new Replica({ id: 1, quorum, prng: new Prng(1) });
  * let out = replica.tick();           // ... eventually runs phase 1
  * out = replica.submit([{ client: 9, seq: 1, payload: "hello" }]);
+ *
+ * Snapshots: when `snapshotDue` says so, and the application has applied every decision delivered,
+ * `snapshot(app)` records the application's state; the learner drops its log below it and the
+ * acceptor its votes (those slots are decided and held in the snapshot). A snapshot installed from a
+ * peer (`Output.snapshot`) trims the same way.
  */
 export class Replica {
   readonly id: NodeId;
@@ -63,6 +78,9 @@ export class Replica {
       colocated: true,
       durableLog: true,
       ...(options.restore?.log ? { restoreLog: options.restore.log } : {}),
+      ...(options.restore?.snapshot ? { restoreSnapshot: options.restore.snapshot } : {}),
+      ...(options.snapshotLogBytes !== undefined ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
+      ...(options.logRetainSlots !== undefined ? { logRetainSlots: options.logRetainSlots } : {}),
       ...(options.rejoining ? { holdElection: true } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timing ? { timing: options.timing } : {}),
@@ -89,11 +107,32 @@ export class Replica {
     return {
       acceptor: this.acceptor?.state() ?? { promised: { round: 0, node: 0 }, accepted: [] },
       round: this.proposer.state().round,
+      snapshot: this.learner.snapshot,
     };
   }
 
   submit(commands: readonly Command[]): Output {
     return this.proposer.submit(commands);
+  }
+
+  /** True once enough has been delivered since the last snapshot (see `snapshotLogBytes`). */
+  get snapshotDue(): boolean {
+    return this.learner.snapshotDue;
+  }
+
+  /**
+   * Takes a snapshot as of the last delivered slot, with `app` the application's state. Call it
+   * only when the application has applied every decision delivered so far (a driver does so at
+   * the end of a turn, after delivering that turn's decisions).
+   */
+  snapshot(app: string): Output {
+    return this.trimVotes(this.learner.compact(app), this.learner.snapshot);
+  }
+
+  /** After a snapshot through slot S, every vote below S + 1 is for a decided slot held in it. */
+  private trimVotes(output: Output, snapshot: Snapshot | null): Output {
+    if (snapshot === null || this.acceptor === null) return output;
+    return mergeOutput(output, this.acceptor.trimBelow(snapshot.slot + 1));
   }
 
   /** True while this replica waits to rejoin after losing its state. */
@@ -128,7 +167,7 @@ export class Replica {
       default:
         output = this.proposer.step(message);
     }
-    return this.checkRejoin(output);
+    return this.checkRejoin(this.trimVotes(output, output.snapshot));
   }
 
   tick(): Output {

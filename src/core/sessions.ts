@@ -85,6 +85,52 @@ export class SessionTable {
   get clientCount(): number {
     return this.clients.size;
   }
+
+  /**
+   * The table as a flat list of numbers, for a snapshot: per client, least recently served first,
+   * `client, rangeCount, lo1, hi1, lo2, hi2, ...`. `import` of it rebuilds the same table.
+   */
+  export(): number[] {
+    const flat: number[] = [];
+    for (const [client, ranges] of this.clients) {
+      flat.push(client, ranges.length);
+      for (const range of ranges) flat.push(range.lo, range.hi);
+    }
+    return flat;
+  }
+
+  /**
+   * Replaces the table with one `export()` gave (from a snapshot). Returns an error, changing
+   * nothing, if the list is malformed.
+   */
+  import(flat: readonly number[]): string | null {
+    const clients = new Map<NodeId, Range[]>();
+    let at = 0;
+    while (at < flat.length) {
+      const client = flat[at] as number;
+      const count = flat[at + 1];
+      if (count === undefined || count < 1 || at + 2 + count * 2 > flat.length)
+        return `session list cut short at ${at}`;
+      const ranges: Range[] = [];
+      for (let i = 0; i < count; i++) {
+        const lo = flat[at + 2 + i * 2] as number;
+        const hi = flat[at + 3 + i * 2] as number;
+        const previous = ranges[ranges.length - 1];
+        if (lo > hi || (previous !== undefined && lo <= previous.hi + 1))
+          return `client ${client}: ranges out of order`;
+        ranges.push({ lo, hi });
+      }
+      if (clients.has(client)) return `client ${client} listed twice`;
+      if (count > this.rangesMax) return `client ${client}: ${count} ranges, more than ${this.rangesMax}`;
+      clients.set(client, ranges);
+      at += 2 + count * 2;
+    }
+    if (clients.size > this.clientsMax) return `${clients.size} clients, more than ${this.clientsMax}`;
+    this.clients.clear();
+    for (const [client, ranges] of clients) this.clients.set(client, ranges);
+    this.lastClient = 0;
+    return null;
+  }
 }
 
 interface Range {

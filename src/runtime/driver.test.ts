@@ -894,6 +894,7 @@ describe("Driver: fatal trouble", () => {
         send: [{ to: { role: "proposer" }, message: { ...heartbeat, from: -1 } }],
         sendAfterPersist: [],
         decided: [],
+        snapshot: null,
       };
       await waitFor(() => s.fatal.length > 0 || uncaught.length > 0 || role.ticks > 5, "the bad tick");
       await turnsPass(s.driver, 0).catch(() => {});
