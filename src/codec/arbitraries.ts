@@ -13,9 +13,11 @@ import type {
   MessageType,
   Role,
   SlotValue,
+  SnapshotChunkMessage,
   Value,
 } from "../core/index.js";
 import { ROLES } from "../core/index.js";
+import { CHECKSUM_MAX, SNAPSHOT_CHUNK_UNITS_MAX, SNAPSHOT_UNITS_MAX } from "./validate.js";
 
 /** Plain objects, as a decoder builds them (fast-check may otherwise give them a null prototype). */
 function record<T extends object>(fields: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
@@ -84,6 +86,55 @@ const acceptedEntryArbitrary: fc.Arbitrary<AcceptedEntry> = record({
 });
 
 const slotValueArbitrary: fc.Arbitrary<SlotValue> = record({ slot: uintArbitrary, value: valueArbitrary });
+
+/** 32-bit checksums, edges included (fast-check's integers stop at 2^31 - 1). */
+const checksumArbitrary: fc.Arbitrary<number> = fc.oneof(
+  fc.constantFrom(0, 127, 128, 2 ** 31 - 1, 2 ** 31, CHECKSUM_MAX),
+  fc.tuple(fc.nat({ max: 0xffff }), fc.nat({ max: 0xffff })).map(([high, low]) => high * 0x1_0000 + low),
+);
+
+/**
+ * Snapshot text of one chunk: short strings like payloads, long runs of one character (2^13 of a
+ * 4-byte character is the whole chunk limit), and full chunks of 1-, 3- and 4-byte characters.
+ */
+const snapshotDataArbitrary: fc.Arbitrary<string> = fc.oneof(
+  payloadArbitrary,
+  fc
+    .tuple(codePointArbitrary, fc.nat({ max: SNAPSHOT_CHUNK_UNITS_MAX / 2 }))
+    .map(([codePoint, count]) => String.fromCodePoint(codePoint).repeat(count)),
+  fc.constantFrom(
+    "x".repeat(SNAPSHOT_CHUNK_UNITS_MAX),
+    "€".repeat(SNAPSHOT_CHUNK_UNITS_MAX),
+    "😀".repeat(SNAPSHOT_CHUNK_UNITS_MAX / 2),
+  ),
+);
+
+/** Offsets into a snapshot: small, at the varint edges, and up to where a last chunk can start. */
+const snapshotOffsetArbitrary: fc.Arbitrary<number> = fc.oneof(
+  fc.nat({ max: 300 }),
+  fc.constantFrom(0, 127, 128, 16_383, 16_384, 2 ** 21, SNAPSHOT_UNITS_MAX - SNAPSHOT_CHUNK_UNITS_MAX),
+  fc.nat({ max: SNAPSHOT_UNITS_MAX - SNAPSHOT_CHUNK_UNITS_MAX }),
+);
+
+/** Chunks that lie within their snapshot (offset + data <= length <= SNAPSHOT_UNITS_MAX). */
+const snapshotChunkArbitrary: fc.Arbitrary<SnapshotChunkMessage> = fc
+  .tuple(
+    uintArbitrary,
+    uintArbitrary,
+    checksumArbitrary,
+    snapshotOffsetArbitrary,
+    snapshotDataArbitrary,
+    fc.oneof(fc.constant(0), fc.nat({ max: 300 }), fc.nat({ max: SNAPSHOT_UNITS_MAX })),
+  )
+  .map(([from, slot, checksum, offset, data, beyond]) => ({
+    type: "snapshot-chunk" as const,
+    from,
+    slot,
+    length: Math.min(SNAPSHOT_UNITS_MAX, offset + data.length + beyond),
+    checksum,
+    offset,
+    data,
+  }));
 
 /** One arbitrary per message type, fields in the order of the TypeScript types. */
 export const messageArbitraries: {
@@ -155,6 +206,14 @@ export const messageArbitraries: {
     fromSlot: uintArbitrary,
     toSlot: uintArbitrary,
   }),
+  "snapshot-request": record({
+    type: fc.constant("snapshot-request" as const),
+    from: uintArbitrary,
+    role: roleArbitrary,
+    slot: uintArbitrary,
+    offset: uintArbitrary,
+  }),
+  "snapshot-chunk": snapshotChunkArbitrary,
 };
 
 /** Any message. */
@@ -211,6 +270,16 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
   },
   { type: "heartbeat", from: 1, ballot: { round: 4, node: 1 }, decidedThrough: 17, proposedThrough: 20 },
   { type: "catchup", from: 4, role: "learner", fromSlot: 18, toSlot: 40 },
+  { type: "snapshot-request", from: 4, role: "learner", slot: 300, offset: 16_384 },
+  {
+    type: "snapshot-chunk",
+    from: 2,
+    slot: 300,
+    length: 40_000,
+    checksum: 0xdead_beef,
+    offset: 16_384,
+    data: '{"slot":300,"sessions":[]}\nключ ✓ 😀',
+  },
 ];
 
 /** A typical accept: one slot's batch of `count` short client commands. */

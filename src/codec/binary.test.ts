@@ -6,16 +6,32 @@ import { messageArbitrary, SAMPLE_MESSAGES, typicalAccept } from "./arbitraries.
 import { decodeBinary, encodeBinary } from "./binary.js";
 import { encodeJson } from "./json.js";
 import {
+  CHECKSUM_MAX,
   COMMANDS_PER_MESSAGE_MAX,
+  DATAGRAM_BYTES_MAX,
   ENTRIES_PER_MESSAGE_MAX,
   FRAME_BYTES_MAX,
   PAYLOAD_BYTES_MAX,
   SEQS_PER_MESSAGE_MAX,
+  SNAPSHOT_CHUNK_BYTES_MAX,
+  SNAPSHOT_CHUNK_UNITS_MAX,
+  SNAPSHOT_UNITS_MAX,
 } from "./validate.js";
 
 const utf8 = new TextEncoder();
 const M = 0xa1; // magic and version
-const TAG = { request: 1, ack: 2, prepare: 3, promise: 4, accept: 5, decide: 8, heartbeat: 9, catchup: 10 };
+const TAG = {
+  request: 1,
+  ack: 2,
+  prepare: 3,
+  promise: 4,
+  accept: 5,
+  decide: 8,
+  heartbeat: 9,
+  catchup: 10,
+  snapshotRequest: 11,
+  snapshotChunk: 12,
+};
 
 function frame(...bytes: number[]): Uint8Array {
   return new Uint8Array(bytes);
@@ -122,7 +138,7 @@ test("frames are checked for magic, version, tag and trailing bytes", () => {
   assert.match(errorOf(frame(0x7b, ...heartbeat)), /bad magic byte 0x7b/);
   assert.match(errorOf(frame(0xa2, ...heartbeat)), /unsupported version 2/);
   assert.match(errorOf(frame(M, 0, 1)), /unknown message tag 0/);
-  assert.match(errorOf(frame(M, 11, 1)), /unknown message tag 11/);
+  assert.match(errorOf(frame(M, 13, 1)), /unknown message tag 13/);
   assert.match(errorOf(frame(M, ...heartbeat, 0)), /heartbeat: 1 trailing bytes after the message/);
   assert.match(errorOf(frame()), /truncated/);
   assert.match(errorOf(frame(M)), /truncated/);
@@ -130,6 +146,8 @@ test("frames are checked for magic, version, tag and trailing bytes", () => {
 
 test("enum bytes and markers outside their range are refused", () => {
   assert.match(errorOf(frame(M, TAG.catchup, 1, 4, 1, 2)), /catchup: unknown role code 4/);
+  assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 4, 1, 0)), /snapshot-request: unknown role code 4/);
+  assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 0xff, 1, 0)), /unknown role code 255/);
   assert.match(errorOf(frame(M, TAG.promise, 1, 1, 1, 1, 0, 2, 5)), /nextSlot marker must be 0 or 1, got 2/);
 });
 
@@ -308,7 +326,7 @@ test("a corrupted frame never throws, and if it decodes it is canonical", () => 
 
 test("random bytes behind a valid header never throw", () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 10 }), fc.uint8Array({ maxLength: 40 }), (tag, body) => {
+    fc.property(fc.integer({ min: 1, max: 12 }), fc.uint8Array({ maxLength: 40 }), (tag, body) => {
       decodeBinary(new Uint8Array([M, tag, ...body]));
     }),
     { numRuns: 1000 },
@@ -320,4 +338,134 @@ test("a typical accept of 100 commands is well under half the size of its JSON",
   const binary = encodeBinary(accept).length;
   const json = encodeJson(accept).length;
   assert.ok(binary * 2 < json, `binary ${binary} bytes, JSON ${json} bytes`);
+});
+
+test("the snapshot messages have the documented layout", () => {
+  const request: Message = { type: "snapshot-request", from: 4, role: "learner", slot: 300, offset: 16_384 };
+  assert.deepStrictEqual(encodeBinary(request), frame(M, 11, 4, 2, 0xac, 0x02, 0x80, 0x80, 0x01));
+  const chunk: Message = {
+    type: "snapshot-chunk",
+    from: 2,
+    slot: 7,
+    length: 300,
+    checksum: 0xdeadbeef,
+    offset: 296,
+    data: "a€",
+  };
+  assert.deepStrictEqual(
+    encodeBinary(chunk),
+    frame(M, 12, 2, 7, 0xac, 0x02, ...varint(0xdeadbeef), 0xa8, 0x02, 4, 0x61, 0xe2, 0x82, 0xac),
+  );
+  assert.deepStrictEqual(varint(0xdeadbeef), [0xef, 0xfd, 0xb6, 0xf5, 0x0d]);
+  for (const message of [request, chunk]) {
+    assert.deepStrictEqual(decodeBinary(encodeBinary(message)), { ok: true, value: message });
+  }
+});
+
+test("a full chunk of 3-byte characters round trips and fits one UDP datagram", () => {
+  const chunk = (data: string, offset: number, length: number): Message => ({
+    type: "snapshot-chunk",
+    from: Number.MAX_SAFE_INTEGER,
+    slot: Number.MAX_SAFE_INTEGER,
+    length,
+    checksum: CHECKSUM_MAX,
+    offset,
+    data,
+  });
+  const threeByte = "€".repeat(SNAPSHOT_CHUNK_UNITS_MAX); // 48 KiB of UTF-8
+  const fourByte = "😀".repeat(SNAPSHOT_CHUNK_UNITS_MAX / 2); // 32 KiB: 4 bytes for 2 units
+  const last = SNAPSHOT_UNITS_MAX - SNAPSHOT_CHUNK_UNITS_MAX;
+  for (const message of [
+    chunk(threeByte, last, SNAPSHOT_UNITS_MAX), // every field at its widest
+    chunk(threeByte, 0, SNAPSHOT_CHUNK_UNITS_MAX),
+    chunk(fourByte, last, SNAPSHOT_UNITS_MAX),
+  ]) {
+    const bytes = encodeBinary(message);
+    assert.ok(bytes.length <= DATAGRAM_BYTES_MAX, `${bytes.length} bytes exceeds ${DATAGRAM_BYTES_MAX}`);
+    assert.deepStrictEqual(decodeBinary(bytes), { ok: true, value: message });
+  }
+  const widest = encodeBinary(chunk(threeByte, last, SNAPSHOT_UNITS_MAX)).length;
+  assert.equal(widest, 2 + 8 + 8 + 5 + 5 + 5 + 3 + SNAPSHOT_CHUNK_BYTES_MAX);
+});
+
+test("snapshot chunks that break their limits or their own range are refused", () => {
+  // from 1, slot 1, length, checksum 0, offset, then data
+  const chunk = (length: number, offset: number, ...data: number[]) =>
+    frame(
+      M,
+      TAG.snapshotChunk,
+      1,
+      1,
+      ...varint(length),
+      0,
+      ...varint(offset),
+      ...varint(data.length),
+      ...data,
+    );
+  assert.deepStrictEqual(decodeBinary(chunk(5, 2, 0x61, 0x62, 0x63)), {
+    ok: true,
+    value: { type: "snapshot-chunk", from: 1, slot: 1, length: 5, checksum: 0, offset: 2, data: "abc" },
+  });
+  assert.equal(
+    errorOf(chunk(5, 3, 0x61, 0x62, 0x63)),
+    "snapshot-chunk.offset: 3 + 3 characters of data runs past the snapshot length 5",
+  );
+  assert.equal(
+    errorOf(chunk(2, Number.MAX_SAFE_INTEGER, 0x61)),
+    "snapshot-chunk.offset: 9007199254740991 + 1 characters of data runs past the snapshot length 2",
+  );
+  assert.equal(
+    errorOf(chunk(SNAPSHOT_UNITS_MAX + 1, 0)),
+    `snapshot-chunk.length: ${SNAPSHOT_UNITS_MAX + 1} characters exceeds the limit of ${SNAPSHOT_UNITS_MAX}`,
+  );
+  assert.match(
+    errorOf(frame(M, TAG.snapshotChunk, 1, 1, 5, ...varint(2 ** 32), 0, 0)),
+    /snapshot-chunk.checksum: expected a 32-bit unsigned integer, got 4294967296/,
+  );
+  // A lone surrogate has no UTF-8 form: its 3-byte "encoding" is not valid UTF-8.
+  assert.equal(
+    errorOf(chunk(5, 0, 0x61, 0xed, 0xa0, 0x80)),
+    "snapshot-chunk: data at byte 8 is not valid UTF-8",
+  );
+  // Too many bytes is refused before reading them; few enough bytes but too many units by the validator.
+  assert.equal(
+    errorOf(frame(M, TAG.snapshotChunk, 1, 1, 5, 0, 0, ...varint(SNAPSHOT_CHUNK_BYTES_MAX + 1))),
+    `snapshot-chunk: data of ${SNAPSHOT_CHUNK_BYTES_MAX + 1} UTF-8 bytes exceeds the limit of ${SNAPSHOT_CHUNK_BYTES_MAX}`,
+  );
+  const units = SNAPSHOT_CHUNK_UNITS_MAX + 1;
+  assert.equal(
+    errorOf(chunk(units, 0, ...new Array<number>(units).fill(0x78))),
+    `snapshot-chunk.data: ${units} characters exceeds the limit of ${SNAPSHOT_CHUNK_UNITS_MAX}`,
+  );
+  assert.match(errorOf(chunk(5, 0, 0x61).subarray(0, 8)), /snapshot-chunk: frame truncated/);
+});
+
+test("the encoder refuses, loudly, a snapshot message no decoder would accept", () => {
+  const chunk = (fields: Partial<Record<string, unknown>>): Message =>
+    ({
+      type: "snapshot-chunk",
+      from: 1,
+      slot: 4,
+      length: 10,
+      checksum: 7,
+      offset: 0,
+      data: "abc",
+      ...fields,
+    }) as unknown as Message;
+  const bad: [string, Message][] = [
+    ["lone surrogate", chunk({ data: "a\udc00" })],
+    ["lone surrogate at the end", chunk({ data: "a\ud83d" })],
+    ["data not a string", chunk({ data: 5 })],
+    ["data over the unit limit", chunk({ length: 20_000, data: "x".repeat(SNAPSHOT_CHUNK_UNITS_MAX + 1) })],
+    ["past its length", chunk({ offset: 8 })],
+    ["length over the limit", chunk({ length: SNAPSHOT_UNITS_MAX + 1 })],
+    ["checksum over 32 bits", chunk({ checksum: 2 ** 32 })],
+    ["negative checksum", chunk({ checksum: -1 })],
+    [
+      "unknown role",
+      { type: "snapshot-request", from: 1, role: "oracle", slot: 1, offset: 0 } as unknown as Message,
+    ],
+  ];
+  for (const [why, message] of bad) assert.throws(() => encodeBinary(message), InvariantViolation, why);
+  assert.deepStrictEqual(decodeBinary(encodeBinary(chunk({}))), { ok: true, value: chunk({}) });
 });

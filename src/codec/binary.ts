@@ -17,6 +17,8 @@
  *              so every message has exactly one encoding.
  *              0 -> 00   127 -> 7F   128 -> 80 01   300 -> AC 02   2^53-1 -> FF FF FF FF FF FF FF 0F
  * string     = byteLength:uint  UTF-8 bytes           (well-formed; at most PAYLOAD_BYTES_MAX bytes)
+ * text       = byteLength:uint  UTF-8 bytes           (well-formed; at most SNAPSHOT_CHUNK_BYTES_MAX bytes
+ *                                                    and SNAPSHOT_CHUNK_UNITS_MAX UTF-16 units)
  * ballot     = round:uint  node:uint
  * command    = client:uint  seq:uint  payload:string
  * value      = count:uint  command × count          (count <= COMMANDS_PER_MESSAGE_MAX)
@@ -38,6 +40,9 @@
  *  8 decide     from:uint  count:uint  (slot:uint  value) × count       (count <= 4096)
  *  9 heartbeat  from:uint  ballot  decidedThrough:uint  proposedThrough:uint
  * 10 catchup    from:uint  role  fromSlot:uint  toSlot:uint
+ * 11 snapshot-request  from:uint  role  slot:uint  offset:uint
+ * 12 snapshot-chunk    from:uint  slot:uint  length:uint  checksum:uint  offset:uint  data:text
+ *                        (length <= SNAPSHOT_UNITS_MAX, checksum <= 2^32 - 1, offset + data units <= length)
  * ```
  *
  * A whole frame is at most FRAME_BYTES_MAX (1 MiB); a UDP transport also needs it within
@@ -51,6 +56,7 @@ import { Buffer } from "node:buffer";
 import type { AcceptedEntry, Ballot, Command, SlotValue, Value } from "../core/index.js";
 import { assert, err, type Message, type MessageType, type Result, type Role } from "../core/index.js";
 import {
+  CHECKSUM_MAX,
   COMMANDS_PER_MESSAGE_MAX,
   ENTRIES_PER_MESSAGE_MAX,
   FRAME_BYTES_MAX,
@@ -58,6 +64,9 @@ import {
   isWellFormedUnicode,
   PAYLOAD_BYTES_MAX,
   SEQS_PER_MESSAGE_MAX,
+  SNAPSHOT_CHUNK_BYTES_MAX,
+  SNAPSHOT_CHUNK_UNITS_MAX,
+  SNAPSHOT_UNITS_MAX,
   validateMessage,
 } from "./validate.js";
 
@@ -78,6 +87,8 @@ const TAG_BY_TYPE: Readonly<Record<MessageType, number>> = {
   decide: 8,
   heartbeat: 9,
   catchup: 10,
+  "snapshot-request": 11,
+  "snapshot-chunk": 12,
 };
 
 const ROLE_BY_CODE: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
@@ -96,9 +107,9 @@ const UINT_BYTES_MAX = 8;
 
 /**
  * The writer's largest buffer: a frame's worth plus the most one write may reserve beyond what it
- * uses (a payload is given 3 bytes a character), so a frame just under the limit still fits.
+ * uses (a string is given 3 bytes a character), so a frame just under the limit still fits.
  */
-const WRITER_BYTES_MAX = FRAME_BYTES_MAX + 4 * PAYLOAD_BYTES_MAX;
+const WRITER_BYTES_MAX = FRAME_BYTES_MAX + 4 * Math.max(PAYLOAD_BYTES_MAX, SNAPSHOT_CHUNK_BYTES_MAX);
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -157,9 +168,25 @@ class Writer {
   /** A length-prefixed UTF-8 string of at most {@link PAYLOAD_BYTES_MAX} bytes. */
   payload(text: string): void {
     if (typeof text !== "string") fail(`payload ${String(text)} is not a string`);
-    const units = text.length;
     // A UTF-16 unit takes at least one UTF-8 byte.
-    if (units > PAYLOAD_BYTES_MAX) fail(`payload of ${units} characters exceeds ${PAYLOAD_BYTES_MAX} bytes`);
+    if (text.length > PAYLOAD_BYTES_MAX) {
+      fail(`payload of ${text.length} characters exceeds ${PAYLOAD_BYTES_MAX} bytes`);
+    }
+    this.string(text, PAYLOAD_BYTES_MAX, "payload");
+  }
+
+  /** Snapshot text: a length-prefixed UTF-8 string of at most {@link SNAPSHOT_CHUNK_UNITS_MAX} units. */
+  snapshotData(text: string): void {
+    if (typeof text !== "string") fail(`data ${String(text)} is not a string`);
+    if (text.length > SNAPSHOT_CHUNK_UNITS_MAX) {
+      fail(`data of ${text.length} characters exceeds the limit of ${SNAPSHOT_CHUNK_UNITS_MAX}`);
+    }
+    this.string(text, SNAPSHOT_CHUNK_BYTES_MAX, "data");
+  }
+
+  /** A length-prefixed UTF-8 string of at most `bytesMax` bytes; the caller has bounded its length. */
+  private string(text: string, bytesMax: number, field: string): void {
+    const units = text.length;
     const reserved = uintBytes(units * 3);
     this.ensure(reserved + units * 3);
     const buffer = this.buffer;
@@ -179,11 +206,11 @@ class Writer {
         return;
       }
     }
-    if (!isWellFormedUnicode(text)) fail("payload is not well-formed Unicode (lone surrogate)");
+    if (!isWellFormedUnicode(text)) fail(`${field} is not well-formed Unicode (lone surrogate)`);
     // Encode behind room for the longest possible length, then close any gap so the length stays minimal.
     const bytesStart = start + reserved;
     const { written } = textEncoder.encodeInto(text, buffer.subarray(bytesStart, bytesStart + units * 3));
-    if (written > PAYLOAD_BYTES_MAX) fail(`payload of ${written} UTF-8 bytes exceeds ${PAYLOAD_BYTES_MAX}`);
+    if (written > bytesMax) fail(`${field} of ${written} UTF-8 bytes exceeds ${bytesMax}`);
     const prefix = uintBytes(written);
     if (prefix < reserved) buffer.copyWithin(start + prefix, bytesStart, bytesStart + written);
     writeUint(buffer, start, written);
@@ -328,6 +355,26 @@ export function encodeBinary(message: Message): Uint8Array {
       w.uint(message.toSlot, "toSlot");
       break;
     }
+    case "snapshot-request": {
+      const role = CODE_BY_ROLE[message.role];
+      if (role === undefined) fail(`unknown role ${JSON.stringify(message.role)}`);
+      w.byte(role);
+      w.uint(message.slot, "slot");
+      w.uint(message.offset, "offset");
+      break;
+    }
+    case "snapshot-chunk":
+      w.uint(message.slot, "slot");
+      w.count(message.length, SNAPSHOT_UNITS_MAX, "snapshot characters");
+      w.count(message.checksum, CHECKSUM_MAX, "checksum");
+      w.uint(message.offset, "offset");
+      w.snapshotData(message.data);
+      if (message.offset + message.data.length > message.length) {
+        fail(
+          `snapshot chunk at ${message.offset} of ${message.data.length} characters runs past ${message.length}`,
+        );
+      }
+      break;
   }
   return w.finish();
 }
@@ -405,11 +452,20 @@ class Reader {
   }
 
   payload(): string {
-    const length = this.uint("payload length");
-    if (length > PAYLOAD_BYTES_MAX) {
-      this.refuse(`payload of ${length} UTF-8 bytes exceeds the limit of ${PAYLOAD_BYTES_MAX}`);
+    return this.string(PAYLOAD_BYTES_MAX, "payload");
+  }
+
+  /** Snapshot text; its limit in UTF-16 units is the validator's to check. */
+  snapshotData(): string {
+    return this.string(SNAPSHOT_CHUNK_BYTES_MAX, "data");
+  }
+
+  private string(bytesMax: number, field: string): string {
+    const length = this.uint(`${field} length`);
+    if (length > bytesMax) {
+      this.refuse(`${field} of ${length} UTF-8 bytes exceeds the limit of ${bytesMax}`);
     }
-    if (length > this.remaining) this.truncated("payload");
+    if (length > this.remaining) this.truncated(field);
     const bytes = this.bytes;
     const start = this.position;
     const end = start + length;
@@ -426,7 +482,7 @@ class Reader {
     try {
       return textDecoder.decode(bytes.subarray(start, end));
     } catch {
-      this.refuse(`payload at byte ${start} is not valid UTF-8`);
+      this.refuse(`${field} at byte ${start} is not valid UTF-8`);
     }
   }
 
@@ -524,6 +580,20 @@ function readBody(r: Reader): Message {
       if (role === undefined) throw new FrameError(`catchup: unknown role code ${code}`);
       const fromSlot = r.uint("fromSlot");
       return { type: "catchup", from, role, fromSlot, toSlot: r.uint("toSlot") };
+    }
+    case "snapshot-request": {
+      const code = r.byte("role");
+      const role = ROLE_BY_CODE[code];
+      if (role === undefined) throw new FrameError(`snapshot-request: unknown role code ${code}`);
+      const slot = r.uint("slot");
+      return { type: "snapshot-request", from, role, slot, offset: r.uint("offset") };
+    }
+    case "snapshot-chunk": {
+      const slot = r.uint("slot");
+      const length = r.uint("length");
+      const checksum = r.uint("checksum");
+      const offset = r.uint("offset");
+      return { type: "snapshot-chunk", from, slot, length, checksum, offset, data: r.snapshotData() };
     }
   }
 }

@@ -133,6 +133,66 @@ test("malformed messages are refused with the path of the problem", () => {
   for (const [json, expected] of cases) assert.match(errorOf(json), expected, json);
 });
 
+test("snapshot messages are JSON objects too, their data a JSON string", () => {
+  const request: Message = { type: "snapshot-request", from: 4, role: "learner", slot: 300, offset: 0 };
+  assert.equal(
+    text.decode(encodeJson(request)),
+    '{"type":"snapshot-request","from":4,"role":"learner","slot":300,"offset":0}',
+  );
+  const chunk: Message = {
+    type: "snapshot-chunk",
+    from: 2,
+    slot: 300,
+    length: 40_000,
+    checksum: 3_735_928_559,
+    offset: 16_384,
+    data: '{"slot":300}\n€',
+  };
+  assert.equal(
+    text.decode(encodeJson(chunk)),
+    '{"type":"snapshot-chunk","from":2,"slot":300,"length":40000,"checksum":3735928559,"offset":16384,"data":"{\\"slot\\":300}\\n€"}',
+  );
+  for (const message of [request, chunk]) {
+    assert.deepStrictEqual(decodeJson(encodeJson(message)), { ok: true, value: message });
+  }
+});
+
+test("malformed snapshot messages are refused with the path of the problem", () => {
+  // JSON.stringify writes a lone surrogate as an escape (\ud800), which JSON.parse turns back into one.
+  const chunk = (fields: Record<string, unknown>) =>
+    JSON.stringify({
+      type: "snapshot-chunk",
+      from: 1,
+      slot: 4,
+      length: 10,
+      checksum: 7,
+      offset: 0,
+      data: "abc",
+      ...fields,
+    });
+  const cases: [string, RegExp][] = [
+    [chunk({ data: "a\ud800" }), /^snapshot-chunk.data: not well-formed Unicode \(lone surrogate\)$/],
+    [
+      chunk({ offset: 8 }),
+      /^snapshot-chunk.offset: 8 \+ 3 characters of data runs past the snapshot length 10$/,
+    ],
+    [chunk({ checksum: 2 ** 32 }), /^snapshot-chunk.checksum: expected a 32-bit unsigned integer/],
+    [chunk({ length: 536_870_913 }), /^snapshot-chunk.length: 536870913 characters exceeds the limit/],
+    [
+      '{"type":"snapshot-request","from":1,"role":"oracle","slot":4,"offset":0}',
+      /^snapshot-request.role: expected one of proposer, acceptor, learner, client, got "oracle"$/,
+    ],
+  ];
+  for (const [json, expected] of cases) assert.match(errorOf(json), expected, json);
+  assert.ok(decodeText(chunk({})).ok);
+  const bad = [
+    { type: "snapshot-chunk", from: 1, slot: 4, length: 10, checksum: 7, offset: 0, data: "\udfff" },
+    { type: "snapshot-chunk", from: 1, slot: 4, length: 2, checksum: 7, offset: 0, data: "abc" },
+    { type: "snapshot-request", from: 1, role: "oracle", slot: 1, offset: 0 },
+  ] as unknown as Message[];
+  for (const message of bad) assert.throws(() => encodeJson(message), InvariantViolation);
+});
+
 test("bytes that are not UTF-8 are refused", () => {
   const bytes = utf8.encode(HEARTBEAT);
   bytes[bytes.length - 2] = 0xff;

@@ -132,6 +132,24 @@ function project(message: Message): Message {
         fromSlot: message.fromSlot,
         toSlot: message.toSlot,
       };
+    case "snapshot-request":
+      return {
+        type: message.type,
+        from: message.from,
+        role: message.role,
+        slot: message.slot,
+        offset: message.offset,
+      };
+    case "snapshot-chunk":
+      return {
+        type: message.type,
+        from: message.from,
+        slot: message.slot,
+        length: message.length,
+        checksum: message.checksum,
+        offset: message.offset,
+        data: message.data,
+      };
     default:
       return message; // not a message type: left for the validator to report
   }

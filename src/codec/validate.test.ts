@@ -7,6 +7,8 @@ import {
   ENTRIES_PER_MESSAGE_MAX,
   PAYLOAD_BYTES_MAX,
   SEQS_PER_MESSAGE_MAX,
+  SNAPSHOT_CHUNK_UNITS_MAX,
+  SNAPSHOT_UNITS_MAX,
   utf8ByteLength,
   validateMessage,
 } from "./validate.js";
@@ -135,6 +137,85 @@ test("problems are reported with the path to the field", () => {
     ],
   ];
   for (const [input, expected] of cases) assert.equal(errorOf(input), expected);
+});
+
+test("snapshot chunks: data is bounded in characters, not bytes, and lies within the snapshot", () => {
+  const chunk = (fields: Record<string, unknown>) => ({
+    type: "snapshot-chunk",
+    from: 1,
+    slot: 4,
+    length: 40_000,
+    checksum: 0xffff_ffff,
+    offset: 0,
+    data: "",
+    ...fields,
+  });
+  // Not a payload: far over the 8192-byte payload limit, within the chunk's 16384 units.
+  assert.ok(validateMessage(chunk({ data: "€".repeat(SNAPSHOT_CHUNK_UNITS_MAX) })).ok);
+  assert.ok(validateMessage(chunk({ data: "😀".repeat(SNAPSHOT_CHUNK_UNITS_MAX / 2) })).ok);
+  assert.ok(validateMessage(chunk({ length: 3, offset: 0, data: "abc" })).ok);
+  assert.ok(validateMessage(chunk({ length: 3, offset: 3, data: "" })).ok);
+  assert.ok(
+    validateMessage(chunk({ length: SNAPSHOT_UNITS_MAX, offset: SNAPSHOT_UNITS_MAX - 1, data: "x" })).ok,
+  );
+  const cases: [Record<string, unknown>, string][] = [
+    [
+      { data: "x".repeat(SNAPSHOT_CHUNK_UNITS_MAX + 1) },
+      "snapshot-chunk.data: 16385 characters exceeds the limit of 16384",
+    ],
+    [{ data: "ok\ud800" }, "snapshot-chunk.data: not well-formed Unicode (lone surrogate)"],
+    [{ data: "\udc00ok" }, "snapshot-chunk.data: not well-formed Unicode (lone surrogate)"],
+    [{ data: null }, "snapshot-chunk.data: expected a string, got null"],
+    [
+      { length: 3, offset: 1, data: "abc" },
+      "snapshot-chunk.offset: 1 + 3 characters of data runs past the snapshot length 3",
+    ],
+    [
+      { length: 0, offset: 1 },
+      "snapshot-chunk.offset: 1 + 0 characters of data runs past the snapshot length 0",
+    ],
+    [
+      { length: SNAPSHOT_UNITS_MAX + 1 },
+      "snapshot-chunk.length: 536870913 characters exceeds the limit of 536870912",
+    ],
+    [{ length: -1 }, "snapshot-chunk.length: expected a non-negative safe integer, got -1"],
+    [{ checksum: 2 ** 32 }, "snapshot-chunk.checksum: expected a 32-bit unsigned integer, got 4294967296"],
+    [{ checksum: -1 }, "snapshot-chunk.checksum: expected a 32-bit unsigned integer, got -1"],
+    [{ checksum: 1.5 }, "snapshot-chunk.checksum: expected a 32-bit unsigned integer, got 1.5"],
+    [{ offset: "0" }, 'snapshot-chunk.offset: expected a non-negative safe integer, got "0"'],
+    [{ role: "learner" }, 'snapshot-chunk: unexpected field "role"'],
+  ];
+  for (const [fields, expected] of cases) assert.equal(errorOf(chunk(fields)), expected);
+});
+
+test("snapshot requests name a known role", () => {
+  const request = (fields: Record<string, unknown>) => ({
+    type: "snapshot-request",
+    from: 1,
+    role: "learner",
+    slot: 0,
+    offset: 0,
+    ...fields,
+  });
+  assert.ok(validateMessage(request({})).ok);
+  for (const role of ["proposer", "acceptor", "client"]) assert.ok(validateMessage(request({ role })).ok);
+  assert.equal(
+    errorOf(request({ role: "leader" })),
+    'snapshot-request.role: expected one of proposer, acceptor, learner, client, got "leader"',
+  );
+  assert.equal(
+    errorOf(request({ role: 2 })),
+    "snapshot-request.role: expected one of proposer, acceptor, learner, client, got 2",
+  );
+  assert.equal(
+    errorOf(request({ offset: -5 })),
+    "snapshot-request.offset: expected a non-negative safe integer, got -5",
+  );
+  assert.equal(
+    errorOf({ type: "snapshot-request", from: 1, role: "learner", slot: 0 }),
+    "snapshot-request.offset: expected a non-negative safe integer, got nothing (missing)",
+  );
+  assert.equal(errorOf(request({ data: "" })), 'snapshot-request: unexpected field "data"');
 });
 
 test("utf8ByteLength agrees with TextEncoder, lone surrogates included", () => {

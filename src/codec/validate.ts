@@ -17,8 +17,9 @@ import {
  *
  * Every number on the wire is a non-negative safe integer (slots, ids, sequence numbers and ballot
  * rounds may reach 2^53 - 1), every array is bounded, and every string is well-formed Unicode within
- * the payload limit. The bounds below are generous ceilings on what a frame may carry; the protocol
- * core applies its own, tighter {@link DEFAULT_LIMITS} to what it acts on.
+ * its limit (the payload limit for commands, the chunk limit for snapshot data). The bounds below are
+ * generous ceilings on what a frame may carry; the protocol core applies its own, tighter
+ * {@link DEFAULT_LIMITS} to what it acts on.
  */
 
 /**
@@ -53,6 +54,23 @@ export const SEQS_PER_MESSAGE_MAX = 65_536;
 export const PAYLOAD_BYTES_MAX = DEFAULT_LIMITS.payloadBytesMax;
 
 /**
+ * Most characters (UTF-16 units) of snapshot text in one `snapshot-chunk`: the protocol's own
+ * `snapshotChunkUnits`. Not raised beyond it like the other ceilings: at 3 UTF-8 bytes a unit
+ * (a 4-byte character is 2 units), 16384 units are at most 48 KiB, and a chunk must fit one UDP
+ * datagram ({@link DATAGRAM_BYTES_MAX}) with room for its other fields.
+ */
+export const SNAPSHOT_CHUNK_UNITS_MAX = DEFAULT_LIMITS.snapshotChunkUnits;
+
+/** Most UTF-8 bytes of snapshot text in one chunk: 3 per unit, see {@link SNAPSHOT_CHUNK_UNITS_MAX}. */
+export const SNAPSHOT_CHUNK_BYTES_MAX = 3 * SNAPSHOT_CHUNK_UNITS_MAX;
+
+/** Longest snapshot a chunk may belong to, in UTF-16 units: the protocol's `snapshotUnitsMax`. */
+export const SNAPSHOT_UNITS_MAX = DEFAULT_LIMITS.snapshotUnitsMax;
+
+/** Largest snapshot checksum: it is a 32-bit hash (`textChecksum`). */
+export const CHECKSUM_MAX = 0xffff_ffff;
+
+/**
  * A problem found in a field: `null` when there is none, otherwise the rest of a path and a reason,
  * e.g. `.value.commands[3].seq: expected a non-negative safe integer, got -1`. Callers prepend their
  * own step, so the path is built only when something is wrong.
@@ -79,6 +97,8 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
   decide: ["type", "from", "entries"],
   heartbeat: ["type", "from", "ballot", "decidedThrough", "proposedThrough"],
   catchup: ["type", "from", "role", "fromSlot", "toSlot"],
+  "snapshot-request": ["type", "from", "role", "slot", "offset"],
+  "snapshot-chunk": ["type", "from", "slot", "length", "checksum", "offset", "data"],
 };
 
 /**
@@ -177,6 +197,25 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         field(m, "toSlot", uintProblem) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
+    case "snapshot-request":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "role", roleProblem) ??
+        field(m, "slot", uintProblem) ??
+        field(m, "offset", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "snapshot-chunk":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "slot", uintProblem) ??
+        field(m, "length", snapshotLengthProblem) ??
+        field(m, "checksum", checksumProblem) ??
+        field(m, "offset", uintProblem) ??
+        field(m, "data", snapshotDataProblem) ??
+        chunkRangeProblem(m) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
   }
 }
 
@@ -266,6 +305,39 @@ function payloadProblem(x: unknown): Problem {
   // would then hold two different values for one command.
   if (!isWellFormedUnicode(x)) return ": not well-formed Unicode (lone surrogate)";
   return null;
+}
+
+function snapshotLengthProblem(x: unknown): Problem {
+  if (!isUint(x)) return uintProblem(x);
+  return x > SNAPSHOT_UNITS_MAX ? `: ${x} characters exceeds the limit of ${SNAPSHOT_UNITS_MAX}` : null;
+}
+
+function checksumProblem(x: unknown): Problem {
+  return isUint(x) && x <= CHECKSUM_MAX ? null : `: expected a 32-bit unsigned integer, got ${describe(x)}`;
+}
+
+/**
+ * Snapshot text is not a command payload: it is bounded in UTF-16 units (the snapshot is cut by
+ * units), but must be well-formed Unicode for the same reason, and the chunker never splits a pair.
+ */
+function snapshotDataProblem(x: unknown): Problem {
+  if (typeof x !== "string") return `: expected a string, got ${describe(x)}`;
+  if (x.length > SNAPSHOT_CHUNK_UNITS_MAX) {
+    return `: ${x.length} characters exceeds the limit of ${SNAPSHOT_CHUNK_UNITS_MAX}`;
+  }
+  if (!isWellFormedUnicode(x)) return ": not well-formed Unicode (lone surrogate)";
+  return null;
+}
+
+/** A chunk lies within its snapshot: `offset + data.length <= length` (fields already checked). */
+function chunkRangeProblem(m: Fields): Problem {
+  const offset = m.offset as number;
+  const units = (m.data as string).length;
+  const length = m.length as number;
+  // offset <= 2^53 - 1 and units <= 16384, so the sum may round, but never down to `length` or below.
+  return offset + units > length
+    ? `.offset: ${offset} + ${units} characters of data runs past the snapshot length ${length}`
+    : null;
 }
 
 // --- building blocks -----------------------------------------------------------------------------

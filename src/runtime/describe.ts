@@ -24,5 +24,9 @@ export function describeMessage(message: Message): string {
       return `heartbeat from ${message.from} ballot ${b(message.ballot)} decided through ${message.decidedThrough}`;
     case "catchup":
       return `catchup from ${message.role} ${message.from}: slots ${message.fromSlot}..${message.toSlot}`;
+    case "snapshot-request":
+      return `snapshot-request from ${message.role} ${message.from}: snapshot ${message.slot}@${message.offset}`;
+    case "snapshot-chunk":
+      return `snapshot-chunk from ${message.from}: slot ${message.slot} ${message.offset}+${message.data.length}/${message.length}`;
   }
 }
