@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmarks (not tests): `npm run bench [-- name ...]`. Each writes bench/results/<name>.json with
-// the machine it ran on; docs quote these files. Names: usi, sim.
+// the machine it ran on; docs quote these files. Names: usi, sim, durable, bounded.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -192,6 +192,174 @@ benchmarks.durable = async () => {
     description:
       "3 paxos node processes on loopback with --data (write-ahead log, fdatasync before promises and votes leave, one sync per event-loop turn), one in-process client submitting values as fast as its window allows; values/s = acknowledged values / seconds from first submit to last ack.",
     runs,
+  });
+};
+
+/**
+ * Bounded memory and disk over a long run: 3 `paxos node --data` processes decide `values` values
+ * (default 10 million; PAXOS_BENCH_VALUES overrides) fed by one in-process client that keeps at most
+ * `inFlightMax` unacknowledged. Every 2 s it samples each node's resident memory (/proc) and the size
+ * of its data directory. Snapshots (every 32 MiB of estimated values, the default) compact the log on
+ * disk and in memory, so both stay flat while the decided count grows. At the end every node's state
+ * machine digest must be the same.
+ */
+async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
+  const { spawn } = await import("node:child_process");
+  const { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, statSync, createWriteStream } =
+    await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { Client, Prng } = await import("../dist/core/index.js");
+  const { ClusterAddressBook, Driver, parseClusterConfig } = await import("../dist/runtime/index.js");
+  const { UdpTransport } = await import("../dist/transport/index.js");
+  const { MemoryStorage } = await import("../dist/storage/index.js");
+  const { binaryCodec } = await import("../dist/codec/index.js");
+  const dir = mkdtempSync(join(tmpdir(), "paxos-bounded-"));
+  const base = 20000 + Math.floor(Math.random() * 40000);
+  const config = { nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })) };
+  const configPath = join(dir, "cluster.json");
+  writeFileSync(configPath, JSON.stringify(config));
+  const logs = [1, 2, 3].map((id) => join(dir, `node-${id}.log`));
+  const children = [1, 2, 3].map((id) => {
+    const child = spawn(
+      process.execPath,
+      [
+        `${root}bin/paxos.js`,
+        "node",
+        "--config",
+        configPath,
+        "--id",
+        String(id),
+        "--data",
+        join(dir, `node-${id}`),
+        "--quiet",
+      ],
+      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, PAXOS_LOG_LEVEL: "info" } },
+    );
+    child.stderr.pipe(createWriteStream(logs[id - 1]));
+    return child;
+  });
+  const exited = children.map((child) => new Promise((resolve) => child.once("exit", resolve)));
+  const cluster = parseClusterConfig(JSON.stringify(config));
+  const client = new Client({
+    id: 4343,
+    prng: new Prng(4343),
+    windowCommands: 16384,
+    firstSeq: Date.now() * 1000,
+  });
+  const driver = new Driver({
+    name: "bench client",
+    role: client,
+    transport: new UdpTransport({ host: "127.0.0.1", port: 0, receiveBufferBytes: 4 << 20 }),
+    codec: binaryCodec,
+    addressBook: new ClusterAddressBook(cluster.value),
+    storage: new MemoryStorage(),
+    tickMs: 10,
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const rssBytes = (pid) => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      return match ? Number(match[1]) * 1024 : null;
+    } catch {
+      return null;
+    }
+  };
+  const dirBytes = (path) => {
+    let total = 0;
+    for (const name of readdirSync(path)) total += statSync(join(path, name)).size;
+    return total;
+  };
+  await driver.start();
+  driver.run((c) => c.submitAll(["warm-up"]).output);
+  while (client.acked < 1) await sleep(20);
+  const samples = [];
+  const started = performance.now();
+  let nextSample = started;
+  let submitted = 0;
+  const chunk = 4096;
+  while (client.acked - 1 < values) {
+    while (submitted < values && submitted - (client.acked - 1) < inFlightMax) {
+      const count = Math.min(chunk, values - submitted);
+      const from = submitted;
+      driver.run((c) => c.submitAll(Array.from({ length: count }, (_, j) => `value-${from + j}`)).output);
+      submitted += count;
+    }
+    const now = performance.now();
+    if (now >= nextSample) {
+      nextSample += sampleMs;
+      const sample = {
+        seconds: Number(((now - started) / 1000).toFixed(1)),
+        decided: client.acked - 1,
+        rssMiB: children.map((child) => Number(((rssBytes(child.pid) ?? 0) / 2 ** 20).toFixed(1))),
+        diskMiB: [1, 2, 3].map((id) => Number((dirBytes(join(dir, `node-${id}`)) / 2 ** 20).toFixed(1))),
+      };
+      samples.push(sample);
+      console.log(`bounded: ${JSON.stringify(sample)}`);
+    }
+    if (children.some((child) => child.exitCode !== null)) throw new Error(`a node exited; logs in ${dir}`);
+    await sleep(5);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await driver.stop();
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(exited);
+  const nodes = logs.map((file, i) => {
+    const lines = readFileSync(file, "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("{"));
+    const records = lines.map((line) => JSON.parse(line));
+    const final = records.filter((r) => r.msg === "state machine").at(-1) ?? {};
+    return {
+      node: i + 1,
+      snapshotsTaken: records.filter((r) => r.msg === "snapshot taken; log compacted").length,
+      snapshotsInstalled: records.filter((r) => r.msg === "snapshot installed from a peer").length,
+      commands: final.commands ?? null,
+      digest: final.digest ?? null,
+      snapshotSlot: final.snapshotSlot ?? null,
+    };
+  });
+  const agree = nodes.every(
+    (n) => n.digest !== null && n.digest === nodes[0].digest && n.commands === nodes[0].commands,
+  );
+  rmSync(dir, { recursive: true, force: true });
+  const after = (fraction) => samples.filter((s) => s.decided >= values * fraction);
+  const peak = (list, key) => Math.max(0, ...list.flatMap((s) => s[key]));
+  return {
+    values,
+    seconds: Number(seconds.toFixed(1)),
+    valuesPerSecond: Math.round(values / seconds),
+    digestsAgree: agree,
+    nodes,
+    peakRssMiB: peak(samples, "rssMiB"),
+    peakDiskMiB: peak(samples, "diskMiB"),
+    peakRssMiBFirstTenth: peak(
+      samples.filter((s) => s.decided <= values / 10),
+      "rssMiB",
+    ),
+    peakRssMiBLastHalf: peak(after(0.5), "rssMiB"),
+    peakDiskMiBFirstTenth: peak(
+      samples.filter((s) => s.decided <= values / 10),
+      "diskMiB",
+    ),
+    peakDiskMiBLastHalf: peak(after(0.5), "diskMiB"),
+    samples,
+  };
+}
+
+benchmarks.bounded = async () => {
+  const values = Number(process.env.PAXOS_BENCH_VALUES ?? 10_000_000);
+  const run = await boundedRun({ values });
+  console.log(
+    `bounded: ${run.values} values in ${run.seconds} s (${run.valuesPerSecond}/s); peak RSS ${run.peakRssMiB} MiB (first tenth ${run.peakRssMiBFirstTenth}, last half ${run.peakRssMiBLastHalf}); peak disk ${run.peakDiskMiB} MiB (first tenth ${run.peakDiskMiBFirstTenth}, last half ${run.peakDiskMiBLastHalf}); digests agree: ${run.digestsAgree}`,
+  );
+  save("bounded", {
+    description:
+      "3 paxos node processes with --data on loopback UDP, default snapshot policy (32 MiB of estimated values), one in-process client with at most 100,000 values unacknowledged. Samples every 2 s: each node's resident memory and data directory size. digestsAgree: every node's state machine ended with the same command count and digest.",
+    ...run,
   });
 };
 

@@ -309,6 +309,97 @@ describe("paxos node", () => {
   });
 });
 
+/** The JSON log records of a process's stderr with this message. */
+function records(proc: Proc, msg: string): Array<Record<string, unknown>> {
+  return lines(proc.stderr)
+    .filter((line) => line.startsWith("{") && line.includes(`"msg":"${msg}"`))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe("paxos node snapshots", () => {
+  test("nodes snapshot and compact their logs; a node that was down installs a peer's snapshot; a restart resumes from its own", async () => {
+    const processes = new Processes();
+    const temp = tempDir();
+    try {
+      const ports = await freePorts("udp", 3);
+      const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
+      const configPath = join(temp.dir, "cluster.json");
+      // Tiny snapshots (about 30 values each) and no log kept below them: a node behind needs one.
+      writeFileSync(configPath, JSON.stringify({ nodes, snapshotLogBytes: 3000, logRetainSlots: 0 }));
+      const dataOf = (id: number) => join(temp.dir, `node-${id}`);
+      const startNode = (id: number) =>
+        processes.start(`node ${id}`, [
+          "node",
+          "--config",
+          configPath,
+          "--id",
+          String(id),
+          "--data",
+          dataOf(id),
+        ]);
+      const procs = [1, 2, 3].map(startNode);
+      for (const proc of procs) await waitFor(started(proc), `${proc.name} to start`);
+      const third = procs[2] as Proc;
+      await processes.stop(third);
+
+      const values = Array.from({ length: 300 }, (_, i) => `snapshot value ${i + 1}`);
+      const client = processes.start("client 9", ["client", "9", configPath], { stdin: true });
+      client.child.stdin?.end(`${values.join("\n")}\n`);
+      assert.deepEqual(await client.exited, { code: 0, signal: null }, client.stderr);
+      const [first, second] = procs as [Proc, Proc];
+      await waitFor(() => records(first, "snapshot taken; log compacted").length >= 3, "node 1 to snapshot");
+      // Compaction keeps one segment: the log below the snapshot is gone from disk.
+      const segments = readdirSync(dataOf(1)).filter((name) => name.startsWith("wal-"));
+      assert.ok(segments.length <= 2, `node 1 keeps ${segments.length} segments`);
+
+      const back = startNode(3);
+      await waitFor(
+        () => records(back, "snapshot installed from a peer").length >= 1,
+        "node 3 to install a snapshot",
+      );
+      // Values written now are decided after everything else: once node 3 prints them, it has caught up.
+      const later = ["later 1", "later 2", "later 3"];
+      const client2 = processes.start("client 10", ["client", "10", configPath], { stdin: true });
+      client2.child.stdin?.end(`${later.join("\n")}\n`);
+      assert.deepEqual(await client2.exited, { code: 0, signal: null }, client2.stderr);
+      await waitFor(
+        () => later.every((value) => lines(back.stdout).includes(value)),
+        "node 3 to deliver the later values",
+      );
+      values.push(...later);
+      const digests = async () => {
+        const finals = [];
+        for (const proc of [first, second, back]) {
+          const exit = await processes.stop(proc);
+          assert.equal(exit.code, 0, `${proc.name}: ${proc.stderr}`);
+          finals.push(records(proc, "state machine").at(-1));
+        }
+        return finals;
+      };
+      const finals = await digests();
+      for (const final of finals) {
+        assert.equal(final?.commands, values.length, JSON.stringify(finals));
+        assert.equal(final?.digest, finals[0]?.digest, JSON.stringify(finals));
+      }
+
+      // Node 1 comes back from its own snapshot and log, with the same state.
+      const again = startNode(1);
+      await waitFor(started(again), "node 1 to start again");
+      const restored = records(again, "restored from snapshot")[0];
+      assert.ok(restored !== undefined, again.stderr);
+      assert.ok(lines(again.stdout).length < values.length, "it does not replay the whole log");
+      await processes.stop(again);
+      const final = records(again, "state machine").at(-1);
+      assert.equal(final?.commands, values.length);
+      assert.equal(final?.digest, finals[0]?.digest);
+      for (const proc of processes.all) assert.doesNotMatch(proc.stderr, /FATAL/);
+    } finally {
+      await processes.stopAll();
+      temp.remove();
+    }
+  });
+});
+
 describe("paxos cluster", () => {
   test("decides typed values, prints them as 'decided: <value>', and stops cleanly on SIGTERM", async () => {
     const processes = new Processes();

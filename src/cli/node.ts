@@ -1,7 +1,13 @@
 import { parseArgs } from "node:util";
 import { createQuorumSystem, Replica } from "../core/index.js";
 import { createLogger } from "../observe/index.js";
-import { ClusterAddressBook, type ClusterConfig, Driver, parseClusterConfig } from "../runtime/index.js";
+import {
+  ClusterAddressBook,
+  type ClusterConfig,
+  DigestMachine,
+  Driver,
+  parseClusterConfig,
+} from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
@@ -29,11 +35,17 @@ nodes, and optionally weights, quorums, the transport and the codec:
              {"id": 2, "host": "127.0.0.1", "port": 7102},
              {"id": 3, "host": "127.0.0.1", "port": 7103, "weight": 1}],
    "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10,
-   "batchCommandsMax": 512, "windowSlots": 64}
+   "batchCommandsMax": 512, "windowSlots": 64, "snapshotLogBytes": 33554432, "logRetainSlots": 1024}
 
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
 Clients reach the cluster with "paxos client <id> cluster.json".
+
+The node's state machine counts the values applied and keeps a digest of them. Once the values decided
+since its last snapshot reach "snapshotLogBytes" (estimated; default 32 MiB, 0: never), the node
+snapshots that state and drops its log below it, on disk and in memory; a node that has fallen behind
+a peer's snapshot receives the snapshot. Stdout then shows the values decided since the snapshot the
+node started from or installed (stderr logs each snapshot with its count and digest).
 
 Options:
   --config FILE   the cluster file (required)
@@ -106,7 +118,13 @@ export async function nodeCommand(args: string[]): Promise<number> {
     },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
+    snapshotLogBytes: cluster.snapshotLogBytes,
+    ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   });
+  const print = (line: string) => {
+    if (!values.quiet) process.stdout.write(`${line}\n`);
+  };
+  const machine = new DigestMachine((command) => print(command.payload));
   const driver = new Driver({
     name,
     role: replica,
@@ -117,23 +135,26 @@ export async function nodeCommand(args: string[]): Promise<number> {
     tickMs: cluster.tickMs,
     onFatal: fatalHandler(logger),
     prng,
-    ...(values.quiet
-      ? {}
-      : {
-          onDecision: (decision) => {
-            if (decision.commands.length === 0) return;
-            process.stdout.write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
-          },
-        }),
+    stateMachine: machine,
+    onSnapshot: (snapshot, how) =>
+      logger.info(
+        { slot: snapshot.slot, commands: machine.commands, digest: machine.digest, how },
+        how === "taken" ? "snapshot taken; log compacted" : "snapshot installed from a peer",
+      ),
     ...(values.debug ? { onTrace: debugTracer(name) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
   });
-  // What this node delivered before it stopped comes back from its log: print it again, so its stdout
-  // is always the whole decided sequence.
-  for (const { commands } of replica.learner.drainRestored()) {
-    if (!values.quiet && commands.length > 0)
-      process.stdout.write(`${commands.map((c) => c.payload).join("\n")}\n`);
+  // What this node applied before it stopped comes back from its snapshot and log: the log past the
+  // snapshot is printed again, so stdout is the whole decided sequence since that snapshot.
+  const restored = replica.learner.drainRestored();
+  if (restored.snapshot !== null) {
+    machine.restore(restored.snapshot.app);
+    logger.info(
+      { slot: restored.snapshot.slot, commands: machine.commands, digest: machine.digest },
+      "restored from snapshot",
+    );
   }
+  for (const decision of restored.decisions) machine.apply(decision);
   try {
     await driver.start();
   } catch (error) {
@@ -148,5 +169,15 @@ export async function nodeCommand(args: string[]): Promise<number> {
     },
     "started",
   );
-  return handleSignals(driver, logger);
+  return handleSignals(driver, logger, () =>
+    logger.info(
+      {
+        deliveredThrough: replica.learner.deliveredThrough,
+        commands: machine.commands,
+        digest: machine.digest,
+        snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
+      },
+      "state machine",
+    ),
+  );
 }

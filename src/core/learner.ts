@@ -192,7 +192,7 @@ export class Learner {
   }
 
   /** The newest snapshot (taken here or installed from a peer), if any. */
-  get snapshot(): Snapshot | null {
+  get currentSnapshot(): Snapshot | null {
     return this.snapshotValue;
   }
 
@@ -418,7 +418,8 @@ export class Learner {
 
   private onSnapshotRequest(message: SnapshotRequestMessage): Output {
     const output = emptyOutput();
-    if (this.snapshotValue === null || (message.from === this.id && message.role === this.role)) return output;
+    if (this.snapshotValue === null || (message.from === this.id && message.role === this.role))
+      return output;
     // Another snapshot than the one asked for (we took a newer one): ours, from the start.
     const offset = message.slot === this.snapshotValue.slot ? message.offset : 0;
     this.sendSnapshot(message.from, message.role, offset, output);

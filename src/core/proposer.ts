@@ -15,7 +15,6 @@ import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedEntry,
   Command,
-  Decision,
   Envelope,
   HeartbeatMessage,
   Message,

@@ -107,7 +107,7 @@ export class Replica {
     return {
       acceptor: this.acceptor?.state() ?? { promised: { round: 0, node: 0 }, accepted: [] },
       round: this.proposer.state().round,
-      snapshot: this.learner.snapshot,
+      ...(this.learner.currentSnapshot !== null ? { snapshot: this.learner.currentSnapshot } : {}),
     };
   }
 
@@ -126,7 +126,7 @@ export class Replica {
    * the end of a turn, after delivering that turn's decisions).
    */
   snapshot(app: string): Output {
-    return this.trimVotes(this.learner.compact(app), this.learner.snapshot);
+    return this.trimVotes(this.learner.compact(app), this.learner.currentSnapshot);
   }
 
   /** After a snapshot through slot S, every vote below S + 1 is for a decided slot held in it. */

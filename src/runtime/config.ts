@@ -90,6 +90,13 @@ const clusterSchema = z.strictObject({
   /** Batching: most commands per slot (1 turns batching off) and slots in flight. */
   batchCommandsMax: z.int().min(1).max(4096).optional(),
   windowSlots: z.int().min(1).max(1024).optional(),
+  /** Snapshots: after this many estimated bytes of decided values (0: never), keeping this many slots. */
+  snapshotLogBytes: z
+    .int()
+    .min(0)
+    .max(2 ** 40)
+    .optional(),
+  logRetainSlots: z.int().min(0).max(1_000_000).optional(),
 });
 
 export type ClusterNode = z.infer<typeof nodeSchema>;
@@ -105,7 +112,17 @@ export interface ClusterConfig {
   readonly tickMs: number;
   readonly batchCommandsMax?: number;
   readonly windowSlots?: number;
+  /**
+   * A node snapshots its state machine and compacts its log once the values decided since its last
+   * snapshot reach this many estimated bytes (0: never). Default {@link DEFAULT_SNAPSHOT_LOG_BYTES}.
+   */
+  readonly snapshotLogBytes: number;
+  /** Decided slots a node keeps in memory below its snapshot, for peers a little behind. */
+  readonly logRetainSlots?: number;
 }
+
+/** 32 MiB of estimated value bytes (about 350,000 values of 10 characters) between snapshots. */
+export const DEFAULT_SNAPSHOT_LOG_BYTES = 32 * 1024 * 1024;
 
 /**
  * Parses and checks a cluster file:
@@ -147,5 +164,7 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     tickMs: config.tickMs ?? 10,
     ...(config.batchCommandsMax !== undefined ? { batchCommandsMax: config.batchCommandsMax } : {}),
     ...(config.windowSlots !== undefined ? { windowSlots: config.windowSlots } : {}),
+    snapshotLogBytes: config.snapshotLogBytes ?? DEFAULT_SNAPSHOT_LOG_BYTES,
+    ...(config.logRetainSlots !== undefined ? { logRetainSlots: config.logRetainSlots } : {}),
   });
 }

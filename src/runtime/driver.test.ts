@@ -35,6 +35,7 @@ import {
 import { type AddressBook, ClusterAddressBook } from "./address-book.js";
 import { type ClusterConfig, parseClusterConfig } from "./config.js";
 import { Driver, type DriverStats, type RoleLike } from "./driver.js";
+import { DigestMachine, type StateMachine } from "./state-machine.js";
 
 /** Real milliseconds per tick: small, so elections and retries take a few tens of milliseconds. */
 const TICK_MS = 2;
@@ -249,6 +250,11 @@ interface NodeSetup {
   readonly storage?: Storage;
   readonly timing?: Partial<ProposerTiming>;
   readonly events?: Event[];
+  readonly snapshotLogBytes?: number;
+  readonly logRetainSlots?: number;
+  readonly stateMachine?: StateMachine;
+  /** Not started with the others: `cluster.start(id)` starts it. */
+  readonly startLater?: boolean;
 }
 
 /** Three (or `count`) replicas over one memory network, each with its own driver. */
@@ -274,6 +280,8 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
       quorum: quorum.value,
       prng: new Prng(1000 + node.id),
       ...(setup.timing ? { timing: setup.timing } : {}),
+      ...(setup.snapshotLogBytes !== undefined ? { snapshotLogBytes: setup.snapshotLogBytes } : {}),
+      ...(setup.logRetainSlots !== undefined ? { logRetainSlots: setup.logRetainSlots } : {}),
     });
     drivers.push(
       new Driver({
@@ -286,10 +294,11 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
         tickMs: TICK_MS,
         onDecision: (decision) => log.push(decision),
         onFatal: (error) => fatal.push(error),
+        ...(setup.stateMachine ? { stateMachine: setup.stateMachine } : {}),
       }),
     );
   }
-  for (const driver of drivers) await driver.start();
+  for (const [index, driver] of drivers.entries()) if (!setups[index + 1]?.startLater) await driver.start();
   const payloads = (id: number) => (logs.get(id) ?? []).flatMap((d) => d.commands.map((c) => c.payload));
   return {
     network,
@@ -299,6 +308,7 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
     fatal,
     payloads,
     node: (id: number) => drivers[id - 1] as Driver<Replica>,
+    start: (id: number) => (drivers[id - 1] as Driver<Replica>).start(),
     stop: () => Promise.all(drivers.map((driver) => driver.stop())),
   };
 }
@@ -417,6 +427,42 @@ describe("Driver over the memory network", () => {
           .sort(),
       );
       assert.ok(!cluster.payloads(2).includes("evil"));
+      assert.deepEqual(cluster.fatal, []);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe("Driver: snapshots", () => {
+  test("replicas snapshot and compact; a node started late installs a peer's snapshot and agrees", async () => {
+    const machines = [1, 2, 3].map(() => new DigestMachine());
+    const snapshots = { snapshotLogBytes: 2000, logRetainSlots: 2 };
+    const cluster = await startCluster(3, {
+      1: { ...snapshots, stateMachine: machines[0] as DigestMachine },
+      2: { ...snapshots, stateMachine: machines[1] as DigestMachine },
+      3: { ...snapshots, stateMachine: machines[2] as DigestMachine, startLater: true },
+    });
+    try {
+      // One command a slot (one at a time), so there are many slots and several snapshots.
+      for (let seq = 1; seq <= 120; seq++) {
+        cluster.node(1).run((replica) => replica.submit(commands(7, seq, 1)));
+        await waitFor(() => (machines[0] as DigestMachine).commands >= seq, `value ${seq}`);
+      }
+      const leader = cluster.node(1);
+      assert.ok(leader.stats.snapshotsTaken >= 3, `snapshots taken: ${leader.stats.snapshotsTaken}`);
+      assert.ok(leader.role.learner.firstHeldSlot > 100, "the log below the snapshot is gone");
+      assert.ok((leader.role.acceptor?.floorSlot ?? 0) > 100, "and so are the votes below it");
+      await cluster.start(3);
+      const late = cluster.node(3);
+      await waitFor(() => (machines[2] as DigestMachine).commands === 120, "node 3 to catch up");
+      assert.ok(late.stats.snapshotsInstalled >= 1, "node 3 caught up from a snapshot");
+      assert.ok(cluster.payloads(3).length < 120, "not by replaying the whole log");
+      for (const machine of machines) assert.equal(machine.digest, (machines[0] as DigestMachine).digest);
+      // And it keeps up from there.
+      cluster.node(2).run((replica) => replica.submit(commands(7, 121, 5)));
+      await waitFor(() => machines.every((m) => m.commands === 125), "5 more values everywhere");
+      for (const machine of machines) assert.equal(machine.digest, (machines[0] as DigestMachine).digest);
       assert.deepEqual(cluster.fatal, []);
     } finally {
       await cluster.stop();

@@ -7,10 +7,12 @@ import {
   type MessageType,
   type Output,
   type Prng,
+  type Snapshot,
 } from "../core/index.js";
 import type { Storage } from "../storage/index.js";
 import type { Endpoint, Transport } from "../transport/index.js";
 import type { AddressBook } from "./address-book.js";
+import type { StateMachine } from "./state-machine.js";
 
 /** Anything the driver can run: every core role has this shape. */
 export interface RoleLike {
@@ -18,6 +20,9 @@ export interface RoleLike {
   tick(): Output;
   /** Whether the role would ignore every message of this type now (so it need not be decoded). */
   ignores?(type: MessageType): boolean;
+  /** A replica: whether a snapshot is due, and taking one as of its last delivered slot. */
+  readonly snapshotDue?: boolean;
+  snapshot?(app: string): Output;
 }
 
 export interface DriverOptions<R extends RoleLike> {
@@ -31,8 +36,16 @@ export interface DriverOptions<R extends RoleLike> {
   readonly storage: Storage;
   /** Real milliseconds per core tick. */
   readonly tickMs: number;
-  /** Delivered decisions, in slot order (after this turn's sends). */
+  /** Delivered decisions, in slot order (at the end of the turn that delivered them). */
   readonly onDecision?: (decision: Decision) => void;
+  /**
+   * The replicated state machine. The driver applies each delivered decision to it, installs
+   * snapshots from peers into it, and when the role says a snapshot is due (after a turn's decisions
+   * are applied) takes one from it, persists it and compacts storage.
+   */
+  readonly stateMachine?: StateMachine;
+  /** A snapshot was taken here or installed from a peer (for logs). */
+  readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
   /** Every message, for `--debug`. */
   readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
   /** Called after every turn (for watching a role's state, e.g. its leadership). */
@@ -60,6 +73,10 @@ export interface DriverStats {
   turns: number;
   persists: number;
   decisions: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  /** Storage compactions after snapshots. */
+  compactions: number;
 }
 
 /**
@@ -79,6 +96,9 @@ export class Driver<R extends RoleLike> {
     turns: 0,
     persists: 0,
     decisions: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    compactions: 0,
   };
   private readonly mailbox: Array<Message | (() => Output)> = [];
   private readonly mailboxMax: number;
@@ -90,6 +110,8 @@ export class Driver<R extends RoleLike> {
   /** Messages waiting for the sync that covers the writes they depend on. */
   private afterSync: Envelope[] = [];
   private dirty = false;
+  /** A snapshot was persisted: the next flush compacts storage instead of a plain sync. */
+  private compactDue = false;
   private stopped = false;
   /** stop() has released the transport and storage (also after a fatal error stopped the turns). */
   private closed = false;
@@ -174,16 +196,19 @@ export class Driver<R extends RoleLike> {
     const { role, storage } = this.options;
     const send: Envelope[] = [];
     const sendAfterPersist: Envelope[] = [];
-    const decided: Decision[] = [];
+    /** Decisions and installed snapshots, in the order the role produced them. */
+    const delivered: Array<Decision | Snapshot> = [];
     let persisted = false;
     const take = (output: Output) => {
       if (output.persist !== null) {
         storage.append(output.persist);
         persisted = true;
+        if (output.persist.snapshot !== undefined) this.compactDue = true;
       }
       for (const envelope of output.send) send.push(envelope);
       for (const envelope of output.sendAfterPersist) sendAfterPersist.push(envelope);
-      for (const decision of output.decided) decided.push(decision);
+      if (output.snapshot !== null) delivered.push(output.snapshot);
+      for (const decision of output.decided) delivered.push(decision);
     };
     try {
       // A bounded share per turn: timers, sockets and syncs get their turn too, so a leader under a
@@ -193,6 +218,17 @@ export class Driver<R extends RoleLike> {
       while (this.ticksDue > 0) {
         this.ticksDue--;
         take(role.tick());
+      }
+      // The application sees this turn's decisions now: a snapshot taken below must include them.
+      this.deliver(delivered);
+      const machine = this.options.stateMachine;
+      if (machine !== undefined && role.snapshotDue === true && role.snapshot !== undefined) {
+        const out = role.snapshot(machine.snapshot());
+        take(out);
+        if (out.persist?.snapshot !== undefined) {
+          this.stats.snapshotsTaken++;
+          this.options.onSnapshot?.(out.persist.snapshot, "taken");
+        }
       }
     } catch (error) {
       this.fatal(error);
@@ -214,12 +250,24 @@ export class Driver<R extends RoleLike> {
     } else {
       for (const envelope of sendAfterPersist) this.send(envelope);
     }
-    for (const decision of decided) {
-      this.stats.decisions++;
-      this.options.onDecision?.(decision);
-    }
     this.options.onTurnEnd?.(role);
     if (this.mailbox.length > 0) this.schedule();
+  }
+
+  /** Hands decisions and installed snapshots to the application, in order. */
+  private deliver(delivered: ReadonlyArray<Decision | Snapshot>): void {
+    const machine = this.options.stateMachine;
+    for (const item of delivered) {
+      if ("sessions" in item) {
+        this.stats.snapshotsInstalled++;
+        machine?.restore(item.app, item.slot);
+        this.options.onSnapshot?.(item, "installed");
+        continue;
+      }
+      this.stats.decisions++;
+      machine?.apply(item);
+      this.options.onDecision?.(item);
+    }
   }
 
   /** Group commit: one sync at a time; whatever was appended meanwhile rides the next one. */
@@ -232,7 +280,13 @@ export class Driver<R extends RoleLike> {
         this.afterSync = [];
         if (this.dirty) {
           this.dirty = false;
-          await this.options.storage.sync();
+          if (this.compactDue) {
+            // The snapshot replaces the log below it: rewrite the state compactly (this also makes
+            // everything appended so far durable) and free what it replaces.
+            this.compactDue = false;
+            await this.options.storage.compact();
+            this.stats.compactions++;
+          } else await this.options.storage.sync();
         }
         if (this.stopped) return;
         for (const envelope of batch) this.send(envelope);

@@ -5,8 +5,10 @@ export {
   type ClusterNode,
   COURSE_GROUPS,
   type CourseConfig,
+  DEFAULT_SNAPSHOT_LOG_BYTES,
   parseClusterConfig,
   parseCourseConfig,
 } from "./config.js";
 export { describeMessage } from "./describe.js";
 export { Driver, type DriverOptions, type DriverStats, type RoleLike } from "./driver.js";
+export { DigestMachine, type StateMachine } from "./state-machine.js";

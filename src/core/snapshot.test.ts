@@ -1,0 +1,323 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Acceptor } from "./acceptor.js";
+import { ballot } from "./ballot.js";
+import { Learner, type LearnerOptions } from "./learner.js";
+import type { Command, Decision, Envelope, Message, SlotValue, Value } from "./messages.js";
+import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
+import { Prng } from "./prng.js";
+import { createQuorumSystem, type QuorumSystem } from "./quorum.js";
+import { Replica } from "./replica.js";
+import { SessionTable } from "./sessions.js";
+import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
+
+function majorityOf(count: number): QuorumSystem {
+  const result = createQuorumSystem(
+    Array.from({ length: count }, (_, i) => ({ id: i + 1 })),
+    { kind: "majority" },
+  );
+  assert.ok(result.ok);
+  return result.value;
+}
+
+const QUORUM = majorityOf(3);
+const cmd = (client: number, seq: number, payload = `c${client}s${seq}`): Command => ({
+  client,
+  seq,
+  payload,
+});
+const val = (...commands: Command[]): Value => ({ commands });
+const slots = (from: number, to: number): SlotValue[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => ({ slot: from + i, value: val(cmd(7, from + i)) }));
+
+/** Small chunks, so that a snapshot takes several chunks and several requests. */
+const SMALL = { snapshotChunkUnits: 8, snapshotChunksPerRequest: 2 };
+
+function learner(id: number, options: Partial<LearnerOptions> = {}): Learner {
+  return new Learner({ id, quorum: QUORUM, catchupTicks: 2, limits: SMALL, ...options });
+}
+
+/**
+ * Delivers every message addressed to learners among `learners` (by id), in order, until none is
+ * left; `drop` may refuse some. Returns what each learner output, merged.
+ */
+function route(
+  learners: Map<number, Learner>,
+  first: Map<number, Output>,
+  drop: (message: Message) => boolean = () => false,
+): Map<number, Output> {
+  const merged = new Map<number, Output>();
+  const queue: Array<{ to: number; message: Message }> = [];
+  const take = (from: number, output: Output) => {
+    mergeOutput(merged.get(from) ?? (merged.set(from, emptyOutput()).get(from) as Output), output);
+    for (const envelope of output.send) {
+      for (const [id] of learners)
+        if (deliverable(envelope, id, from)) queue.push({ to: id, message: envelope.message });
+    }
+  };
+  for (const [id, output] of first) take(id, output);
+  for (let steps = 0; queue.length > 0; steps++) {
+    assert.ok(steps < 10_000, "routing does not settle");
+    const { to, message } = queue.shift() as { to: number; message: Message };
+    if (drop(message)) continue;
+    take(to, (learners.get(to) as Learner).step(message));
+  }
+  return merged;
+}
+
+function deliverable(envelope: Envelope, id: number, from: number): boolean {
+  if (envelope.to.role !== "learner") return false;
+  return envelope.to.id === undefined ? id !== from : envelope.to.id === id;
+}
+
+describe("snapshot encoding", () => {
+  it("round-trips, app text verbatim (newlines, surrogate pairs)", () => {
+    const snapshot: Snapshot = { slot: 42, sessions: [7, 1, 1, 9], app: 'line1\nline2 "q" 😀' };
+    const decoded = decodeSnapshot(encodeSnapshot(snapshot));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.value, snapshot);
+  });
+
+  it("refuses damaged texts with a reason", () => {
+    assert.deepEqual(decodeSnapshot("no header"), { ok: false, error: "snapshot has no header line" });
+    assert.equal(decodeSnapshot("{nope\nx").ok, false);
+    assert.equal(decodeSnapshot('{"slot":0,"sessions":[]}\nx').ok, false);
+    assert.equal(decodeSnapshot('{"slot":3,"sessions":[-1]}\nx').ok, false);
+  });
+
+  it("chunks never split a surrogate pair", () => {
+    const text = "ab😀cd😀😀e";
+    const pieces: string[] = [];
+    for (let at = 0; at < text.length; ) {
+      const end = chunkEnd(text, at, 3);
+      assert.ok(end > at);
+      pieces.push(text.slice(at, end));
+      at = end;
+    }
+    assert.equal(pieces.join(""), text);
+    for (const piece of pieces)
+      assert.ok(!/[\uD800-\uDBFF]$/.test(piece), `"${piece}" ends in a high surrogate`);
+  });
+
+  it("checksums differ for different texts", () => {
+    assert.notEqual(textChecksum("abc"), textChecksum("abd"));
+    assert.equal(textChecksum("abc"), textChecksum("abc"));
+  });
+});
+
+describe("SessionTable export and import", () => {
+  it("rebuilds the same table, least recently served order included", () => {
+    const table = new SessionTable(2, 4);
+    for (const [client, seq] of [
+      [1, 1],
+      [1, 2],
+      [2, 5],
+      [1, 4],
+    ] as const)
+      table.deliver(cmd(client, seq));
+    const copy = new SessionTable(2, 4);
+    assert.equal(copy.import(table.export()), null);
+    assert.deepEqual(copy.export(), table.export());
+    // The same next delivery evicts the same client (2 was served least recently) in both.
+    table.deliver(cmd(3, 1));
+    copy.deliver(cmd(3, 1));
+    assert.deepEqual(copy.export(), table.export());
+    assert.equal(copy.isDelivered(cmd(1, 2)), true);
+    assert.equal(copy.isDelivered(cmd(1, 3)), false);
+  });
+
+  it("refuses malformed lists and keeps its state", () => {
+    const table = new SessionTable(10, 10);
+    table.deliver(cmd(1, 1));
+    assert.match(table.import([1, 2, 1, 1]) ?? "", /cut short/);
+    assert.match(table.import([1, 2, 5, 6, 3, 4]) ?? "", /out of order/);
+    assert.match(table.import([1, 1, 1, 1, 1, 1, 2, 2]) ?? "", /twice/);
+    assert.equal(table.isDelivered(cmd(1, 1)), true);
+  });
+});
+
+describe("Learner snapshots", () => {
+  it("compact keeps logRetainSlots below the snapshot and persists it with a durable log", () => {
+    const a = learner(1, { durableLog: true, logRetainSlots: 3, snapshotLogBytes: 1 });
+    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    assert.equal(a.snapshotDue, true);
+    const out = a.compact("state@10");
+    assert.equal(a.snapshotDue, false);
+    assert.deepEqual(out.persist?.snapshot, { slot: 10, sessions: [7, 1, 1, 10], app: "state@10" });
+    assert.equal(a.firstHeldSlot, 8);
+    assert.equal(a.heldSlots, 3);
+    assert.equal(a.chosenValue(7), undefined);
+    assert.deepEqual(a.chosenValue(8), val(cmd(7, 8)));
+    // Nothing new delivered: no second snapshot.
+    assert.equal(a.compact("again").persist, null);
+  });
+
+  it("a peer behind the snapshot gets it in chunks, installs it, then learns the rest from the log", () => {
+    const a = learner(1, { logRetainSlots: 0 });
+    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    a.compact("the application's state as of slot ten");
+    a.step({ type: "decide", from: 9, entries: slots(11, 12) });
+    const b = learner(2, { durableLog: true });
+    b.noteDecidedThrough(12);
+    const learners = new Map([
+      [1, a],
+      [2, b],
+    ]);
+    const got = emptyOutput();
+    for (let tick = 0; tick < 3; tick++) {
+      const outputs = route(learners, new Map([[2, b.tick()]]));
+      mergeOutput(got, outputs.get(2) ?? emptyOutput());
+    }
+    assert.equal(b.deliveredThrough, 12);
+    assert.equal(b.snapshotsInstalled, 1);
+    assert.deepEqual(got.snapshot?.app, "the application's state as of slot ten");
+    assert.deepEqual(
+      got.decided.map((d: Decision) => d.slot),
+      [11, 12],
+    );
+    // The session table came with it: slot 5's command counts as delivered.
+    assert.equal(b.isDelivered(cmd(7, 5)), true);
+    assert.equal(got.persist?.snapshot?.slot, 10);
+    assert.deepEqual(
+      got.persist?.decided?.map((d) => d.slot),
+      [11, 12],
+    );
+  });
+
+  it("a transfer survives lost chunks: the stalled asker asks again from where it stopped", () => {
+    const a = learner(1, { logRetainSlots: 0 });
+    a.step({ type: "decide", from: 9, entries: slots(1, 30) });
+    a.compact("x".repeat(200));
+    const b = learner(2);
+    b.noteDecidedThrough(30);
+    const learners = new Map([
+      [1, a],
+      [2, b],
+    ]);
+    let chunks = 0;
+    const dropEveryThirdChunk = (message: Message) => message.type === "snapshot-chunk" && ++chunks % 3 === 0;
+    for (let tick = 0; tick < 200 && b.deliveredThrough < 30; tick++)
+      route(learners, new Map([[2, b.tick()]]), dropEveryThirdChunk);
+    assert.equal(b.deliveredThrough, 30);
+    assert.equal(b.currentSnapshot?.app, "x".repeat(200));
+  });
+
+  it("refuses a snapshot whose assembled text fails its checksum", () => {
+    const b = learner(2);
+    b.noteDecidedThrough(5);
+    const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
+    const out = b.step({
+      type: "snapshot-chunk",
+      from: 1,
+      slot: 5,
+      length: text.length,
+      checksum: textChecksum(text) ^ 1,
+      offset: 0,
+      data: text,
+    });
+    assert.equal(out.snapshot, null);
+    assert.equal(b.snapshotsRefused, 1);
+    assert.equal(b.deliveredThrough, 0);
+  });
+
+  it("ignores chunks of snapshots it is already past, and of older snapshots mid-transfer", () => {
+    const b = learner(2);
+    b.step({ type: "decide", from: 9, entries: slots(1, 3) });
+    const old = encodeSnapshot({ slot: 2, sessions: [], app: "" });
+    const out = b.step({
+      type: "snapshot-chunk",
+      from: 1,
+      slot: 2,
+      length: old.length,
+      checksum: textChecksum(old),
+      offset: 0,
+      data: old,
+    });
+    assert.equal(out.snapshot, null);
+    assert.equal(b.snapshotsRefused, 0);
+  });
+
+  it("restores from a snapshot and the log past it", () => {
+    const restored = learner(3, {
+      restoreSnapshot: { slot: 10, sessions: [7, 1, 1, 10], app: "s" },
+      restoreLog: [val(cmd(7, 11)), val(cmd(7, 10), cmd(7, 12))],
+    });
+    assert.equal(restored.deliveredThrough, 12);
+    const { snapshot, decisions } = restored.drainRestored();
+    assert.equal(snapshot?.slot, 10);
+    assert.deepEqual(
+      decisions.map((d) => [d.slot, d.commands.map((c) => c.seq)]),
+      [
+        [11, [11]],
+        [12, [12]],
+      ],
+    );
+    assert.deepEqual(restored.drainRestored(), { snapshot: null, decisions: [] });
+  });
+});
+
+describe("merging outputs and deltas with snapshots", () => {
+  it("a snapshot supersedes decisions at or below its slot", () => {
+    const target = emptyOutput();
+    target.decided.push({ slot: 4, value: val(), commands: [] });
+    mergeOutput(target, {
+      ...emptyOutput(),
+      snapshot: { slot: 9, sessions: [], app: "" },
+      decided: [{ slot: 10, value: val(), commands: [] }],
+    });
+    assert.deepEqual(
+      target.decided.map((d) => d.slot),
+      [10],
+    );
+    const delta = mergeDelta(
+      { decided: slots(3, 4) },
+      { snapshot: { slot: 4, sessions: [], app: "" }, floorSlot: 5 },
+    );
+    assert.deepEqual(delta?.decided, []);
+    assert.equal(delta?.floorSlot, 5);
+  });
+});
+
+describe("acceptor trimming after a snapshot", () => {
+  it("drops votes below the floor, persists the floor, and reports it in promises", () => {
+    const acceptor = new Acceptor({ id: 1 });
+    for (const slot of [1, 2, 3, 4])
+      acceptor.step({ type: "accept", from: 1, ballot: ballot(1, 1), slot, value: val(cmd(1, slot)) });
+    const out = acceptor.trimBelow(3);
+    assert.deepEqual(out.persist, { floorSlot: 3 });
+    assert.equal(acceptor.voteCount, 2);
+    assert.equal(acceptor.trimBelow(2).persist, null);
+    const promise = acceptor.step({ type: "prepare", from: 2, ballot: ballot(2, 2), firstSlot: 1 });
+    const message = promise.sendAfterPersist[0]?.message;
+    assert.ok(message?.type === "promise");
+    assert.equal(message.floorSlot, 3);
+    assert.deepEqual(
+      message.accepted.map((entry) => entry.slot),
+      [3, 4],
+    );
+  });
+
+  it("a replica's snapshot trims its acceptor in the same persisted delta", () => {
+    const replica = new Replica({ id: 1, quorum: QUORUM, prng: new Prng(1), snapshotLogBytes: 1 });
+    const acceptor = replica.acceptor as Acceptor;
+    for (const slot of [1, 2, 3]) {
+      const accept = {
+        type: "accept" as const,
+        from: 2,
+        ballot: ballot(1, 2),
+        slot,
+        value: val(cmd(1, slot)),
+      };
+      replica.step(accept);
+      for (const from of [2, 3])
+        replica.step({ type: "accepted", from, ballot: ballot(1, 2), slot, value: null });
+    }
+    assert.equal(replica.learner.deliveredThrough, 3);
+    assert.equal(replica.snapshotDue, true);
+    const out = replica.snapshot("app@3");
+    assert.equal(out.persist?.snapshot?.slot, 3);
+    assert.equal(out.persist?.floorSlot, 4);
+    assert.equal(acceptor.voteCount, 0);
+    assert.equal(replica.state().snapshot?.app, "app@3");
+  });
+});
