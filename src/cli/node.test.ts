@@ -324,8 +324,12 @@ describe("paxos node snapshots", () => {
       const ports = await freePorts("udp", 3);
       const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
       const configPath = join(temp.dir, "cluster.json");
-      // Tiny snapshots (about 30 values each) and no log kept below them: a node behind needs one.
-      writeFileSync(configPath, JSON.stringify({ nodes, snapshotLogBytes: 3000, logRetainSlots: 0 }));
+      // Small batches (so there are many slots), tiny snapshots (about 30 values each) and no log kept
+      // below them: a node that was down needs a snapshot.
+      writeFileSync(
+        configPath,
+        JSON.stringify({ nodes, batchCommandsMax: 10, snapshotLogBytes: 3000, logRetainSlots: 0 }),
+      );
       const dataOf = (id: number) => join(temp.dir, `node-${id}`);
       const startNode = (id: number) =>
         processes.start(`node ${id}`, [
@@ -342,10 +346,16 @@ describe("paxos node snapshots", () => {
       const third = procs[2] as Proc;
       await processes.stop(third);
 
-      const values = Array.from({ length: 300 }, (_, i) => `snapshot value ${i + 1}`);
-      const client = processes.start("client 9", ["client", "9", configPath], { stdin: true });
-      client.child.stdin?.end(`${values.join("\n")}\n`);
-      assert.deepEqual(await client.exited, { code: 0, signal: null }, client.stderr);
+      // Three clients one after another, each writing far more than one snapshot's worth: node 1
+      // takes at least one snapshot during each (it snapshots at most once per turn).
+      const values: string[] = [];
+      for (const id of [9, 10, 11]) {
+        const batch = Array.from({ length: 100 }, (_, i) => `client ${id} value ${i + 1}`);
+        values.push(...batch);
+        const client = processes.start(`client ${id}`, ["client", String(id), configPath], { stdin: true });
+        client.child.stdin?.end(`${batch.join("\n")}\n`);
+        assert.deepEqual(await client.exited, { code: 0, signal: null }, client.stderr);
+      }
       const [first, second] = procs as [Proc, Proc];
       await waitFor(() => records(first, "snapshot taken; log compacted").length >= 3, "node 1 to snapshot");
       // Compaction keeps one segment: the log below the snapshot is gone from disk.
@@ -359,7 +369,7 @@ describe("paxos node snapshots", () => {
       );
       // Values written now are decided after everything else: once node 3 prints them, it has caught up.
       const later = ["later 1", "later 2", "later 3"];
-      const client2 = processes.start("client 10", ["client", "10", configPath], { stdin: true });
+      const client2 = processes.start("client 12", ["client", "12", configPath], { stdin: true });
       client2.child.stdin?.end(`${later.join("\n")}\n`);
       assert.deepEqual(await client2.exited, { code: 0, signal: null }, client2.stderr);
       await waitFor(

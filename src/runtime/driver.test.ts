@@ -173,6 +173,8 @@ class GatedStorage implements Storage {
       segments: 0,
       diskBytes: 0,
       compactions: 0,
+      bytesSinceCheckpoint: 0,
+      checkpointBytes: 0,
     };
   }
 }

@@ -25,11 +25,13 @@ describe("MemoryStorage", () => {
       round: 1,
       trimmedBelowSlot: 0,
       rejoining: false,
+      snapshot: null,
       log: [],
     });
     assert.deepEqual(toReplicaState(reopened.value), {
       acceptor: { promised: { round: 1, node: 1 }, accepted: [vote(1, 1, "a")], floorSlot: 0 },
       round: 1,
+      snapshot: null,
       log: [],
     });
   });
@@ -53,5 +55,58 @@ describe("MemoryStorage", () => {
     assert.deepEqual(storage.state().accepted, [vote(2, 2, "c"), vote(3, 2, "d")]);
     assert.equal(storage.state().trimmedBelowSlot, 2);
     assert.equal(storage.stats.compactions, 1);
+  });
+
+  it("keeps the newest snapshot and the log past it, and drops an unsynced snapshot on reopen", async () => {
+    const storage = new MemoryStorage();
+    await storage.open();
+    const decided = (slot: number) => ({
+      slot,
+      value: { commands: [{ client: 1, seq: slot, payload: `d${slot}` }] },
+    });
+    storage.append({ accepted: [vote(1, 1, "a"), vote(2, 1, "b"), vote(3, 1, "c")] });
+    storage.append({ decided: [decided(1), decided(2), decided(3)] });
+    storage.append({ snapshot: { slot: 2, sessions: [1, 1, 1, 2], app: "two ✓ 🎉" }, floorSlot: 3 });
+    await storage.sync();
+    storage.append({ snapshot: { slot: 3, sessions: [], app: "lost" }, floorSlot: 4 });
+    const reopened = await storage.open();
+    assert.ok(reopened.ok);
+    assert.deepEqual(reopened.value.snapshot, { slot: 2, sessions: [1, 1, 1, 2], app: "two ✓ 🎉" });
+    assert.deepEqual(reopened.value.log, [decided(3).value]);
+    assert.deepEqual(
+      reopened.value.accepted.map((entry) => entry.slot),
+      [3],
+    );
+    assert.deepEqual(toReplicaState(reopened.value).snapshot, reopened.value.snapshot);
+    await storage.compact();
+    assert.deepEqual(storage.state(), reopened.value, "compaction changes nothing held");
+  });
+
+  it("stays bounded over 20,000 slots with a snapshot every 500 and a compaction after each", async () => {
+    const storage = new MemoryStorage();
+    await storage.open();
+    let logMax = 0;
+    let votesMax = 0;
+    for (let slot = 1; slot <= 20_000; slot++) {
+      const value = { commands: [{ client: 1, seq: slot, payload: `v${slot}` }] };
+      storage.append({
+        accepted: [{ slot, ballot: { round: 1, node: 1 }, value }],
+        decided: [{ slot, value }],
+      });
+      if (slot % 500 === 0) {
+        storage.append({
+          snapshot: { slot, sessions: [1, 1, 1, slot], app: `through ${slot}` },
+          floorSlot: slot + 1,
+        });
+        await storage.compact();
+      } else if (slot % 50 === 0) {
+        await storage.sync();
+      }
+      logMax = Math.max(logMax, storage.state().log.length);
+      votesMax = Math.max(votesMax, storage.state().accepted.length);
+    }
+    assert.ok(logMax <= 500 && votesMax <= 500, `${logMax} decided slots, ${votesMax} votes`);
+    assert.equal(storage.state().snapshot?.slot, 20_000);
+    assert.equal(storage.stats.compactions, 40);
   });
 });

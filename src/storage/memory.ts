@@ -71,6 +71,8 @@ export class MemoryStorage implements Storage {
     return {
       records: this.counters.records,
       bytes: 0,
+      bytesSinceCheckpoint: 0,
+      checkpointBytes: 0,
       syncs: this.counters.syncs,
       directorySyncs: 0,
       lastSyncMs: 0,

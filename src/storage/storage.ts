@@ -1,4 +1,13 @@
-import type { AcceptedEntry, Ballot, DurableDelta, ReplicaState, Result, Value } from "../core/index.js";
+import type {
+  AcceptedEntry,
+  Ballot,
+  DurableDelta,
+  ReplicaState,
+  Result,
+  SlotValue,
+  Snapshot,
+  Value,
+} from "../core/index.js";
 import { assert, ZERO_BALLOT } from "../core/index.js";
 
 /**
@@ -22,7 +31,12 @@ export interface DurableState {
   readonly trimmedBelowSlot: number;
   /** The node lost or damaged its state and has not finished rejoining: it must not vote yet. */
   readonly rejoining: boolean;
-  /** The delivered log as far as it is contiguous from slot 1 (`log[i]` is slot i + 1). */
+  /** The newest snapshot persisted (null: none yet). It replaces the decided log through its slot. */
+  readonly snapshot: Snapshot | null;
+  /**
+   * The delivered log past the snapshot, as far as it is contiguous: `log[i]` is slot S + 1 + i, where
+   * S is the snapshot's slot (0 without one).
+   */
   readonly log: Value[];
 }
 
@@ -36,12 +50,21 @@ export type StorageError =
   /** The operating system refused (permissions, disk full, not a directory, ...). */
   | { readonly kind: "io"; readonly detail: string; readonly code?: string };
 
-/** Counters, for metrics and tests. All count from `open()`. */
+/** Counters, for metrics and tests. They count from `open()`; the sizes describe the log as it is. */
 export interface StorageStats {
   /** Records appended (a delta is one record unless it is very large). */
   readonly records: number;
   /** Encoded bytes appended, framing included (0 for storage that encodes nothing). */
   readonly bytes: number;
+  /**
+   * Encoded bytes in the log after its newest checkpoint (from its start without one), counting what
+   * `open()` found and what was appended since. With {@link checkpointBytes}, what a driver needs to
+   * decide when to `compact()`: compacting when this exceeds the checkpoint's size keeps the log
+   * within about twice the size of the state it holds.
+   */
+  readonly bytesSinceCheckpoint: number;
+  /** Encoded bytes of the newest checkpoint (0 if there is none): about the size of the state. */
+  readonly checkpointBytes: number;
   /** Data syncs of log files (`fdatasync`/`fsync`): one per group commit, plus rolls and compactions. */
   readonly syncs: number;
   /** Syncs of the log directory (after a segment is created or deleted). */
@@ -101,7 +124,9 @@ export interface Storage {
   sync(): Promise<void>;
   /**
    * Rewrites the durable state compactly (optionally dropping old votes) and frees the space of what
-   * it replaces. Also makes everything appended so far durable.
+   * it replaces: the newest snapshot, the decided log past it, the votes and the marks. Also makes
+   * everything appended so far durable. Cheap to ask for, costly to run with a large snapshot (it is
+   * written again): see `stats.bytesSinceCheckpoint`.
    */
   compact(options?: CompactOptions): Promise<void>;
   /**
@@ -117,23 +142,53 @@ export function toReplicaState(state: DurableState): ReplicaState {
   return {
     acceptor: { promised: state.promised, accepted: state.accepted, floorSlot: state.trimmedBelowSlot },
     round: state.round,
+    snapshot: state.snapshot,
     log: state.log,
   };
 }
 
 export function emptyDurableState(): DurableState {
-  return { promised: ZERO_BALLOT, accepted: [], round: 0, trimmedBelowSlot: 0, rejoining: false, log: [] };
+  return {
+    promised: ZERO_BALLOT,
+    accepted: [],
+    round: 0,
+    trimmedBelowSlot: 0,
+    rejoining: false,
+    snapshot: null,
+    log: [],
+  };
+}
+
+/**
+ * Everything a {@link DurableModel} holds, as a checkpoint writes it: unlike {@link DurableState}, the
+ * decided slots past a gap too, so that replaying a checkpoint rebuilds exactly the same model.
+ */
+export interface DurableImage {
+  readonly promised: Ballot;
+  readonly round: number;
+  readonly trimmedBelowSlot: number;
+  readonly rejoining: boolean;
+  readonly snapshot: Snapshot | null;
+  /** Decided slots past the snapshot, in slot order. */
+  readonly decided: SlotValue[];
+  /** Votes, in slot order. */
+  readonly accepted: AcceptedEntry[];
 }
 
 /**
  * The durable state as a sequence of deltas leaves it: the model both storages keep, and the
  * reference that property tests compare them with.
+ *
+ * Bounded when the node snapshots: decided slots are held only past the newest snapshot, votes only
+ * from the floor up (the floor rises with each snapshot, in the same delta).
  */
 export class DurableModel {
   promised: Ballot = ZERO_BALLOT;
   round = 0;
   trimmedBelowSlot = 0;
   rejoining = false;
+  /** The newest snapshot (named apart from `snapshot()`, which reads the whole state). */
+  private newestSnapshot: Snapshot | null = null;
   private readonly decided = new Map<number, Value>();
   private readonly votes = new Map<number, AcceptedEntry>();
 
@@ -142,13 +197,37 @@ export class DurableModel {
     return this.votes.size;
   }
 
+  /** Decided slots held (all past the snapshot). */
+  get decidedCount(): number {
+    return this.decided.size;
+  }
+
+  /** The slot of the newest snapshot (0: none). */
+  get snapshotSlot(): number {
+    return this.newestSnapshot?.slot ?? 0;
+  }
+
+  /** Applies a delta as `DurableDelta` says: the snapshot first, then the rest. */
   apply(delta: DurableDelta): void {
+    if (delta.snapshot !== undefined) this.install(delta.snapshot);
     if (delta.promised !== undefined) this.promised = delta.promised;
     if (delta.proposerRound !== undefined) this.round = delta.proposerRound;
     for (const entry of delta.accepted ?? []) this.votes.set(entry.slot, entry);
     if (delta.floorSlot !== undefined) this.trim(delta.floorSlot);
     if (delta.rejoining !== undefined) this.rejoining = delta.rejoining;
-    for (const { slot, value } of delta.decided ?? []) this.decided.set(slot, value);
+    const snapshotSlot = this.snapshotSlot;
+    // A slot at or below the snapshot is held in it: keeping its value too would only grow the model.
+    for (const { slot, value } of delta.decided ?? []) if (slot > snapshotSlot) this.decided.set(slot, value);
+  }
+
+  /**
+   * Makes `snapshot` the newest and drops the decided slots it covers. One below the current
+   * snapshot is ignored: snapshots never go backwards (the core never asks for that).
+   */
+  private install(snapshot: Snapshot): void {
+    if (snapshot.slot < this.snapshotSlot) return;
+    this.newestSnapshot = snapshot;
+    for (const slot of this.decided.keys()) if (slot <= snapshot.slot) this.decided.delete(slot);
   }
 
   /** Drops votes below `slot` (never un-drops: the mark only rises). */
@@ -159,34 +238,52 @@ export class DurableModel {
     for (const key of this.votes.keys()) if (key < slot) this.votes.delete(key);
   }
 
-  /** Replaces everything (a checkpoint starts here). */
-  reset(state: Omit<DurableState, "accepted" | "rejoining" | "log">): void {
-    this.promised = state.promised;
-    this.round = state.round;
-    this.trimmedBelowSlot = state.trimmedBelowSlot;
+  /** Replaces everything with the marks of a checkpoint: its body (snapshot, log, votes) follows. */
+  reset(marks: Pick<DurableImage, "promised" | "round" | "trimmedBelowSlot" | "rejoining">): void {
+    this.promised = marks.promised;
+    this.round = marks.round;
+    this.trimmedBelowSlot = marks.trimmedBelowSlot;
+    this.rejoining = marks.rejoining;
+    this.newestSnapshot = null;
+    this.decided.clear();
     this.votes.clear();
   }
 
   snapshot(): DurableState {
-    const accepted = [...this.votes.values()].sort((a, b) => a.slot - b.slot);
     return {
       promised: this.promised,
-      accepted,
+      accepted: this.sortedVotes(),
       round: this.round,
       trimmedBelowSlot: this.trimmedBelowSlot,
       rejoining: this.rejoining,
+      snapshot: this.newestSnapshot,
       log: this.contiguousLog(),
     };
   }
 
-  /** Decided slots held (checkpoints do not carry them yet: see `WalStorage.compact`). */
-  get decidedCount(): number {
-    return this.decided.size;
+  /** Everything held, for a checkpoint. */
+  image(): DurableImage {
+    const decided = [...this.decided.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([slot, value]) => ({ slot, value }));
+    return {
+      promised: this.promised,
+      round: this.round,
+      trimmedBelowSlot: this.trimmedBelowSlot,
+      rejoining: this.rejoining,
+      snapshot: this.newestSnapshot,
+      decided,
+      accepted: this.sortedVotes(),
+    };
+  }
+
+  private sortedVotes(): AcceptedEntry[] {
+    return [...this.votes.values()].sort((a, b) => a.slot - b.slot);
   }
 
   private contiguousLog(): Value[] {
     const log: Value[] = [];
-    for (let slot = 1; ; slot++) {
+    for (let slot = this.snapshotSlot + 1; ; slot++) {
       const value = this.decided.get(slot);
       if (value === undefined) return log;
       log.push(value);
@@ -203,5 +300,8 @@ export function copyDelta(delta: DurableDelta): DurableDelta {
     ...(delta.floorSlot !== undefined ? { floorSlot: delta.floorSlot } : {}),
     ...(delta.rejoining !== undefined ? { rejoining: delta.rejoining } : {}),
     ...(delta.decided !== undefined ? { decided: [...delta.decided] } : {}),
+    ...(delta.snapshot !== undefined
+      ? { snapshot: { ...delta.snapshot, sessions: [...delta.snapshot.sessions] } }
+      : {}),
   };
 }

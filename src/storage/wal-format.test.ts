@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import zlib from "node:zlib";
-import type { AcceptedEntry, DurableDelta } from "../core/index.js";
+import { type AcceptedEntry, type DurableDelta, isWellFormedUnicode, type Snapshot } from "../core/index.js";
 import { crc32 } from "./crc32.js";
 import {
   checkSegmentHeader,
+  DeltaAssembler,
+  type DeltaPart,
   encodeSegmentHeader,
   findRecordFrom,
   parseSegmentFileName,
+  RECORD_PAYLOAD_BYTES_MAX,
   RECORD_PAYLOAD_BYTES_TARGET,
   RecordBuffer,
   readRecordAt,
@@ -27,6 +30,32 @@ function decodeAll(buffer: RecordBuffer): WalRecord[] {
     at = read.next;
   }
   return records;
+}
+
+/** The deltas in `buffer`, each joined from its records (checkpoint records pass through). */
+function decodeDeltas(buffer: RecordBuffer): (DurableDelta | WalRecord)[] {
+  const assembler = new DeltaAssembler();
+  const out: (DurableDelta | WalRecord)[] = [];
+  for (const record of decodeAll(buffer)) {
+    if (record.type !== "delta") {
+      out.push(record);
+      continue;
+    }
+    const joined = assembler.add(record.part);
+    assert.ok(joined.ok, joined.ok ? "" : joined.error);
+    if (joined.value !== null) out.push(joined.value);
+  }
+  assert.ok(!assembler.open, "the last delta ends");
+  return out;
+}
+
+/** Payload lengths of the records in `buffer`. */
+function recordLengths(buffer: RecordBuffer): number[] {
+  const bytes = buffer.view();
+  const lengths: number[] = [];
+  for (let at = 0; at < bytes.length; at += 8 + (lengths.at(-1) as number))
+    lengths.push(bytes.readUInt32LE(at));
+  return lengths;
 }
 
 function entry(slot: number, round: number, payloads: string[]): AcceptedEntry {
@@ -111,11 +140,7 @@ describe("record encoding", () => {
     const buffer = new RecordBuffer(16);
     for (const delta of deltas) buffer.appendDelta(delta);
     assert.equal(buffer.records, deltas.length);
-    const records = decodeAll(buffer);
-    assert.deepEqual(
-      records.map((record) => (record.type === "delta" ? record.delta : record)),
-      deltas,
-    );
+    assert.deepEqual(decodeDeltas(buffer), deltas);
   });
 
   it("appends nothing for an empty delta", () => {
@@ -126,25 +151,162 @@ describe("record encoding", () => {
     assert.equal(buffer.records, 0);
   });
 
-  it("splits a delta with many votes into bounded records, promise first", () => {
+  it("splits a delta with many votes into bounded records, promise first, continued to the last", () => {
     const payload = "x".repeat(4000);
     const accepted = Array.from({ length: 300 }, (_, i) => entry(i + 1, 5, [payload, payload]));
+    const decided = accepted.map(({ slot, value }) => ({ slot: slot + 1000, value }));
     const buffer = new RecordBuffer();
-    buffer.appendDelta({ promised: { round: 5, node: 2 }, accepted });
-    assert.ok(buffer.records > 1, `${buffer.records} records`);
+    const delta: DurableDelta = { promised: { round: 5, node: 2 }, accepted, decided };
+    buffer.appendDelta(delta);
+    assert.ok(buffer.records > 4, `${buffer.records} records`);
     const records = decodeAll(buffer);
-    const first = records[0];
-    assert.ok(first?.type === "delta" && first.delta.promised?.round === 5);
-    const rejoined = records.flatMap((record) =>
-      record.type === "delta" ? (record.delta.accepted ?? []) : [],
+    const parts = records.map((record) => (record.type === "delta" ? record.part : assert.fail("a delta")));
+    assert.equal(parts[0]?.promised?.round, 5);
+    assert.ok(parts.slice(1).every((part) => part.promised === undefined));
+    assert.deepEqual(
+      parts.map((part) => part.continued),
+      parts.map((_, i) => i < parts.length - 1),
     );
-    assert.deepEqual(rejoined, accepted);
-    let at = 0;
-    for (let i = 0; i < records.length; i++) {
-      const length = buffer.view().readUInt32LE(at);
+    for (const [i, length] of recordLengths(buffer).entries()) {
       assert.ok(length <= RECORD_PAYLOAD_BYTES_TARGET, `record ${i} is ${length} bytes`);
-      at += 8 + length;
     }
+    assert.deepEqual(decodeDeltas(buffer), [delta]);
+  });
+
+  it("round-trips snapshots: empty, non-ASCII, surrogate pairs, lone surrogates, with a floor and the log past it", () => {
+    const deltas: DurableDelta[] = [
+      { snapshot: { slot: 1, sessions: [], app: "" } },
+      {
+        snapshot: {
+          slot: 2 ** 40,
+          sessions: [7, 1, 0, Number.MAX_SAFE_INTEGER],
+          app: "héllo ✓ 🎉 \uD800 \uDC00",
+        },
+        floorSlot: 2 ** 40 + 1,
+        promised: { round: 3, node: 1 },
+        decided: [{ slot: 2 ** 40 + 1, value: entry(1, 0, ["next"]).value }],
+      },
+      { snapshot: { slot: 9, sessions: [1, 1, 5, 9], app: "{}" }, rejoining: false },
+    ];
+    const buffer = new RecordBuffer(16);
+    for (const delta of deltas) buffer.appendDelta(delta);
+    assert.equal(buffer.records, deltas.length, "small snapshots take one record each");
+    assert.deepEqual(decodeDeltas(buffer), deltas);
+  });
+
+  it("splits a large snapshot into records of about the target size, cut between code points", () => {
+    // ASCII (1 byte a unit), CJK (3), emoji (surrogate pairs: 4 bytes for 2 units), and a state
+    // with lone surrogates, stored as UTF-16 (2 bytes a unit).
+    const states = [
+      "a".repeat(3 * RECORD_PAYLOAD_BYTES_TARGET + 17),
+      "漢字".repeat(600_000),
+      `x${"🎉".repeat(700_000)}`,
+      "\uD800ab".repeat(400_000),
+    ];
+    const sessions = Array.from({ length: 300_000 }, (_, i) => i * 1000);
+    for (const app of states) {
+      const snapshot: Snapshot = { slot: 77, sessions, app };
+      const delta: DurableDelta = { snapshot, floorSlot: 78, promised: { round: 2, node: 2 } };
+      const buffer = new RecordBuffer();
+      buffer.appendDelta(delta);
+      const lengths = recordLengths(buffer);
+      assert.ok(lengths.length >= 3, `${lengths.length} records`);
+      for (const length of lengths) {
+        assert.ok(length <= RECORD_PAYLOAD_BYTES_TARGET, `a record of ${length} bytes`);
+        assert.ok(length <= RECORD_PAYLOAD_BYTES_MAX);
+      }
+      // Records are well filled: no more than one more than the bytes strictly need.
+      const bytes = lengths.reduce((sum, length) => sum + length, 0);
+      assert.ok(
+        lengths.length <= Math.ceil(bytes / RECORD_PAYLOAD_BYTES_TARGET) + 1,
+        `${lengths.length} records`,
+      );
+      const parts = decodeAll(buffer).map((record) =>
+        record.type === "delta" ? record.part : assert.fail(),
+      );
+      assert.deepEqual(parts[0]?.snapshotHead, {
+        slot: 77,
+        sessionCount: sessions.length,
+        appUnits: app.length,
+      });
+      assert.equal(parts[0]?.floorSlot, 78, "the floor travels in the first record");
+      if (isWellFormedUnicode(app)) {
+        for (const part of parts) assert.ok(isWellFormedUnicode(part.appPiece ?? ""), "never inside a pair");
+      }
+      const joined = decodeDeltas(buffer)[0] as DurableDelta;
+      assert.equal(joined.snapshot?.app, app);
+      assert.deepEqual(joined.snapshot?.sessions, sessions);
+      assert.equal(joined.floorSlot, 78);
+    }
+  });
+
+  it("round-trips a checkpoint: begin with the marks and counts, one delta, end", () => {
+    const image = {
+      promised: { round: 4, node: 2 },
+      round: 9,
+      trimmedBelowSlot: 11,
+      rejoining: true,
+      snapshot: { slot: 10, sessions: [3, 1, 1, 4], app: "state ✓" },
+      decided: [
+        { slot: 11, value: entry(11, 0, ["a"]).value },
+        { slot: 13, value: entry(13, 0, ["b"]).value },
+      ],
+      accepted: [entry(11, 4, ["a"]), entry(12, 4, ["c"])],
+    };
+    const buffer = new RecordBuffer();
+    buffer.appendCheckpoint(image);
+    const counts = { votes: 2, decided: 2, snapshotSlot: 10 };
+    assert.deepEqual(decodeDeltas(buffer), [
+      {
+        type: "checkpoint-begin",
+        marks: { promised: image.promised, round: 9, trimmedBelowSlot: 11, rejoining: true },
+        counts,
+      },
+      { snapshot: image.snapshot, accepted: image.accepted, decided: image.decided },
+      { type: "checkpoint-end", counts },
+    ]);
+    const empty = new RecordBuffer();
+    empty.appendCheckpoint({ ...image, rejoining: false, snapshot: null, decided: [], accepted: [] });
+    assert.equal(empty.records, 2, "an empty body takes no record");
+  });
+
+  it("joins only parts that fit together", () => {
+    const fails = (parts: DeltaPart[], pattern: RegExp) => {
+      const assembler = new DeltaAssembler();
+      for (const [i, part] of parts.entries()) {
+        const joined = assembler.add(part);
+        if (!joined.ok) {
+          assert.match(joined.error, pattern);
+          assert.ok(!assembler.open, "a failure leaves nothing half joined");
+          return;
+        }
+        assert.ok(i < parts.length - 1, "should have failed");
+      }
+    };
+    const head = { slot: 5, sessionCount: 2, appUnits: 3 };
+    fails(
+      [
+        { continued: true, proposerRound: 1 },
+        { continued: false, proposerRound: 2 },
+      ],
+      /only its first/,
+    );
+    fails([{ continued: true, sessions: [1] }], /without its head/);
+    fails(
+      [
+        { continued: true, snapshotHead: head },
+        { continued: false, appPiece: "abcd" },
+      ],
+      /3 code units/,
+    );
+    fails([{ continued: false, snapshotHead: head, sessions: [1, 2], appPiece: "ab" }], /2 of 3 code units/);
+    fails(
+      [
+        { continued: true, snapshotHead: head },
+        { continued: false, sessions: [1, 2, 3] },
+      ],
+      /2 sessions/,
+    );
   });
 
   it("rejects a malformed delta and leaves the buffer as it was", () => {
@@ -156,6 +318,11 @@ describe("record encoding", () => {
       RangeError,
     );
     assert.throws(() => buffer.appendDelta({ proposerRound: 1.5 }), RangeError);
+    assert.throws(() => buffer.appendDelta({ snapshot: { slot: 0, sessions: [], app: "" } }), RangeError);
+    assert.throws(
+      () => buffer.appendDelta({ snapshot: { slot: 3, sessions: [1, -1], app: "x".repeat(3_000_000) } }),
+      RangeError,
+    );
     assert.deepEqual(buffer.view(), before);
     assert.equal(buffer.records, 1);
   });

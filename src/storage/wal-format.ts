@@ -4,7 +4,7 @@
  *
  * Segment file `wal-NNNNNNNN.log` (8 decimal digits, numbered from 1, never reused):
  *
- *   header  16 bytes   "PXWL" | u32 version (1) | u32 segment number | u32 CRC-32 of the first 12 bytes
+ *   header  16 bytes   "PXWL" | u32 version (2) | u32 segment number | u32 CRC-32 of the first 12 bytes
  *   record  ...        u32 payload length | u32 checksum | payload                (little-endian)
  *
  * A record's checksum is the CRC-32 (IEEE) of its position, then its payload: of the 12 bytes
@@ -22,31 +22,54 @@
  *   command  = client seq payload:string
  *   value    = commandCount command*
  *   entry    = slot ballot value
- *   1 delta            = flags(u8: 1 promised, 2 proposerRound, 4 accepted, 8 floorSlot, 16 rejoining,
- *                          32 rejoined, 64 decided) [ballot] [round] [count entry*] [floorSlot]
- *                          [count (slot zero-ballot value)*]
- *   2 checkpoint-begin = promised:ballot round trimmedBelowSlot entryCount
- *   3 checkpoint-end   = entryCount
+ *   1 delta            = flags [promised:ballot] [round] [floorSlot]
+ *                        [snapshot head: slot sessionCount appUnits]
+ *                        [sessions: count session*] [app piece: string]
+ *                        [votes: count entry*] [decided: count (slot value)*]
+ *                        flags (a varint): 1 promised, 2 proposerRound, 4 floorSlot, 8 rejoining,
+ *                        16 rejoined, 32 snapshot head, 64 sessions, 128 app piece, 256 votes,
+ *                        512 decided, 1024 continued
+ *   2 checkpoint-begin = promised:ballot round trimmedBelowSlot rejoining:u8 counts
+ *   3 checkpoint-end   = counts
+ *   counts             = votes decidedSlots snapshotSlot (0: no snapshot)
  *
- * A checkpoint is `checkpoint-begin`, delta records holding only votes, `checkpoint-end`, always at the
- * start of a segment; replay resets the state at its begin. A length of 0 is invalid, so a tail of
- * zeros (a crash after the file grew but before its data reached the disk) never parses as records.
+ * One delta is one record, or several when it is large (a snapshot's application state can be
+ * hundreds of MiB): every record but the last has the `continued` flag. The first record holds the
+ * marks (promise, round, floor, rejoin) and the snapshot's head; each record may hold a run of the
+ * session list, a piece of the application state (cut between UTF-16 code units, never inside a
+ * surrogate pair) and runs of the votes and decided slots. Replay applies a delta only at its last
+ * record, so a torn tail never leaves part of a delta: never half a snapshot, never a floor without
+ * the snapshot that raised it.
+ *
+ * A checkpoint is `checkpoint-begin`, one delta holding only the snapshot, votes and decided slots,
+ * then `checkpoint-end`, always at the start of a segment; replay resets the state at its begin. A
+ * length of 0 is invalid, so a tail of zeros (a crash after the file grew but before its data reached
+ * the disk) never parses as records.
  */
-import type { AcceptedEntry, Ballot, Command, DurableDelta, SlotValue, Value } from "../core/index.js";
-import { valueBytesEstimate, ZERO_BALLOT } from "../core/index.js";
+import type {
+  AcceptedEntry,
+  Ballot,
+  Command,
+  DurableDelta,
+  Result,
+  SlotValue,
+  Value,
+} from "../core/index.js";
+import { chunkEnd, err, isWellFormedUnicode, ok, valueBytesEstimate } from "../core/index.js";
 import { crc32 } from "./crc32.js";
-import type { DurableState } from "./storage.js";
+import type { DurableImage } from "./storage.js";
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const SEGMENT_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 8;
 /**
- * Largest record payload accepted when reading. One vote's value is at most a batch (48 KiB by
- * default, a few MiB if limits are raised), so 64 MiB only stops a damaged length field from making
- * us allocate gigabytes.
+ * Largest record payload accepted when reading. Records are cut at about
+ * {@link RECORD_PAYLOAD_BYTES_TARGET}; only one vote or decided value larger than that (a batch is
+ * 48 KiB by default, a few MiB if limits are raised) makes a larger one. 64 MiB only stops a damaged
+ * length field from making us allocate gigabytes.
  */
 export const RECORD_PAYLOAD_BYTES_MAX = 64 * 1024 * 1024;
-/** Large deltas (many votes) are split into records of about this size, to keep each one bounded. */
+/** Large deltas (many votes, a snapshot) are split into records of about this size. */
 export const RECORD_PAYLOAD_BYTES_TARGET = 1024 * 1024;
 
 const MAGIC = Buffer.from("PXWL", "latin1");
@@ -55,23 +78,70 @@ const TYPE_CHECKPOINT_BEGIN = 2;
 const TYPE_CHECKPOINT_END = 3;
 const FLAG_PROMISED = 1;
 const FLAG_ROUND = 2;
-const FLAG_ACCEPTED = 4;
-const FLAG_FLOOR = 8;
-const FLAG_REJOINING = 16;
-const FLAG_REJOINED = 32;
-const FLAG_DECIDED = 64;
+const FLAG_FLOOR = 4;
+const FLAG_REJOINING = 8;
+const FLAG_REJOINED = 16;
+const FLAG_SNAPSHOT = 32;
+const FLAG_SESSIONS = 64;
+const FLAG_APP = 128;
+const FLAG_ACCEPTED = 256;
+const FLAG_DECIDED = 512;
+const FLAG_CONTINUED = 1024;
+const FLAGS_ALL = 2047;
+/** Generous size of a first record's marks and snapshot head, so that records stay under the target. */
+const HEAD_BYTES_ESTIMATE = 64;
+/** The same for what every delta record has: type, flags, four list counts and a string's length. */
+const PART_BYTES_ESTIMATE = 48;
+/** Most bytes of one varint (a safe integer in 7-bit groups). */
+const VARINT_BYTES_MAX = 8;
+/** A piece of the application state smaller than this waits for the next record instead. */
+const APP_PIECE_BYTES_MIN = 64 * 1024;
+
+/** A snapshot's head: what its pieces (in this and later records of the delta) must add up to. */
+export interface SnapshotHead {
+  readonly slot: number;
+  /** Length of the session list. */
+  readonly sessionCount: number;
+  /** Length of the application state in UTF-16 code units. */
+  readonly appUnits: number;
+}
+
+/** What one record holds of a delta (see the format above); {@link DeltaAssembler} joins them. */
+export interface DeltaPart {
+  readonly promised?: Ballot;
+  readonly proposerRound?: number;
+  readonly floorSlot?: number;
+  readonly rejoining?: boolean;
+  readonly snapshotHead?: SnapshotHead;
+  readonly sessions?: number[];
+  readonly appPiece?: string;
+  readonly accepted?: AcceptedEntry[];
+  readonly decided?: SlotValue[];
+  /** More records of this delta follow. */
+  readonly continued: boolean;
+}
+
+/** A checkpoint's marks: the state's scalars, which its begin record carries. */
+export interface CheckpointMarks {
+  readonly promised: Ballot;
+  readonly round: number;
+  readonly trimmedBelowSlot: number;
+  readonly rejoining: boolean;
+}
+
+/** What a checkpoint's body holds, in its begin and again in its end. */
+export interface CheckpointCounts {
+  readonly votes: number;
+  readonly decided: number;
+  /** The snapshot's slot, 0 without one. */
+  readonly snapshotSlot: number;
+}
 
 /** A decoded record. */
 export type WalRecord =
-  | { readonly type: "delta"; readonly delta: DurableDelta }
-  | {
-      readonly type: "checkpoint-begin";
-      readonly promised: Ballot;
-      readonly round: number;
-      readonly trimmedBelowSlot: number;
-      readonly entries: number;
-    }
-  | { readonly type: "checkpoint-end"; readonly entries: number };
+  | { readonly type: "delta"; readonly part: DeltaPart }
+  | { readonly type: "checkpoint-begin"; readonly marks: CheckpointMarks; readonly counts: CheckpointCounts }
+  | { readonly type: "checkpoint-end"; readonly counts: CheckpointCounts };
 
 export function segmentFileName(segment: number): string {
   return `wal-${String(segment).padStart(8, "0")}.log`;
@@ -117,10 +187,106 @@ function fail(message: string): never {
   throw new RangeError(message);
 }
 
-// A surrogate at all (fast check), then a lone one (a high not followed by a low, or a low not
-// preceded by a high). No `u` flag: these match UTF-16 code units.
-const SURROGATE = /[\uD800-\uDFFF]/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** How a string is stored: UTF-8, or raw UTF-16 when it holds a lone surrogate. */
+function stringEncoding(text: string): { readonly utf16: boolean; readonly byteLength: number } {
+  if (!isWellFormedUnicode(text)) return { utf16: true, byteLength: text.length * 2 };
+  return { utf16: false, byteLength: Buffer.byteLength(text, "utf8") };
+}
+
+/**
+ * Where a piece of `text` from `offset` ends so that it encodes in at most `budgetBytes` (at least
+ * one code unit, so every record makes progress). Cut with `chunkEnd`, never inside a surrogate
+ * pair, so a well-formed state goes as UTF-8 piece by piece; any cut would still round-trip exactly,
+ * since pieces are only ever joined back in order.
+ */
+function pieceEnd(text: string, offset: number, budgetBytes: number): { end: number; bytes: number } {
+  let units = Math.max(1, budgetBytes);
+  for (;;) {
+    const end = chunkEnd(text, offset, units);
+    const bytes = stringEncoding(text.slice(offset, end)).byteLength;
+    if (bytes <= budgetBytes || end - offset <= 1) return { end, bytes };
+    // Too many bytes a unit for this budget: shrink in proportion (strictly, so this ends).
+    units = Math.max(1, Math.min(end - offset - 1, Math.floor(((end - offset) * budgetBytes) / bytes)));
+  }
+}
+
+/**
+ * The end of the run of `items` from `from` whose estimated sizes fit in `budgetBytes`, and their
+ * size. Takes at least one item when `mustTake` (a record that would otherwise be empty), so every
+ * record makes progress: one item larger than the budget goes alone.
+ */
+function fit<T>(
+  items: readonly T[],
+  from: number,
+  budgetBytes: number,
+  mustTake: boolean,
+  bytesOf: (item: T) => number,
+): { end: number; bytes: number } {
+  let end = from;
+  let bytes = 0;
+  while (end < items.length) {
+    const size = bytesOf(items[end] as T);
+    if (bytes + size > budgetBytes && !(mustTake && end === from)) break;
+    bytes += size;
+    end++;
+  }
+  return { end, bytes };
+}
+
+/** What a delta splits across records: the snapshot's session list and state, votes, decided slots. */
+interface DeltaLists {
+  readonly sessions: readonly number[];
+  readonly app: string;
+  readonly accepted: readonly AcceptedEntry[];
+  readonly decided: readonly SlotValue[];
+}
+
+/** A place in a delta's lists (indexes, and code units of the state): where a record's share ends. */
+interface DeltaCursor {
+  readonly session: number;
+  readonly unit: number;
+  readonly vote: number;
+  readonly slot: number;
+}
+
+/**
+ * Where the record that starts at `from` ends: as much of each list, in order, as fits in about
+ * {@link RECORD_PAYLOAD_BYTES_TARGET}. `holdsMarks`: the record already holds the marks (so it is
+ * not empty even if it takes nothing else); `first`: room is kept for them and the snapshot's head.
+ */
+function nextShare(lists: DeltaLists, from: DeltaCursor, holdsMarks: boolean, first: boolean): DeltaCursor {
+  let budgetBytes = RECORD_PAYLOAD_BYTES_TARGET - PART_BYTES_ESTIMATE - (first ? HEAD_BYTES_ESTIMATE : 0);
+  let holds = holdsMarks;
+  const sessions = fit(lists.sessions, from.session, budgetBytes, !holds, varintBytes);
+  budgetBytes -= sessions.bytes;
+  holds ||= sessions.end > from.session;
+  let unit = from.unit;
+  // A small leftover budget is not worth a piece: the state goes on in the next record.
+  if (unit < lists.app.length && (!holds || budgetBytes >= APP_PIECE_BYTES_MIN)) {
+    const piece = pieceEnd(lists.app, unit, budgetBytes);
+    unit = piece.end;
+    budgetBytes -= piece.bytes;
+    holds = true;
+  }
+  const votes = fit(lists.accepted, from.vote, budgetBytes, !holds, entryBytes);
+  budgetBytes -= votes.bytes;
+  holds ||= votes.end > from.vote;
+  const decided = fit(lists.decided, from.slot, budgetBytes, !holds, entryBytes);
+  return { session: sessions.end, unit, vote: votes.end, slot: decided.end };
+}
+
+function isWholeDelta(lists: DeltaLists, to: DeltaCursor): boolean {
+  return (
+    to.session === lists.sessions.length &&
+    to.unit === lists.app.length &&
+    to.vote === lists.accepted.length &&
+    to.slot === lists.decided.length
+  );
+}
+
+const varintBytes = (): number => VARINT_BYTES_MAX;
+// Generous (3 bytes a payload unit), so records stay under the target.
+const entryBytes = (entry: { readonly value: Value }): number => valueBytesEstimate(entry.value) + 32;
 
 const position = Buffer.alloc(12);
 
@@ -165,32 +331,42 @@ export class RecordBuffer {
   reset(): void {
     this.length = 0;
     this.records = 0;
-    // Give back memory after a burst (a large checkpoint) instead of holding it forever.
+    // Give back memory after a burst (a snapshot, a large checkpoint) instead of holding it forever.
     if (this.bytes.length > 16 * this.initialBytes) this.bytes = Buffer.allocUnsafe(this.initialBytes);
   }
 
   /**
-   * Appends a delta as one record, or several when it holds many votes (each record a prefix-closed
-   * part: the promise and round travel in the first, so a torn tail never keeps a vote without the
-   * promise that came with it). An empty delta appends nothing. Throws on numbers that are not
-   * non-negative safe integers: the core never produces them.
+   * Appends a delta as one record, or several when it is large (see the format above: replay
+   * applies it only at its last record, so it survives a torn tail whole or not at all). An empty
+   * delta appends nothing. Throws on numbers that are not non-negative safe integers, and on a
+   * snapshot at slot 0: the core never produces them.
    */
   appendDelta(delta: DurableDelta): void {
     this.atomically(() => this.encodeDelta(delta));
   }
 
-  /** Appends a checkpoint of `state`: begin, its votes, end. */
-  appendCheckpoint(state: DurableState): void {
+  /** Appends a checkpoint of `image`: begin (the marks), one delta (snapshot, votes, log), end. */
+  appendCheckpoint(image: DurableImage): void {
+    const counts: CheckpointCounts = {
+      votes: image.accepted.length,
+      decided: image.decided.length,
+      snapshotSlot: image.snapshot?.slot ?? 0,
+    };
     this.atomically(() => {
       this.begin(TYPE_CHECKPOINT_BEGIN);
-      this.ballot(state.promised);
-      this.varuint(state.round);
-      this.varuint(state.trimmedBelowSlot);
-      this.varuint(state.accepted.length);
+      this.ballot(image.promised);
+      this.varuint(image.round);
+      this.varuint(image.trimmedBelowSlot);
+      this.u8(image.rejoining ? 1 : 0);
+      this.counts(counts);
       this.finish();
-      if (state.accepted.length > 0) this.encodeDelta({ accepted: state.accepted });
+      this.encodeDelta({
+        ...(image.snapshot !== null ? { snapshot: image.snapshot } : {}),
+        accepted: image.accepted,
+        decided: image.decided,
+      });
       this.begin(TYPE_CHECKPOINT_END);
-      this.varuint(state.accepted.length);
+      this.counts(counts);
       this.finish();
     });
   }
@@ -209,48 +385,75 @@ export class RecordBuffer {
   }
 
   private encodeDelta(delta: DurableDelta): void {
-    const accepted = delta.accepted ?? [];
-    let flags =
+    const snapshot = delta.snapshot;
+    if (snapshot !== undefined && !(Number.isSafeInteger(snapshot.slot) && snapshot.slot >= 1)) {
+      fail(`snapshot slot ${snapshot.slot} must be a positive integer`);
+    }
+    const lists: DeltaLists = {
+      sessions: snapshot?.sessions ?? [],
+      app: snapshot?.app ?? "",
+      accepted: delta.accepted ?? [],
+      decided: delta.decided ?? [],
+    };
+    const firstFlags =
       (delta.promised !== undefined ? FLAG_PROMISED : 0) |
       (delta.proposerRound !== undefined ? FLAG_ROUND : 0) |
       (delta.floorSlot !== undefined ? FLAG_FLOOR : 0) |
       (delta.rejoining === true ? FLAG_REJOINING : delta.rejoining === false ? FLAG_REJOINED : 0) |
-      (delta.decided !== undefined && delta.decided.length > 0 ? FLAG_DECIDED : 0);
-    let from = 0;
-    do {
-      let to = accepted.length;
-      if (accepted.length - from > 1) {
-        // Split by estimated size; the estimate is generous, so records stay under the target.
-        let bytes = 0;
-        to = from;
-        while (to < accepted.length) {
-          const size = valueBytesEstimate((accepted[to] as AcceptedEntry).value) + 32;
-          if (to > from && bytes + size > RECORD_PAYLOAD_BYTES_TARGET) break;
-          bytes += size;
-          to++;
-        }
-      }
-      const recordFlags = flags | (to > from ? FLAG_ACCEPTED : 0);
-      if (recordFlags === 0) return;
-      this.begin(TYPE_DELTA);
-      this.u8(recordFlags);
-      if (flags & FLAG_PROMISED) this.ballot(delta.promised as Ballot);
-      if (flags & FLAG_ROUND) this.varuint(delta.proposerRound as number);
-      if (to > from) {
-        this.varuint(to - from);
-        for (let i = from; i < to; i++) this.entry(accepted[i] as AcceptedEntry);
-      }
-      if (flags & FLAG_FLOOR) this.varuint(delta.floorSlot as number);
-      if (flags & FLAG_DECIDED) {
-        // Decided slots, written like votes at the zero ballot.
-        const decided = delta.decided as SlotValue[];
-        this.varuint(decided.length);
-        for (const { slot, value } of decided) this.entry({ slot, ballot: ZERO_BALLOT, value });
-      }
-      this.finish();
-      flags = 0;
+      (snapshot !== undefined ? FLAG_SNAPSHOT : 0);
+    if (firstFlags === 0 && lists.accepted.length === 0 && lists.decided.length === 0) return;
+    let from: DeltaCursor = { session: 0, unit: 0, vote: 0, slot: 0 };
+    for (let first = true; ; first = false) {
+      const to = nextShare(lists, from, first && firstFlags !== 0, first);
+      const done = isWholeDelta(lists, to);
+      this.deltaRecord(delta, lists, from, to, (first ? firstFlags : 0) | (done ? 0 : FLAG_CONTINUED));
+      if (done) return;
       from = to;
-    } while (from < accepted.length);
+    }
+  }
+
+  /** One record of a delta: `flags`' fields, and the lists' runs from `from` to `to`. */
+  private deltaRecord(
+    delta: DurableDelta,
+    lists: DeltaLists,
+    from: DeltaCursor,
+    to: DeltaCursor,
+    flags: number,
+  ): void {
+    const recordFlags =
+      flags |
+      (to.session > from.session ? FLAG_SESSIONS : 0) |
+      (to.unit > from.unit ? FLAG_APP : 0) |
+      (to.vote > from.vote ? FLAG_ACCEPTED : 0) |
+      (to.slot > from.slot ? FLAG_DECIDED : 0);
+    this.begin(TYPE_DELTA);
+    this.varuint(recordFlags);
+    if (recordFlags & FLAG_PROMISED) this.ballot(delta.promised as Ballot);
+    if (recordFlags & FLAG_ROUND) this.varuint(delta.proposerRound as number);
+    if (recordFlags & FLAG_FLOOR) this.varuint(delta.floorSlot as number);
+    if (delta.snapshot !== undefined && recordFlags & FLAG_SNAPSHOT) {
+      this.varuint(delta.snapshot.slot);
+      this.varuint(lists.sessions.length);
+      this.varuint(lists.app.length);
+    }
+    if (recordFlags & FLAG_SESSIONS) {
+      this.varuint(to.session - from.session);
+      for (let i = from.session; i < to.session; i++) this.varuint(lists.sessions[i] as number);
+    }
+    if (recordFlags & FLAG_APP) this.string(lists.app.slice(from.unit, to.unit));
+    if (recordFlags & FLAG_ACCEPTED) {
+      this.varuint(to.vote - from.vote);
+      for (let i = from.vote; i < to.vote; i++) this.entry(lists.accepted[i] as AcceptedEntry);
+    }
+    if (recordFlags & FLAG_DECIDED) {
+      this.varuint(to.slot - from.slot);
+      for (let i = from.slot; i < to.slot; i++) {
+        const { slot, value } = lists.decided[i] as SlotValue;
+        this.varuint(slot);
+        this.value(value);
+      }
+    }
+    this.finish();
   }
 
   private begin(type: number): void {
@@ -298,7 +501,7 @@ export class RecordBuffer {
 
   private varuint(value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) fail(`${value} is not a non-negative safe integer`);
-    this.ensure(8);
+    this.ensure(VARINT_BYTES_MAX);
     const bytes = this.bytes;
     let at = this.length;
     let rest = value;
@@ -318,17 +521,10 @@ export class RecordBuffer {
   }
 
   private string(text: string): void {
-    if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) {
-      const byteLength = text.length * 2;
-      this.varuint(byteLength * 2 + 1);
-      this.ensure(byteLength);
-      this.length += this.bytes.write(text, this.length, byteLength, "utf16le");
-    } else {
-      const byteLength = Buffer.byteLength(text, "utf8");
-      this.varuint(byteLength * 2);
-      this.ensure(byteLength);
-      this.length += this.bytes.write(text, this.length, byteLength, "utf8");
-    }
+    const { utf16, byteLength } = stringEncoding(text);
+    this.varuint(byteLength * 2 + (utf16 ? 1 : 0));
+    this.ensure(byteLength);
+    this.length += this.bytes.write(text, this.length, byteLength, utf16 ? "utf16le" : "utf8");
   }
 
   private ballot(ballot: Ballot): void {
@@ -336,16 +532,26 @@ export class RecordBuffer {
     this.varuint(ballot.node);
   }
 
-  private entry(entry: AcceptedEntry): void {
-    this.varuint(entry.slot);
-    this.ballot(entry.ballot);
-    const commands = entry.value.commands;
+  private counts(counts: CheckpointCounts): void {
+    this.varuint(counts.votes);
+    this.varuint(counts.decided);
+    this.varuint(counts.snapshotSlot);
+  }
+
+  private value(value: Value): void {
+    const commands = value.commands;
     this.varuint(commands.length);
     for (const command of commands) {
       this.varuint(command.client);
       this.varuint(command.seq);
       this.string(command.payload);
     }
+  }
+
+  private entry(entry: AcceptedEntry): void {
+    this.varuint(entry.slot);
+    this.ballot(entry.ballot);
+    this.value(entry.value);
   }
 }
 
@@ -371,7 +577,7 @@ class Reader {
   varuint(): number {
     let value = 0;
     let scale = 1;
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < VARINT_BYTES_MAX; i++) {
       const byte = this.u8();
       value += (byte & 0x7f) * scale;
       if ((byte & 0x80) === 0) {
@@ -384,9 +590,10 @@ class Reader {
     throw new DecodeError("varint longer than 8 bytes");
   }
 
-  /** A count of items that take at least one byte each. */
+  /** A count of items that take at least one byte each; a list is never written empty. */
   count(): number {
     const count = this.varuint();
+    if (count === 0) throw new DecodeError("empty list");
     if (count > this.remaining)
       throw new DecodeError(`count ${count} exceeds the ${this.remaining} bytes left`);
     return count;
@@ -408,18 +615,75 @@ class Reader {
     return { round, node: this.varuint() };
   }
 
-  entry(): AcceptedEntry {
-    const slot = this.varuint();
-    const ballot = this.ballot();
-    const count = this.count();
+  counts(): CheckpointCounts {
+    const votes = this.varuint();
+    const decided = this.varuint();
+    return { votes, decided, snapshotSlot: this.varuint() };
+  }
+
+  value(): Value {
+    const count = this.varuint();
+    if (count > this.remaining) throw new DecodeError(`${count} commands in ${this.remaining} bytes`);
     const commands: Command[] = [];
     for (let i = 0; i < count; i++) {
       const client = this.varuint();
       const seq = this.varuint();
       commands.push({ client, seq, payload: this.string() });
     }
-    const value: Value = { commands };
-    return { slot, ballot, value };
+    return { commands };
+  }
+
+  entry(): AcceptedEntry {
+    const slot = this.varuint();
+    const ballot = this.ballot();
+    return { slot, ballot, value: this.value() };
+  }
+
+  deltaPart(): DeltaPart {
+    const flags = this.varuint();
+    if (flags > FLAGS_ALL || (flags & ~FLAG_CONTINUED) === 0)
+      throw new DecodeError(`bad delta flags ${flags}`);
+    if (flags & FLAG_REJOINING && flags & FLAG_REJOINED) throw new DecodeError("both rejoining and rejoined");
+    const part: { -readonly [K in keyof DeltaPart]: DeltaPart[K] } = {
+      continued: (flags & FLAG_CONTINUED) !== 0,
+    };
+    if (flags & FLAG_PROMISED) part.promised = this.ballot();
+    if (flags & FLAG_ROUND) part.proposerRound = this.varuint();
+    if (flags & FLAG_FLOOR) part.floorSlot = this.varuint();
+    if (flags & FLAG_REJOINING) part.rejoining = true;
+    if (flags & FLAG_REJOINED) part.rejoining = false;
+    if (flags & FLAG_SNAPSHOT) {
+      const slot = this.varuint();
+      if (slot === 0) throw new DecodeError("snapshot at slot 0");
+      const sessionCount = this.varuint();
+      part.snapshotHead = { slot, sessionCount, appUnits: this.varuint() };
+    }
+    if (flags & FLAG_SESSIONS) {
+      const count = this.count();
+      const sessions: number[] = [];
+      for (let i = 0; i < count; i++) sessions.push(this.varuint());
+      part.sessions = sessions;
+    }
+    if (flags & FLAG_APP) {
+      part.appPiece = this.string();
+      if (part.appPiece.length === 0) throw new DecodeError("empty piece of a snapshot");
+    }
+    if (flags & FLAG_ACCEPTED) {
+      const count = this.count();
+      const accepted: AcceptedEntry[] = [];
+      for (let i = 0; i < count; i++) accepted.push(this.entry());
+      part.accepted = accepted;
+    }
+    if (flags & FLAG_DECIDED) {
+      const count = this.count();
+      const decided: SlotValue[] = [];
+      for (let i = 0; i < count; i++) {
+        const slot = this.varuint();
+        decided.push({ slot, value: this.value() });
+      }
+      part.decided = decided;
+    }
+    return part;
   }
 }
 
@@ -428,57 +692,129 @@ function decodePayload(bytes: Buffer, start: number, end: number): WalRecord {
   const type = reader.u8();
   let record: WalRecord;
   switch (type) {
-    case TYPE_DELTA: {
-      const flags = reader.u8();
-      if (flags === 0 || flags > 127 || (flags & 48) === 48)
-        throw new DecodeError(`bad delta flags ${flags}`);
-      const delta: {
-        promised?: Ballot;
-        proposerRound?: number;
-        accepted?: AcceptedEntry[];
-        floorSlot?: number;
-        rejoining?: boolean;
-        decided?: SlotValue[];
-      } = {};
-      if (flags & FLAG_PROMISED) delta.promised = reader.ballot();
-      if (flags & FLAG_ROUND) delta.proposerRound = reader.varuint();
-      if (flags & FLAG_ACCEPTED) {
-        const count = reader.count();
-        if (count === 0) throw new DecodeError("delta with an empty vote list");
-        const accepted: AcceptedEntry[] = [];
-        for (let i = 0; i < count; i++) accepted.push(reader.entry());
-        delta.accepted = accepted;
-      }
-      if (flags & FLAG_FLOOR) delta.floorSlot = reader.varuint();
-      if (flags & FLAG_REJOINING) delta.rejoining = true;
-      if (flags & FLAG_REJOINED) delta.rejoining = false;
-      if (flags & FLAG_DECIDED) {
-        const count = reader.count();
-        const decided: SlotValue[] = [];
-        for (let i = 0; i < count; i++) {
-          const { slot, value } = reader.entry();
-          decided.push({ slot, value });
-        }
-        delta.decided = decided;
-      }
-      record = { type: "delta", delta };
+    case TYPE_DELTA:
+      record = { type: "delta", part: reader.deltaPart() };
       break;
-    }
     case TYPE_CHECKPOINT_BEGIN: {
       const promised = reader.ballot();
       const round = reader.varuint();
       const trimmedBelowSlot = reader.varuint();
-      record = { type: "checkpoint-begin", promised, round, trimmedBelowSlot, entries: reader.varuint() };
+      const rejoining = reader.u8();
+      if (rejoining > 1) throw new DecodeError(`bad rejoining mark ${rejoining}`);
+      const marks = { promised, round, trimmedBelowSlot, rejoining: rejoining === 1 };
+      record = { type: "checkpoint-begin", marks, counts: reader.counts() };
       break;
     }
     case TYPE_CHECKPOINT_END:
-      record = { type: "checkpoint-end", entries: reader.varuint() };
+      record = { type: "checkpoint-end", counts: reader.counts() };
       break;
     default:
       throw new DecodeError(`unknown record type ${type}`);
   }
   if (reader.at !== end) throw new DecodeError(`${end - reader.at} bytes left over after the record`);
   return record;
+}
+
+/** Whether a delta part holds only what a checkpoint's body may (the marks are in its begin). */
+export function isCheckpointBody(part: DeltaPart): boolean {
+  return (
+    part.promised === undefined &&
+    part.proposerRound === undefined &&
+    part.floorSlot === undefined &&
+    part.rejoining === undefined
+  );
+}
+
+/**
+ * Joins the records of one delta back together (see the format above). `add` takes each record's
+ * part in order and returns the delta at its last record; until then the parts are only held, so a
+ * delta cut short by a torn tail is never applied. Parts that do not fit together (a later record
+ * with first-record fields, pieces beyond the snapshot's head, or short of it) are an error: the
+ * checksums matched, so a bug or another version wrote them.
+ */
+export class DeltaAssembler {
+  private delta: {
+    promised?: Ballot;
+    proposerRound?: number;
+    floorSlot?: number;
+    rejoining?: boolean;
+    accepted?: AcceptedEntry[];
+    decided?: SlotValue[];
+  } | null = null;
+  private head: SnapshotHead | null = null;
+  private sessions: number[] = [];
+  private pieces: string[] = [];
+  private appUnits = 0;
+
+  /** A delta has begun and not ended yet. */
+  get open(): boolean {
+    return this.delta !== null;
+  }
+
+  add(part: DeltaPart): Result<DurableDelta | null, string> {
+    let delta = this.delta;
+    if (delta === null) {
+      delta = {};
+      if (part.promised !== undefined) delta.promised = part.promised;
+      if (part.proposerRound !== undefined) delta.proposerRound = part.proposerRound;
+      if (part.floorSlot !== undefined) delta.floorSlot = part.floorSlot;
+      if (part.rejoining !== undefined) delta.rejoining = part.rejoining;
+      this.head = part.snapshotHead ?? null;
+      this.delta = delta;
+    } else if (!isCheckpointBody(part) || part.snapshotHead !== undefined) {
+      return this.fail("a later record of a delta holds fields only its first may");
+    }
+    const head = this.head;
+    if (part.sessions !== undefined || part.appPiece !== undefined) {
+      if (head === null) return this.fail("a piece of a snapshot without its head");
+      if (part.sessions !== undefined) {
+        if (this.sessions.length + part.sessions.length > head.sessionCount)
+          return this.fail(`more than the ${head.sessionCount} sessions the snapshot's head says`);
+        for (const session of part.sessions) this.sessions.push(session);
+      }
+      if (part.appPiece !== undefined) {
+        if (this.appUnits + part.appPiece.length > head.appUnits)
+          return this.fail(`more than the ${head.appUnits} code units the snapshot's head says`);
+        this.pieces.push(part.appPiece);
+        this.appUnits += part.appPiece.length;
+      }
+    }
+    if (part.accepted !== undefined) {
+      delta.accepted ??= [];
+      for (const entry of part.accepted) delta.accepted.push(entry);
+    }
+    if (part.decided !== undefined) {
+      delta.decided ??= [];
+      for (const entry of part.decided) delta.decided.push(entry);
+    }
+    if (part.continued) return ok(null);
+
+    let whole: DurableDelta = delta;
+    if (head !== null) {
+      if (this.sessions.length !== head.sessionCount || this.appUnits !== head.appUnits) {
+        return this.fail(
+          `snapshot ends with ${this.sessions.length} of ${head.sessionCount} sessions, ` +
+            `${this.appUnits} of ${head.appUnits} code units`,
+        );
+      }
+      whole = { ...delta, snapshot: { slot: head.slot, sessions: this.sessions, app: this.pieces.join("") } };
+    }
+    this.clear();
+    return ok(whole);
+  }
+
+  private fail(detail: string): Result<never, string> {
+    this.clear();
+    return err(detail);
+  }
+
+  private clear(): void {
+    this.delta = null;
+    this.head = null;
+    this.sessions = [];
+    this.pieces = [];
+    this.appUnits = 0;
+  }
 }
 
 /**

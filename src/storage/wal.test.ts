@@ -3,7 +3,8 @@ import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { AcceptedEntry, DurableDelta } from "../core/index.js";
+import type { AcceptedEntry, DurableDelta, SlotValue, Snapshot } from "../core/index.js";
+import { crc32 } from "./crc32.js";
 import { DurableModel, type DurableState, type StorageError } from "./storage.js";
 import { type WalOptions, WalStorage } from "./wal.js";
 import { segmentFileName } from "./wal-format.js";
@@ -80,6 +81,7 @@ describe("WalStorage", () => {
         round: 0,
         trimmedBelowSlot: 0,
         rejoining: false,
+        snapshot: null,
         log: [],
       });
       assert.deepEqual(await segmentFiles(join(dir, "a", "b")), ["wal-00000001.log"]);
@@ -457,6 +459,317 @@ describe("WalStorage", () => {
       assert.throws(() => wal.append({ proposerRound: -1 }), RangeError);
       assert.equal(wal.stats.pendingRecords, 0);
       await wal.close();
+    });
+  });
+});
+
+/** A decided value for `slot`. */
+function decidedAt(slot: number, payload = `d${slot}`): SlotValue {
+  return { slot, value: { commands: [{ client: 1, seq: slot, payload }] } };
+}
+
+/** A snapshot through `slot` whose state is about `appUnits` code units of mixed text. */
+function snapshotAt(slot: number, appUnits = 64): Snapshot {
+  const unit = `state ${slot} héllo 漢字 🎉 `;
+  const app = unit.repeat(Math.ceil(appUnits / unit.length));
+  return { slot, sessions: [1, 1, 1, slot, 2, 1, 5, 9], app };
+}
+
+/** Where each record starts in `bytes` from `from` to the end, and where the last one ends. */
+function recordBoundaries(bytes: Buffer, from: number): number[] {
+  const boundaries = [from];
+  for (let at = from; at < bytes.length; ) {
+    at += 8 + bytes.readUInt32LE(at);
+    boundaries.push(at);
+  }
+  return boundaries;
+}
+
+describe("WalStorage with snapshots", () => {
+  it("reopens a snapshot, the log past it and the votes above the floor", async () => {
+    await withDir(async (dir) => {
+      const model = new DurableModel();
+      const deltas: DurableDelta[] = [
+        { promised: { round: 1, node: 1 }, accepted: [vote(1, 1, "a"), vote(2, 1, "b"), vote(3, 1, "c")] },
+        { decided: [decidedAt(1), decidedAt(2)] },
+        // The snapshot applies first: slot 2 below it is superseded, slot 3 past it is kept.
+        { snapshot: snapshotAt(2), floorSlot: 3, decided: [decidedAt(2, "late"), decidedAt(3)] },
+        { decided: [decidedAt(1, "below the snapshot: ignored"), decidedAt(4)] },
+      ];
+      const { wal } = await openWal(dir);
+      for (const delta of deltas) {
+        wal.append(delta);
+        model.apply(delta);
+      }
+      await wal.close();
+      const { wal: reopened, state } = await openWal(dir);
+      assert.deepEqual(state, model.snapshot());
+      assert.deepEqual(state.snapshot, snapshotAt(2));
+      assert.deepEqual(state.log, [decidedAt(3).value, decidedAt(4).value]);
+      assert.deepEqual(
+        state.accepted.map((entry) => entry.slot),
+        [3],
+      );
+      assert.equal(state.trimmedBelowSlot, 3);
+      await reopened.close();
+    });
+  });
+
+  it("never applies part of a multi-record snapshot write: cut at every record boundary and inside each record", async () => {
+    await withDir(async (dir) => {
+      const model = new DurableModel();
+      const before: DurableDelta[] = [
+        { promised: { round: 2, node: 1 }, accepted: [vote(4, 2, "v4"), vote(6, 2, "v6")] },
+        { snapshot: snapshotAt(3, 100), floorSlot: 4, decided: [decidedAt(4), decidedAt(5)] },
+      ];
+      const { wal } = await openWal(dir);
+      for (const delta of before) {
+        wal.append(delta);
+        model.apply(delta);
+      }
+      await wal.sync();
+      const beforeState = model.snapshot();
+      const start = wal.stats.diskBytes;
+      // One group commit: a snapshot that spans several records (with its floor, the log past it and
+      // a promise), then a small delta after it.
+      const big: DurableDelta = {
+        promised: { round: 3, node: 2 },
+        snapshot: snapshotAt(9, 2_500_000),
+        floorSlot: 10,
+        decided: [decidedAt(9, "superseded"), decidedAt(10)],
+      };
+      const small: DurableDelta = { proposerRound: 77 };
+      wal.append(big);
+      const bigEnd = start + wal.stats.pendingBytes;
+      wal.append(small);
+      await wal.close();
+      model.apply(big);
+      const bigState = model.snapshot();
+      model.apply(small);
+      const afterState = model.snapshot();
+
+      const file = join(dir, segmentFileName(1));
+      const full = await readFile(file);
+      const boundaries = recordBoundaries(full, start);
+      assert.equal(boundaries.at(-1), full.length);
+      assert.ok(boundaries.indexOf(bigEnd) >= 4, `the snapshot spans ${boundaries.indexOf(bigEnd)} records`);
+      const cuts = new Set<number>();
+      for (let i = 0; i < boundaries.length - 1; i++) {
+        const [from, to] = [boundaries[i] as number, boundaries[i + 1] as number];
+        for (const cut of [from, from + 5, from + 9, Math.floor((from + to) / 2), to - 1]) cuts.add(cut);
+      }
+      for (const cut of cuts) {
+        await writeFile(file, full.subarray(0, cut));
+        const reopened = await openWal(dir);
+        const expected = cut < bigEnd ? beforeState : cut < full.length ? bigState : afterState;
+        assert.deepEqual(reopened.state, expected, `cut at ${cut}`);
+        // Spelled out: never the new floor or promise without the snapshot that came with them.
+        if (cut < bigEnd) {
+          assert.equal(reopened.state.snapshot?.slot, 3);
+          assert.equal(reopened.state.trimmedBelowSlot, 4);
+          assert.equal(reopened.state.promised.round, 2);
+        }
+        const survived = cut < bigEnd ? start : bigEnd;
+        assert.equal(reopened.wal.stats.tornTailBytes, cut - survived, `cut at ${cut}`);
+        await reopened.wal.close();
+        assert.equal((await stat(file)).size, survived);
+      }
+    });
+  });
+
+  it("compacts with a decided log and a snapshot into about one checkpoint", async () => {
+    await withDir(async (dir) => {
+      const model = new DurableModel();
+      const { wal } = await openWal(dir, { segmentBytesMax: 8 * 1024 });
+      const apply = (delta: DurableDelta) => {
+        wal.append(delta);
+        model.apply(delta);
+      };
+      for (let slot = 1; slot <= 400; slot++) {
+        apply({ accepted: [vote(slot, 1, `value ${slot}`)], decided: [decidedAt(slot)] });
+        if (slot % 50 === 0) await wal.sync(); // segments roll only between commits
+      }
+      const grown = wal.stats.diskBytes;
+      assert.ok(wal.stats.segments > 1);
+      assert.equal(wal.stats.bytesSinceCheckpoint, grown - 16 * wal.stats.segments);
+      await wal.compact(); // a decided log and no snapshot: it works, and keeps all of it
+      assert.equal(wal.stats.segments, 1);
+      assert.equal(wal.stats.bytesSinceCheckpoint, 0);
+      assert.equal(wal.stats.diskBytes, 16 + wal.stats.checkpointBytes);
+      apply({ snapshot: snapshotAt(390, 30_000), floorSlot: 391 });
+      await wal.compact();
+      const checkpoint = wal.stats.checkpointBytes;
+      assert.equal(wal.stats.diskBytes, 16 + checkpoint);
+      // The snapshot's state, 10 slots past it, 10 votes: the checkpoint is little more than that.
+      const appBytes = Buffer.byteLength(snapshotAt(390, 30_000).app);
+      assert.ok(checkpoint > appBytes && checkpoint < appBytes + 1000, `checkpoint of ${checkpoint} bytes`);
+      apply({ proposerRound: 5 });
+      await wal.close();
+
+      const { wal: reopened, state } = await openWal(dir, { segmentBytesMax: 8 * 1024 });
+      assert.deepEqual(state, model.snapshot());
+      assert.equal(state.snapshot?.slot, 390);
+      assert.equal(state.log.length, 10);
+      assert.equal(state.accepted.length, 10);
+      assert.equal(reopened.stats.checkpointBytes, checkpoint, "found again on open");
+      assert.ok(reopened.stats.bytesSinceCheckpoint > 0 && reopened.stats.bytesSinceCheckpoint < 20);
+      let fileBytes = 0;
+      for (const name of await segmentFiles(dir)) fileBytes += (await stat(join(dir, name))).size;
+      assert.equal(reopened.stats.diskBytes, fileBytes);
+      await reopened.close();
+    });
+  });
+
+  it("a compaction keeps the rejoining mark, and a checkpoint with it survives reopen", async () => {
+    await withDir(async (dir) => {
+      const { wal } = await openWal(dir);
+      wal.append({ rejoining: true });
+      wal.append({ decided: [decidedAt(1), decidedAt(2)] });
+      await wal.compact();
+      await wal.close();
+      let reopened = await openWal(dir);
+      assert.equal(reopened.state.rejoining, true);
+      assert.equal(reopened.state.log.length, 2);
+      // The rejoin completes, with its floor, after another compaction.
+      reopened.wal.append({ rejoining: false, floorSlot: 3, promised: { round: 4, node: 2 } });
+      await reopened.wal.compact();
+      await reopened.wal.close();
+      reopened = await openWal(dir);
+      assert.equal(reopened.state.rejoining, false);
+      assert.equal(reopened.state.trimmedBelowSlot, 3);
+      assert.deepEqual(reopened.state.promised, { round: 4, node: 2 });
+      await reopened.wal.close();
+    });
+  });
+
+  it("an interrupted compaction of a large snapshot leaves the state before it, cut at any record", async () => {
+    await withDir(async (dir) => {
+      const model = new DurableModel();
+      const deltas: DurableDelta[] = [
+        { rejoining: true, promised: { round: 1, node: 3 } },
+        { snapshot: snapshotAt(20, 2_200_000), floorSlot: 21, decided: [decidedAt(21)] },
+        { accepted: [vote(21, 1, "x"), vote(22, 1, "y")], decided: [decidedAt(22)] },
+      ];
+      const { wal } = await openWal(dir);
+      for (const delta of deltas) {
+        wal.append(delta);
+        model.apply(delta);
+      }
+      await wal.sync();
+      const old = await readFile(join(dir, segmentFileName(1)));
+      await wal.compact();
+      await wal.close();
+      const checkpointFile = join(dir, segmentFileName(2));
+      const checkpoint = await readFile(checkpointFile);
+      const boundaries = recordBoundaries(checkpoint, 16);
+      assert.ok(boundaries.length >= 5, `${boundaries.length - 1} records`);
+      for (const cut of [...boundaries.slice(0, -1), ...boundaries.slice(1).map((at) => at - 3)]) {
+        await writeFile(join(dir, segmentFileName(1)), old);
+        await writeFile(checkpointFile, checkpoint.subarray(0, cut));
+        const reopened = await openWal(dir);
+        assert.deepEqual(reopened.state, model.snapshot(), `cut at ${cut}`);
+        assert.equal(reopened.wal.stats.segments, 2, "the old segment stays: the checkpoint is torn");
+        assert.equal(reopened.wal.stats.checkpointBytes, 0);
+        await reopened.wal.close();
+      }
+      await writeFile(checkpointFile, checkpoint);
+      const reopened = await openWal(dir);
+      assert.deepEqual(reopened.state, model.snapshot());
+      assert.equal(reopened.wal.stats.segments, 1, "the whole checkpoint replaces the old segment");
+      assert.equal(reopened.wal.stats.checkpointBytes, checkpoint.length - 16);
+      await reopened.wal.close();
+    });
+  });
+
+  it("reports a delta cut short in a segment that is not the last as corruption, not a torn tail", async () => {
+    await withDir(async (dir) => {
+      const { wal } = await openWal(dir, { segmentBytesMax: 4096 });
+      wal.append({ snapshot: snapshotAt(5, 1_500_000), floorSlot: 6 });
+      await wal.sync();
+      wal.append({ proposerRound: 2 }); // rolls: the snapshot's segment is complete
+      await wal.close();
+      const file = join(dir, segmentFileName(1));
+      const full = await readFile(file);
+      const boundaries = recordBoundaries(full, 16);
+      assert.ok(boundaries.length >= 3);
+      await writeFile(file, full.subarray(0, boundaries[1]));
+      const error = await openError(dir, { segmentBytesMax: 4096 });
+      assert.ok(error.kind === "corrupt" && error.file === segmentFileName(1), JSON.stringify(error));
+      assert.equal(error.offset, 16);
+      assert.match(error.detail, /without its last record/);
+    });
+  });
+
+  it("reports a log of format version 1 as corrupt (the node moves it aside and rejoins)", async () => {
+    await withDir(async (dir) => {
+      const { wal } = await openWal(dir);
+      wal.append({ proposerRound: 1 });
+      await wal.close();
+      const file = join(dir, segmentFileName(1));
+      const bytes = await readFile(file);
+      bytes.writeUInt32LE(1, 4);
+      bytes.writeUInt32LE(crc32(bytes, 0, 12), 12);
+      await writeFile(file, bytes);
+      const error = await openError(dir);
+      assert.ok(error.kind === "corrupt" && error.offset === 0, JSON.stringify(error));
+      assert.match(error.detail, /unsupported format version 1/);
+    });
+  });
+
+  it("stays bounded over 20,000 slots with a snapshot every 500 and a compaction after each", async (t) => {
+    await withDir(async (dir) => {
+      const model = new DurableModel();
+      const { wal } = await openWal(dir);
+      const appUnits = 20_000;
+      let appBytesMax = 0;
+      let diskBytesMax = 0;
+      let decidedMax = 0;
+      let votesMax = 0;
+      let checkpointBytesMax = 0;
+      for (let slot = 1; slot <= 20_000; slot++) {
+        const round = 1 + Math.floor(slot / 3000);
+        const delta: DurableDelta = {
+          ...(slot % 3000 === 1 ? { promised: { round, node: 1 } } : {}),
+          accepted: [vote(slot, round, `command for slot ${slot}`)],
+          decided: [decidedAt(slot)],
+        };
+        wal.append(delta);
+        model.apply(delta);
+        if (slot % 500 === 0) {
+          const snapshot = snapshotAt(slot, appUnits);
+          wal.append({ snapshot, floorSlot: slot + 1 });
+          model.apply({ snapshot, floorSlot: slot + 1 });
+          await wal.compact();
+          // One checkpoint: the state, its sessions, and a few bytes of marks and framing.
+          const appBytes = Buffer.byteLength(snapshot.app);
+          assert.ok(wal.stats.checkpointBytes < appBytes + 100, `${wal.stats.checkpointBytes} bytes`);
+          appBytesMax = Math.max(appBytesMax, appBytes);
+          checkpointBytesMax = Math.max(checkpointBytesMax, wal.stats.checkpointBytes);
+          assert.equal(wal.stats.segments, 1);
+        } else if (slot % 50 === 0) {
+          await wal.sync();
+        }
+        diskBytesMax = Math.max(diskBytesMax, wal.stats.diskBytes);
+        decidedMax = Math.max(decidedMax, model.decidedCount);
+        votesMax = Math.max(votesMax, model.size);
+      }
+      t.diagnostic(
+        `disk: at most ${diskBytesMax} bytes, checkpoints at most ${checkpointBytesMax} bytes ` +
+          `(states up to ${appBytesMax} bytes), after the last compaction ${wal.stats.diskBytes} bytes; ` +
+          `model: at most ${decidedMax} decided slots and ${votesMax} votes`,
+      );
+      assert.ok(decidedMax <= 500 && votesMax <= 500, `${decidedMax} decided, ${votesMax} votes`);
+      assert.equal(model.decidedCount, 0);
+      assert.equal(model.size, 0);
+      // One checkpoint plus what 500 slots append before the next compaction.
+      assert.ok(diskBytesMax < checkpointBytesMax + 500 * 200, `disk grew to ${diskBytesMax} bytes`);
+      assert.equal(wal.stats.diskBytes, 16 + wal.stats.checkpointBytes);
+      assert.equal(wal.stats.compactions, 40);
+      await wal.close();
+      const reopened = await openWal(dir);
+      assert.deepEqual(reopened.state, model.snapshot());
+      assert.equal(reopened.state.snapshot?.slot, 20_000);
+      await reopened.wal.close();
     });
   });
 });

@@ -6,9 +6,13 @@ import { err, ok } from "../core/index.js";
 import type { CompactOptions, DurableState, Storage, StorageError, StorageStats } from "./storage.js";
 import { DurableModel } from "./storage.js";
 import {
+  type CheckpointCounts,
+  type CheckpointMarks,
   checkSegmentHeader,
+  DeltaAssembler,
   encodeSegmentHeader,
   findRecordFrom,
+  isCheckpointBody,
   parseSegmentFileName,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX,
@@ -17,7 +21,6 @@ import {
   SEGMENT_HEADER_BYTES,
   SEGMENT_NUMBER_MAX,
   segmentFileName,
-  type WalRecord,
 } from "./wal-format.js";
 
 export interface WalOptions {
@@ -33,9 +36,15 @@ export interface WalOptions {
 
 export const DEFAULT_SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
 
+/** What replay does with a segment's records, once checked and joined into whole deltas. */
+type LogEntry =
+  | { readonly type: "delta"; readonly delta: DurableDelta }
+  /** A checkpoint begins: the state is reset to its marks (its body, a delta, follows). */
+  | { readonly type: "checkpoint"; readonly marks: CheckpointMarks };
+
 /** What one segment holds, once checked. */
 interface SegmentScan {
-  readonly records: WalRecord[];
+  readonly entries: LogEntry[];
   /** Where the last good record ends (the header's end if there is none). */
   readonly validEnd: number;
   /** Bytes after `validEnd`: a torn tail (last segment only). */
@@ -44,6 +53,8 @@ interface SegmentScan {
   readonly headerTorn: boolean;
   /** The segment starts with a complete checkpoint: nothing before it is needed. */
   readonly startsWithCheckpoint: boolean;
+  /** Where that checkpoint ends (the header's end without one). */
+  readonly checkpointEnd: number;
 }
 
 function corrupt(file: string, offset: number, detail: string): { ok: false; error: StorageError } {
@@ -72,9 +83,10 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
 }
 
 /**
- * Checks one segment's bytes. In the last segment, damage with nothing valid after it is a torn
- * tail (a write the crash interrupted, never synced, so no message depended on it); anywhere else it
- * is corruption. A checkpoint without its end in the last segment is torn as a whole.
+ * Checks one segment's bytes and joins its records into whole deltas. In the last segment, damage
+ * with nothing valid after it is a torn tail (a write the crash interrupted, never synced, so no
+ * message depended on it); anywhere else it is corruption. A delta or a checkpoint without its last
+ * record in the last segment is torn as a whole: each is written within one group commit.
  */
 function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<SegmentScan, StorageError> {
   const file = segmentFileName(segment);
@@ -83,88 +95,117 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
     // Creating a segment writes and syncs its header before anything else goes in, so in the last
     // segment a short or all-zero header is a creation the crash interrupted.
     if (isLast && (bytes.length < SEGMENT_HEADER_BYTES || isAllZero(bytes))) {
-      return ok({
-        records: [],
-        validEnd: SEGMENT_HEADER_BYTES,
-        tornBytes: bytes.length,
-        headerTorn: true,
-        startsWithCheckpoint: false,
-      });
+      return ok(emptyScan(bytes.length, true));
     }
     return corrupt(file, 0, headerProblem);
   }
-  const records: WalRecord[] = [];
-  const offsets: number[] = [];
+  const entries: LogEntry[] = [];
+  const deltas = new DeltaAssembler();
+  /** Where the delta being joined began. */
+  let deltaStart = SEGMENT_HEADER_BYTES;
+  /** The checkpoint begun and not yet ended: what its begin says it holds, and what it holds so far. */
+  let checkpoint: { readonly announced: CheckpointCounts; held: CheckpointCounts } | null = null;
+  let checkpointEnd = SEGMENT_HEADER_BYTES;
   let at = SEGMENT_HEADER_BYTES;
   let tornBytes = 0;
   while (at < bytes.length) {
     const read = readRecordAt(bytes, at, segment);
-    if (read.ok) {
-      records.push(read.record);
-      offsets.push(at);
-      at = read.next;
-      continue;
+    if (!read.ok) {
+      if (read.damage === "payload") return corrupt(file, at, read.detail);
+      if (!isLast) return corrupt(file, at, `${read.detail} (in a segment that was complete)`);
+      const later = findRecordFrom(bytes, at + 1, segment);
+      if (later !== -1)
+        return corrupt(file, at, `${read.detail}, with a valid record after it at offset ${later}`);
+      tornBytes = bytes.length - at;
+      break;
     }
-    if (read.damage === "payload") return corrupt(file, at, read.detail);
-    if (!isLast) return corrupt(file, at, `${read.detail} (in a segment that was complete)`);
-    const later = findRecordFrom(bytes, at + 1, segment);
-    if (later !== -1)
-      return corrupt(file, at, `${read.detail}, with a valid record after it at offset ${later}`);
-    tornBytes = bytes.length - at;
-    break;
-  }
-
-  // Checkpoint structure: begin first in the segment, then votes only, then an end with the count.
-  let checkpointOpen = false;
-  let checkpointComplete = false;
-  let expected = 0;
-  let counted = 0;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i] as WalRecord;
-    const offset = offsets[i] as number;
-    if (record.type === "checkpoint-begin") {
-      if (i !== 0) return corrupt(file, offset, "checkpoint begins in the middle of a segment");
-      checkpointOpen = true;
-      expected = record.entries;
-    } else if (record.type === "checkpoint-end") {
-      if (!checkpointOpen) return corrupt(file, offset, "checkpoint end without a begin");
-      if (record.entries !== expected || counted !== expected) {
+    const record = read.record;
+    if (record.type === "delta") {
+      const part = record.part;
+      if (!deltas.open) deltaStart = at;
+      if (checkpoint !== null) {
+        // A checkpoint's body: snapshot, votes and decided slots only (the marks are in its begin).
+        if (!isCheckpointBody(part)) return corrupt(file, at, "checkpoint body holds marks");
+        checkpoint.held = {
+          votes: checkpoint.held.votes + (part.accepted?.length ?? 0),
+          decided: checkpoint.held.decided + (part.decided?.length ?? 0),
+          snapshotSlot: part.snapshotHead?.slot ?? checkpoint.held.snapshotSlot,
+        };
+      }
+      const joined = deltas.add(part);
+      if (!joined.ok) return corrupt(file, at, joined.error);
+      if (joined.value !== null) entries.push({ type: "delta", delta: joined.value });
+    } else if (deltas.open) {
+      return corrupt(file, at, `${record.type} inside a delta`);
+    } else if (record.type === "checkpoint-begin") {
+      if (at !== SEGMENT_HEADER_BYTES)
+        return corrupt(file, at, "checkpoint begins in the middle of a segment");
+      checkpoint = { announced: record.counts, held: { votes: 0, decided: 0, snapshotSlot: 0 } };
+      entries.push({ type: "checkpoint", marks: record.marks });
+    } else {
+      if (checkpoint === null) return corrupt(file, at, "checkpoint end without a begin");
+      const { announced, held } = checkpoint;
+      if (!sameCounts(announced, held) || !sameCounts(record.counts, held)) {
         return corrupt(
           file,
-          offset,
-          `checkpoint promised ${expected} votes, holds ${counted}, ends with ${record.entries}`,
+          at,
+          `checkpoint begins with ${describeCounts(announced)}, holds ${describeCounts(held)}, ` +
+            `ends with ${describeCounts(record.counts)}`,
         );
       }
-      checkpointOpen = false;
-      checkpointComplete = true;
-    } else if (checkpointOpen) {
-      const delta = record.delta;
-      if (delta.promised !== undefined || delta.proposerRound !== undefined) {
-        return corrupt(file, offset, "checkpoint holds a record that is not only votes");
-      }
-      counted += delta.accepted?.length ?? 0;
+      checkpoint = null;
+      checkpointEnd = read.next;
     }
+    at = read.next;
   }
-  if (checkpointOpen) {
-    const begin = offsets[0] as number;
-    if (!isLast) return corrupt(file, begin, "checkpoint without an end (in a segment that was complete)");
+
+  if (checkpoint !== null) {
+    if (!isLast) {
+      return corrupt(
+        file,
+        SEGMENT_HEADER_BYTES,
+        "checkpoint without an end (in a segment that was complete)",
+      );
+    }
     // The checkpoint is written and synced as one batch, and nothing follows it until then: all
     // of it is an interrupted compaction. The segments it would have replaced are all still there.
-    return ok({
-      records: [],
-      validEnd: begin,
-      tornBytes: bytes.length - begin,
-      headerTorn: false,
-      startsWithCheckpoint: false,
-    });
+    return ok(emptyScan(bytes.length, false));
+  }
+  if (deltas.open) {
+    if (!isLast)
+      return corrupt(file, deltaStart, "delta without its last record (in a segment that was complete)");
+    // All records of a delta go in one write: without its last one, that write was interrupted.
+    tornBytes = bytes.length - deltaStart;
+    at = deltaStart;
   }
   return ok({
-    records,
+    entries,
     validEnd: at,
     tornBytes,
     headerTorn: false,
-    startsWithCheckpoint: checkpointComplete,
+    startsWithCheckpoint: checkpointEnd > SEGMENT_HEADER_BYTES,
+    checkpointEnd,
   });
+}
+
+/** A last segment with nothing valid past its header: all of its `length` bytes from there are torn. */
+function emptyScan(length: number, headerTorn: boolean): SegmentScan {
+  return {
+    entries: [],
+    validEnd: SEGMENT_HEADER_BYTES,
+    tornBytes: headerTorn ? length : length - SEGMENT_HEADER_BYTES,
+    headerTorn,
+    startsWithCheckpoint: false,
+    checkpointEnd: SEGMENT_HEADER_BYTES,
+  };
+}
+
+function sameCounts(a: CheckpointCounts, b: CheckpointCounts): boolean {
+  return a.votes === b.votes && a.decided === b.decided && a.snapshotSlot === b.snapshotSlot;
+}
+
+function describeCounts(counts: CheckpointCounts): string {
+  return `${counts.votes} votes, ${counts.decided} decided slots, snapshot slot ${counts.snapshotSlot}`;
 }
 
 /**
@@ -222,6 +263,8 @@ export class WalStorage implements Storage {
     lastSyncMs: 0,
     tornTailBytes: 0,
     compactions: 0,
+    bytesSinceCheckpoint: 0,
+    checkpointBytes: 0,
   };
 
   constructor(options: WalOptions) {
@@ -261,6 +304,7 @@ export class WalStorage implements Storage {
     this.model.apply(delta);
     this.counters.records += this.pending.records - records;
     this.counters.bytes += this.pending.length - length;
+    this.counters.bytesSinceCheckpoint += this.pending.length - length;
   }
 
   sync(): Promise<void> {
@@ -280,14 +324,6 @@ export class WalStorage implements Storage {
   compact(options: CompactOptions = {}): Promise<void> {
     if (this.phase !== "open")
       return Promise.reject(new Error(`WalStorage.compact: the log is ${this.phase}`));
-    if (this.model.decidedCount > 0) {
-      // Checkpoints carry votes, not the decided log; application snapshots will replace it.
-      return Promise.reject(new Error("WalStorage.compact: not while the log holds decided slots"));
-    }
-    if (this.model.rejoining) {
-      // A checkpoint does not carry the rejoin mark: compacting now could forget it.
-      return Promise.reject(new Error("WalStorage.compact: not while the node is rejoining"));
-    }
     const trimBelowSlot = options.trimBelowSlot ?? 0;
     if (!(Number.isSafeInteger(trimBelowSlot) && trimBelowSlot >= 0)) {
       return Promise.reject(new RangeError(`trimBelowSlot ${trimBelowSlot} must be a non-negative integer`));
@@ -357,14 +393,16 @@ export class WalStorage implements Storage {
 
   private async checkpoint(trimBelowSlot: number): Promise<void> {
     this.model.trim(trimBelowSlot);
-    const state = this.model.snapshot();
-    // Every delta appended so far is in `state`, so the write buffer's records are superseded: the
+    const image = this.model.image();
+    // Every delta appended so far is in `image`, so the write buffer's records are superseded: the
     // checkpoint's sync makes them durable. Appends from here on go after the checkpoint.
     this.pending.reset();
+    this.counters.bytesSinceCheckpoint = 0;
     const records = new RecordBuffer();
-    records.appendCheckpoint(state);
+    records.appendCheckpoint(image);
     await this.roll();
     await this.writeAndSync(records);
+    this.counters.checkpointBytes = records.length;
     // Only now, with the checkpoint durable, may what it replaces go. If the deletions do not all
     // reach the disk, `open` deletes the leftovers (they are older than the newest checkpoint).
     const older = [...this.segmentSizes.keys()].filter((segment) => segment < this.segment);
@@ -507,15 +545,25 @@ export class WalStorage implements Storage {
 
     // Replay from the base. Nothing is changed on disk until all of it has checked out.
     const sizes = new Map<number, number>();
-    for (let i = baseIndex; i < segments.length - 1; i++) {
+    let checkpointBytes = 0;
+    let recordBytes = 0;
+    for (let i = baseIndex; i < segments.length; i++) {
       const segment = segments[i] as number;
-      const bytes = await readFile(join(this.dir, segmentFileName(segment)));
-      const scan = scanSegment(bytes, segment, false);
-      if (!scan.ok) return scan;
-      this.replay(scan.value.records);
-      sizes.set(segment, bytes.length);
+      let scan = lastScan.value;
+      if (i < segments.length - 1) {
+        const bytes = await readFile(join(this.dir, segmentFileName(segment)));
+        const read = scanSegment(bytes, segment, false);
+        if (!read.ok) return read;
+        scan = read.value;
+      }
+      this.replay(scan.entries);
+      sizes.set(segment, scan.validEnd);
+      recordBytes += scan.validEnd - SEGMENT_HEADER_BYTES;
+      if (i === baseIndex && scan.startsWithCheckpoint)
+        checkpointBytes = scan.checkpointEnd - SEGMENT_HEADER_BYTES;
     }
-    this.replay(lastScan.value.records);
+    this.counters.checkpointBytes = checkpointBytes;
+    this.counters.bytesSinceCheckpoint = recordBytes - checkpointBytes;
 
     // Repair the torn tail, then sync the last segment and the directory even when nothing was
     // torn: after a process crash (not a power failure) we may be reading writes that are still
@@ -533,7 +581,6 @@ export class WalStorage implements Storage {
     await handle.sync();
     this.counters.syncs++;
     this.counters.tornTailBytes = scan.tornBytes;
-    sizes.set(lastSegment, scan.validEnd);
 
     // Finish an interrupted compaction: segments before the base are superseded by its checkpoint.
     for (let i = 0; i < baseIndex; i++) {
@@ -569,10 +616,10 @@ export class WalStorage implements Storage {
     }
   }
 
-  private replay(records: readonly WalRecord[]): void {
-    for (const record of records) {
-      if (record.type === "delta") this.model.apply(record.delta);
-      else if (record.type === "checkpoint-begin") this.model.reset(record);
+  private replay(entries: readonly LogEntry[]): void {
+    for (const entry of entries) {
+      if (entry.type === "delta") this.model.apply(entry.delta);
+      else this.model.reset(entry.marks);
     }
   }
 }
