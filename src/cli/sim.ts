@@ -95,6 +95,7 @@ export function summaryText(s: Summary, elapsedMs: number): string {
     `events: ${s.events.toLocaleString("en-US")} (fewest in one seed: ${s.seeds > 0 ? s.minEvents : 0})`,
     `decisions (slot deliveries, all learners): ${s.decisions.toLocaleString("en-US")}`,
     `decided values (commands delivered, all learners): ${s.deliveredCommands.toLocaleString("en-US")}`,
+    `snapshots: ${s.snapshotsTaken.toLocaleString("en-US")} taken, ${s.snapshotsInstalled.toLocaleString("en-US")} installed from peers (in ${s.seedsWithInstall} seeds), ${s.snapshotChunksSent.toLocaleString("en-US")} chunks sent`,
     `violations: ${s.violations}`,
     `time: ${(elapsedMs / 1000).toFixed(1)} s`,
   ];

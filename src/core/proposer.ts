@@ -609,7 +609,8 @@ export class Proposer {
     if (this.modeValue !== "leader") return output;
     while (this.inFlight.size < this.limits.windowSlots) {
       const slot = this.nextSlot;
-      if (this.learner.chosenValue(slot) !== undefined) {
+      // Decided already: delivered (perhaps compacted into a snapshot since phase 1), or known chosen.
+      if (slot <= this.learner.deliveredThrough || this.learner.chosenValue(slot) !== undefined) {
         this.nextSlot++;
         continue;
       }

@@ -162,6 +162,20 @@ export class Replica {
           mergeOutput(output, this.learner.knowProposal(message.slot, message.ballot, message.value));
         }
         mergeOutput(output, this.proposer.step(message));
+        // Below our acceptor's floor the slot is decided and our vote is gone: the acceptor stays
+        // silent, so tell the proposer's learner the outcome instead (the value, or our snapshot if
+        // the slot is compacted), or a leader that missed the votes would retry it forever.
+        if (this.acceptor !== null && message.slot < this.acceptor.floorSlot && message.from !== this.id) {
+          const slot = message.slot;
+          const ask = {
+            type: "catchup",
+            from: message.from,
+            role: "learner",
+            fromSlot: slot,
+            toSlot: slot,
+          } as const;
+          mergeOutput(output, this.learner.step(ask));
+        }
         break;
       }
       default:

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Command, Decision } from "../core/index.js";
+import type { Command, Decision, Snapshot } from "../core/index.js";
+import { AppDigest } from "./app.js";
 import { SafetyChecker } from "./checker.js";
 
 const a: Command = { client: 1, seq: 1, payload: "a" };
@@ -10,6 +11,27 @@ const decision = (slot: number, commands: Command[], delivered = commands): Deci
   value: { commands },
   commands: delivered,
 });
+
+/** The application state after applying `commands` in order. */
+function appOf(commands: Command[]): string {
+  const app = new AppDigest();
+  for (const command of commands) app.apply(command);
+  return app.encode();
+}
+
+/** Client 1 delivered seqs 1 and 2 (one range): the sessions of a snapshot through slot 2 here. */
+const SESSIONS_1_2 = [1, 1, 1, 2];
+const snapshotThrough2: Snapshot = { slot: 2, sessions: SESSIONS_1_2, app: appOf([a, b]) };
+
+/** A checker where "l1" delivered slots 1 and 2 (commands a and b). */
+function twoSlots(): SafetyChecker {
+  const checker = new SafetyChecker(false);
+  checker.submit(a);
+  checker.submit(b);
+  checker.decision("l1", decision(1, [a]), 1);
+  checker.decision("l1", decision(2, [b]), 2);
+  return checker;
+}
 
 describe("SafetyChecker", () => {
   test("accepts agreeing, gap-free, valid, once-only deliveries", () => {
@@ -72,5 +94,96 @@ describe("SafetyChecker", () => {
     checker.learnerRestarted("l1");
     checker.decision("l1", decision(1, [a]), 2);
     assert.deepEqual(checker.violations, []);
+  });
+
+  test("a snapshot install jumps a learner forward: it goes on after the snapshot's slot", () => {
+    const checker = twoSlots();
+    const c: Command = { client: 1, seq: 3, payload: "c" };
+    checker.submit(c);
+    checker.decision("l1", decision(3, [c]), 3);
+    checker.snapshotTaken("l1", { slot: 3, sessions: [1, 1, 1, 3], app: appOf([a, b, c]) }, 4);
+    assert.deepEqual(checker.violations, [], "a snapshot taken as of the last slot delivered");
+    const fresh = twoSlots();
+    fresh.submit(c);
+    fresh.snapshotInstalled("l2", snapshotThrough2, 3);
+    fresh.decision("l2", decision(3, [c]), 4);
+    fresh.appState("l2", 3, appOf([a, b, c]), 5);
+    assert.deepEqual(fresh.violations, []);
+    assert.ok(fresh.deliveredAll("l2"), "the commands in the snapshot count as delivered");
+  });
+
+  test("prefix: a snapshot installed backwards, below what the learner delivered", () => {
+    const checker = twoSlots();
+    checker.submit({ client: 1, seq: 3, payload: "c" });
+    checker.decision("l1", decision(3, [{ client: 1, seq: 3, payload: "c" }]), 3);
+    checker.snapshotInstalled("l1", snapshotThrough2, 4);
+    assert.equal(checker.violations[0]?.property, "prefix");
+  });
+
+  test("snapshot: an application state that is not the agreed sequence's through the slot", () => {
+    const checker = twoSlots();
+    checker.snapshotInstalled("l2", { ...snapshotThrough2, app: appOf([a]) }, 3);
+    assert.equal(checker.violations[0]?.property, "snapshot");
+    const taken = twoSlots();
+    taken.snapshotTaken("l1", { ...snapshotThrough2, slot: 1 }, 3);
+    assert.equal(taken.violations[0]?.property, "snapshot", "taken below the delivered slot");
+  });
+
+  test("snapshot: sessions that miss a command in it (it would be delivered again)", () => {
+    const checker = twoSlots();
+    checker.snapshotInstalled("l2", { ...snapshotThrough2, sessions: [1, 1, 1, 1] }, 3);
+    assert.equal(checker.violations[0]?.property, "snapshot");
+  });
+
+  test("snapshot: a slot through it that nobody decided", () => {
+    const checker = twoSlots();
+    checker.snapshotInstalled("l2", { ...snapshotThrough2, slot: 3 }, 3);
+    assert.equal(checker.violations[0]?.property, "snapshot");
+  });
+
+  test("at-most-once: a command in an installed snapshot delivered again after it", () => {
+    const checker = twoSlots();
+    checker.snapshotInstalled("l2", snapshotThrough2, 3);
+    checker.decision("l2", decision(3, [b]), 4);
+    assert.deepEqual(
+      checker.violations.map((v) => v.property),
+      ["at-most-once"],
+    );
+  });
+
+  test("a learner restarted from a snapshot resumes from its slot, not before", () => {
+    const checker = twoSlots();
+    const c: Command = { client: 1, seq: 3, payload: "c" };
+    checker.submit(c);
+    checker.learnerRestarted("l1", 2, snapshotThrough2, 3);
+    checker.decision("l1", decision(3, [c]), 4);
+    assert.deepEqual(checker.violations, []);
+    const behind = twoSlots();
+    behind.learnerRestarted("l1", 1, snapshotThrough2, 3);
+    assert.equal(behind.violations[0]?.property, "snapshot");
+  });
+
+  test("app-state: an application that is not the agreed sequence's state", () => {
+    const checker = twoSlots();
+    checker.appState("replica:1", 2, appOf([b, a]), 3);
+    assert.equal(checker.violations[0]?.property, "app-state");
+    const ahead = twoSlots();
+    ahead.appState("replica:1", 3, appOf([a, b]), 3);
+    assert.equal(ahead.violations[0]?.property, "app-state", "past the decided sequence");
+  });
+});
+
+describe("AppDigest", () => {
+  test("encodes, decodes and goes on as if never encoded", () => {
+    const app = new AppDigest();
+    app.apply(a);
+    const copy = AppDigest.decode(app.encode());
+    assert.ok(copy !== null);
+    app.apply(b);
+    copy.apply(b);
+    assert.equal(copy.encode(), app.encode());
+    assert.equal(copy.commandCount, 2);
+    assert.equal(AppDigest.decode("not a state"), null);
+    assert.notEqual(appOf([a, b]), appOf([b, a]), "the order of commands matters");
   });
 });

@@ -6,9 +6,12 @@ import {
   type Command,
   commandKey,
   type Decision,
+  type NodeId,
+  type Snapshot,
   type Value,
   valuesEqual,
 } from "../core/index.js";
+import { AppDigest } from "./app.js";
 
 /** A broken safety property, with where and when it was seen. */
 export interface Violation {
@@ -19,6 +22,8 @@ export interface Violation {
     | "at-most-once"
     | "unique-ballot-value"
     | "fresh-ballot"
+    | "snapshot"
+    | "app-state"
     | "assertion"
     | "liveness";
   readonly detail: string;
@@ -35,7 +40,15 @@ export interface Violation {
  * - unique-ballot-value: no two different values are ever voted for in one (slot, ballot), the
  *   invariant that makes "a quorum at one ballot" meaningful (a reused ballot breaks it first);
  * - fresh-ballot: a proposer never runs phase 1 with a ballot it used before a restart (Paxos needs
- *   each proposal number to be used for one proposal only).
+ *   each proposal number to be used for one proposal only);
+ * - snapshot: every snapshot taken, installed or restored holds, through its slot, the application
+ *   state (`AppDigest`) and the sessions that the agreed decided sequence gives; it is taken as of
+ *   the slot its learner delivered through, installed only forward, and a replica restarted from it
+ *   resumes from its slot;
+ * - app-state: a replica's application, after each turn, is the agreed sequence's state through the
+ *   slot it has applied.
+ * A learner that installs a snapshot jumps over the slots in it: the prefix check expects the slot
+ * after it next, and the commands in it count as delivered (at-most-once, liveness).
  */
 export class SafetyChecker {
   readonly violations: Violation[] = [];
@@ -47,6 +60,14 @@ export class SafetyChecker {
   private readonly votes = new Map<string, Value>();
   /** Which incarnation of a process first sent a prepare at each ballot. */
   private readonly prepares = new Map<string, string>();
+  /** The reference application, built along the agreed decided sequence (see `referenceState`). */
+  private readonly referenceApp = new AppDigest();
+  private referenceThrough = 0;
+  /** The reference application's state after each slot (index = slot; 0: empty). */
+  private readonly referenceStates: string[] = [AppDigest.EMPTY];
+  /** The commands of the agreed sequence, each with the slot that first holds it, in slot order. */
+  private readonly referenceCommands: { client: NodeId; seq: number; key: string; slot: number }[] = [];
+  private readonly referenceSeen = new Set<string>();
   decisions = 0;
   deliveredCommands = 0;
 
@@ -66,14 +87,156 @@ export class SafetyChecker {
   }
 
   /**
-   * A learner restarted. It kept (durably) slots 1 ..= `restoredThrough` and learns again after them;
-   * what it delivered after them is forgotten with it.
+   * A learner restarted. It kept (durably) slots 1 ..= `restoredThrough`, the first ones in `snapshot`
+   * if it had one, and learns again after them; what it delivered after them is forgotten with it.
    */
-  learnerRestarted(learner: string, restoredThrough = 0): void {
+  learnerRestarted(learner: string, restoredThrough = 0, snapshot: Snapshot | null = null, event = 0): void {
     this.nextSlotByLearner.set(learner, restoredThrough + 1);
+    if (snapshot !== null) {
+      this.checkSnapshot(learner, "restored", snapshot, event);
+      if (restoredThrough < snapshot.slot) {
+        this.fail(
+          "snapshot",
+          `${learner} restarted from a snapshot through slot ${snapshot.slot} but resumes after slot ${restoredThrough}`,
+          event,
+        );
+      }
+    }
     const delivered = this.deliveredByLearner.get(learner);
-    if (delivered === undefined) return;
-    for (const [key, slot] of delivered) if (slot > restoredThrough) delivered.delete(key);
+    if (delivered !== undefined)
+      for (const [key, slot] of delivered) if (slot > restoredThrough) delivered.delete(key);
+    // The snapshot holds every command decided through its slot, delivered or not in this life.
+    if (snapshot !== null) this.markDeliveredThrough(learner, snapshot.slot);
+  }
+
+  /** A learner took a snapshot (as of the last slot it delivered). */
+  snapshotTaken(learner: string, snapshot: Snapshot, event: number): void {
+    const delivered = (this.nextSlotByLearner.get(learner) ?? 1) - 1;
+    if (snapshot.slot !== delivered) {
+      this.fail(
+        "snapshot",
+        `${learner} took a snapshot through slot ${snapshot.slot} having delivered through slot ${delivered}`,
+        event,
+      );
+    }
+    this.checkSnapshot(learner, "took", snapshot, event);
+  }
+
+  /**
+   * A learner installed a snapshot from a peer (`Output.snapshot`): it skips the slots in it, and only
+   * forward (a snapshot at or below what it delivered would undo deliveries).
+   */
+  snapshotInstalled(learner: string, snapshot: Snapshot, event: number): void {
+    const next = this.nextSlotByLearner.get(learner) ?? 1;
+    if (snapshot.slot < next) {
+      this.fail(
+        "prefix",
+        `${learner} installed a snapshot through slot ${snapshot.slot} after delivering slot ${next - 1}`,
+        event,
+      );
+    }
+    this.checkSnapshot(learner, "installed", snapshot, event);
+    this.nextSlotByLearner.set(learner, Math.max(next, snapshot.slot + 1));
+    this.markDeliveredThrough(learner, snapshot.slot);
+  }
+
+  /** A replica's application state after it applied every slot through `slot`. */
+  appState(learner: string, slot: number, app: string, event: number): void {
+    const reference = this.referenceState(slot);
+    if (reference === undefined) {
+      this.fail("app-state", `${learner} applied through slot ${slot}, past the agreed sequence`, event);
+    } else if (app !== reference) {
+      this.fail(
+        "app-state",
+        `${learner}'s application through slot ${slot} is ${app}, the agreed sequence gives ${reference}`,
+        event,
+      );
+    }
+  }
+
+  /** Marks every command of the agreed sequence through `slot` delivered by `learner`. */
+  private markDeliveredThrough(learner: string, slot: number): void {
+    let delivered = this.deliveredByLearner.get(learner);
+    if (delivered === undefined) {
+      delivered = new Map();
+      this.deliveredByLearner.set(learner, delivered);
+    }
+    if (this.referenceState(slot) === undefined) return; // reported by checkSnapshot
+    for (const command of this.referenceCommands) {
+      if (command.slot > slot) break;
+      if (!delivered.has(command.key)) delivered.set(command.key, command.slot);
+    }
+  }
+
+  private checkSnapshot(learner: string, verb: string, snapshot: Snapshot, event: number): void {
+    const what = `${learner} ${verb} a snapshot through slot ${snapshot.slot}`;
+    const reference = this.referenceState(snapshot.slot);
+    if (reference === undefined) {
+      this.fail("snapshot", `${what}, but not every slot through it is decided`, event);
+      return;
+    }
+    if (snapshot.app !== reference) {
+      this.fail(
+        "snapshot",
+        `${what} whose application state is ${snapshot.app}; the agreed sequence gives ${reference}`,
+        event,
+      );
+      return;
+    }
+    const sessions = describeSessions(snapshot.sessions);
+    const expected = this.referenceSessions(snapshot.slot);
+    if (sessions !== expected) {
+      // A command decided through the slot but missing from the sessions would be delivered again.
+      this.fail(
+        "snapshot",
+        `${what} whose sessions are ${sessions}; the agreed sequence gives ${expected}`,
+        event,
+      );
+    }
+  }
+
+  /**
+   * The reference application's state after `slot`: every command of the agreed decided sequence
+   * through it, each (client, seq) once, in slot order. Undefined while a slot through it is not
+   * decided.
+   */
+  private referenceState(slot: number): string | undefined {
+    while (this.referenceThrough < slot) {
+      const value = this.decidedBySlot.get(this.referenceThrough + 1);
+      if (value === undefined) return undefined;
+      const at = ++this.referenceThrough;
+      for (const command of value.commands) {
+        const key = commandKey(command);
+        if (this.referenceSeen.has(key)) continue;
+        this.referenceSeen.add(key);
+        this.referenceCommands.push({ client: command.client, seq: command.seq, key, slot: at });
+        this.referenceApp.apply(command);
+      }
+      this.referenceStates.push(this.referenceApp.encode());
+    }
+    return this.referenceStates[slot];
+  }
+
+  /** The (client, seq) pairs of the agreed sequence through `slot`, as `describeSessions` gives them. */
+  private referenceSessions(slot: number): string {
+    const seqs = new Map<NodeId, number[]>();
+    for (const command of this.referenceCommands) {
+      if (command.slot > slot) break;
+      const list = seqs.get(command.client) ?? [];
+      list.push(command.seq);
+      seqs.set(command.client, list);
+    }
+    const flat: number[] = [];
+    for (const [client, list] of seqs) {
+      list.sort((a, b) => a - b);
+      const ranges: number[] = [];
+      for (const seq of list) {
+        if (ranges.length > 0 && ranges[ranges.length - 1] === seq - 1) ranges[ranges.length - 1] = seq;
+        else ranges.push(seq, seq);
+      }
+      flat.push(client, ranges.length / 2, ...ranges);
+    }
+    return describeSessions(flat);
   }
 
   /** Every proposal (accept) and vote (accepted) sent; a vote without a value names its accept's. */
@@ -172,6 +335,27 @@ export class SafetyChecker {
     if (this.stopAtFirst && this.violations.length > 0) return;
     this.violations.push({ property, detail, event });
   }
+}
+
+/**
+ * A session table (`SessionTable.export()`: per client `client, rangeCount, lo1, hi1, ...`) as a
+ * text that does not depend on the order of the clients: `1:1-5,7-9 2:1-3`.
+ */
+function describeSessions(flat: readonly number[]): string {
+  const clients: string[] = [];
+  for (let at = 0; at < flat.length; ) {
+    const client = flat[at] as number;
+    const count = flat[at + 1] ?? 0;
+    if (count < 1 || at + 2 + count * 2 > flat.length) {
+      clients.push(`${client}:malformed`);
+      break;
+    }
+    const ranges: string[] = [];
+    for (let i = 0; i < count; i++) ranges.push(`${flat[at + 2 + i * 2]}-${flat[at + 3 + i * 2]}`);
+    clients.push(`${client}:${ranges.join(",")}`);
+    at += 2 + count * 2;
+  }
+  return clients.sort().join(" ") || "(none)";
 }
 
 function describe(value: Value): string {

@@ -23,6 +23,14 @@ export class TraceHash {
     this.lo = lo >>> 0;
   }
 
+  /** A hash that goes on from a state `digest()` returned. */
+  static fromDigest(digest: string): TraceHash {
+    const hash = new TraceHash();
+    hash.hi = Number.parseInt(digest.slice(0, 8), 16) >>> 0;
+    hash.lo = Number.parseInt(digest.slice(8, 16), 16) >>> 0;
+    return hash;
+  }
+
   digest(): string {
     return this.hi.toString(16).padStart(8, "0") + this.lo.toString(16).padStart(8, "0");
   }

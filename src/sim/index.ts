@@ -1,4 +1,5 @@
 /** The deterministic simulator: one seed chooses a cluster, its faults and its whole run. */
+export { AppDigest } from "./app.js";
 export { SafetyChecker, type Violation } from "./checker.js";
 export { TraceHash } from "./hash.js";
 export { EventQueue } from "./heap.js";
@@ -8,6 +9,7 @@ export {
   describeScenario,
   FAULT_PHASE_EVENTS_MIN,
   type Scenario,
+  type SnapshotSettings,
   STEPS_PER_TICK,
   scenarioForSeed,
 } from "./scenario.js";

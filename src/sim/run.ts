@@ -19,6 +19,12 @@ export interface Summary {
   violations: number;
   failedSeeds: number[];
   minEvents: number;
+  /** Snapshots taken and installed from peers, `snapshot-chunk` messages sent, over all seeds. */
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  snapshotChunksSent: number;
+  /** Seeds in which at least one replica installed a snapshot from a peer. */
+  seedsWithInstall: number;
 }
 
 export function emptySummary(): Summary {
@@ -30,6 +36,10 @@ export function emptySummary(): Summary {
     violations: 0,
     failedSeeds: [],
     minEvents: Number.POSITIVE_INFINITY,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    snapshotChunksSent: 0,
+    seedsWithInstall: 0,
   };
 }
 
@@ -40,6 +50,10 @@ export function addToSummary(summary: Summary, result: RunResult): void {
   summary.deliveredCommands += result.deliveredCommands;
   summary.violations += result.violations.length;
   summary.minEvents = Math.min(summary.minEvents, result.events);
+  summary.snapshotsTaken += result.snapshotsTaken;
+  summary.snapshotsInstalled += result.snapshotsInstalled;
+  summary.snapshotChunksSent += result.snapshotChunksSent;
+  if (result.snapshotsInstalled > 0) summary.seedsWithInstall++;
   if (result.violations.length > 0) summary.failedSeeds.push(result.seed);
 }
 
@@ -50,6 +64,10 @@ export function mergeSummaries(into: Summary, other: Summary): void {
   into.deliveredCommands += other.deliveredCommands;
   into.violations += other.violations;
   into.minEvents = Math.min(into.minEvents, other.minEvents);
+  into.snapshotsTaken += other.snapshotsTaken;
+  into.snapshotsInstalled += other.snapshotsInstalled;
+  into.snapshotChunksSent += other.snapshotChunksSent;
+  into.seedsWithInstall += other.seedsWithInstall;
   into.failedSeeds.push(...other.failedSeeds);
   into.failedSeeds.sort((a, b) => a - b);
 }
@@ -61,6 +79,7 @@ export function describeRun(result: RunResult): string {
     `  events ${result.events}, ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
       `crashes ${result.crashes} (disk faults ${result.diskFaults}), partitions ${result.partitions}`,
     `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
+    `  snapshots taken ${result.snapshotsTaken}, installed from peers ${result.snapshotsInstalled}, chunks sent ${result.snapshotChunksSent}`,
     `  trace hash ${result.traceHash}`,
   ];
   for (const v of result.violations) lines.push(`  VIOLATION ${v.property} at event ${v.event}: ${v.detail}`);

@@ -30,6 +30,29 @@ export interface Scenario {
   /** Batching limits used by the proposers. */
   readonly windowSlots: number;
   readonly batchCommandsMax: number;
+  /** Snapshots (collapsed replicas only): null when the replicas never take one. */
+  readonly snapshots: SnapshotSettings | null;
+}
+
+/** How the replicas of a seed take, keep and transfer snapshots. */
+export interface SnapshotSettings {
+  /** A replica takes a snapshot once this many estimated bytes were delivered since its last one. */
+  readonly snapshotLogBytes: number;
+  /** Delivered slots a replica keeps below its snapshot (few, so that peers need the snapshot). */
+  readonly logRetainSlots: number;
+  /** Characters per `snapshot-chunk` and chunks per request (tiny: a transfer takes many messages). */
+  readonly chunkUnits: number;
+  readonly chunksPerRequest: number;
+  /**
+   * One replica kept away (crashed, or cut off from everyone) from `startTick` for `ticks` ticks,
+   * so that the others snapshot past it and it must catch up from a snapshot. Null: none.
+   */
+  readonly laggard: {
+    readonly replica: number;
+    readonly how: "crash" | "partition";
+    readonly startTick: number;
+    readonly ticks: number;
+  } | null;
 }
 
 export interface NetworkFaults {
@@ -55,7 +78,7 @@ export const FAULT_PHASE_EVENTS_MIN = 2000;
  */
 export function scenarioForSeed(seed: number): Scenario {
   const prng = new Prng(seed);
-  const layout = prng.chance(0.5) ? "separate" : "collapsed";
+  const layout: Scenario["layout"] = prng.chance(0.5) ? "separate" : "collapsed";
   const acceptorCount = prng.pick([3, 5, 7]);
   const quorumKind = prng.pick(["majority", "weighted", "flexible"] as const);
   const acceptors: AcceptorSpec[] = [];
@@ -89,7 +112,7 @@ export function scenarioForSeed(seed: number): Scenario {
           longDelayRate: prng.float() * 0.05,
           longDelayStepsMax: prng.range(50, 400),
         };
-  return {
+  const fields = {
     seed,
     layout,
     acceptors,
@@ -110,6 +133,34 @@ export function scenarioForSeed(seed: number): Scenario {
     windowSlots: prng.pick([1, 4, 16]),
     batchCommandsMax: prng.pick([1, 8, 64]),
   };
+  // Drawn last, so that the fields above are what they were before snapshots came to the simulator.
+  return { ...fields, snapshots: layout === "collapsed" ? snapshotSettings(prng, fields) : null };
+}
+
+/**
+ * Snapshots for seven in ten collapsed seeds: one every few commands (a value of a few commands is
+ * estimated at about 250 bytes), few slots kept below a snapshot, chunks of 8 to 64 characters; half
+ * of them keep one replica away for a third to two thirds of the fault phase.
+ */
+function snapshotSettings(
+  prng: Prng,
+  s: { acceptors: readonly AcceptorSpec[]; faultPhaseTicksMin: number },
+): SnapshotSettings | null {
+  if (!prng.chance(0.7)) return null;
+  const snapshotLogBytes = prng.pick([100, 250, 500, 1000, 2500]);
+  const logRetainSlots = prng.range(0, 8);
+  const chunkUnits = prng.pick([8, 16, 32, 64]);
+  const chunksPerRequest = prng.range(1, 3);
+  const third = Math.floor(s.faultPhaseTicksMin / 3);
+  const laggard = prng.chance(0.5)
+    ? {
+        replica: prng.range(1, s.acceptors.length),
+        how: prng.pick(["crash", "partition"] as const),
+        startTick: prng.range(5, third),
+        ticks: prng.range(third, 2 * third),
+      }
+    : null;
+  return { snapshotLogBytes, logRetainSlots, chunkUnits, chunksPerRequest, laggard };
 }
 
 export function describeScenario(s: Scenario): string {
@@ -122,6 +173,20 @@ export function describeScenario(s: Scenario): string {
   return (
     `${s.layout} ${s.acceptors.length}A(${weights}) ${roles} ${s.clients}C ${quorum}; ` +
     `drop ${(s.network.dropRate * 100).toFixed(0)}% dup ${(s.network.duplicateRate * 100).toFixed(0)}% ` +
-    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick`
+    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
+    describeSnapshots(s.snapshots)
+  );
+}
+
+function describeSnapshots(s: SnapshotSettings | null): string {
+  if (s === null) return "";
+  const laggard =
+    s.laggard === null
+      ? ""
+      : `; a replica kept away (${s.laggard.how}, replica ${s.laggard.replica} or the next the quorums spare) ` +
+        `ticks ${s.laggard.startTick}-${s.laggard.startTick + s.laggard.ticks}`;
+  return (
+    `; snapshots every ${s.snapshotLogBytes} bytes, ${s.logRetainSlots} slots kept, ` +
+    `chunks ${s.chunkUnits} x ${s.chunksPerRequest}${laggard}`
   );
 }

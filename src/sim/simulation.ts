@@ -6,6 +6,7 @@ import {
   ballotGreater,
   Client,
   createQuorumSystem,
+  type Decision,
   type Destination,
   type DurableDelta,
   type Envelope,
@@ -20,9 +21,11 @@ import {
   type ProposerBugs,
   type QuorumSystem,
   Replica,
+  type Snapshot,
   type Value,
   ZERO_BALLOT,
 } from "../core/index.js";
+import { AppDigest } from "./app.js";
 import { SafetyChecker, type Violation } from "./checker.js";
 import { TraceHash } from "./hash.js";
 import { EventQueue } from "./heap.js";
@@ -35,6 +38,10 @@ export interface SimBugs {
   readonly learner?: LearnerBugs;
   /** Quorums one acceptor smaller than needed (a majority of 3 becomes 1). */
   readonly quorumOneSmaller?: boolean;
+  /** Replicas hand `snapshot()` their application's state one slot behind (the last change missing). */
+  readonly snapshotOneSlotBehind?: boolean;
+  /** Replicas apply an output's `decided` before installing its `snapshot` (the contract says after). */
+  readonly decideBeforeInstall?: boolean;
 }
 
 export interface SimOptions {
@@ -55,6 +62,10 @@ export interface RunResult {
   readonly crashes: number;
   readonly partitions: number;
   readonly diskFaults: number;
+  /** Snapshots replicas took, snapshots they installed from peers, and `snapshot-chunk` messages sent. */
+  readonly snapshotsTaken: number;
+  readonly snapshotsInstalled: number;
+  readonly snapshotChunksSent: number;
   readonly violations: readonly Violation[];
   readonly traceHash: string;
 }
@@ -69,8 +80,10 @@ interface DurableState {
   floorSlot: number;
   /** Marked when the disk was found damaged; cleared (durably) when the rejoin completes. */
   rejoining: boolean;
-  /** A replica's delivered log, by slot. */
+  /** A replica's delivered log past its snapshot, by slot. */
   readonly decided: Map<number, Value>;
+  /** A replica's newest snapshot: the decided log through its slot is in it. */
+  snapshot: Snapshot | null;
 }
 
 interface PendingWrite {
@@ -88,6 +101,10 @@ interface SimProcess {
   /** Writes not yet durable, in order; their messages leave when they complete. */
   readonly disk: PendingWrite[];
   readonly prng: Prng;
+  /** A replica's application (see `AppDigest`), rebuilt from its durable state at each start. */
+  app: AppDigest | null;
+  /** The slot through which `app` has applied. */
+  appliedThrough: number;
 }
 
 type SimEvent =
@@ -103,6 +120,7 @@ type SimEvent =
   | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
   | { readonly kind: "restart"; readonly process: SimProcess }
   | { readonly kind: "heal" }
+  | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" };
 
 /**
@@ -129,7 +147,14 @@ export class Simulation {
   private crashes = 0;
   private partitions = 0;
   private diskFaults = 0;
+  private snapshotsTaken = 0;
+  private snapshotsInstalled = 0;
+  private snapshotChunksSent = 0;
   private partitionActive = false;
+  /** A replica cut off from everyone (`SnapshotSettings.laggard`), apart from any partition. */
+  private isolated: SimProcess | null = null;
+  /** A replica kept down (`SnapshotSettings.laggard`): restarts wait until it is released. */
+  private heldDown: SimProcess | null = null;
 
   constructor(
     readonly scenario: Scenario,
@@ -139,7 +164,16 @@ export class Simulation {
     const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
     if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);
     this.quorum = options.bugs?.quorumOneSmaller ? oneSmaller(quorum.value) : quorum.value;
-    this.limits = { windowSlots: scenario.windowSlots, batchCommandsMax: scenario.batchCommandsMax };
+    this.limits = {
+      windowSlots: scenario.windowSlots,
+      batchCommandsMax: scenario.batchCommandsMax,
+      ...(scenario.snapshots
+        ? {
+            snapshotChunkUnits: scenario.snapshots.chunkUnits,
+            snapshotChunksPerRequest: scenario.snapshots.chunksPerRequest,
+          }
+        : {}),
+    };
     this.buildProcesses();
   }
 
@@ -157,6 +191,7 @@ export class Simulation {
   begin(): void {
     for (const process of this.processes) this.startProcess(process, this.prng.int(STEPS_PER_TICK));
     this.scheduleSubmissions();
+    this.scheduleLaggard();
     this.queue.push(STEPS_PER_TICK, { kind: "world" });
   }
 
@@ -182,6 +217,8 @@ export class Simulation {
     this.faultsOn = false;
     this.blocked.clear();
     this.partitionActive = false;
+    this.isolated = null;
+    this.heldDown = null;
     for (const process of this.processes) if (process.node === null) this.restart(process);
     const deadline = this.now + s.livenessTicksMax * STEPS_PER_TICK;
     while (!this.checker.failed && !this.allDone()) {
@@ -203,6 +240,9 @@ export class Simulation {
       crashes: this.crashes,
       partitions: this.partitions,
       diskFaults: this.diskFaults,
+      snapshotsTaken: this.snapshotsTaken,
+      snapshotsInstalled: this.snapshotsInstalled,
+      snapshotChunksSent: this.snapshotChunksSent,
       violations: this.checker.violations,
       traceHash: this.hash.digest(),
     };
@@ -226,9 +266,12 @@ export class Simulation {
           floorSlot: 0,
           rejoining: false,
           decided: new Map(),
+          snapshot: null,
         },
         disk: [],
         prng: this.prng.fork(),
+        app: null,
+        appliedThrough: 0,
       };
       this.processes.push(process);
     };
@@ -283,29 +326,76 @@ export class Simulation {
           limits: this.limits,
           ...(bugs.learner ? { bugs: bugs.learner } : {}),
         });
-      case "replica":
+      case "replica": {
+        const snapshots = this.scenario.snapshots;
         return new Replica({
           id: process.id,
           quorum: this.quorum,
           prng,
           limits: this.limits,
-          restore: { acceptor: restore, round: durable.round, log: contiguousLog(durable.decided) },
+          restore: {
+            acceptor: restore,
+            round: durable.round,
+            snapshot: durable.snapshot,
+            log: contiguousLog(durable.decided, (durable.snapshot?.slot ?? 0) + 1),
+          },
           ...(durable.rejoining ? { rejoining: true } : {}),
+          ...(snapshots
+            ? { snapshotLogBytes: snapshots.snapshotLogBytes, logRetainSlots: snapshots.logRetainSlots }
+            : {}),
           bugs,
         });
+      }
       case "client":
         return new Client({ id: process.id, prng, retryTicks: 20, retryTicksMax: 80 });
     }
   }
 
   private startProcess(process: SimProcess, phase: number): void {
-    process.node = this.createNode(process);
+    const node = this.createNode(process);
+    process.node = node;
     process.incarnation++;
-    if (process.kind === "learner" || process.kind === "proposer" || process.kind === "replica") {
-      const restored = process.node instanceof Replica ? process.node.learner.deliveredThrough : 0;
-      this.checker.learnerRestarted(process.key, restored);
+    if (node instanceof Replica) {
+      // The application comes back from the durable state: the snapshot, then the log past it.
+      const restored = node.learner.drainRestored();
+      const through = node.learner.deliveredThrough;
+      this.checker.learnerRestarted(process.key, through, restored.snapshot, this.events);
+      process.app = new AppDigest();
+      process.appliedThrough = 0;
+      if (restored.snapshot !== null) this.installApp(process, restored.snapshot);
+      for (const decision of restored.decisions) this.applyDecision(process, decision);
+      if (process.appliedThrough !== through) {
+        this.checker.fail(
+          "snapshot",
+          `${process.key} restarted delivered through slot ${through}, its application through ${process.appliedThrough}`,
+          this.events,
+        );
+      }
+      this.checker.appState(process.key, process.appliedThrough, process.app.encode(), this.events);
+    } else if (process.kind === "learner" || process.kind === "proposer") {
+      this.checker.learnerRestarted(process.key, 0);
     }
     this.queue.push(this.now + 1 + phase, { kind: "tick", process, incarnation: process.incarnation });
+  }
+
+  /** Keeps one replica away for a while (see `SnapshotSettings.laggard`). */
+  private scheduleLaggard(): void {
+    const laggard = this.scenario.snapshots?.laggard;
+    if (!laggard) return;
+    // The drawn replica, or the next one whose absence leaves the others both quorums (else the
+    // cluster would stop while it is away, and nobody would snapshot past it).
+    const replicas = this.processes.filter((p) => p.kind === "replica");
+    const first = replicas.findIndex((p) => p.id === laggard.replica);
+    let process: SimProcess | undefined;
+    for (let i = 0; i < replicas.length && process === undefined; i++) {
+      const candidate = replicas[(first + i) % replicas.length] as SimProcess;
+      const others = replicas.filter((p) => p !== candidate).map((p) => p.id);
+      if (this.quorum.isPhase1Quorum(others) && this.quorum.isPhase2Quorum(others)) process = candidate;
+    }
+    if (process === undefined) return;
+    const start = laggard.startTick * STEPS_PER_TICK;
+    this.queue.push(start, { kind: "laggard", process, away: true });
+    this.queue.push(start + laggard.ticks * STEPS_PER_TICK, { kind: "laggard", process, away: false });
   }
 
   private scheduleSubmissions(): void {
@@ -347,12 +437,18 @@ export class Simulation {
       case "deliver": {
         const { to, message } = event;
         if (to.node === null || to.incarnation !== event.incarnation) return;
-        if (this.blocked.has(`${event.from.key}>${to.key}`)) {
+        if (
+          this.blocked.has(`${event.from.key}>${to.key}`) ||
+          (this.isolated !== null &&
+            event.from !== to &&
+            (this.isolated === to || this.isolated === event.from))
+        ) {
           this.messagesDropped++;
           return;
         }
         this.record(`d ${this.now} ${event.from.key}>${to.key} ${summarize(message)}`);
         this.apply(to, to.node.step(message));
+        this.takeSnapshotIfDue(to);
         return;
       }
       case "tick": {
@@ -360,6 +456,7 @@ export class Simulation {
         if (process.node === null || process.incarnation !== event.incarnation) return;
         this.record(`t ${this.now} ${process.key}`);
         this.apply(process, process.node.tick());
+        this.takeSnapshotIfDue(process);
         this.queue.push(this.now + STEPS_PER_TICK, event);
         return;
       }
@@ -385,7 +482,10 @@ export class Simulation {
         return;
       }
       case "restart":
-        if (event.process.node === null) this.restart(event.process);
+        if (event.process.node === null && event.process !== this.heldDown) this.restart(event.process);
+        return;
+      case "laggard":
+        if (this.faultsOn) this.keepAway(event.process, event.away);
         return;
       case "heal":
         this.blocked.clear();
@@ -401,9 +501,26 @@ export class Simulation {
     }
   }
 
-  /** Carries out a role's output: decisions to the checker, writes to disk, messages to the network. */
+  /**
+   * Carries out a role's output: a snapshot and decisions to the checker and the application (the
+   * snapshot first), writes to disk, messages to the network.
+   */
   private apply(process: SimProcess, output: Output): void {
+    const snapshot = output.snapshot;
+    if (snapshot !== null) {
+      this.snapshotsInstalled++;
+      this.record(`i ${this.now} ${process.key} ${snapshot.slot}`);
+      this.checker.snapshotInstalled(process.key, snapshot, this.events);
+    }
     for (const decision of output.decided) this.checker.decision(process.key, decision, this.events);
+    if (process.app !== null && (snapshot !== null || output.decided.length > 0)) {
+      // The application: the snapshot replaces its state, then the decisions past it apply.
+      const wrongOrder = this.options.bugs?.decideBeforeInstall === true;
+      if (snapshot !== null && !wrongOrder) this.installApp(process, snapshot);
+      for (const decision of output.decided) this.applyDecision(process, decision);
+      if (snapshot !== null && wrongOrder) this.installApp(process, snapshot);
+      this.checker.appState(process.key, process.appliedThrough, process.app.encode(), this.events);
+    }
     for (const envelope of output.send) this.send(process, envelope);
     if (output.persist !== null || (output.sendAfterPersist.length > 0 && process.disk.length > 0)) {
       const s = this.scenario;
@@ -422,6 +539,47 @@ export class Simulation {
     }
   }
 
+  /** Replaces a replica's application with the state in a snapshot (restored or installed). */
+  private installApp(process: SimProcess, snapshot: Snapshot): void {
+    const app = AppDigest.decode(snapshot.app);
+    if (app === null) {
+      this.checker.fail(
+        "snapshot",
+        `${process.key}: snapshot through slot ${snapshot.slot} has no application state`,
+        this.events,
+      );
+      return;
+    }
+    process.app = app;
+    process.appliedThrough = snapshot.slot;
+  }
+
+  private applyDecision(process: SimProcess, decision: Decision): void {
+    (process.app as AppDigest).applyDecision(decision);
+    process.appliedThrough = decision.slot;
+  }
+
+  /**
+   * At the end of a replica's turn its application has applied everything delivered: the moment to
+   * take a snapshot when one is due. Its output (persist the snapshot and the acceptor's new floor)
+   * goes the way of every other output.
+   */
+  private takeSnapshotIfDue(process: SimProcess): void {
+    const node = process.node;
+    if (!(node instanceof Replica) || !node.snapshotDue || process.app === null) return;
+    const app = this.options.bugs?.snapshotOneSlotBehind
+      ? process.app.encodePrevious()
+      : process.app.encode();
+    const output = node.snapshot(app);
+    const snapshot = output.persist?.snapshot;
+    if (snapshot !== undefined) {
+      this.snapshotsTaken++;
+      this.record(`k ${this.now} ${process.key} ${snapshot.slot}`);
+      this.checker.snapshotTaken(process.key, snapshot, this.events);
+    }
+    this.apply(process, output);
+  }
+
   private send(from: SimProcess, envelope: Envelope): void {
     const message = envelope.message;
     if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
@@ -429,6 +587,7 @@ export class Simulation {
       this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
     for (const to of this.resolve(envelope.to)) {
       this.messagesSent++;
+      if (message.type === "snapshot-chunk") this.snapshotChunksSent++;
       if (to === from) {
         // Local delivery inside one process: no network faults.
         this.queue.push(this.now + 1, { kind: "deliver", to, from, message, incarnation: to.incarnation });
@@ -511,11 +670,12 @@ export class Simulation {
     this.queue.push(this.now + duration, { kind: "heal" });
   }
 
-  private crash(process: SimProcess): void {
+  private crash(process: SimProcess, diskFaults = true): void {
     this.crashes++;
     this.record(`x ${this.now} ${process.key}`);
-    this.injectDiskFault(process);
+    if (diskFaults) this.injectDiskFault(process);
     process.node = null;
+    process.app = null;
     // Unsynced writes are lost, and so are the messages waiting for them.
     process.disk.length = 0;
     process.incarnation++;
@@ -551,7 +711,28 @@ export class Simulation {
     process.durable.round = 0;
     process.durable.floorSlot = 0;
     process.durable.decided.clear();
+    process.durable.snapshot = null;
     process.durable.rejoining = true; // the runtime writes this mark before the node starts again
+  }
+
+  /**
+   * Sends a replica away (crashed, or cut off from everyone) or brings it back. While it is away the
+   * others decide and snapshot past it; back, it must catch up from a snapshot.
+   */
+  private keepAway(process: SimProcess, away: boolean): void {
+    const how = this.scenario.snapshots?.laggard?.how;
+    this.record(`a ${this.now} ${process.key} ${away ? "away" : "back"}`);
+    if (how === "partition") {
+      this.isolated = away ? process : null;
+      return;
+    }
+    if (away) {
+      this.heldDown = process;
+      if (process.node !== null) this.crash(process, false);
+    } else {
+      this.heldDown = null;
+      if (process.node === null) this.restart(process);
+    }
   }
 
   private restart(process: SimProcess): void {
@@ -598,22 +779,29 @@ export class Simulation {
   }
 }
 
+/** Applies a durable write: a snapshot first, superseding the decided log through its slot. */
 function applyDelta(state: DurableState, delta: DurableDelta): void {
   if (delta.promised !== undefined && ballotGreater(delta.promised, state.promised))
     state.promised = delta.promised;
   if (delta.proposerRound !== undefined) state.round = Math.max(state.round, delta.proposerRound);
   for (const entry of delta.accepted ?? []) state.accepted.set(entry.slot, entry);
   if (delta.rejoining !== undefined) state.rejoining = delta.rejoining;
-  for (const { slot, value } of delta.decided ?? []) state.decided.set(slot, value);
+  if (delta.snapshot !== undefined) {
+    state.snapshot = delta.snapshot;
+    for (const slot of state.decided.keys()) if (slot <= delta.snapshot.slot) state.decided.delete(slot);
+  }
+  const snapshotSlot = state.snapshot?.slot ?? 0;
+  for (const { slot, value } of delta.decided ?? []) if (slot > snapshotSlot) state.decided.set(slot, value);
   if (delta.floorSlot !== undefined && delta.floorSlot > state.floorSlot) {
     state.floorSlot = delta.floorSlot;
     for (const slot of state.accepted.keys()) if (slot < delta.floorSlot) state.accepted.delete(slot);
   }
 }
 
-function contiguousLog(decided: ReadonlyMap<number, Value>): Value[] {
+/** The durable log from slot `from` on, as far as it is contiguous. */
+function contiguousLog(decided: ReadonlyMap<number, Value>, from: number): Value[] {
   const log: Value[] = [];
-  for (let slot = 1; decided.has(slot); slot++) log.push(decided.get(slot) as Value);
+  for (let slot = from; decided.has(slot); slot++) log.push(decided.get(slot) as Value);
   return log;
 }
 
@@ -643,6 +831,10 @@ function summarize(message: Message): string {
       return `request ${message.commands.length}`;
     case "ack":
       return `ack ${message.seqs.length}`;
+    case "snapshot-request":
+      return `snapshot-request ${message.slot} ${message.offset}`;
+    case "snapshot-chunk":
+      return `snapshot-chunk ${message.slot} ${message.offset} ${message.data.length}/${message.length}`;
   }
 }
 
