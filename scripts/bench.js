@@ -203,7 +203,13 @@ benchmarks.durable = async () => {
  * disk and in memory, so both stay flat while the decided count grows. At the end every node's state
  * machine digest must be the same.
  */
-async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
+async function boundedRun({
+  values,
+  inFlightMax = 100_000,
+  sampleMs = 2000,
+  heapCapMiB = 256,
+  snapshotLogBytes = undefined,
+}) {
   const { spawn } = await import("node:child_process");
   const { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, statSync, createWriteStream } =
     await import("node:fs");
@@ -216,14 +222,21 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
   const { binaryCodec } = await import("../dist/codec/index.js");
   const dir = mkdtempSync(join(tmpdir(), "paxos-bounded-"));
   const base = 20000 + Math.floor(Math.random() * 40000);
-  const config = { nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })) };
+  const config = {
+    nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })),
+    ...(snapshotLogBytes !== undefined ? { snapshotLogBytes } : {}),
+  };
   const configPath = join(dir, "cluster.json");
   writeFileSync(configPath, JSON.stringify(config));
   const logs = [1, 2, 3].map((id) => join(dir, `node-${id}.log`));
+  const applied = [0, 0, 0];
   const children = [1, 2, 3].map((id) => {
     const child = spawn(
       process.execPath,
       [
+        // A heap cap far below what 10 million values take: a node whose memory grew with the values
+        // would run out of heap and die, and the run would fail.
+        `--max-old-space-size=${heapCapMiB}`,
         `${root}bin/paxos.js`,
         "node",
         "--config",
@@ -232,11 +245,15 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
         String(id),
         "--data",
         join(dir, `node-${id}`),
-        "--quiet",
       ],
-      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, PAXOS_LOG_LEVEL: "info" } },
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PAXOS_LOG_LEVEL: "info" } },
     );
     child.stderr.pipe(createWriteStream(logs[id - 1]));
+    // Each applied command prints one line: counting them tells when a node has caught up.
+    applied[id - 1] = 0;
+    child.stdout.on("data", (chunk) => {
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) applied[id - 1]++;
+    });
     return child;
   });
   const exited = children.map((child) => new Promise((resolve) => child.once("exit", resolve)));
@@ -277,6 +294,7 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
   driver.run((c) => c.submitAll(["warm-up"]).output);
   while (client.acked < 1) await sleep(20);
   const samples = [];
+  let nodeDied = null;
   const started = performance.now();
   let nextSample = started;
   let submitted = 0;
@@ -300,11 +318,23 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
       samples.push(sample);
       console.log(`bounded: ${JSON.stringify(sample)}`);
     }
-    if (children.some((child) => child.exitCode !== null)) throw new Error(`a node exited; logs in ${dir}`);
+    const dead = children.findIndex((child) => child.exitCode !== null || child.signalCode !== null);
+    if (dead !== -1) {
+      nodeDied = {
+        node: dead + 1,
+        decided: client.acked - 1,
+        seconds: Number(((now - started) / 1000).toFixed(1)),
+      };
+      console.log(`bounded: node ${dead + 1} died after ${nodeDied.decided} values`);
+      break;
+    }
     await sleep(5);
   }
   const seconds = (performance.now() - started) / 1000;
   await driver.stop();
+  // Acknowledged means decided and applied by the leader; followers may still be applying.
+  const caughtUpBy = performance.now() + (nodeDied === null ? 60_000 : 0);
+  while (applied.some((count) => count < values + 1) && performance.now() < caughtUpBy) await sleep(50);
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(exited);
   const nodes = logs.map((file, i) => {
@@ -320,6 +350,9 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
       commands: final.commands ?? null,
       digest: final.digest ?? null,
       snapshotSlot: final.snapshotSlot ?? null,
+      heldSlots: final.heldSlots ?? null,
+      votes: final.votes ?? null,
+      heapUsedMiBAtEnd: final.heapUsedMiB ?? null,
     };
   });
   const agree = nodes.every(
@@ -330,6 +363,9 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
   const peak = (list, key) => Math.max(0, ...list.flatMap((s) => s[key]));
   return {
     values,
+    heapCapMiB,
+    snapshotLogBytes: snapshotLogBytes ?? "default",
+    nodeDied,
     seconds: Number(seconds.toFixed(1)),
     valuesPerSecond: Math.round(values / seconds),
     digestsAgree: agree,
@@ -352,14 +388,20 @@ async function boundedRun({ values, inFlightMax = 100_000, sampleMs = 2000 }) {
 
 benchmarks.bounded = async () => {
   const values = Number(process.env.PAXOS_BENCH_VALUES ?? 10_000_000);
+  // The control: the same run with snapshots off must outgrow the heap cap (or the cap proves nothing).
+  const control = await boundedRun({ values, snapshotLogBytes: 0 });
+  console.log(
+    `bounded, control without snapshots: ${control.nodeDied ? `a node ran out of memory after ${control.nodeDied.decided} values` : `all ${values} values decided (peak RSS ${control.peakRssMiB} MiB)`}`,
+  );
   const run = await boundedRun({ values });
   console.log(
     `bounded: ${run.values} values in ${run.seconds} s (${run.valuesPerSecond}/s); peak RSS ${run.peakRssMiB} MiB (first tenth ${run.peakRssMiBFirstTenth}, last half ${run.peakRssMiBLastHalf}); peak disk ${run.peakDiskMiB} MiB (first tenth ${run.peakDiskMiBFirstTenth}, last half ${run.peakDiskMiBLastHalf}); digests agree: ${run.digestsAgree}`,
   );
   save("bounded", {
     description:
-      "3 paxos node processes with --data on loopback UDP, default snapshot policy (32 MiB of estimated values), one in-process client with at most 100,000 values unacknowledged. Samples every 2 s: each node's resident memory and data directory size. digestsAgree: every node's state machine ended with the same command count and digest.",
+      "3 paxos node processes with --data on loopback UDP, each with its V8 heap capped (--max-old-space-size=heapCapMiB), default snapshot policy (32 MiB of estimated values, 1024 slots kept below a snapshot), one in-process client with at most 100,000 values unacknowledged. Samples every 2 s: each node's resident memory and data directory size. digestsAgree: every node's state machine ended with the same command count and digest.",
     ...run,
+    control: { ...control, samples: undefined },
   });
 };
 
