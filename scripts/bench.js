@@ -79,33 +79,25 @@ const benchmarks = {
 };
 
 /**
- * Decided values per second on a 3-node cluster of `paxos node` processes on loopback, each with
- * durable state (--data: fsync before every promise and vote, one sync per turn), fed by one
- * in-process client. Batched (up to 512 values a slot) and unbatched (one value a slot).
+ * Three `paxos node --data` processes on loopback (cluster file `extra` merged in), each with its data
+ * directory and stdout/stderr as `stdio` says, in a fresh temporary directory.
  */
-async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
+async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdio, logLevel }) {
   const { spawn } = await import("node:child_process");
-  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
-  const { Client, Prng } = await import("../dist/core/index.js");
-  const { ClusterAddressBook, Driver, parseClusterConfig } = await import("../dist/runtime/index.js");
-  const { UdpTransport, TcpTransport } = await import("../dist/transport/index.js");
-  const { MemoryStorage } = await import("../dist/storage/index.js");
-  const { binaryCodec } = await import("../dist/codec/index.js");
   const dir = mkdtempSync(join(tmpdir(), "paxos-bench-"));
   const base = 20000 + Math.floor(Math.random() * 40000);
-  const config = {
-    nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })),
-    transport,
-    batchCommandsMax,
-  };
+  const config = { nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })), ...extra };
   const configPath = join(dir, "cluster.json");
   writeFileSync(configPath, JSON.stringify(config));
+  const dataDir = (id) => join(dir, `node-${id}`);
   const children = [1, 2, 3].map((id) =>
     spawn(
       process.execPath,
       [
+        ...execArgs,
         `${root}bin/paxos.js`,
         "node",
         "--config",
@@ -113,22 +105,25 @@ async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
         "--id",
         String(id),
         "--data",
-        join(dir, `node-${id}`),
-        "--quiet",
+        dataDir(id),
+        ...nodeArgs,
       ],
-      {
-        stdio: ["ignore", "ignore", "inherit"],
-        env: { ...process.env, PAXOS_LOG_LEVEL: "warn" },
-      },
+      { stdio, env: { ...process.env, PAXOS_LOG_LEVEL: logLevel } },
     ),
   );
+  const exited = children.map((child) => new Promise((resolve) => child.once("exit", resolve)));
+  return { dir, config, children, dataDir, exited };
+}
+
+/** An in-process client (id `id`) for a cluster file, started, with a leader found (one value acked). */
+async function startClient(config, id, transport = "udp") {
+  const { Client, Prng } = await import("../dist/core/index.js");
+  const { ClusterAddressBook, Driver, parseClusterConfig } = await import("../dist/runtime/index.js");
+  const { UdpTransport, TcpTransport } = await import("../dist/transport/index.js");
+  const { MemoryStorage } = await import("../dist/storage/index.js");
+  const { binaryCodec } = await import("../dist/codec/index.js");
   const cluster = parseClusterConfig(JSON.stringify(config));
-  const client = new Client({
-    id: 4242,
-    prng: new Prng(4242),
-    windowCommands: 16384,
-    firstSeq: Date.now() * 1000,
-  });
+  const client = new Client({ id, prng: new Prng(id), windowCommands: 16384, firstSeq: Date.now() * 1000 });
   const driver = new Driver({
     name: "bench client",
     role: client,
@@ -145,9 +140,25 @@ async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
     },
   });
   await driver.start();
-  // Wait for a leader: one value decided.
   driver.run((c) => c.submitAll(["warm-up"]).output);
   while (client.acked < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+  return { client, driver };
+}
+
+/**
+ * Decided values per second on a 3-node cluster of `paxos node` processes on loopback, each with
+ * durable state (--data: fsync before every promise and vote, one sync per turn), fed by one
+ * in-process client. Batched (up to 512 values a slot) and unbatched (one value a slot).
+ */
+async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
+  const { rmSync } = await import("node:fs");
+  const nodes = await startNodes({
+    extra: { transport, batchCommandsMax },
+    nodeArgs: ["--quiet"],
+    stdio: ["ignore", "ignore", "inherit"],
+    logLevel: "warn",
+  });
+  const { client, driver } = await startClient(nodes.config, 4242, transport);
   const started = performance.now();
   const chunk = 4096;
   for (let i = 0; i < values; i += chunk) {
@@ -160,9 +171,9 @@ async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
   const seconds = (performance.now() - started) / 1000;
   const acked = client.acked - 1;
   await driver.stop();
-  for (const child of children) child.kill("SIGTERM");
-  await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))));
-  rmSync(dir, { recursive: true, force: true });
+  for (const child of nodes.children) child.kill("SIGTERM");
+  await Promise.all(nodes.exited);
+  rmSync(nodes.dir, { recursive: true, force: true });
   return {
     values,
     acked,
@@ -210,72 +221,27 @@ async function boundedRun({
   heapCapMiB = 256,
   snapshotLogBytes = undefined,
 }) {
-  const { spawn } = await import("node:child_process");
-  const { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, statSync, createWriteStream } =
-    await import("node:fs");
-  const { tmpdir } = await import("node:os");
+  const { rmSync, readFileSync, readdirSync, statSync, createWriteStream } = await import("node:fs");
   const { join } = await import("node:path");
-  const { Client, Prng } = await import("../dist/core/index.js");
-  const { ClusterAddressBook, Driver, parseClusterConfig } = await import("../dist/runtime/index.js");
-  const { UdpTransport } = await import("../dist/transport/index.js");
-  const { MemoryStorage } = await import("../dist/storage/index.js");
-  const { binaryCodec } = await import("../dist/codec/index.js");
-  const dir = mkdtempSync(join(tmpdir(), "paxos-bounded-"));
-  const base = 20000 + Math.floor(Math.random() * 40000);
-  const config = {
-    nodes: [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id })),
-    ...(snapshotLogBytes !== undefined ? { snapshotLogBytes } : {}),
-  };
-  const configPath = join(dir, "cluster.json");
-  writeFileSync(configPath, JSON.stringify(config));
+  const cluster = await startNodes({
+    extra: snapshotLogBytes !== undefined ? { snapshotLogBytes } : {},
+    // A heap cap far below what 10 million values take: a node whose memory grew with the values
+    // would run out of heap and die.
+    execArgs: [`--max-old-space-size=${heapCapMiB}`],
+    stdio: ["ignore", "pipe", "pipe"],
+    logLevel: "info",
+  });
+  const { dir, children, exited } = cluster;
   const logs = [1, 2, 3].map((id) => join(dir, `node-${id}.log`));
   const applied = [0, 0, 0];
-  const children = [1, 2, 3].map((id) => {
-    const child = spawn(
-      process.execPath,
-      [
-        // A heap cap far below what 10 million values take: a node whose memory grew with the values
-        // would run out of heap and die, and the run would fail.
-        `--max-old-space-size=${heapCapMiB}`,
-        `${root}bin/paxos.js`,
-        "node",
-        "--config",
-        configPath,
-        "--id",
-        String(id),
-        "--data",
-        join(dir, `node-${id}`),
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PAXOS_LOG_LEVEL: "info" } },
-    );
-    child.stderr.pipe(createWriteStream(logs[id - 1]));
+  children.forEach((child, i) => {
+    child.stderr.pipe(createWriteStream(logs[i]));
     // Each applied command prints one line: counting them tells when a node has caught up.
-    applied[id - 1] = 0;
     child.stdout.on("data", (chunk) => {
-      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) applied[id - 1]++;
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) applied[i]++;
     });
-    return child;
   });
-  const exited = children.map((child) => new Promise((resolve) => child.once("exit", resolve)));
-  const cluster = parseClusterConfig(JSON.stringify(config));
-  const client = new Client({
-    id: 4343,
-    prng: new Prng(4343),
-    windowCommands: 16384,
-    firstSeq: Date.now() * 1000,
-  });
-  const driver = new Driver({
-    name: "bench client",
-    role: client,
-    transport: new UdpTransport({ host: "127.0.0.1", port: 0, receiveBufferBytes: 4 << 20 }),
-    codec: binaryCodec,
-    addressBook: new ClusterAddressBook(cluster.value),
-    storage: new MemoryStorage(),
-    tickMs: 10,
-    onFatal: (error) => {
-      throw error;
-    },
-  });
+  const { client, driver } = await startClient(cluster.config, 4343);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const rssBytes = (pid) => {
     try {
@@ -290,9 +256,6 @@ async function boundedRun({
     for (const name of readdirSync(path)) total += statSync(join(path, name)).size;
     return total;
   };
-  await driver.start();
-  driver.run((c) => c.submitAll(["warm-up"]).output);
-  while (client.acked < 1) await sleep(20);
   const samples = [];
   let nodeDied = null;
   const started = performance.now();
@@ -313,7 +276,7 @@ async function boundedRun({
         seconds: Number(((now - started) / 1000).toFixed(1)),
         decided: client.acked - 1,
         rssMiB: children.map((child) => Number(((rssBytes(child.pid) ?? 0) / 2 ** 20).toFixed(1))),
-        diskMiB: [1, 2, 3].map((id) => Number((dirBytes(join(dir, `node-${id}`)) / 2 ** 20).toFixed(1))),
+        diskMiB: [1, 2, 3].map((id) => Number((dirBytes(cluster.dataDir(id)) / 2 ** 20).toFixed(1))),
       };
       samples.push(sample);
       console.log(`bounded: ${JSON.stringify(sample)}`);
