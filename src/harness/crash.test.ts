@@ -48,3 +48,35 @@ test("SIGKILLed nodes restarted on their write-ahead logs lose no acked value an
   assert.ok(report.acknowledged > 0, `nothing acked\n${evidence()}`);
   assert.deepEqual(report.problems, [], evidence());
 });
+
+/**
+ * Snapshots about every 200 values (a value here is estimated at about 100 bytes), so nodes compact
+ * their write-ahead logs all the time and are killed in the middle of it, and most restarts begin
+ * from a snapshot.
+ */
+const SNAPSHOT_LOG_BYTES = 20_000;
+
+test("with snapshots and compaction under SIGKILL, restarts from a snapshot lose nothing and change nothing", {
+  timeout: 120_000,
+}, async (t) => {
+  const report = await runCrashTest({
+    rounds: 10,
+    dropRate: DROP_RATE,
+    majorityKillChance: MAJORITY_KILL_CHANCE,
+    snapshotLogBytes: SNAPSHOT_LOG_BYTES,
+  });
+  t.diagnostic(formatCrashReport(report));
+  t.diagnostic(
+    `snapshots taken ${report.snapshotsTaken}, incarnations restored from a snapshot ${report.restoredFromSnapshot}, ` +
+      `duplicates ${report.duplicates}, decided changed ${report.decidedChanged}, kills ${report.kills}, ` +
+      `decided ${report.decided}, ${report.durationMs} ms, seed ${report.seed}`,
+  );
+  const evidence = () =>
+    `${report.problems.join("\n")}\nevidence kept in ${report.dir}\ntimeline:\n${report.timeline.join("\n")}`;
+  assert.equal(report.lost, 0, `acked values lost\n${evidence()}`);
+  assert.equal(report.duplicates, 0, `values delivered twice\n${evidence()}`);
+  assert.equal(report.decidedChanged, 0, `a decided value changed\n${evidence()}`);
+  assert.deepEqual(report.problems, [], evidence());
+  assert.ok(report.snapshotsTaken >= 10, `only ${report.snapshotsTaken} snapshots taken`);
+  assert.ok(report.restoredFromSnapshot >= 1, "no restart began from a snapshot");
+});

@@ -7,9 +7,10 @@
  *
  * - lost: an acked value missing from some node's final output (must be 0);
  * - duplicates: a value printed twice by one incarnation of a node (must be 0);
- * - decided changed: an incarnation's output that is not a prefix of the agreed sequence (a node's
- *   learner is not durable, so every incarnation re-prints the log from slot 1; a decided value must
- *   never move or change), or nodes whose final outputs differ (must be 0);
+ * - decided changed: an incarnation's output that is not its piece of the agreed sequence (each
+ *   incarnation prints from where its state begins: slot 1, or the snapshot it restored, whose
+ *   command count it logs; a decided value must never move or change), or nodes that end at
+ *   different places (must be 0);
  * - recovered: values that were in flight (submitted, not yet acked) at a kill and were decided.
  *
  * Only processes this module started are signalled, by pid. The work directory (cluster file, each
@@ -104,6 +105,14 @@ export interface CrashTestOptions {
   readonly keepDir?: boolean;
   /** Progress lines (each kill and restart, the phases). */
   readonly log?: (line: string) => void;
+  /**
+   * Snapshots every this many estimated bytes of values (the cluster file's `snapshotLogBytes`;
+   * default: the nodes' default, which a short run never reaches). Peers then keep a long log below
+   * their snapshots, so a node catches up from their logs, and every incarnation's output is one
+   * piece of the agreed sequence; a snapshot installed from a peer would leave a gap this test
+   * cannot place, and is reported as a problem.
+   */
+  readonly snapshotLogBytes?: number;
 }
 
 export interface CrashTestReport {
@@ -128,6 +137,10 @@ export interface CrashTestReport {
   readonly unknown: number;
   /** Values in the agreed final sequence. */
   readonly decided: number;
+  /** Snapshots the nodes took (each compacted the write-ahead log), all incarnations. */
+  readonly snapshotsTaken: number;
+  /** Incarnations that started from a snapshot of their own. */
+  readonly restoredFromSnapshot: number;
   readonly rounds: number;
   readonly kills: number;
   /** Incarnations per node, first start included. */
@@ -156,6 +169,11 @@ export function formatCrashReport(report: CrashTestReport): string {
 class Incarnation {
   /** Complete stdout lines: decided values, in slot order. */
   readonly lines: string[] = [];
+  /** Commands in the snapshot this incarnation restored: its first line is that many values in. */
+  start = 0;
+  restoredSnapshot = false;
+  snapshotsTaken = 0;
+  snapshotsInstalled = 0;
   /** A last stdout line cut short by the kill (no newline), if any. */
   tornTail: string | null = null;
   /** Exit code or signal name; null while it runs. */
@@ -183,6 +201,12 @@ class Incarnation {
     readLines(child.stderr, (line) => {
       if (!this.started && line.includes('"msg":"started"')) this.started = true;
       if (!this.started && line.includes("EADDRINUSE")) this.portTaken = true;
+      if (line.includes('"msg":"restored from snapshot"')) {
+        this.start = Number(/"commands":(\d+)/.exec(line)?.[1] ?? 0);
+        this.restoredSnapshot = true;
+      }
+      if (line.includes('"msg":"snapshot taken; log compacted"')) this.snapshotsTaken++;
+      if (line.includes('"msg":"snapshot installed from a peer"')) this.snapshotsInstalled++;
       // pino's level 60 is fatal; the fatal handler also prints "FATAL <name>: <message>".
       if (this.fatal === null && (line.startsWith("FATAL ") || line.includes('"level":60')))
         this.fatal = line;
@@ -351,7 +375,11 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
         host: "127.0.0.1",
         port: basePort + i,
       }));
-      const configText = `${JSON.stringify({ name: "crash", nodes, quorum: { kind: "majority" }, transport: transportName }, null, 2)}\n`;
+      const snapshots =
+        options.snapshotLogBytes !== undefined
+          ? { snapshotLogBytes: options.snapshotLogBytes, logRetainSlots: 1_000_000 }
+          : {};
+      const configText = `${JSON.stringify({ name: "crash", nodes, quorum: { kind: "majority" }, transport: transportName, ...snapshots }, null, 2)}\n`;
       const parsed = parseClusterConfig(configText);
       if (!parsed.ok) throw new Error(`generated cluster file is invalid: ${parsed.error}`);
       const configPath = join(dir, "cluster.json");
@@ -525,14 +553,15 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
       );
       note(`${unackedSeqs.size} values still unacked at the deadline`);
     }
-    const finals = () => c.incarnations.map((list) => (list[list.length - 1] as Incarnation).lines);
+    const lastOf = (list: Incarnation[]) => list[list.length - 1] as Incarnation;
+    /** Where each node's output ends: the values it has applied. */
+    const ends = () => c.incarnations.map((list) => lastOf(list).start + lastOf(list).lines.length);
     const converged = () => {
-      const outputs = finals();
-      const first = outputs[0] as string[];
-      if (!outputs.every((lines) => lines.length === first.length)) return false;
-      const seen = new Set(first);
-      for (const payload of ackedPayloads) if (!seen.has(payload)) return false;
-      return outputs.every((lines) => lines.length === first.length && lines.every((v, i) => v === first[i]));
+      const reached = ends();
+      if (!reached.every((end) => end === reached[0])) return false;
+      const printed = new Set(c.incarnations.flatMap((list) => list.flatMap((i) => i.lines)));
+      for (const payload of ackedPayloads) if (!printed.has(payload)) return false;
+      return true;
     };
     try {
       const ms = await waitFor(
@@ -540,8 +569,8 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
         convergeDeadlineMs,
         "every node to print every acked value",
         () =>
-          finals()
-            .map((lines, i) => `node ${i + 1}: ${lines.length} values`)
+          ends()
+            .map((end, i) => `node ${i + 1}: ${end} values`)
             .join(", "),
         50,
       );
@@ -568,26 +597,46 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
     }
 
     // --- the checks ---------------------------------------------------------------------------
-    const outputs = finals();
-    // The agreed sequence: the longest final output (they are equal when the nodes converged).
-    const agreed = outputs.reduce((a, b) => (b.length > a.length ? b : a), [] as string[]);
+    // The agreed sequence, put together from every incarnation's piece (each starts where its state
+    // began): two pieces that disagree on a position mean a decided value changed.
+    const agreed: string[] = [];
     let decidedChanged = 0;
     let duplicates = 0;
     let unknown = 0;
     for (const list of c.incarnations) {
       for (const incarnation of list) {
         const where = `node ${incarnation.node} incarnation ${incarnation.number}`;
-        const mismatch = incarnation.lines.findIndex((value, i) => value !== agreed[i]);
-        if (mismatch >= 0 || incarnation.lines.length > agreed.length) {
-          decidedChanged++;
-          const at = mismatch >= 0 ? mismatch : agreed.length;
+        if (incarnation.snapshotsInstalled > 0)
           problems.push(
-            `${where}: output is not a prefix of the agreed sequence: position ${at + 1} is ` +
-              `"${incarnation.lines[at]}", agreed "${agreed[at]}"`,
+            `${where} installed a snapshot from a peer: its output has a gap this test cannot place`,
           );
-        }
+        incarnation.lines.forEach((value, i) => {
+          const at = incarnation.start + i;
+          const known = agreed[at];
+          if (known === undefined) agreed[at] = value;
+          else if (known !== value) {
+            decidedChanged++;
+            if (decidedChanged <= 10)
+              problems.push(`${where}: position ${at + 1} is "${value}", elsewhere "${known}"`);
+          }
+        });
+      }
+    }
+    const holes = [...agreed.keys()].filter((at) => agreed[at] === undefined);
+    if (holes.length > 0) {
+      decidedChanged += holes.length;
+      problems.push(
+        `no incarnation printed position(s) ${holes
+          .slice(0, 5)
+          .map((at) => at + 1)
+          .join(", ")}`,
+      );
+    }
+    for (const list of c.incarnations) {
+      for (const incarnation of list) {
+        const where = `node ${incarnation.node} incarnation ${incarnation.number}`;
         const tail = incarnation.tornTail;
-        const expected = agreed[incarnation.lines.length];
+        const expected = agreed[incarnation.start + incarnation.lines.length];
         if (tail !== null && (expected === undefined || !expected.startsWith(tail))) {
           decidedChanged++;
           problems.push(`${where}: its last, cut-short line "${tail}" does not begin "${expected}"`);
@@ -606,18 +655,31 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
         }
       }
     }
-    outputs.forEach((lines, i) => {
-      if (lines.length !== agreed.length) {
+    // Each value at most once in the whole sequence (a value decided twice would sit in two places).
+    const positions = new Map<string, number>();
+    agreed.forEach((value, at) => {
+      if (positions.has(value)) {
+        duplicates++;
+        if (duplicates <= 10)
+          problems.push(
+            `"${value}" decided at positions ${(positions.get(value) as number) + 1} and ${at + 1}`,
+          );
+      } else positions.set(value, at);
+    });
+    const finalEnds = ends();
+    finalEnds.forEach((end, i) => {
+      if (end !== agreed.length) {
         decidedChanged++;
         problems.push(
-          `node ${i + 1} ends with ${lines.length} values, the longest output has ${agreed.length}`,
+          `node ${i + 1} ends with ${end} values applied, the agreed sequence has ${agreed.length}`,
         );
       }
     });
+    // Lost: an acked value not in the sequence, or past where some node's state ends.
     let lost = 0;
-    const finalSets = outputs.map((lines) => new Set(lines));
     for (const payload of ackedPayloads) {
-      const missingAt = finalSets.flatMap((set, i) => (set.has(payload) ? [] : [i + 1]));
+      const at = positions.get(payload);
+      const missingAt = finalEnds.flatMap((end, i) => (at !== undefined && at < end ? [] : [i + 1]));
       if (missingAt.length > 0) {
         lost++;
         if (lost <= 10)
@@ -645,6 +707,8 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
       decidedChanged,
       unknown,
       decided: agreed.length,
+      snapshotsTaken: c.incarnations.flat().reduce((sum, i) => sum + i.snapshotsTaken, 0),
+      restoredFromSnapshot: c.incarnations.flat().filter((i) => i.restoredSnapshot).length,
       rounds,
       kills,
       incarnations: c.incarnations.map((list) => list.length),
