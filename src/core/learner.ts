@@ -168,7 +168,7 @@ export class Learner {
     }
     for (const value of options.restoreLog ?? []) {
       this.log.push(value);
-      this.bytesSinceSnapshot += valueBytesEstimate(value);
+      this.countTowardsSnapshot(value);
       const commands = value.commands.filter((command) => this.sessions.deliver(command));
       this.restored.push({ slot: this.deliveredThrough, value, commands });
     }
@@ -228,11 +228,21 @@ export class Learner {
     return output;
   }
 
-  private setSnapshot(snapshot: Snapshot): void {
+  /** Keeps `snapshot` (and its text, which peers are sent) as the newest. */
+  private setSnapshot(
+    snapshot: Snapshot,
+    text = encodeSnapshot(snapshot),
+    checksum = textChecksum(text),
+  ): void {
     this.snapshotValue = snapshot;
-    this.snapshotText = encodeSnapshot(snapshot);
-    this.snapshotChecksum = textChecksum(this.snapshotText);
+    this.snapshotText = text;
+    this.snapshotChecksum = checksum;
     this.bytesSinceSnapshot = 0;
+  }
+
+  /** Counts a delivered value towards the next snapshot (only when snapshots are on: not free). */
+  private countTowardsSnapshot(value: Value): void {
+    if (this.snapshotLogBytes > 0) this.bytesSinceSnapshot += valueBytesEstimate(value);
   }
 
   /** Drops held slots below `slot` (never ones the snapshot does not cover). */
@@ -552,10 +562,7 @@ export class Learner {
       return;
     }
     this.snapshotsInstalled++;
-    this.snapshotValue = snapshot;
-    this.snapshotText = text;
-    this.snapshotChecksum = assembly.checksum;
-    this.bytesSinceSnapshot = 0;
+    this.setSnapshot(snapshot, text, assembly.checksum);
     this.log = [];
     this.logStart = snapshot.slot + 1;
     for (const slot of this.chosen.keys()) if (slot <= snapshot.slot) this.chosen.delete(slot);
@@ -597,7 +604,7 @@ export class Learner {
     while (value !== undefined) {
       this.chosen.delete(next);
       this.log.push(value);
-      this.bytesSinceSnapshot += valueBytesEstimate(value);
+      this.countTowardsSnapshot(value);
       const commands = value.commands.filter((command) => this.sessions.deliver(command));
       const decision: Decision = { slot: next, value, commands };
       output.decided.push(decision);

@@ -728,16 +728,11 @@ export class Proposer {
       this.sendAcks(acks, output);
     }
     const chosen: SlotValue[] = this.learner.drainChosen();
-    if (chosen.length === 0) return output;
+    if (chosen.length === 0 && learned.snapshot === null) return output;
     for (const { slot, value } of chosen) {
       const flight = this.inFlight.get(slot);
-      if (flight !== undefined) {
-        this.inFlight.delete(slot);
-        if (flight.partial) this.partialInFlight--;
-        for (const command of flight.value.commands) this.inFlightKeys.delete(command);
-        // Our value lost this slot to an earlier leader's: its commands need another slot.
-        if (!valuesEqual(flight.value, value)) this.requeue(flight.value);
-      }
+      // Our value lost this slot to an earlier leader's: its commands need another slot.
+      if (flight !== undefined) this.settle(slot, flight, !valuesEqual(flight.value, value));
       this.forgetPending(value);
     }
     mergeOutput(output, this.fillWindow());
@@ -750,15 +745,18 @@ export class Proposer {
    * snapshot's sessions say they were delivered.
    */
   private skipPast(slot: number): void {
-    for (const [inFlightSlot, flight] of this.inFlight) {
-      if (inFlightSlot > slot) continue;
-      this.inFlight.delete(inFlightSlot);
-      if (flight.partial) this.partialInFlight--;
-      for (const command of flight.value.commands) this.inFlightKeys.delete(command);
-      this.requeue(flight.value);
-    }
+    for (const [inFlightSlot, flight] of this.inFlight)
+      if (inFlightSlot <= slot) this.settle(inFlightSlot, flight, true);
     for (const voted of this.recoveryVotes.keys()) if (voted <= slot) this.recoveryVotes.delete(voted);
     if (this.nextSlot <= slot) this.nextSlot = slot + 1;
+  }
+
+  /** One of our slots is decided: it leaves the window, and with `requeue` its commands go back. */
+  private settle(slot: number, flight: InFlightSlot, requeue: boolean): void {
+    this.inFlight.delete(slot);
+    if (flight.partial) this.partialInFlight--;
+    for (const command of flight.value.commands) this.inFlightKeys.delete(command);
+    if (requeue) this.requeue(flight.value);
   }
 
   private forgetPending(value: Value): void {

@@ -502,6 +502,23 @@ describe("Driver: persist before send", () => {
 
   const ballot = (round: number): Ballot => ({ round, node: 1 });
 
+  /**
+   * Sends accepts for slots 1 ..= `slots` in one synchronous burst (the memory network delivers it
+   * in one batch), and waits for every vote.
+   */
+  async function acceptBurst(a: Awaited<ReturnType<typeof gatedAcceptor>>, slots: number): Promise<void> {
+    for (let slot = 1; slot <= slots; slot++) {
+      a.proposer.send(a.acceptorAt, {
+        type: "accept",
+        from: 1,
+        ballot: ballot(1),
+        slot,
+        value: { commands: [{ client: 9, seq: slot, payload: `v${slot}` }] },
+      });
+    }
+    await waitFor(() => a.proposer.of("accepted").length === slots, "every vote");
+  }
+
   test("a promise leaves only after the sync of the promised ballot resolves", async () => {
     const a = await gatedAcceptor();
     try {
@@ -586,17 +603,8 @@ describe("Driver: persist before send", () => {
     a.storage.auto = true;
     try {
       const slots = 60;
-      // One synchronous burst: the memory network delivers it in one batch, so one driver turn sees it.
-      for (let slot = 1; slot <= slots; slot++) {
-        a.proposer.send(a.acceptorAt, {
-          type: "accept",
-          from: 1,
-          ballot: ballot(1),
-          slot,
-          value: { commands: [{ client: 9, seq: slot, payload: `v${slot}` }] },
-        });
-      }
-      await waitFor(() => a.proposer.of("accepted").length === slots, "every vote");
+      // One burst of fewer messages than a turn takes: one driver turn sees them all.
+      await acceptBurst(a, slots);
       assert.equal(a.storage.appendCalls, slots);
       assert.equal(a.storage.syncCalls, 1, `${slots} votes in one turn must share one sync`);
       assert.equal(a.driver.stats.persists, 1);
@@ -612,16 +620,7 @@ describe("Driver: persist before send", () => {
     a.storage.auto = true;
     try {
       const slots = 500;
-      for (let slot = 1; slot <= slots; slot++) {
-        a.proposer.send(a.acceptorAt, {
-          type: "accept",
-          from: 1,
-          ballot: ballot(1),
-          slot,
-          value: { commands: [{ client: 9, seq: slot, payload: `v${slot}` }] },
-        });
-      }
-      await waitFor(() => a.proposer.of("accepted").length === slots, "every vote");
+      await acceptBurst(a, slots);
       assert.equal(a.storage.appendCalls, slots);
       assert.ok(a.storage.syncCalls <= slots / 10, `${a.storage.syncCalls} syncs for ${slots} votes`);
       assert.deepEqual(
