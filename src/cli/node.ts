@@ -45,7 +45,8 @@ The node's state machine counts the values applied and keeps a digest of them. O
 since its last snapshot reach "snapshotLogBytes" (estimated; default 32 MiB, 0: never), the node
 snapshots that state and drops its log below it, on disk and in memory; a node that has fallen behind
 a peer's snapshot receives the snapshot. Stdout then shows the values decided since the snapshot the
-node started from or installed (stderr logs each snapshot with its count and digest).
+node started from or installed (stderr logs each snapshot with its count and digest; an install
+also logs "stdoutLines", the lines printed before it: the values in the gap it leaves are not printed).
 
 Options:
   --config FILE   the cluster file (required)
@@ -124,7 +125,13 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const print = (line: string) => {
     if (!values.quiet) process.stdout.write(`${line}\n`);
   };
-  const machine = new DigestMachine((command) => print(command.payload));
+  // Lines printed so far: an install from a peer logs it, so a reader of stdout knows which line
+  // comes first after the gap the install leaves.
+  let stdoutLines = 0;
+  const machine = new DigestMachine((command) => {
+    print(command.payload);
+    stdoutLines++;
+  });
   const driver = new Driver({
     name,
     role: replica,
@@ -138,7 +145,13 @@ export async function nodeCommand(args: string[]): Promise<number> {
     stateMachine: machine,
     onSnapshot: (snapshot, how) =>
       logger.info(
-        { slot: snapshot.slot, commands: machine.commands, digest: machine.digest, how },
+        {
+          slot: snapshot.slot,
+          commands: machine.commands,
+          digest: machine.digest,
+          how,
+          ...(how === "installed" ? { stdoutLines } : {}),
+        },
         how === "taken" ? "snapshot taken; log compacted" : "snapshot installed from a peer",
       ),
     ...(values.debug ? { onTrace: debugTracer(name) } : {}),

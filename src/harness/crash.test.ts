@@ -52,9 +52,11 @@ test("SIGKILLed nodes restarted on their write-ahead logs lose no acked value an
 /**
  * Snapshots about every 200 values (a value here is estimated at about 100 bytes), so nodes compact
  * their write-ahead logs all the time and are killed in the middle of it, and most restarts begin
- * from a snapshot.
+ * from a snapshot. Only 50 slots are kept below a snapshot, so a node that was down long catches
+ * up by installing a peer's snapshot.
  */
 const SNAPSHOT_LOG_BYTES = 20_000;
+const LOG_RETAIN_SLOTS = 50;
 
 test("with snapshots and compaction under SIGKILL, restarts from a snapshot lose nothing and change nothing", {
   timeout: 120_000,
@@ -64,10 +66,12 @@ test("with snapshots and compaction under SIGKILL, restarts from a snapshot lose
     dropRate: DROP_RATE,
     majorityKillChance: MAJORITY_KILL_CHANCE,
     snapshotLogBytes: SNAPSHOT_LOG_BYTES,
+    logRetainSlots: LOG_RETAIN_SLOTS,
   });
   t.diagnostic(formatCrashReport(report));
   t.diagnostic(
     `snapshots taken ${report.snapshotsTaken}, incarnations restored from a snapshot ${report.restoredFromSnapshot}, ` +
+      `snapshots installed from a peer ${report.snapshotsInstalled}, ` +
       `duplicates ${report.duplicates}, decided changed ${report.decidedChanged}, kills ${report.kills}, ` +
       `decided ${report.decided}, ${report.durationMs} ms, seed ${report.seed}`,
   );
@@ -79,4 +83,5 @@ test("with snapshots and compaction under SIGKILL, restarts from a snapshot lose
   assert.deepEqual(report.problems, [], evidence());
   assert.ok(report.snapshotsTaken >= 10, `only ${report.snapshotsTaken} snapshots taken`);
   assert.ok(report.restoredFromSnapshot >= 1, "no restart began from a snapshot");
+  assert.ok(report.snapshotsInstalled >= 1, "no node installed a peer's snapshot");
 });
