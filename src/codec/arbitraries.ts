@@ -35,6 +35,8 @@ export const uintArbitrary: fc.Arbitrary<number> = fc.oneof(
     0,
     127,
     128,
+    10_239,
+    10_240,
     16_383,
     16_384,
     2 ** 31 - 1,

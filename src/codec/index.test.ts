@@ -8,7 +8,16 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { MESSAGE_TYPES, type Message, type Result } from "../core/index.js";
 import { messageArbitraries, messageArbitrary, SAMPLE_MESSAGES } from "./arbitraries.js";
-import { binaryCodec, CODEC_NAMES, type Codec, codecByName, FRAME_BYTES_MAX, jsonCodec } from "./index.js";
+import {
+  binaryCodec,
+  CODEC_NAMES,
+  type Codec,
+  codecByName,
+  DATAGRAM_BYTES_MAX,
+  FRAME_BYTES_MAX,
+  jsonCodec,
+} from "./index.js";
+import { CHECKSUM_MAX, SNAPSHOT_CHUNK_UNITS_MAX, SNAPSHOT_UNITS_MAX } from "./validate.js";
 
 /** Decodes `bytes`, failing the test if the decoder throws or returns something that is not a Result. */
 function decodeSafely(codec: Codec, bytes: Uint8Array): Result<Message, string> {
@@ -42,6 +51,29 @@ for (const codec of [binaryCodec, jsonCodec]) {
         const decoded = codec.decode(bytes);
         assert.deepStrictEqual(decoded, { ok: true, value: message });
         assert.deepStrictEqual(codec.encode(decoded.value), bytes);
+      }
+    });
+
+    test("the widest snapshot chunk fits one UDP datagram", () => {
+      // The widest data per unit: a control character (6 bytes escaped in JSON), a 3-byte character
+      // (the most UTF-8 bytes per unit), and 4-byte characters (two units each).
+      for (const data of [
+        "\u0001".repeat(SNAPSHOT_CHUNK_UNITS_MAX),
+        "€".repeat(SNAPSHOT_CHUNK_UNITS_MAX),
+        "😀".repeat(SNAPSHOT_CHUNK_UNITS_MAX / 2),
+      ]) {
+        const chunk: Message = {
+          type: "snapshot-chunk",
+          from: Number.MAX_SAFE_INTEGER,
+          slot: Number.MAX_SAFE_INTEGER,
+          length: SNAPSHOT_UNITS_MAX,
+          checksum: CHECKSUM_MAX,
+          offset: SNAPSHOT_UNITS_MAX - SNAPSHOT_CHUNK_UNITS_MAX,
+          data,
+        };
+        const bytes = codec.encode(chunk);
+        assert.ok(bytes.length <= DATAGRAM_BYTES_MAX, `${bytes.length} bytes for ${data.slice(0, 2)}...`);
+        assert.deepStrictEqual(codec.decode(bytes), { ok: true, value: chunk });
       }
     });
 

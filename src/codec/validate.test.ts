@@ -150,7 +150,7 @@ test("snapshot chunks: data is bounded in characters, not bytes, and lies within
     data: "",
     ...fields,
   });
-  // Not a payload: far over the 8192-byte payload limit, within the chunk's 16384 units.
+  // Not a payload: far over the 8192-byte payload limit, within the chunk's 10240 units.
   assert.ok(validateMessage(chunk({ data: "€".repeat(SNAPSHOT_CHUNK_UNITS_MAX) })).ok);
   assert.ok(validateMessage(chunk({ data: "😀".repeat(SNAPSHOT_CHUNK_UNITS_MAX / 2) })).ok);
   assert.ok(validateMessage(chunk({ length: 3, offset: 0, data: "abc" })).ok);
@@ -161,7 +161,7 @@ test("snapshot chunks: data is bounded in characters, not bytes, and lies within
   const cases: [Record<string, unknown>, string][] = [
     [
       { data: "x".repeat(SNAPSHOT_CHUNK_UNITS_MAX + 1) },
-      "snapshot-chunk.data: 16385 characters exceeds the limit of 16384",
+      "snapshot-chunk.data: 10241 characters exceeds the limit of 10240",
     ],
     [{ data: "ok\ud800" }, "snapshot-chunk.data: not well-formed Unicode (lone surrogate)"],
     [{ data: "\udc00ok" }, "snapshot-chunk.data: not well-formed Unicode (lone surrogate)"],

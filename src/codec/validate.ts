@@ -55,9 +55,10 @@ export const PAYLOAD_BYTES_MAX = DEFAULT_LIMITS.payloadBytesMax;
 
 /**
  * Most characters (UTF-16 units) of snapshot text in one `snapshot-chunk`: the protocol's own
- * `snapshotChunkUnits`. Not raised beyond it like the other ceilings: at 3 UTF-8 bytes a unit
- * (a 4-byte character is 2 units), 16384 units are at most 48 KiB, and a chunk must fit one UDP
- * datagram ({@link DATAGRAM_BYTES_MAX}) with room for its other fields.
+ * `snapshotChunkUnits`. Not raised beyond it like the other ceilings: a chunk must fit one UDP
+ * datagram ({@link DATAGRAM_BYTES_MAX}) with room for its other fields in either codec. In binary a
+ * unit takes at most 3 UTF-8 bytes (a 4-byte character is 2 units): 10240 units are at most 30 KiB.
+ * In JSON a control character or a lone surrogate is escaped to 6 bytes (`\u0001`): at most 60 KiB.
  */
 export const SNAPSHOT_CHUNK_UNITS_MAX = DEFAULT_LIMITS.snapshotChunkUnits;
 

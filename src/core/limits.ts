@@ -55,7 +55,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   requestCommandsMax: 256,
   clientsMax: 100_000,
   clientRangesMax: 16_384,
-  snapshotChunkUnits: 16 * 1024,
+  snapshotChunkUnits: 10 * 1024,
   snapshotChunksPerRequest: 8,
   snapshotUnitsMax: 512 * 1024 * 1024,
 });
