@@ -40,7 +40,15 @@ export class DigestMachine implements StateMachine {
 
   apply(decision: Decision): void {
     for (const command of decision.commands) {
-      this.mix(`${command.client}:${command.seq}:${command.payload}\n`);
+      // Each number as its two 32-bit halves, then the payload's units, then its length (which
+      // ends it): no text is built per command.
+      this.mixUnit(command.client >>> 0);
+      this.mixUnit(Math.floor(command.client / 2 ** 32));
+      this.mixUnit(command.seq >>> 0);
+      this.mixUnit(Math.floor(command.seq / 2 ** 32));
+      const payload = command.payload;
+      for (let i = 0; i < payload.length; i++) this.mixUnit(payload.charCodeAt(i));
+      this.mixUnit(payload.length);
       this.commands++;
       this.onCommand?.(command);
     }
@@ -72,15 +80,9 @@ export class DigestMachine implements StateMachine {
     this.low = Number.parseInt(digest.slice(8), 16);
   }
 
-  private mix(text: string): void {
-    let low = this.low;
-    let high = this.high;
-    for (let i = 0; i < text.length; i++) {
-      const unit = text.charCodeAt(i);
-      low = Math.imul(low ^ unit, 0x01000193);
-      high = Math.imul(high ^ unit ^ (low >>> 16), 0x01000193);
-    }
+  private mixUnit(unit: number): void {
+    const low = Math.imul(this.low ^ unit, 0x01000193);
     this.low = low >>> 0;
-    this.high = high >>> 0;
+    this.high = Math.imul(this.high ^ unit ^ (low >>> 16), 0x01000193) >>> 0;
   }
 }

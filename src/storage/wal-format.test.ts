@@ -136,6 +136,17 @@ describe("record encoding", () => {
         ],
       },
       { accepted: [entry(3, 1, [])] },
+      // Around the ASCII fast path's edges: a 1- or 2-byte length, and a late non-ASCII character.
+      {
+        accepted: [
+          entry(
+            4,
+            1,
+            [0, 1, 63, 64, 255, 256, 257, 1000].flatMap((n) => ["x".repeat(n), `${"y".repeat(n)}é`]),
+          ),
+        ],
+      },
+      { accepted: [entry(5, 1, ["\u007f\u0000", `${"z".repeat(200)}\uD800`])] },
     ];
     const buffer = new RecordBuffer(16);
     for (const delta of deltas) buffer.appendDelta(delta);

@@ -188,6 +188,9 @@ function fail(message: string): never {
 }
 
 /** How a string is stored: UTF-8, or raw UTF-16 when it holds a lone surrogate. */
+/** Strings up to this many units try the ASCII fast path: their length prefix is 1 or 2 bytes. */
+const SHORT_STRING_UNITS = 256;
+
 function stringEncoding(text: string): { readonly utf16: boolean; readonly byteLength: number } {
   if (!isWellFormedUnicode(text)) return { utf16: true, byteLength: text.length * 2 };
   return { utf16: false, byteLength: Buffer.byteLength(text, "utf8") };
@@ -505,22 +508,39 @@ export class RecordBuffer {
     const bytes = this.bytes;
     let at = this.length;
     let rest = value;
-    if (rest < 0x80000000) {
-      while (rest > 0x7f) {
-        bytes[at++] = (rest & 0x7f) | 0x80;
-        rest >>>= 7;
-      }
-    } else {
-      while (rest > 0x7f) {
-        bytes[at++] = (rest % 128) | 0x80;
-        rest = Math.floor(rest / 128);
-      }
+    // Past 32 bits, arithmetic; from there on (the last 4 or 5 bytes), the faster bit operations.
+    while (rest >= 0x80000000) {
+      bytes[at++] = (rest % 128) | 0x80;
+      rest = Math.floor(rest / 128);
+    }
+    while (rest > 0x7f) {
+      bytes[at++] = (rest & 0x7f) | 0x80;
+      rest >>>= 7;
     }
     bytes[at++] = rest;
     this.length = at;
   }
 
   private string(text: string): void {
+    const units = text.length;
+    if (units <= SHORT_STRING_UNITS) {
+      // Most payloads are short ASCII: one byte a character, well-formed, the length known up front.
+      const prefix = units * 2 < 0x80 ? 1 : 2;
+      this.ensure(prefix + units);
+      const bytes = this.bytes;
+      const start = this.length + prefix;
+      let i = 0;
+      for (; i < units; i++) {
+        const unit = text.charCodeAt(i);
+        if (unit >= 0x80) break;
+        bytes[start + i] = unit;
+      }
+      if (i === units) {
+        this.varuint(units * 2); // UTF-8 (flag 0), `prefix` bytes long
+        this.length += units;
+        return;
+      }
+    }
     const { utf16, byteLength } = stringEncoding(text);
     this.varuint(byteLength * 2 + (utf16 ? 1 : 0));
     this.ensure(byteLength);
