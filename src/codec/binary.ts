@@ -54,7 +54,15 @@
 
 import { Buffer } from "node:buffer";
 import type { AcceptedEntry, Ballot, Command, SlotValue, Value } from "../core/index.js";
-import { assert, err, type Message, type MessageType, type Result, type Role } from "../core/index.js";
+import {
+  assert,
+  copyAscii,
+  err,
+  type Message,
+  type MessageType,
+  type Result,
+  type Role,
+} from "../core/index.js";
 import {
   CHECKSUM_MAX,
   COMMANDS_PER_MESSAGE_MAX,
@@ -194,13 +202,7 @@ class Writer {
     if (units <= SHORT_STRING_BYTES) {
       // Most payloads are short ASCII: one byte a character, so the length is known up front.
       const bytesStart = start + (units < 0x80 ? 1 : 2);
-      let i = 0;
-      for (; i < units; i++) {
-        const unit = text.charCodeAt(i);
-        if (unit >= 0x80) break;
-        buffer[bytesStart + i] = unit;
-      }
-      if (i === units) {
+      if (copyAscii(text, buffer, bytesStart) === units) {
         writeUint(buffer, start, units);
         this.position = bytesStart + units;
         return;

@@ -11,7 +11,7 @@ export { Learner, type LearnerBugs, type LearnerOptions } from "./learner.js";
 export { DEFAULT_LIMITS, type Limits } from "./limits.js";
 export * from "./messages.js";
 export * from "./output.js";
-export { isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
+export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
 export { Prng } from "./prng.js";
 export {
   DEFAULT_PROPOSER_TIMING,

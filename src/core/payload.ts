@@ -26,6 +26,22 @@ function isLowSurrogate(unit: number): boolean {
   return unit >= 0xdc00 && unit <= 0xdfff;
 }
 
+/**
+ * Copies `text` into `bytes` from `at` on, one byte a unit, while it is ASCII; returns how many
+ * units it copied (`text.length` when all of it was ASCII: then the bytes are its UTF-8). The
+ * encoders' fast path for the short ASCII payloads that dominate. `bytes` must have room.
+ */
+export function copyAscii(text: string, bytes: Uint8Array, at: number): number {
+  const units = text.length;
+  let i = 0;
+  for (; i < units; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x80) break;
+    bytes[at + i] = unit;
+  }
+  return i;
+}
+
 /** `String.prototype.isWellFormed` (Node 20+, ES2024): no lone surrogates. */
 export function isWellFormedUnicode(text: string): boolean {
   return (text as unknown as { isWellFormed(): boolean }).isWellFormed();

@@ -55,7 +55,7 @@ import type {
   SlotValue,
   Value,
 } from "../core/index.js";
-import { chunkEnd, err, isWellFormedUnicode, ok, valueBytesEstimate } from "../core/index.js";
+import { chunkEnd, copyAscii, err, isWellFormedUnicode, ok, valueBytesEstimate } from "../core/index.js";
 import { crc32 } from "./crc32.js";
 import type { DurableImage } from "./storage.js";
 
@@ -527,15 +527,7 @@ export class RecordBuffer {
       // Most payloads are short ASCII: one byte a character, well-formed, the length known up front.
       const prefix = units * 2 < 0x80 ? 1 : 2;
       this.ensure(prefix + units);
-      const bytes = this.bytes;
-      const start = this.length + prefix;
-      let i = 0;
-      for (; i < units; i++) {
-        const unit = text.charCodeAt(i);
-        if (unit >= 0x80) break;
-        bytes[start + i] = unit;
-      }
-      if (i === units) {
+      if (copyAscii(text, this.bytes, this.length + prefix) === units) {
         this.varuint(units * 2); // UTF-8 (flag 0), `prefix` bytes long
         this.length += units;
         return;
