@@ -82,8 +82,8 @@ export async function clusterCommand(args: string[]): Promise<number> {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn" },
     });
-    prefixLines(child.stdout, (line) => process.stdout.write(`decided: ${line}\n`));
-    prefixLines(child.stderr, (line) => process.stderr.write(`[node ${node.id}] ${line}\n`));
+    prefixLines(child.stdout, process.stdout, (line) => `decided: ${line}\n`);
+    prefixLines(child.stderr, process.stderr, (line) => `[node ${node.id}] ${line}\n`);
     return child;
   });
 
@@ -150,7 +150,27 @@ export async function clusterCommand(args: string[]): Promise<number> {
   });
 }
 
-function prefixLines(stream: NodeJS.ReadableStream | null, write: (line: string) => void): void {
+/**
+ * Copies each line of a child's `stream` to `out` through `format`. When `out` is backed up, the
+ * child's stream is paused until `out` drains: the child's own output then waits in its pipe, and a
+ * node that cannot write pauses its intake (see `pacedWriter`), so nothing piles up in memory.
+ */
+function prefixLines(
+  stream: NodeJS.ReadableStream | null,
+  out: NodeJS.WritableStream,
+  format: (line: string) => string,
+): void {
   if (stream === null) return;
-  createInterface({ input: stream }).on("line", write);
+  const lines = createInterface({ input: stream });
+  let paused = false;
+  lines.on("line", (line) => {
+    // Lines already read still arrive after a pause: written, they wait in `out` (one chunk's worth).
+    if (out.write(format(line)) || paused) return;
+    paused = true;
+    lines.pause();
+    out.once("drain", () => {
+      paused = false;
+      lines.resume();
+    });
+  });
 }

@@ -16,6 +16,7 @@ import {
   fatalHandler,
   handleSignals,
   openStorage,
+  pacedWriter,
   parseId,
   parseRate,
   pickCodec,
@@ -35,7 +36,7 @@ nodes, and optionally weights, quorums, the transport and the codec:
              {"id": 2, "host": "127.0.0.1", "port": 7102},
              {"id": 3, "host": "127.0.0.1", "port": 7103, "weight": 1}],
    "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10,
-   "batchCommandsMax": 512, "windowSlots": 64, "snapshotLogBytes": 33554432, "logRetainSlots": 1024}
+   "batchCommandsMax": 512, "windowSlots": 64, "snapshotLogBytes": 33554432, "logRetainSlots": 128}
 
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
@@ -47,6 +48,8 @@ snapshots that state and drops its log below it, on disk and in memory; a node t
 a peer's snapshot receives the snapshot. Stdout then shows the values decided since the snapshot the
 node started from or installed (stderr logs each snapshot with its count and digest; an install
 also logs "stdoutLines", the lines printed before it: the values in the gap it leaves are not printed).
+A node whose stdout reader falls behind (more than 8 MiB waiting) stops taking in messages until the
+output drains: it falls behind and catches up, rather than filling its memory.
 
 Options:
   --config FILE   the cluster file (required)
@@ -122,8 +125,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
     snapshotLogBytes: cluster.snapshotLogBytes,
     ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   });
+  // A slow stdout reader pauses the node's intake rather than filling its memory; `driver` exists
+  // by the time anything is printed (the restored log is applied after it is built).
+  const write = pacedWriter(process.stdout, () => driver);
   const print = (line: string) => {
-    if (!values.quiet) process.stdout.write(`${line}\n`);
+    if (!values.quiet) write(`${line}\n`);
   };
   // Lines printed so far: an install from a peer logs it, so a reader of stdout knows which line
   // comes first after the gap the install leaves.

@@ -29,6 +29,7 @@ import {
   fatalHandler,
   handleSignals,
   openStorage,
+  pacedWriter,
   parseId,
   parsePositiveInt,
   parseRate,
@@ -151,6 +152,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     logger,
   );
 
+  const write = pacedWriter(process.stdout, () => driver);
   let role: RoleLike;
   let onDecision: ((decision: Decision) => void) | undefined;
   switch (kind) {
@@ -165,8 +167,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       role = new Learner({ id, quorum });
       onDecision = (decision) => {
         if (decision.commands.length === 0) return;
-        // Pipes and files are written synchronously on Linux: each value is out before the next.
-        process.stdout.write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
+        // In decision order; a slow reader pauses the intake rather than filling memory.
+        write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
       };
       break;
     case "client":

@@ -7,7 +7,7 @@ export { Acceptor, type AcceptorBugs, type AcceptorOptions, type AcceptorState }
 export { assert, InvariantViolation } from "./assert.js";
 export * from "./ballot.js";
 export { Client, type ClientOptions } from "./client.js";
-export { Learner, type LearnerBugs, type LearnerOptions } from "./learner.js";
+export { DEFAULT_LOG_RETAIN_SLOTS, Learner, type LearnerBugs, type LearnerOptions } from "./learner.js";
 export { DEFAULT_LIMITS, type Limits } from "./limits.js";
 export * from "./messages.js";
 export * from "./output.js";

@@ -54,7 +54,8 @@ export interface LearnerOptions {
   readonly snapshotLogBytes?: number;
   /**
    * Delivered slots kept in memory below a new snapshot's slot, so that a peer a little behind
-   * catches up from the log rather than with the whole snapshot. Default 1024.
+   * catches up from the log rather than with the whole snapshot. Default
+   * {@link DEFAULT_LOG_RETAIN_SLOTS}.
    */
   readonly logRetainSlots?: number;
   readonly bugs?: LearnerBugs;
@@ -80,6 +81,13 @@ interface Assembly {
 
 /** Retries of a stalled snapshot transfer before the learner gives it up and starts over. */
 const SNAPSHOT_RETRIES_MAX = 8;
+
+/**
+ * Delivered slots a learner keeps below a new snapshot by default: 128. A slot holds up to a whole
+ * batch (512 commands by default), so these slots can be the larger part of a replica's memory:
+ * with 1024, a leader of a busy cluster outgrew a 256 MiB heap (`npm run bench -- bounded`).
+ */
+export const DEFAULT_LOG_RETAIN_SLOTS = 128;
 
 interface Tally {
   readonly ballot: Ballot;
@@ -158,7 +166,7 @@ export class Learner {
     this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientRangesMax);
     this.durableLog = options.durableLog ?? false;
     this.snapshotLogBytes = options.snapshotLogBytes ?? 0;
-    this.logRetainSlots = options.logRetainSlots ?? 1024;
+    this.logRetainSlots = options.logRetainSlots ?? DEFAULT_LOG_RETAIN_SLOTS;
     if (options.restoreSnapshot !== undefined) {
       const problem = this.sessions.import(options.restoreSnapshot.sessions);
       assert(problem === null, `learner ${this.id}: restored snapshot: ${problem}`);

@@ -30,7 +30,7 @@ export interface ReplicaOptions
    * since the last one. 0 (the default): never.
    */
   readonly snapshotLogBytes?: number;
-  /** Delivered slots kept in memory below a snapshot, for peers a little behind (default 1024). */
+  /** Delivered slots kept in memory below a snapshot, for peers a little behind (default 128). */
   readonly logRetainSlots?: number;
   readonly bugs?: { acceptor?: AcceptorBugs; proposer?: ProposerBugs; learner?: LearnerBugs };
 }

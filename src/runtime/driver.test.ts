@@ -368,6 +368,31 @@ describe("Driver over the memory network", () => {
     }
   });
 
+  test("a node whose intake is paused drops frames, falls behind, and catches up once resumed", async () => {
+    const cluster = await startCluster(3);
+    try {
+      cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
+      await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
+      // A follower: a paused leader would still send heartbeats, and the cluster would wait for it.
+      const slowId = [1, 2, 3].find((id) => cluster.node(id).role.mode !== "leader") as number;
+      const fastId = [1, 2, 3].find((id) => id !== slowId) as number;
+      const slow = cluster.node(slowId);
+      slow.pauseIntake();
+      slow.pauseIntake(); // twice: still one pause
+      cluster.node(fastId).run((replica) => replica.submit(commands(7, 6, 20)));
+      await waitFor(() => cluster.payloads(fastId).length === 25, "the others decide without it");
+      await waitFor(() => slow.stats.framesPaused > 0, "it drops what it receives");
+      assert.equal(cluster.payloads(slowId).length, 5, "it delivers nothing while paused");
+      assert.equal(slow.stats.intakePauses, 1);
+      slow.resumeIntake();
+      await waitFor(() => cluster.payloads(slowId).length === 25, "it catches up");
+      assert.deepEqual(cluster.payloads(slowId), cluster.payloads(fastId));
+      assert.deepEqual(cluster.fatal, []);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   test("malformed frames are counted in stats.decodeErrors and change nothing", async () => {
     const cluster = await startCluster(3);
     try {

@@ -70,6 +70,10 @@ export interface DriverStats {
   framesDropped: number;
   /** Frames the role would have ignored, dropped before decoding. */
   framesIgnored: number;
+  /** Frames dropped while intake was paused (`pauseIntake`: the application could not keep up). */
+  framesPaused: number;
+  /** Times intake was paused. */
+  intakePauses: number;
   turns: number;
   persists: number;
   decisions: number;
@@ -93,6 +97,8 @@ export class Driver<R extends RoleLike> {
     decodeErrors: 0,
     framesDropped: 0,
     framesIgnored: 0,
+    framesPaused: 0,
+    intakePauses: 0,
     turns: 0,
     persists: 0,
     decisions: 0,
@@ -113,6 +119,7 @@ export class Driver<R extends RoleLike> {
   /** A snapshot was persisted: the next flush compacts storage instead of a plain sync. */
   private compactDue = false;
   private stopped = false;
+  private intakePaused = false;
   /** stop() has released the transport and storage (also after a fatal error stopped the turns). */
   private closed = false;
   private lastMessage: Message | null = null;
@@ -145,6 +152,24 @@ export class Driver<R extends RoleLike> {
     this.schedule();
   }
 
+  /**
+   * Drops every frame received from now on (counted in `framesPaused`) until `resumeIntake`: for an
+   * application that cannot keep up with the decisions (a node whose stdout reader is slow), so that
+   * they do not pile up in memory. Ticks, local calls and the mailbox already queued still run; the
+   * protocol treats the dropped frames as lost and resends, so the node falls behind and catches up
+   * later, and a cluster waits for it only where it needs its vote.
+   */
+  pauseIntake(): void {
+    if (this.intakePaused) return;
+    this.intakePaused = true;
+    this.stats.intakePauses++;
+  }
+
+  /** Takes frames in again after `pauseIntake`. */
+  resumeIntake(): void {
+    this.intakePaused = false;
+  }
+
   /** Stops ticking and receiving; makes written state durable; closes the transport. */
   async stop(): Promise<void> {
     if (this.closed) return;
@@ -158,6 +183,10 @@ export class Driver<R extends RoleLike> {
   private receive(frame: Uint8Array, from: Endpoint): void {
     if (this.stopped) return;
     this.stats.framesIn++;
+    if (this.intakePaused) {
+      this.stats.framesPaused++;
+      return;
+    }
     if (this.options.dropRate !== undefined && this.options.prng?.chance(this.options.dropRate)) {
       this.stats.framesDropped++;
       return;
