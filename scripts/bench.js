@@ -241,9 +241,7 @@ async function boundedRun({
   const { rmSync, readFileSync, readdirSync, statSync, createWriteStream } = await import("node:fs");
   const { join } = await import("node:path");
   const cluster = await startNodes({
-    extra: {
-      ...(snapshotLogBytes !== undefined ? { snapshotLogBytes } : {}),
-    },
+    extra: snapshotLogBytes !== undefined ? { snapshotLogBytes } : {},
     // A heap cap far below what 10 million values take: a node whose memory grew with the values
     // would run out of heap and die.
     execArgs: [`--max-old-space-size=${heapCapMiB}`],

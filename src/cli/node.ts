@@ -128,14 +128,12 @@ export async function nodeCommand(args: string[]): Promise<number> {
   // A slow stdout reader pauses the node's intake rather than filling its memory; `driver` exists
   // by the time anything is printed (the restored log is applied after it is built).
   const write = pacedWriter(process.stdout, () => driver);
-  const print = (line: string) => {
-    if (!values.quiet) write(`${line}\n`);
-  };
   // Lines printed so far: an install from a peer logs it, so a reader of stdout knows which line
   // comes first after the gap the install leaves.
   let stdoutLines = 0;
   const machine = new DigestMachine((command) => {
-    print(command.payload);
+    if (values.quiet) return;
+    write(`${command.payload}\n`);
     stdoutLines++;
   });
   const driver = new Driver({
