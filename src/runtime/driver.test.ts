@@ -393,6 +393,31 @@ describe("Driver over the memory network", () => {
     }
   });
 
+  test("a paused leader falls silent: the others elect a new leader and decide, and it catches up", async () => {
+    const cluster = await startCluster(3);
+    try {
+      cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
+      await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
+      const leaderId = [1, 2, 3].find((id) => cluster.node(id).role.mode === "leader") as number;
+      const others = [1, 2, 3].filter((id) => id !== leaderId);
+      cluster.node(leaderId).pauseIntake();
+      cluster.node(others[0] as number).run((replica) => replica.submit(commands(7, 6, 20)));
+      await waitFor(
+        () => others.some((id) => cluster.node(id).role.mode === "leader"),
+        "another node to take the lead",
+      );
+      await waitFor(() => cluster.payloads(others[0] as number).length === 25, "the others decide");
+      assert.equal(cluster.payloads(leaderId).length, 5, "the paused node delivers nothing");
+      cluster.node(leaderId).resumeIntake();
+      await waitFor(() => cluster.payloads(leaderId).length === 25, "the old leader catches up");
+      assert.deepEqual(cluster.payloads(leaderId), cluster.payloads(others[0] as number));
+      assert.deepEqual(cluster.payloads(others[1] as number), cluster.payloads(others[0] as number));
+      assert.deepEqual(cluster.fatal, []);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   test("malformed frames are counted in stats.decodeErrors and change nothing", async () => {
     const cluster = await startCluster(3);
     try {

@@ -140,6 +140,7 @@ export class Driver<R extends RoleLike> {
     transport.onFrame((frame, from) => this.receive(frame, from));
     await transport.start();
     this.timer = setInterval(() => {
+      if (this.intakePaused) return; // a paused node's time stands still (see pauseIntake)
       this.ticksDue++;
       this.schedule();
     }, this.options.tickMs);
@@ -155,9 +156,10 @@ export class Driver<R extends RoleLike> {
   /**
    * Drops every frame received from now on (counted in `framesPaused`) until `resumeIntake`: for an
    * application that cannot keep up with the decisions (a node whose stdout reader is slow), so that
-   * they do not pile up in memory. Ticks, local calls and the mailbox already queued still run; the
-   * protocol treats the dropped frames as lost and resends, so the node falls behind and catches up
-   * later, and a cluster waits for it only where it needs its vote.
+   * they do not pile up in memory. Its ticks stop too, so the node falls silent like a stalled one:
+   * a paused leader sends no heartbeats, and the others elect a new leader and go on without it.
+   * Local calls, the mailbox already queued and sends waiting for a sync still run. The protocol
+   * treats the dropped frames as lost, so the node falls behind and catches up once resumed.
    */
   pauseIntake(): void {
     if (this.intakePaused) return;
