@@ -6,7 +6,6 @@ import { Learner, type LearnerOptions } from "./learner.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
-  Command,
   DecideMessage,
   Decision,
   Envelope,
@@ -16,25 +15,9 @@ import type {
 } from "./messages.js";
 import { NOOP } from "./messages.js";
 import type { Output } from "./output.js";
-import { createQuorumSystem, type QuorumSystem } from "./quorum.js";
-
-function majorityOf(count: number): QuorumSystem {
-  const result = createQuorumSystem(
-    Array.from({ length: count }, (_, i) => ({ id: i + 1 })),
-    { kind: "majority" },
-  );
-  assert.ok(result.ok);
-  return result.value;
-}
+import { cmd, majorityOf, val } from "./test-util.js";
 
 const QUORUM = majorityOf(3);
-
-const cmd = (client: number, seq: number, payload = `c${client}s${seq}`): Command => ({
-  client,
-  seq,
-  payload,
-});
-const val = (...commands: Command[]): Value => ({ commands });
 
 /** A vote; `null` leaves the value out (the receiver knows the proposal). */
 const vote = (from: number, slot: number, b: Ballot, value: Value | null): AcceptedMessage => ({

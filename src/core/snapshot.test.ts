@@ -3,30 +3,15 @@ import { describe, it } from "node:test";
 import { Acceptor } from "./acceptor.js";
 import { ballot } from "./ballot.js";
 import { Learner, type LearnerOptions } from "./learner.js";
-import type { Command, Decision, Envelope, Message, SlotValue, Value } from "./messages.js";
+import type { Decision, Envelope, Message, SlotValue, SnapshotChunkMessage } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import { Prng } from "./prng.js";
-import { createQuorumSystem, type QuorumSystem } from "./quorum.js";
 import { Replica } from "./replica.js";
 import { SessionTable } from "./sessions.js";
 import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
-
-function majorityOf(count: number): QuorumSystem {
-  const result = createQuorumSystem(
-    Array.from({ length: count }, (_, i) => ({ id: i + 1 })),
-    { kind: "majority" },
-  );
-  assert.ok(result.ok);
-  return result.value;
-}
+import { cmd, majorityOf, val } from "./test-util.js";
 
 const QUORUM = majorityOf(3);
-const cmd = (client: number, seq: number, payload = `c${client}s${seq}`): Command => ({
-  client,
-  seq,
-  payload,
-});
-const val = (...commands: Command[]): Value => ({ commands });
 const slots = (from: number, to: number): SlotValue[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({ slot: from + i, value: val(cmd(7, from + i)) }));
 
@@ -202,19 +187,22 @@ describe("Learner snapshots", () => {
     assert.equal(b.currentSnapshot?.app, "x".repeat(200));
   });
 
+  /** A whole snapshot text in one chunk, from node 1. */
+  const wholeChunk = (slot: number, text: string): SnapshotChunkMessage => ({
+    type: "snapshot-chunk",
+    from: 1,
+    slot,
+    length: text.length,
+    checksum: textChecksum(text),
+    offset: 0,
+    data: text,
+  });
+
   it("refuses a snapshot whose assembled text fails its checksum", () => {
     const b = learner(2);
     b.noteDecidedThrough(5);
     const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
-    const out = b.step({
-      type: "snapshot-chunk",
-      from: 1,
-      slot: 5,
-      length: text.length,
-      checksum: textChecksum(text) ^ 1,
-      offset: 0,
-      data: text,
-    });
+    const out = b.step({ ...wholeChunk(5, text), checksum: textChecksum(text) ^ 1 });
     assert.equal(out.snapshot, null);
     assert.equal(b.snapshotsRefused, 1);
     assert.equal(b.deliveredThrough, 0);
@@ -224,15 +212,7 @@ describe("Learner snapshots", () => {
     const b = learner(2);
     b.step({ type: "decide", from: 9, entries: slots(1, 3) });
     const old = encodeSnapshot({ slot: 2, sessions: [], app: "" });
-    const out = b.step({
-      type: "snapshot-chunk",
-      from: 1,
-      slot: 2,
-      length: old.length,
-      checksum: textChecksum(old),
-      offset: 0,
-      data: old,
-    });
+    const out = b.step(wholeChunk(2, old));
     assert.equal(out.snapshot, null);
     assert.equal(b.snapshotsRefused, 0);
   });

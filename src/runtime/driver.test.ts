@@ -315,6 +315,19 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
   };
 }
 
+/** Three replicas that have all delivered a first 5 values (client 7, seqs 1..5): a leader is settled. */
+async function startClusterWithFirstValues() {
+  const cluster = await startCluster(3);
+  try {
+    cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
+    await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
+
 function commands(client: number, from: number, count: number, prefix = "v"): Command[] {
   return Array.from({ length: count }, (_, i) => ({
     client,
@@ -369,10 +382,8 @@ describe("Driver over the memory network", () => {
   });
 
   test("a node whose intake is paused drops frames, falls behind, and catches up once resumed", async () => {
-    const cluster = await startCluster(3);
+    const cluster = await startClusterWithFirstValues();
     try {
-      cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
-      await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
       // A follower: a paused leader would still send heartbeats, and the cluster would wait for it.
       const slowId = [1, 2, 3].find((id) => cluster.node(id).role.mode !== "leader") as number;
       const fastId = [1, 2, 3].find((id) => id !== slowId) as number;
@@ -394,10 +405,8 @@ describe("Driver over the memory network", () => {
   });
 
   test("a paused leader falls silent: the others elect a new leader and decide, and it catches up", async () => {
-    const cluster = await startCluster(3);
+    const cluster = await startClusterWithFirstValues();
     try {
-      cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
-      await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
       const leaderId = [1, 2, 3].find((id) => cluster.node(id).role.mode === "leader") as number;
       const others = [1, 2, 3].filter((id) => id !== leaderId);
       cluster.node(leaderId).pauseIntake();
@@ -419,11 +428,8 @@ describe("Driver over the memory network", () => {
   });
 
   test("malformed frames are counted in stats.decodeErrors and change nothing", async () => {
-    const cluster = await startCluster(3);
+    const cluster = await startClusterWithFirstValues();
     try {
-      cluster.node(1).run((replica) => replica.submit(commands(7, 1, 5)));
-      await waitFor(() => [1, 2, 3].every((id) => cluster.payloads(id).length === 5), "the first 5 values");
-
       const target = cluster.node(2);
       const votesBefore = (target.role.acceptor?.state().accepted ?? []).map(({ slot, value }) => ({
         slot,
