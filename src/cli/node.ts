@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { createQuorumSystem, Replica } from "../core/index.js";
-import { createLogger } from "../observe/index.js";
+import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
@@ -156,7 +156,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
           how,
           ...(how === "installed" ? { stdoutLines } : {}),
         },
-        how === "taken" ? "snapshot taken; log compacted" : "snapshot installed from a peer",
+        how === "taken" ? LOG_MESSAGES.snapshotTaken : LOG_MESSAGES.snapshotInstalled,
       ),
     ...(values.debug ? { onTrace: debugTracer(name) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
@@ -168,7 +168,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
     machine.restore(restored.snapshot.app);
     logger.info(
       { slot: restored.snapshot.slot, commands: machine.commands, digest: machine.digest },
-      "restored from snapshot",
+      LOG_MESSAGES.restoredFromSnapshot,
     );
   }
   for (const decision of restored.decisions) machine.apply(decision);
@@ -184,7 +184,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       quorum: quorum.value.description,
       data: values.data ?? null,
     },
-    "started",
+    LOG_MESSAGES.started,
   );
   return handleSignals(driver, logger, () =>
     logger.info(
@@ -197,7 +197,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
         votes: replica.acceptor?.voteCount ?? 0,
         heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
       },
-      "state machine",
+      LOG_MESSAGES.stateMachine,
     ),
   );
 }

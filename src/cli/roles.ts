@@ -12,7 +12,7 @@ import {
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
-import { createLogger } from "../observe/index.js";
+import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   type AddressBook,
   ClusterAddressBook,
@@ -210,7 +210,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   }
   logger.info(
     { transport: transport.localEndpoint, codec: codec.name, data: values.data ?? null },
-    "started",
+    LOG_MESSAGES.started,
   );
   const stopped = handleSignals(driver, logger);
   if (kind === "client")

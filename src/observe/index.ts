@@ -1,2 +1,12 @@
-/** Observability: logs now; metrics and the dashboard come later. */
+/** Observability: logs (and the log messages other code reads) now; metrics and the dashboard come later. */
+
+export {
+  hasLogged,
+  LOG_MESSAGES,
+  type LogMessage,
+  type LogRecord,
+  logRecords,
+  numberField,
+  parseLogLine,
+} from "./log-messages.js";
 export { createLogger, type Logger } from "./logger.js";

@@ -1,0 +1,17 @@
+/**
+ * What tests, harnesses and benchmarks share: one `waitFor`, one way to start (and stop) a process.
+ * Imports only node:*; nothing in the library imports it.
+ */
+export {
+  childrenOf,
+  type Exit,
+  isAlive,
+  PAXOS_BIN,
+  type PaxosStartOptions,
+  ProcessGroup,
+  StartedProcess,
+  type StartOptions,
+  startPaxos,
+  startProcess,
+} from "./processes.js";
+export { WAIT_TIMEOUT_MS, type WaitOptions, waitFor } from "./wait.js";
