@@ -1,7 +1,9 @@
 /**
  * The real crash test (see crash.ts): three `paxos node` processes with write-ahead logs, killed with
- * SIGKILL at random moments and restarted while a client writes. No acked value may be lost, no value
- * delivered twice, no decided value changed.
+ * SIGKILL at random moments (some again while they restart: during recovery, and during the set-up of
+ * a rejoin after damage) and restarted while a client writes. No acked value may be lost, no value
+ * delivered twice, no decided value changed, and every node must come back. The checks themselves are
+ * unit-tested in crash-check.test.ts.
  */
 
 import assert from "node:assert/strict";
@@ -25,6 +27,14 @@ const DROP_RATE = 0.05;
  */
 const MAJORITY_KILL_CHANCE = 0.3;
 
+/**
+ * Share of the other rounds that kill a node and kill it again while it restarts, during recovery
+ * (opening and replaying its log), and of the rest that damage a killed node's log and kill it
+ * again while it sets up its rejoin. Either way it must come back and the cluster must agree.
+ */
+const RECOVERY_KILL_CHANCE = 0.2;
+const REJOIN_KILL_CHANCE = 0.2;
+
 /** Nothing acked lost, nothing delivered twice or changed, nothing unknown, no problem at all. */
 function assertClean(report: CrashTestReport): void {
   const evidence = () =>
@@ -37,15 +47,30 @@ function assertClean(report: CrashTestReport): void {
   assert.deepEqual(report.problems, [], evidence());
 }
 
-test("SIGKILLed nodes restarted on their write-ahead logs lose no acked value and change no decision", {
+/** The start-up kills: how many, where they landed, and rejoins that lost their mark (issue 8, 1b). */
+function startUpKills(report: CrashTestReport): string {
+  const landings = Object.entries(report.killLandings)
+    .map(([where, count]) => `${where} ${count}`)
+    .join(", ");
+  return (
+    `kills during recovery ${report.recoveryKills}, during rejoin set-up ${report.rejoinKills} ` +
+    `(landed: ${landings || "none"}), rejoining starts ${report.rejoiningStarts}, ` +
+    `rejoin marks lost ${report.rejoinMarkLost}`
+  );
+}
+
+test("SIGKILLed nodes restarted on their write-ahead logs (killed again in recovery and in rejoin set-up) lose no acked value and change no decision", {
   timeout: 120_000,
 }, async (t) => {
   const report = await runCrashTest({
     rounds: ROUNDS,
     dropRate: DROP_RATE,
     majorityKillChance: MAJORITY_KILL_CHANCE,
+    recoveryKillChance: RECOVERY_KILL_CHANCE,
+    rejoinKillChance: REJOIN_KILL_CHANCE,
   });
   t.diagnostic(formatCrashReport(report));
+  t.diagnostic(startUpKills(report));
   t.diagnostic(
     `unacknowledged ${report.unacknowledged}, duplicates ${report.duplicates}, decided changed ` +
       `${report.decidedChanged}, kills ${report.kills}, decided ${report.decided}, ` +
@@ -72,8 +97,11 @@ test("with snapshots and compaction under SIGKILL, restarts from a snapshot lose
     majorityKillChance: MAJORITY_KILL_CHANCE,
     snapshotLogBytes: SNAPSHOT_LOG_BYTES,
     logRetainSlots: LOG_RETAIN_SLOTS,
+    recoveryKillChance: RECOVERY_KILL_CHANCE,
+    rejoinKillChance: REJOIN_KILL_CHANCE,
   });
   t.diagnostic(formatCrashReport(report));
+  t.diagnostic(startUpKills(report));
   t.diagnostic(
     `snapshots taken ${report.snapshotsTaken}, incarnations restored from a snapshot ${report.restoredFromSnapshot}, ` +
       `snapshots installed from a peer ${report.snapshotsInstalled}, ` +
