@@ -1,146 +1,12 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-
-const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
-
-/** Resolves once `condition()` holds (polling every 10 ms); rejects after `timeoutMs` naming `what`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Proc {
-  readonly name: string;
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<Exit>;
-  readonly done: () => boolean;
-}
-
-/** The processes of one test; `stopAll` (in `finally`) SIGTERMs each and SIGKILLs by pid after 3 s. */
-class Processes {
-  readonly all: Proc[] = [];
-  /** Processes started by ours (e.g. `paxos cluster`'s nodes), to make sure they are gone too. */
-  readonly grandchildren = new Set<number>();
-
-  start(name: string, args: string[], options: { stdin?: boolean } = {}): Proc {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-      env: { ...process.env, PAXOS_LOG_LEVEL: "info" },
-    });
-    let ended = false;
-    const proc: Proc = {
-      name,
-      child,
-      stdout: "",
-      stderr: "",
-      exited: new Promise((resolve) =>
-        child.once("exit", (code, signal) => {
-          ended = true;
-          resolve({ code, signal });
-        }),
-      ),
-      done: () => ended,
-    };
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      proc.stdout += chunk;
-    });
-    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-      proc.stderr += chunk;
-    });
-    this.all.push(proc);
-    return proc;
-  }
-
-  async run(name: string, args: string[], timeoutMs = 10_000) {
-    const proc = this.start(name, args);
-    const timer = setTimeout(() => proc.child.kill("SIGKILL"), timeoutMs);
-    const exit = await proc.exited;
-    clearTimeout(timer);
-    await closed(proc);
-    return { ...exit, stdout: proc.stdout, stderr: proc.stderr };
-  }
-
-  async stop(proc: Proc): Promise<Exit> {
-    if (!proc.done()) proc.child.kill("SIGTERM");
-    const timer = setTimeout(() => {
-      if (!proc.done()) proc.child.kill("SIGKILL");
-    }, 3000);
-    const exit = await proc.exited;
-    clearTimeout(timer);
-    await closed(proc);
-    return exit;
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all(this.all.map((proc) => this.stop(proc)));
-    // Whatever our children started and left behind: give it a moment, then kill it by pid.
-    const leftovers = [...this.grandchildren].filter(alive);
-    if (leftovers.length > 0) {
-      await waitFor(() => leftovers.every((pid) => !alive(pid)), "grandchildren to exit", 3000).catch(() => {
-        for (const pid of leftovers) if (alive(pid)) process.kill(pid, "SIGKILL");
-      });
-    }
-    for (const proc of this.all)
-      assert.ok(proc.done(), `${proc.name} (pid ${proc.child.pid}) is still running`);
-    assert.deepEqual(leftovers.filter(alive), [], "processes started by our children are still running");
-  }
-}
-
-/** Waits until a process's output pipes have closed (its last lines are in), at most 1 s. */
-function closed(proc: Proc): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (proc.child.stdout?.readableEnded !== false && proc.child.stderr?.readableEnded !== false) resolve();
-    else {
-      proc.child.once("close", () => resolve());
-      setTimeout(resolve, 1000).unref();
-    }
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // A zombie (exited, not yet reaped) counts as gone.
-    return !readFileSync(`/proc/${pid}/stat`, "utf8")
-      .replace(/^.*\) /, "")
-      .startsWith("Z");
-  } catch {
-    return false;
-  }
-}
-
-/** The pids whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const parent = Number(stat.replace(/^.*\) /, "").split(" ")[1]);
-      if (parent === pid) found.push(Number(entry));
-    } catch {
-      // It exited while we looked.
-    }
-  }
-  return found;
-}
+import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords } from "../observe/index.js";
+import { childrenOf, isAlive, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
 /** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
 async function freePorts(kind: "udp" | "tcp", count: number): Promise<number[]> {
@@ -201,12 +67,12 @@ function lines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
 }
 
-const started = (proc: Proc) => () => proc.stderr.includes('"msg":"started"');
+const started = (proc: StartedProcess) => () => hasLogged(proc.stderr, LOG_MESSAGES.started);
 
 describe("paxos node", () => {
   for (const transport of ["udp", "tcp"] as const) {
     test(`three nodes over ${transport} print the values of "paxos client" in one order`, async () => {
-      const processes = new Processes();
+      const processes = new ProcessGroup();
       const temp = tempDir();
       try {
         const ports = await freePorts(transport, 3);
@@ -264,7 +130,7 @@ describe("paxos node", () => {
   }
 
   test("--help says that without --data the state lives in memory", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     try {
       const run = await processes.run("node --help", ["node", "--help"]);
       assert.equal(run.code, 0);
@@ -277,7 +143,7 @@ describe("paxos node", () => {
   });
 
   test("usage mistakes are one-line errors with exit status 2", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "cluster.json");
@@ -310,15 +176,13 @@ describe("paxos node", () => {
 });
 
 /** The JSON log records of a process's stderr with this message. */
-function records(proc: Proc, msg: string): Array<Record<string, unknown>> {
-  return lines(proc.stderr)
-    .filter((line) => line.startsWith("{") && line.includes(`"msg":"${msg}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+function records(proc: StartedProcess, msg: LogMessage) {
+  return logRecords(proc.stderr, msg);
 }
 
 describe("paxos node snapshots", () => {
   test("nodes snapshot and compact their logs; a node that was down installs a peer's snapshot; a restart resumes from its own", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const ports = await freePorts("udp", 3);
@@ -343,7 +207,7 @@ describe("paxos node snapshots", () => {
         ]);
       const procs = [1, 2, 3].map(startNode);
       for (const proc of procs) await waitFor(started(proc), `${proc.name} to start`);
-      const third = procs[2] as Proc;
+      const third = procs[2] as StartedProcess;
       await processes.stop(third);
 
       // Three clients one after another, each writing far more than one snapshot's worth: node 1
@@ -356,15 +220,15 @@ describe("paxos node snapshots", () => {
         client.child.stdin?.end(`${batch.join("\n")}\n`);
         assert.deepEqual(await client.exited, { code: 0, signal: null }, client.stderr);
       }
-      const [first, second] = procs as [Proc, Proc];
-      await waitFor(() => records(first, "snapshot taken; log compacted").length >= 3, "node 1 to snapshot");
+      const [first, second] = procs as [StartedProcess, StartedProcess];
+      await waitFor(() => records(first, LOG_MESSAGES.snapshotTaken).length >= 3, "node 1 to snapshot");
       // Compaction keeps one segment: the log below the snapshot is gone from disk.
       const segments = readdirSync(dataOf(1)).filter((name) => name.startsWith("wal-"));
       assert.ok(segments.length <= 2, `node 1 keeps ${segments.length} segments`);
 
       const back = startNode(3);
       await waitFor(
-        () => records(back, "snapshot installed from a peer").length >= 1,
+        () => records(back, LOG_MESSAGES.snapshotInstalled).length >= 1,
         "node 3 to install a snapshot",
       );
       // Values written now are decided after everything else: once node 3 prints them, it has caught up.
@@ -382,7 +246,7 @@ describe("paxos node snapshots", () => {
         for (const proc of [first, second, back]) {
           const exit = await processes.stop(proc);
           assert.equal(exit.code, 0, `${proc.name}: ${proc.stderr}`);
-          finals.push(records(proc, "state machine").at(-1));
+          finals.push(records(proc, LOG_MESSAGES.stateMachine).at(-1));
         }
         return finals;
       };
@@ -395,11 +259,11 @@ describe("paxos node snapshots", () => {
       // Node 1 comes back from its own snapshot and log, with the same state.
       const again = startNode(1);
       await waitFor(started(again), "node 1 to start again");
-      const restored = records(again, "restored from snapshot")[0];
+      const restored = records(again, LOG_MESSAGES.restoredFromSnapshot)[0];
       assert.ok(restored !== undefined, again.stderr);
       assert.ok(lines(again.stdout).length < values.length, "it does not replay the whole log");
       await processes.stop(again);
-      const final = records(again, "state machine").at(-1);
+      const final = records(again, LOG_MESSAGES.stateMachine).at(-1);
       assert.equal(final?.commands, values.length);
       assert.equal(final?.digest, finals[0]?.digest);
       for (const proc of processes.all) assert.doesNotMatch(proc.stderr, /FATAL/);
@@ -412,7 +276,7 @@ describe("paxos node snapshots", () => {
 
 describe("paxos cluster", () => {
   test("decides typed values, prints them as 'decided: <value>', and stops cleanly on SIGTERM", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     try {
       const base = await freeBasePort(3);
       const cluster = processes.start("cluster", ["cluster", "--nodes", "3", "--base-port", String(base)], {
@@ -437,11 +301,9 @@ describe("paxos cluster", () => {
       const decided = lines(cluster.stdout);
       assert.deepEqual([...decided].sort(), values.map((value) => `decided: ${value}`).sort());
       // Its nodes stopped too, without being killed, and none stopped on its own before.
-      await waitFor(
-        () => [...processes.grandchildren].every((pid) => !alive(pid)),
-        "the nodes to exit",
-        5000,
-      );
+      await waitFor(() => [...processes.grandchildren].every((pid) => !isAlive(pid)), "the nodes to exit", {
+        timeoutMs: 5000,
+      });
       assert.doesNotMatch(cluster.stderr, /a node exited/);
       assert.doesNotMatch(cluster.stderr, /FATAL/);
     } finally {

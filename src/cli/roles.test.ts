@@ -1,111 +1,14 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { binaryCodec } from "../codec/index.js";
+import { hasLogged, LOG_MESSAGES, logRecords } from "../observe/index.js";
+import { ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
-const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 const GROUP = "239.0.0.1";
-
-/** Resolves once `condition()` holds (polling every 10 ms); rejects after `timeoutMs` naming `what`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** One `paxos` process: its output so far and how it ended. */
-interface Proc {
-  readonly name: string;
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly done: () => boolean;
-}
-
-/**
- * The processes of one test. Everything `start`ed is stopped by `stopAll` (SIGTERM, then SIGKILL by
- * pid if it does not exit within 3 s), which the tests call in `finally`.
- */
-class Processes {
-  readonly all: Proc[] = [];
-
-  start(name: string, args: string[], options: { stdin?: boolean; env?: Record<string, string> } = {}): Proc {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-      env: { ...process.env, PAXOS_LOG_LEVEL: "info", ...options.env },
-    });
-    let ended = false;
-    const proc: Proc = {
-      name,
-      child,
-      stdout: "",
-      stderr: "",
-      exited: new Promise((resolve) =>
-        child.once("exit", (code, signal) => {
-          ended = true;
-          resolve({ code, signal });
-        }),
-      ),
-      done: () => ended,
-    };
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-      proc.stdout += chunk;
-    });
-    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-      proc.stderr += chunk;
-    });
-    this.all.push(proc);
-    return proc;
-  }
-
-  /** Runs to completion (for commands that exit on their own), with a deadline. */
-  async run(name: string, args: string[], timeoutMs = 10_000) {
-    const proc = this.start(name, args);
-    const timer = setTimeout(() => proc.child.kill("SIGKILL"), timeoutMs);
-    const { code, signal } = await proc.exited;
-    clearTimeout(timer);
-    // Let the pipes drain: 'exit' can come before the last 'data'.
-    await new Promise<void>((resolve) => {
-      if (proc.child.stdout?.readableEnded && proc.child.stderr?.readableEnded) resolve();
-      else proc.child.once("close", () => resolve());
-    });
-    return { code, signal, stdout: proc.stdout, stderr: proc.stderr };
-  }
-
-  /** Stops one process with SIGTERM and waits for it (SIGKILL by pid after 3 s). */
-  async stop(proc: Proc): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (!proc.done()) proc.child.kill("SIGTERM");
-    const timer = setTimeout(() => {
-      if (!proc.done()) proc.child.kill("SIGKILL");
-    }, 3000);
-    const result = await proc.exited;
-    clearTimeout(timer);
-    await new Promise<void>((resolve) => {
-      if (proc.child.stdout?.readableEnded !== false && proc.child.stderr?.readableEnded !== false) resolve();
-      else {
-        proc.child.once("close", () => resolve());
-        setTimeout(resolve, 1000).unref();
-      }
-    });
-    return result;
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all(this.all.map((proc) => this.stop(proc)));
-    for (const proc of this.all) {
-      assert.ok(proc.done(), `${proc.name} (pid ${proc.child.pid}) is still running`);
-      assert.throws(() => process.kill(proc.child.pid as number, 0), `${proc.name} is still alive`);
-    }
-  }
-}
 
 /** Four consecutive ports in 20000..59999, random per call, for one test's multicast groups. */
 function randomBasePort(): number {
@@ -124,7 +27,7 @@ function tempDir(): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-const started = (proc: Proc) => () => proc.stderr.includes('"msg":"started"');
+const started = (proc: StartedProcess) => () => hasLogged(proc.stderr, LOG_MESSAGES.started);
 
 /** The lines a process printed on stdout. */
 function lines(text: string): string[] {
@@ -133,17 +36,13 @@ function lines(text: string): string[] {
 
 /** The stats in a process's "stopping" log line (how the driver counted its frames). */
 function stoppingStats(stderr: string): Record<string, number> | null {
-  for (const line of stderr.split("\n")) {
-    if (!line.includes('"msg":"stopping"')) continue;
-    const parsed = JSON.parse(line) as { stats?: Record<string, number> };
-    return parsed.stats ?? null;
-  }
-  return null;
+  const stopping = logRecords(stderr, LOG_MESSAGES.stopping)[0];
+  return (stopping?.stats as Record<string, number> | undefined) ?? null;
 }
 
 /** Starts 3 acceptors, a proposer and a learner, and waits until each has said it started. */
 async function startDeployment(
-  processes: Processes,
+  processes: ProcessGroup,
   configPath: string,
   flags: Record<string, string[]> = {},
 ) {
@@ -158,7 +57,7 @@ async function startDeployment(
 
 describe("paxos acceptor|proposer|learner|client over loopback multicast", () => {
   test("a client's 50 stdin lines are printed by the learner, each exactly once; the client exits 0", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "paxos.conf");
@@ -191,7 +90,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("--debug prints one line per message sent and received on stderr", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "paxos.conf");
@@ -225,7 +124,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("a bad config line is a one-line error naming the line, exit status 2, for every role", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const base = randomBasePort();
@@ -269,7 +168,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("a missing group is a one-line error naming the group; a missing file names the file", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "no-learners.conf");
@@ -290,7 +189,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("an acceptor id outside 1..N is a one-line error, exit status 2", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "paxos.conf");
@@ -306,7 +205,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("an unknown group line is a warning on stderr naming the line, and the processes run", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     try {
       const configPath = join(temp.dir, "paxos.conf");
@@ -333,7 +232,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
   });
 
   test("a learner survives malformed datagrams sent to the learners group, and still learns", async () => {
-    const processes = new Processes();
+    const processes = new ProcessGroup();
     const temp = tempDir();
     const socket = createSocket("udp4");
     try {

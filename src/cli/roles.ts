@@ -12,7 +12,7 @@ import {
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
-import { createLogger, LOG_MESSAGES } from "../observe/index.js";
+import { createLogger, LOG_MESSAGES, proposerModeMessage } from "../observe/index.js";
 import {
   type AddressBook,
   ClusterAddressBook,
@@ -185,7 +185,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
           const { mode, ballot } = proposer as Proposer;
           if (mode === lastMode) return;
           lastMode = mode;
-          logger.info({ mode, ballot }, `now ${mode}`);
+          logger.info({ mode, ballot }, proposerModeMessage(mode));
         }
       : undefined;
   const driver = new Driver({

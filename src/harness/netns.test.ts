@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type LabProcess, NetnsLab, probeNetns, waitFor } from "./netns.js";
+import { LOG_MESSAGES, parseLogLine } from "../observe/index.js";
+import { waitFor } from "../test-support/index.js";
+import { type LabProcess, NetnsLab, probeNetns } from "./netns.js";
 
 const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 
@@ -111,7 +113,9 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
     const settleClient = async (client: LabProcess) => {
       client.closeInput();
       try {
-        await waitFor(() => client.exit !== null, CLIENT_EXIT_TIMEOUT_MS, `${client.name} to exit`);
+        await waitFor(() => client.exit !== null, `${client.name} to exit`, {
+          timeoutMs: CLIENT_EXIT_TIMEOUT_MS,
+        });
         if (client.exit !== "0")
           clientProblems.push(`${client.name} exited ${client.exit}:\n${client.stderrTail()}`);
       } catch {
@@ -124,11 +128,10 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
 
     const startMs = await waitFor(
       () =>
-        nodes.every((n) => n.stderrLines.some((line) => line.includes('"msg":"started"'))) ||
+        nodes.every((n) => n.stderrLines.some((line) => parseLogLine(line)?.msg === LOG_MESSAGES.started)) ||
         nodes.some((n) => n.exit !== null),
-      START_TIMEOUT_MS,
       "three nodes to start",
-      report(),
+      { timeoutMs: START_TIMEOUT_MS, detail: report() },
     );
     noneExited();
     t.diagnostic(`${transport}: nodes started in ${Math.round(startMs)} ms`);
@@ -138,9 +141,8 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
     const client1 = submit(77, first);
     const firstMs = await waitFor(
       () => nodes.every((n) => hasAll(n.lines, first)),
-      DECIDE_TIMEOUT_MS,
       "all three nodes to print the first batch",
-      report([client1]),
+      { timeoutMs: DECIDE_TIMEOUT_MS, detail: report([client1]) },
     );
     t.diagnostic(`${transport}: first batch decided on all three nodes in ${Math.round(firstMs)} ms`);
     await settleClient(client1);
@@ -156,9 +158,8 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
     const client2 = submit(78, second);
     const secondMs = await waitFor(
       () => hasAll(node1.lines, second) && hasAll(node2.lines, second),
-      DECIDE_TIMEOUT_MS,
       "nodes 1 and 2 to print the second batch with host 3 cut off",
-      report([client2]),
+      { timeoutMs: DECIDE_TIMEOUT_MS, detail: report([client2]) },
     );
     t.diagnostic(
       `${transport}: second batch decided by nodes 1 and 2 (host 3 cut) in ${Math.round(secondMs)} ms`,
@@ -172,9 +173,8 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
     const everything = [...first, ...second];
     const catchUpMs = await waitFor(
       () => hasAll(node3.lines, everything),
-      DECIDE_TIMEOUT_MS,
       "node 3 to catch up after its link was restored",
-      report(),
+      { timeoutMs: DECIDE_TIMEOUT_MS, detail: report() },
     );
     t.diagnostic(`${transport}: node 3 caught up ${second.length} values in ${Math.round(catchUpMs)} ms`);
     noneExited();

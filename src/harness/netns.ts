@@ -21,8 +21,8 @@
  * }
  */
 
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { setTimeout as sleep } from "node:timers/promises";
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { startProcess } from "../test-support/index.js";
 import { readLines } from "./lines.js";
 
 /** Whether namespaces can be made here, and if not, why (for a test's skip message). */
@@ -295,9 +295,11 @@ export class NetnsLab {
   ): LabProcess {
     if (this.destroyed) throw new Error("the lab is destroyed");
     const host = this.host(index);
-    const child = spawn("ip", ["netns", "exec", host.namespace, command, ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: options.env ?? process.env,
+    const { child } = startProcess("ip", ["netns", "exec", host.namespace, command, ...args], {
+      stdin: true,
+      stdout: "pipe",
+      stderr: "pipe",
+      ...(options.env !== undefined ? { env: options.env } : {}),
     });
     const started = new LabProcess(options.name ?? `${command} on host ${index}`, child);
     this.processes.push(started);
@@ -316,29 +318,5 @@ export class NetnsLab {
       if (!run.ok) failures.push(run.error);
     }
     if (failures.length > 0) throw new Error(`lab clean-up failed: ${failures.join("; ")}`);
-  }
-}
-
-/**
- * Polls `condition` every `pollMs` until it holds; resolves with the milliseconds it took, or rejects
- * after `timeoutMs` naming `what` (and `detail()`, if given, to say what was seen instead).
- */
-export async function waitFor(
-  condition: () => boolean,
-  timeoutMs: number,
-  what: string,
-  detail?: () => string,
-  pollMs = 10,
-): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    if (condition()) return performance.now() - start;
-    const waited = performance.now() - start;
-    if (waited > timeoutMs) {
-      throw new Error(
-        `timed out after ${Math.round(waited)} ms waiting for ${what}${detail ? `\n${detail()}` : ""}`,
-      );
-    }
-    await sleep(pollMs);
   }
 }

@@ -1,8 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { LOG_MESSAGES } from "../observe/index.js";
+import { startProcess } from "../test-support/index.js";
 import { readLines } from "./lines.js";
 
 /**
@@ -85,11 +87,13 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
   /** The proposer that last said it leads (from its log), if any. */
   let leader: number | null = null;
   const start = (role: string, id: number, input?: string): Running => {
-    const child = spawn("sh", [join(options.scriptsDir, `${role}.sh`), String(id), config], {
+    const { child } = startProcess("sh", [join(options.scriptsDir, `${role}.sh`), String(id), config], {
       cwd: options.scriptsDir,
       // Proposers log their mode changes at info level: the runner finds the leader from them.
       env: role === "proposer" ? { ...env, PAXOS_LOG_LEVEL: "info" } : env,
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdin: input !== undefined,
+      stdout: "pipe",
+      stderr: "pipe",
     });
     const name = `${role} ${id}${running.some((r) => r.name.startsWith(`${role} ${id}`)) ? " (restarted)" : ""}`;
     const stdout: string[] = [];
@@ -98,7 +102,7 @@ export async function runUsi(options: UsiRunOptions): Promise<UsiRunResult> {
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       if (log.length < 10_000) log.push(chunk);
-      if (chunk.includes('"now leader"')) leader = id;
+      if (chunk.includes(`"msg":"${LOG_MESSAGES.nowLeader}"`)) leader = id;
     });
     const entry: Running = {
       name,

@@ -8,5 +8,6 @@ export {
   logRecords,
   numberField,
   parseLogLine,
+  proposerModeMessage,
 } from "./log-messages.js";
 export { createLogger, type Logger } from "./logger.js";

@@ -25,7 +25,17 @@ export const LOG_MESSAGES = {
    * the next line it prints is value number `commands + 1`, and it had printed `stdoutLines` lines.
    */
   snapshotInstalled: "snapshot installed from a peer",
+  /** A proposer became the leader: `{ mode, ballot }` (see `proposerModeMessage`). */
+  nowLeader: "now leader",
 } as const;
+
+/**
+ * What a proposer logs when its mode changes: "now follower", "now candidate", "now leader"
+ * (`LOG_MESSAGES.nowLeader`, which the course harness runner reads to find the leader).
+ */
+export function proposerModeMessage(mode: string): string {
+  return `now ${mode}`;
+}
 
 export type LogMessage = (typeof LOG_MESSAGES)[keyof typeof LOG_MESSAGES];
 

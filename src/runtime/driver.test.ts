@@ -25,6 +25,7 @@ import {
   type Storage,
   type StorageStats,
 } from "../storage/index.js";
+import { waitFor as waitUntil } from "../test-support/index.js";
 import {
   type Endpoint,
   type FrameHandler,
@@ -40,16 +41,9 @@ import { DigestMachine, type StateMachine } from "./state-machine.js";
 /** Real milliseconds per tick: small, so elections and retries take a few tens of milliseconds. */
 const TICK_MS = 2;
 
-/** Resolves once `condition()` holds, polling every turn then every millisecond; rejects after `timeoutMs`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let polls = 0;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    polls++;
-    await new Promise<void>((resolve) => (polls < 50 ? setImmediate(resolve) : setTimeout(resolve, 1)));
-  }
-}
+/** The shared `waitFor`, as these tests use it: polls every turn, then every millisecond, for 5 s. */
+const waitFor = (condition: () => boolean, what: string) =>
+  waitUntil(condition, what, { timeoutMs: 5000, pollMs: 1 });
 
 /**
  * Lets the event loop run until `driver` has taken `turns` more turns, and the memory network has had

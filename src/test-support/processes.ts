@@ -25,7 +25,9 @@ export interface StartOptions {
   readonly stdout?: "collect" | "pipe" | "inherit" | "ignore";
   readonly stderr?: "collect" | "pipe" | "inherit" | "ignore";
   /** Added to (and overriding) `process.env`. */
-  readonly env?: Readonly<Record<string, string>>;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Working directory (default: this process's). */
+  readonly cwd?: string;
 }
 
 /**
@@ -140,6 +142,7 @@ export function startProcess(
   ];
   const child = spawn(command, [...args], {
     stdio,
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     env: options.env === undefined ? process.env : { ...process.env, ...options.env },
   });
   const started = new StartedProcess(options.name ?? `${command} ${args[0] ?? ""}`.trim(), child);
