@@ -80,10 +80,11 @@ const benchmarks = {
 
 /**
  * Three `paxos node --data` processes on loopback (cluster file `extra` merged in), each with its data
- * directory and stdout/stderr as `stdio` says, in a fresh temporary directory.
+ * directory, started with the shared process-start helper (dist/test-support); `stdout` and `stderr`
+ * are its options ("pipe", "inherit", "ignore"), in a fresh temporary directory.
  */
-async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdio, logLevel }) {
-  const { spawn } = await import("node:child_process");
+async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdout, stderr, logLevel }) {
+  const { startPaxos } = await import("../dist/test-support/index.js");
   const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
@@ -93,25 +94,17 @@ async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdio, log
   const configPath = join(dir, "cluster.json");
   writeFileSync(configPath, JSON.stringify(config));
   const dataDir = (id) => join(dir, `node-${id}`);
-  const children = [1, 2, 3].map((id) =>
-    spawn(
-      process.execPath,
-      [
-        ...execArgs,
-        `${root}bin/paxos.js`,
-        "node",
-        "--config",
-        configPath,
-        "--id",
-        String(id),
-        "--data",
-        dataDir(id),
-        ...nodeArgs,
-      ],
-      { stdio, env: { ...process.env, PAXOS_LOG_LEVEL: logLevel } },
-    ),
+  const processes = [1, 2, 3].map((id) =>
+    startPaxos(["node", "--config", configPath, "--id", String(id), "--data", dataDir(id), ...nodeArgs], {
+      name: `node ${id}`,
+      execArgs,
+      stdout,
+      stderr,
+      logLevel,
+    }),
   );
-  const exited = children.map((child) => new Promise((resolve) => child.once("exit", resolve)));
+  const children = processes.map((proc) => proc.child);
+  const exited = processes.map((proc) => proc.exited);
   return { dir, config, children, dataDir, exited };
 }
 
@@ -141,7 +134,8 @@ async function startClient(config, id, transport = "udp") {
   });
   await driver.start();
   driver.run((c) => c.submitAll(["warm-up"]).output);
-  while (client.acked < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+  const { waitFor } = await import("../dist/test-support/index.js");
+  await waitFor(() => client.acked >= 1, "the warm-up value to be acked", { timeoutMs: 60_000 });
   return { client, driver };
 }
 
@@ -155,7 +149,8 @@ async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
   const nodes = await startNodes({
     extra: { transport, batchCommandsMax },
     nodeArgs: ["--quiet"],
-    stdio: ["ignore", "ignore", "inherit"],
+    stdout: "ignore",
+    stderr: "inherit",
     logLevel: "warn",
   });
   const { client, driver } = await startClient(nodes.config, 4242, transport);
@@ -165,9 +160,12 @@ async function durableRun({ values, batchCommandsMax, transport = "udp" }) {
     const payloads = Array.from({ length: Math.min(chunk, values - i) }, (_, j) => `value-${i + j}`);
     driver.run((c) => c.submitAll(payloads).output);
   }
-  const deadline = started + 120_000;
-  while (client.acked < values + 1 && performance.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  const { waitFor } = await import("../dist/test-support/index.js");
+  // Not acked within 2 minutes: the figure counts what was.
+  await waitFor(() => client.acked >= values + 1, "every value to be acked", {
+    timeoutMs: 120_000,
+    pollMs: 5,
+  }).catch(() => {});
   const seconds = (performance.now() - started) / 1000;
   const acked = client.acked - 1;
   await driver.stop();
@@ -239,13 +237,15 @@ async function boundedRun({
   snapshotLogBytes = undefined,
 }) {
   const { rmSync, readFileSync, readdirSync, statSync, createWriteStream } = await import("node:fs");
+  const { LOG_MESSAGES } = await import("../dist/observe/index.js");
   const { join } = await import("node:path");
   const cluster = await startNodes({
     extra: snapshotLogBytes !== undefined ? { snapshotLogBytes } : {},
     // A heap cap far below what 10 million values take: a node whose memory grew with the values
     // would run out of heap and die.
     execArgs: [`--max-old-space-size=${heapCapMiB}`],
-    stdio: ["ignore", "pipe", "pipe"],
+    stdout: "pipe",
+    stderr: "pipe",
     logLevel: "info",
   });
   const { dir, children, exited } = cluster;
@@ -313,8 +313,11 @@ async function boundedRun({
   const seconds = (performance.now() - started) / 1000;
   await driver.stop();
   // Acknowledged means decided and applied by the leader; followers may still be applying.
-  const caughtUpBy = performance.now() + (nodeDied === null ? 60_000 : 0);
-  while (applied.some((count) => count < values + 1) && performance.now() < caughtUpBy) await sleep(50);
+  const { waitFor } = await import("../dist/test-support/index.js");
+  await waitFor(() => applied.every((count) => count >= values + 1), "every node to catch up", {
+    timeoutMs: nodeDied === null ? 60_000 : 0,
+    pollMs: 50,
+  }).catch(() => {});
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(exited);
   const nodes = logs.map((file, i) => {
@@ -322,11 +325,11 @@ async function boundedRun({
       .split("\n")
       .filter((line) => line.startsWith("{"));
     const records = lines.map((line) => JSON.parse(line));
-    const final = records.filter((r) => r.msg === "state machine").at(-1) ?? {};
+    const final = records.filter((r) => r.msg === LOG_MESSAGES.stateMachine).at(-1) ?? {};
     return {
       node: i + 1,
-      snapshotsTaken: records.filter((r) => r.msg === "snapshot taken; log compacted").length,
-      snapshotsInstalled: records.filter((r) => r.msg === "snapshot installed from a peer").length,
+      snapshotsTaken: records.filter((r) => r.msg === LOG_MESSAGES.snapshotTaken).length,
+      snapshotsInstalled: records.filter((r) => r.msg === LOG_MESSAGES.snapshotInstalled).length,
       commands: final.commands ?? null,
       digest: final.digest ?? null,
       snapshotSlot: final.snapshotSlot ?? null,
