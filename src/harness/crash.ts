@@ -142,6 +142,11 @@ export interface CrashTestOptions {
    */
   readonly requireRejoinMark?: boolean;
   /**
+   * Environment variables for every node process (beside `PAXOS_LOG_LEVEL=info`): a way to turn on
+   * test-only hooks, e.g. a pause at a step of the rejoin set-up for a kill to land on.
+   */
+  readonly nodeEnv?: Readonly<Record<string, string>>;
+  /**
    * Share of datagrams each node drops on receipt (`--drop-rate`, default 0). Loss makes acceptors'
    * votes differ, so a node that forgot its votes could be caught out.
    */
@@ -449,6 +454,8 @@ class CrashRun {
   private recoveryKills = 0;
   private rejoinKills = 0;
   private rejoinMarkLost = 0;
+  /** The one node the rejoin rounds damage, once chosen. */
+  private rejoinVictim: number | null = null;
 
   constructor(private readonly options: CrashTestOptions) {
     this.rounds = options.rounds ?? 15;
@@ -560,7 +567,13 @@ class CrashRun {
     const args = ["node", "--config", c.configPath, "--id", String(node), "--data", this.dataDir(node)];
     const dropRate = this.options.dropRate ?? 0;
     if (dropRate > 0) args.push("--drop-rate", String(dropRate));
-    const proc = startPaxos(args, { name: `node ${node}`, stdout: "pipe", stderr: "pipe", logLevel: "info" });
+    const proc = startPaxos(args, {
+      name: `node ${node}`,
+      stdout: "pipe",
+      stderr: "pipe",
+      logLevel: "info",
+      ...(this.options.nodeEnv !== undefined ? { env: this.options.nodeEnv } : {}),
+    });
     log.write(
       `harness: node ${node} incarnation ${number} started, pid ${proc.pid} (${this.elapsed()} ms)\n`,
     );
@@ -659,7 +672,11 @@ class CrashRun {
       } else if (chance(this.options.recoveryKillChance)) {
         await this.killDuringRecovery(first.node, first.why);
       } else if (chance(this.options.rejoinKillChance)) {
-        await this.killDuringRejoinSetUp(first.node, first.why);
+        // Always the same node: two nodes rejoining at once (neither votes until its rejoin is
+        // done, and the harness cannot see when that is) would leave one voter, and writes stall.
+        const victim = this.rejoinVictim ?? first.node;
+        this.rejoinVictim = victim;
+        await this.killDuringRejoinSetUp(victim, victim === first.node ? first.why : "the node that rejoins");
       } else {
         await this.killAndRestart([first.node], first.why);
         if (this.prng.chance(this.options.doubleKillChance ?? 0.25)) {
