@@ -6,6 +6,13 @@ import { waitFor } from "./wait.js";
 /** The `paxos` command (bin/paxos.js), to run with `process.execPath`. */
 export const PAXOS_BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 
+/**
+ * Most ms to wait, after a process exited, for its pipes to close (its last output read). They close
+ * at once unless a process it started holds them. (With 1 s, one run on a 2-core machine under a
+ * load of 20 missed a node's last log line; whether this wait was the cause is not known.)
+ */
+const PIPES_CLOSE_MS = 5000;
+
 /** How a process ended: an exit code, or the signal that ended it. */
 export interface Exit {
   readonly code: number | null;
@@ -82,7 +89,7 @@ export class StartedProcess {
 
   /**
    * Stops it: SIGTERM, then SIGKILL after `graceMs` if it has not exited. Resolves with how it
-   * ended once it has, and its pipes have closed (at most 1 s more).
+   * ended once it has, and its pipes have closed (see `settled`).
    */
   async stop(graceMs = 3000): Promise<Exit> {
     this.kill("SIGTERM");
@@ -106,13 +113,16 @@ export class StartedProcess {
     return this.settled();
   }
 
-  /** How it ended, once its pipes have closed ("exit" can come before the last "data"), at most 1 s. */
+  /**
+   * How it ended, once its pipes have closed ("exit" can come before the last "data"): at most
+   * `PIPES_CLOSE_MS` more, since a process it started may hold them open.
+   */
   private async settled(): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.closed,
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 1000);
+        timer = setTimeout(resolve, PIPES_CLOSE_MS);
       }),
     ]);
     clearTimeout(timer);
