@@ -1,13 +1,9 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-
-const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
+import { runPaxosSync } from "../test-support/index.js";
 
 function paxos(...args: string[]) {
-  const run = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 60_000 });
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  return runPaxosSync(args);
 }
 
 describe("paxos command", () => {

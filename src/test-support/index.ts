@@ -9,6 +9,7 @@ export {
   PAXOS_BIN,
   type PaxosStartOptions,
   ProcessGroup,
+  runPaxosSync,
   StartedProcess,
   type StartOptions,
   startPaxos,

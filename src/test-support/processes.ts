@@ -1,4 +1,4 @@
-import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "./wait.js";
@@ -188,6 +188,24 @@ export function startPaxos(args: readonly string[], options: PaxosStartOptions =
     name: options.name ?? `paxos ${args[0] ?? ""}`.trim(),
     env: { PAXOS_LOG_LEVEL: options.logLevel ?? "info", ...options.env },
   });
+}
+
+/**
+ * Runs `paxos args` to completion, synchronously (for commands that exit at once: usage errors,
+ * `--help`), SIGKILLed after `timeoutMs`; `status` is null if it did not exit on its own.
+ *
+ * @example
+ * const { status, stderr } = runPaxosSync(["node"]); // 2, "paxos node: missing --config ..."
+ */
+export function runPaxosSync(
+  args: readonly string[],
+  options: { timeoutMs?: number } = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [PAXOS_BIN, ...args], {
+    encoding: "utf8",
+    timeout: options.timeoutMs ?? 60_000,
+  });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
 /**
