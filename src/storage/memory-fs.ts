@@ -334,6 +334,11 @@ export class MemoryFileSystem implements FileSystem {
     return bit;
   }
 
+  /** How many bytes of a file are on the disk (what a crash keeps at least, and what may rot). */
+  syncedSize(path: string): number {
+    return this.fileAt(path, "syncedSize").durable.length;
+  }
+
   /** A file vanishes, durably (a lost inode, an operator's mistake). */
   loseFile(path: string): void {
     const { dir, name } = this.parentOf(path, "loseFile");

@@ -285,6 +285,46 @@ for (const fileSystem of fileSystems) {
       });
     });
 
+    it("cuts off a last group commit whose sectors reached the disk out of order; the same damage earlier is corruption", async () => {
+      await withDir(async (dir) => {
+        const early = Array.from({ length: 3 }, (_, i) => deltaAt(i + 1));
+        const big = (i: number): DurableDelta => ({ accepted: [vote(i, 7, `${i}`.padEnd(300, "z"))] });
+        const commit = Array.from({ length: 10 }, (_, i) => big(i + 1));
+        const { wal } = await openWal(dir);
+        const offsets = await writeOneByOne(wal, early);
+        const commitStart = wal.stats.diskBytes;
+        for (const delta of commit) wal.append(delta);
+        await wal.sync();
+        await wal.close();
+        const file = join(dir, segmentFileName(1));
+        const full = await readFile(file);
+        const starts = recordBoundaries(full, commitStart);
+        // The sector holding the start of the 5th record never reached the disk; later ones did.
+        const lost = Math.floor(((starts[4] as number) + 20) / 512) * 512;
+        assert.ok(lost > commitStart && lost + 512 < full.length);
+        const torn = Buffer.from(full);
+        torn.fill(0, lost, lost + 512);
+        await writeFile(file, torn);
+        const firstDamaged = starts.findIndex(
+          (start, i) => (starts[i + 1] ?? 0) > lost && start < lost + 512,
+        );
+        const reopened = await openWal(dir);
+        assert.deepEqual(reopened.state, modelOf([...early, ...commit.slice(0, firstDamaged)]));
+        assert.equal(reopened.wal.stats.tornTailBytes, full.length - (starts[firstDamaged] as number));
+        await reopened.wal.close();
+
+        // A sector of a commit that later commits follow was synced: losing it is corruption.
+        await writeFile(file, full);
+        const damaged = Buffer.from(full);
+        const second = offsets[1] as number;
+        damaged.fill(0, second + 16, second + 24);
+        await writeFile(file, damaged);
+        const error = await openError(dir);
+        assert.ok(error.kind === "corrupt" && error.offset === second, JSON.stringify(error));
+        assert.match(error.detail, /later|begun after it/);
+      });
+    });
+
     it("reports a flipped bit in a middle record as corruption, with file and offset, touching nothing", async () => {
       await withDir(async (dir) => {
         const deltas = Array.from({ length: 9 }, (_, i) => deltaAt(i + 1));
