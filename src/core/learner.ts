@@ -120,7 +120,9 @@ interface Tally {
  * Snapshots bound the log: once the application has applied every delivered slot it may hand the
  * learner its state (`compact`), and the learner keeps that snapshot and drops its log below it (all
  * but `logRetainSlots` slots). A peer that asks for a dropped slot gets the snapshot instead, in
- * chunks, and installs it (`Output.snapshot`) before it goes on from the log.
+ * chunks, and installs it (`Output.snapshot`) before it goes on from the log. The snapshot a peer's
+ * transfer started on stays pinned for it until the transfer ends or goes idle, so newer snapshots
+ * taken meanwhile never restart it (see `onSnapshotRequest`).
  *
  * @example
  * const learner = new Learner({ id: 1, quorum });
