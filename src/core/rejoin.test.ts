@@ -222,7 +222,14 @@ describe("Rejoin after a lost disk (issue 8, 1a)", () => {
       assert.ok(rejoining.rejoinFloorSlot >= 3, `floor ${rejoining.rejoinFloorSlot} must cover slot 2`);
       afterRejoin(net);
       assert.deepEqual(net.disagreements, []);
-      // C, deaf to B, never found slot 2 free: nothing but x2 was delivered there.
+      // C, deaf to B, did propose another value in slot 2 (x3, or the no-op A asked for; its own
+      // acceptor voted for it), but A, still rejoining, gave it no vote: only x2 was delivered there.
+      const voteC = net.replica(C).acceptor?.voteFor(2);
+      assert.ok(voteC !== undefined && !valuesEqual(voteC.value, x2), "C proposed another value in slot 2");
+      assert.ok(
+        net.replica(A).rejoining,
+        "A is still rejoining: slot 3 cannot be decided while C is deaf to B",
+      );
       assert.ok(valuesEqual(net.valueAt(2) as Value, x2));
       // Heal: B comes back, everything is decided, and A has rejoined.
       net.route = () => "deliver";
