@@ -64,8 +64,8 @@ export interface ReplicaOptions
  * Q less `self` weighs at least phase1Weight - weight(self); a set of others that misses it weighs
  * at most totalWeight - weight(self) - (phase1Weight - weight(self)).) A rejoining replica waits for
  * reports from such a set: one of them promised every ballot whose phase 1 this node took part in.
- * With majorities this is a majority of all acceptors; with flexible quorums it can take more than a
- * phase-1 quorum. When `self` alone is a phase-1 quorum no set of others will do: such a node cannot
+ * With majorities of an odd number of acceptors it is a majority; of an even number, half of them;
+ * with flexible quorums it can take more than a phase-1 quorum. When `self` alone is a phase-1 quorum no set of others will do: such a node cannot
  * rejoin safely, and it never does.
  *
  * @example
