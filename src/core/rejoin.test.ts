@@ -290,6 +290,64 @@ describe("Rejoin after a lost disk (issue 8, 1a)", () => {
   });
 });
 
+describe("Where a rejoining replica takes its floor from", () => {
+  /** Replica 1 of 3, rejoining, and the nonce of its queries (from the query its first tick sends). */
+  function rejoiningReplica(): { replica: Replica; nonce: number } {
+    const replica = new Replica({ id: A, quorum: majorityOf(3), prng: new Prng(7), rejoining: true });
+    const query = replica.tick().send.find((e) => e.message.type === "rejoin-query")?.message;
+    assert.ok(query?.type === "rejoin-query");
+    return { replica, nonce: query.nonce };
+  }
+  const report = (
+    from: NodeId,
+    nonce: number,
+    fields: { promised: Ballot; votedThrough?: number; leaderBallot?: Ballot; proposedThrough?: number },
+  ): Message => ({
+    type: "rejoin-report",
+    from,
+    nonce,
+    voting: true,
+    promised: fields.promised,
+    votedThrough: fields.votedThrough ?? 0,
+    decidedThrough: 0,
+    leaderBallot: fields.leaderBallot ?? ZERO_BALLOT,
+    proposedThrough: fields.proposedThrough ?? 0,
+  });
+  const heartbeat = (from: NodeId, ballot: Ballot, proposedThrough: number): Message => ({
+    type: "heartbeat",
+    from,
+    ballot,
+    decidedThrough: 0,
+    proposedThrough,
+  });
+  const b = (round: number, node: NodeId): Ballot => ({ round, node });
+
+  it("not from a leader below the highest promise reported, by report or by heartbeat", () => {
+    const { replica, nonce } = rejoiningReplica();
+    replica.step(report(B, nonce, { promised: b(5, B), leaderBallot: b(5, B), proposedThrough: 9 }));
+    assert.equal(replica.rejoinFloorSlot, 0, "one report of two: not enough acceptors yet");
+    replica.step(report(C, nonce, { promised: b(6, C), votedThrough: 4 }));
+    assert.equal(replica.rejoinFloorSlot, 0, "B leads at 5.2, below the promise of 6.3");
+    replica.step(heartbeat(B, b(5, B), 9));
+    assert.equal(replica.rejoinFloorSlot, 0);
+    // C's own report, as leader at the highest promise: it was sent after the loss, so it counts.
+    replica.step(
+      report(C, nonce, { promised: b(6, C), votedThrough: 4, leaderBallot: b(6, C), proposedThrough: 11 }),
+    );
+    assert.equal(replica.rejoinFloorSlot, 12);
+  });
+
+  it("from a heartbeat only above the highest promise reported (a heartbeat may predate the loss)", () => {
+    const { replica, nonce } = rejoiningReplica();
+    replica.step(report(B, nonce, { promised: b(6, C), votedThrough: 20 }));
+    replica.step(report(C, nonce, { promised: b(6, C) }));
+    replica.step(heartbeat(C, b(6, C), 11));
+    assert.equal(replica.rejoinFloorSlot, 0, "a heartbeat at the promise itself could be older than a vote");
+    replica.step(heartbeat(B, b(7, B), 15));
+    assert.equal(replica.rejoinFloorSlot, 21, "past the leader's 15 and the 20 B reported voted");
+  });
+});
+
 describe("Which acceptors a rejoining replica waits for (rejoinReportsSuffice)", () => {
   const build = (weights: number[], spec: Parameters<typeof createQuorumSystem>[1]): QuorumSystem => {
     const result = createQuorumSystem(
