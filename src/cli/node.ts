@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createQuorumSystem, Replica } from "../core/index.js";
+import { createQuorumSystem, Replica, sessionLimitsProblem } from "../core/index.js";
 import { createLogger } from "../observe/index.js";
 import {
   ClusterAddressBook,
@@ -107,6 +107,15 @@ export async function nodeCommand(args: string[]): Promise<number> {
     rejoinIfDamaged: true,
     rejoin: values.rejoin,
   });
+  // Session limits are the cluster's: a snapshot on disk built under others means this data belongs
+  // to another configuration. Applying the log under other limits would diverge from the peers.
+  if (state.snapshot !== null) {
+    const problem = sessionLimitsProblem(state.snapshot.sessions, cluster.sessionLimits);
+    if (problem !== null)
+      throw new UsageError(
+        `${values.data}: the snapshot on disk (slot ${state.snapshot.slot}) does not fit ${values.config}: ${problem}`,
+      );
+  }
   const transport: Transport =
     cluster.transport === "tcp"
       ? new TcpTransport({ host: self.host, port: self.port })
@@ -119,6 +128,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
     limits: {
       ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
       ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
+      clientsMax: cluster.sessionLimits.clientsMax,
+      clientRangesMax: cluster.sessionLimits.clientRangesMax,
     },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
