@@ -239,6 +239,39 @@ describe("Learner snapshots", () => {
     assert.equal(b.deliveredThrough, 0);
   });
 
+  it("a snapshot carries the limits its sessions were built with; a peer under the same limits installs it", () => {
+    const limits = { ...SMALL, clientsMax: 5, clientRangesMax: 3 };
+    const a = learner(1, { logRetainSlots: 0, limits });
+    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    a.compact("four");
+    const sessions = a.currentSnapshot?.sessions ?? [];
+    assert.deepEqual(sessions.slice(0, 4), [0, 5, 3, 0], "header: mark, clientsMax, clientRangesMax, closed");
+    const b = learner(2, { limits });
+    b.noteDecidedThrough(4);
+    const text = encodeSnapshot(a.currentSnapshot as Snapshot);
+    assert.deepEqual(decodeSnapshot(text), { ok: true, value: a.currentSnapshot }, "round trip");
+    const out = b.step(wholeChunk(4, text));
+    assert.equal(out.snapshot?.slot, 4);
+    assert.deepEqual(b.currentSnapshot?.sessions, sessions);
+    assert.equal(b.snapshotRefusal, null);
+  });
+
+  it("refuses, and counts, a snapshot whose sessions were built under other limits than its own", () => {
+    const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, clientsMax: 5 } });
+    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    a.compact("four");
+    const b = learner(2); // the default clientsMax, 100,000
+    b.noteDecidedThrough(4);
+    const out = b.step(wholeChunk(4, encodeSnapshot(a.currentSnapshot as Snapshot)));
+    assert.equal(out.snapshot, null);
+    assert.equal(b.deliveredThrough, 0);
+    assert.equal(b.snapshotsRefused, 1);
+    assert.match(
+      b.snapshotRefusal ?? "",
+      /snapshot through slot 4 from learner 1: sessions built with clientsMax 5, clientRangesMax 16384; this cluster is configured with clientsMax 100000/,
+    );
+  });
+
   it("ignores chunks of snapshots it is already past, and of older snapshots mid-transfer", () => {
     const b = learner(2);
     b.step({ type: "decide", from: 9, entries: slots(1, 3) });
