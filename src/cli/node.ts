@@ -211,6 +211,10 @@ export async function nodeCommand(args: string[]): Promise<number> {
         digest: machine.digest,
         snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
         heldSlots: replica.learner.heldSlots,
+        snapshotsRefused: replica.learner.snapshotsRefused,
+        ...(replica.learner.snapshotRefusal !== null
+          ? { snapshotRefusal: replica.learner.snapshotRefusal }
+          : {}),
         votes: replica.acceptor?.voteCount ?? 0,
         heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
       },

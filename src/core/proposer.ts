@@ -790,11 +790,15 @@ export class Proposer {
     for (const command of value.commands) this.pendingKeys.delete(command);
   }
 
-  /** Puts commands back at the end of the pending queue unless they are delivered or queued. */
+  /**
+   * Puts commands back at the end of the pending queue unless they are delivered or queued, or sure
+   * to be refused (their clients hear so when they ask again).
+   */
   private requeue(value: Value): void {
     for (const command of value.commands) {
       if (
         this.learner.isDelivered(command) ||
+        this.learner.refusal(command) !== null ||
         this.pendingKeys.has(command) ||
         this.inFlightKeys.has(command)
       )
