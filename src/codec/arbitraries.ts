@@ -16,7 +16,7 @@ import type {
   SnapshotChunkMessage,
   Value,
 } from "../core/index.js";
-import { ROLES } from "../core/index.js";
+import { REFUSAL_REASONS, ROLES } from "../core/index.js";
 import { CHECKSUM_MAX, SNAPSHOT_CHUNK_UNITS_MAX, SNAPSHOT_UNITS_MAX } from "./validate.js";
 
 /** Plain objects, as a decoder builds them (fast-check may otherwise give them a null prototype). */
@@ -153,6 +153,13 @@ export const messageArbitraries: {
     client: uintArbitrary,
     seqs: fc.array(uintArbitrary, { maxLength: 10 }),
   }),
+  refuse: record({
+    type: fc.constant("refuse" as const),
+    from: uintArbitrary,
+    client: uintArbitrary,
+    reason: fc.constantFrom(...REFUSAL_REASONS),
+    seqs: fc.array(uintArbitrary, { maxLength: 10 }),
+  }),
   prepare: record({
     type: fc.constant("prepare" as const),
     from: uintArbitrary,
@@ -250,6 +257,7 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
     ],
   },
   { type: "ack", from: 1, client: 7, seqs: [1, 2, 300, Number.MAX_SAFE_INTEGER] },
+  { type: "refuse", from: 1, client: 7, reason: "client-gaps", seqs: [4, 2 ** 40] },
   { type: "prepare", from: 2, ballot: { round: 300, node: 2 }, firstSlot: 1 },
   {
     type: "promise",

@@ -33,6 +33,7 @@ const TAG = {
   snapshotChunk: 12,
   rejoinQuery: 13,
   rejoinReport: 14,
+  refuse: 15,
 };
 
 function frame(...bytes: number[]): Uint8Array {
@@ -140,7 +141,7 @@ test("frames are checked for magic, version, tag and trailing bytes", () => {
   assert.match(errorOf(frame(0x7b, ...heartbeat)), /bad magic byte 0x7b/);
   assert.match(errorOf(frame(0xa2, ...heartbeat)), /unsupported version 2/);
   assert.match(errorOf(frame(M, 0, 1)), /unknown message tag 0/);
-  assert.match(errorOf(frame(M, 15, 1)), /unknown message tag 15/);
+  assert.match(errorOf(frame(M, 16, 1)), /unknown message tag 16/);
   assert.match(errorOf(frame(M, ...heartbeat, 0)), /heartbeat: 1 trailing bytes after the message/);
   assert.match(errorOf(frame()), /truncated/);
   assert.match(errorOf(frame(M)), /truncated/);
@@ -150,6 +151,11 @@ test("enum bytes and markers outside their range are refused", () => {
   assert.match(errorOf(frame(M, TAG.catchup, 1, 4, 1, 2)), /catchup: unknown role code 4/);
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 4, 1, 0)), /snapshot-request: unknown role code 4/);
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 0xff, 1, 0)), /unknown role code 255/);
+  assert.match(errorOf(frame(M, TAG.refuse, 1, 7, 2, 1, 5)), /refuse: unknown refusal reason code 2/);
+  assert.deepStrictEqual(decodeBinary(frame(M, TAG.refuse, 1, 7, 1, 1, 5)), {
+    ok: true,
+    value: { type: "refuse", from: 1, client: 7, reason: "client-gaps", seqs: [5] },
+  });
   assert.match(errorOf(frame(M, TAG.promise, 1, 1, 1, 1, 0, 2, 5)), /nextSlot marker must be 0 or 1, got 2/);
   // from 3, nonce 7, voting 2 (only 0 or 1), then the rest of a report.
   assert.match(

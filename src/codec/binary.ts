@@ -46,6 +46,8 @@
  * 13 rejoin-query      from:uint  nonce:uint
  * 14 rejoin-report     from:uint  nonce:uint  voting:u8 (0 or 1)  promised:ballot  votedThrough:uint
  *                        decidedThrough:uint  leaderBallot:ballot  proposedThrough:uint
+ * 15 refuse            from:uint  client:uint  reason:u8  count:uint  seq:uint × count    (count <= 65536)
+ *                        reason = 0 clients-full, 1 client-gaps
  * ```
  *
  * A whole frame is at most FRAME_BYTES_MAX (1 MiB); a UDP transport also needs it within
@@ -63,6 +65,7 @@ import {
   err,
   type Message,
   type MessageType,
+  type RefusalReason,
   type Result,
   type Role,
 } from "../core/index.js";
@@ -102,7 +105,12 @@ const TAG_BY_TYPE: Readonly<Record<MessageType, number>> = {
   "snapshot-chunk": 12,
   "rejoin-query": 13,
   "rejoin-report": 14,
+  refuse: 15,
 };
+
+const REFUSAL_BY_CODE: readonly RefusalReason[] = ["clients-full", "client-gaps"];
+
+const CODE_BY_REFUSAL: Readonly<Record<RefusalReason, number>> = { "clients-full": 0, "client-gaps": 1 };
 
 const ROLE_BY_CODE: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
 
@@ -303,6 +311,15 @@ export function encodeBinary(message: Message): Uint8Array {
       w.count(message.seqs.length, SEQS_PER_MESSAGE_MAX, "sequence numbers");
       for (const seq of message.seqs) w.uint(seq, "seq");
       break;
+    case "refuse": {
+      w.uint(message.client, "client");
+      const code = CODE_BY_REFUSAL[message.reason];
+      if (code === undefined) fail(`unknown refusal reason ${JSON.stringify(message.reason)}`);
+      w.byte(code);
+      w.count(message.seqs.length, SEQS_PER_MESSAGE_MAX, "sequence numbers");
+      for (const seq of message.seqs) w.uint(seq, "seq");
+      break;
+    }
     case "prepare":
       writeBallot(w, message.ballot);
       w.uint(message.firstSlot, "firstSlot");
@@ -540,6 +557,16 @@ function readBody(r: Reader): Message {
       const seqs: number[] = [];
       for (let i = 0; i < count; i++) seqs.push(r.uint("seq"));
       return { type: "ack", from, client, seqs };
+    }
+    case "refuse": {
+      const client = r.uint("client");
+      const code = r.byte("reason");
+      const reason = REFUSAL_BY_CODE[code];
+      if (reason === undefined) throw new FrameError(`refuse: unknown refusal reason code ${code}`);
+      const count = r.count(SEQS_PER_MESSAGE_MAX, 1, "sequence numbers");
+      const seqs: number[] = [];
+      for (let i = 0; i < count; i++) seqs.push(r.uint("seq"));
+      return { type: "refuse", from, client, reason, seqs };
     }
     case "prepare": {
       const ballot = r.ballot();

@@ -73,6 +73,14 @@ function project(message: Message): Message {
       return { type: message.type, from: message.from, commands: commands(message.commands) };
     case "ack":
       return { type: message.type, from: message.from, client: message.client, seqs: [...message.seqs] };
+    case "refuse":
+      return {
+        type: message.type,
+        from: message.from,
+        client: message.client,
+        reason: message.reason,
+        seqs: [...message.seqs],
+      };
     case "prepare":
       return {
         type: message.type,

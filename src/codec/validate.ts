@@ -4,6 +4,7 @@ import {
   isWellFormedUnicode,
   type Message,
   ok,
+  REFUSAL_REASONS,
   type Result,
   ROLES,
   utf8ByteLength,
@@ -112,6 +113,7 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
     "leaderBallot",
     "proposedThrough",
   ],
+  refuse: ["type", "from", "client", "reason", "seqs"],
 };
 
 /**
@@ -147,6 +149,14 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
       return (
         field(m, "from", uintProblem) ??
         field(m, "client", uintProblem) ??
+        field(m, "seqs", seqsProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "refuse":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "client", uintProblem) ??
+        field(m, "reason", refusalReasonProblem) ??
         field(m, "seqs", seqsProblem) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
@@ -319,6 +329,12 @@ function seqsProblem(x: unknown): Problem {
 
 function nextSlotProblem(x: unknown): Problem {
   return x === null ? null : uintProblem(x);
+}
+
+function refusalReasonProblem(x: unknown): Problem {
+  return typeof x === "string" && (REFUSAL_REASONS as readonly string[]).includes(x)
+    ? null
+    : `: expected one of ${REFUSAL_REASONS.join(", ")}, got ${describe(x)}`;
 }
 
 function roleProblem(x: unknown): Problem {

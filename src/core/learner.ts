@@ -4,9 +4,11 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
+  Command,
   DecideMessage,
   Decision,
   Message,
+  RefusalReason,
   Role,
   SlotValue,
   SnapshotChunkMessage,
@@ -16,7 +18,7 @@ import type {
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
-import { SessionTable } from "./sessions.js";
+import { type SessionBugs, SessionTable } from "./sessions.js";
 import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 import { valueBytesEstimate } from "./value-size.js";
 
@@ -24,6 +26,8 @@ import { valueBytesEstimate } from "./value-size.js";
 export interface LearnerBugs {
   /** Count accepted messages instead of distinct acceptors: a duplicated datagram fakes a quorum. */
   readonly countMessages?: boolean;
+  /** Bugs of the session table (see `SessionBugs`). */
+  readonly sessions?: SessionBugs;
 }
 
 export interface LearnerOptions {
@@ -166,8 +170,13 @@ export class Learner {
   private requestedThrough = 0;
   /** Votes that named a value other than the one first seen at the same (slot, ballot). */
   conflictingVotes = 0;
-  /** Snapshot chunks or assembled snapshots refused (malformed, too large, failed checksum). */
+  /**
+   * Snapshot chunks or assembled snapshots refused (malformed, too large, failed checksum, or built
+   * under other session limits than this cluster's).
+   */
   snapshotsRefused = 0;
+  /** Why the last assembled snapshot was refused, if one was. */
+  snapshotRefusal: string | null = null;
   /** Snapshots installed from peers. */
   snapshotsInstalled = 0;
   /** Pins dropped because `snapshotPinsMax` peers had one (their transfers start over). */
@@ -182,12 +191,16 @@ export class Learner {
     this.role = options.role ?? "learner";
     this.aheadSlotsMax = options.aheadSlotsMax ?? 100_000;
     this.bugs = options.bugs ?? {};
-    this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientRangesMax);
+    this.sessions = new SessionTable(
+      { clientsMax: this.limits.clientsMax, clientRangesMax: this.limits.clientRangesMax },
+      this.bugs.sessions,
+    );
     this.durableLog = options.durableLog ?? false;
     this.snapshotLogBytes = options.snapshotLogBytes ?? 0;
     this.logRetainSlots = options.logRetainSlots ?? DEFAULT_LOG_RETAIN_SLOTS;
     if (options.restoreSnapshot !== undefined) {
       const problem = this.sessions.import(options.restoreSnapshot.sessions);
+      // A driver checks this first (`sessionLimitsProblem`) and tells its operator; here it is a bug.
       assert(problem === null, `learner ${this.id}: restored snapshot: ${problem}`);
       this.setSnapshot(options.restoreSnapshot);
       this.logStart = options.restoreSnapshot.slot + 1;
@@ -196,8 +209,7 @@ export class Learner {
     for (const value of options.restoreLog ?? []) {
       this.log.push(value);
       this.countTowardsSnapshot(value);
-      const commands = value.commands.filter((command) => this.sessions.deliver(command));
-      this.restored.push({ slot: this.deliveredThrough, value, commands });
+      this.restored.push(this.applySessions(this.deliveredThrough, value));
     }
   }
 
@@ -657,7 +669,10 @@ export class Learner {
     if (snapshot.slot <= this.deliveredThrough) return;
     const problem = this.sessions.import(snapshot.sessions);
     if (problem !== null) {
+      // Sessions built under other limits would make this replica refuse or apply other commands
+      // than its peers from here on: refuse the snapshot rather than diverge (docs/durability.md).
       this.snapshotsRefused++;
+      this.snapshotRefusal = `snapshot through slot ${snapshot.slot} from learner ${assembly.from}: ${problem}`;
       return;
     }
     this.snapshotsInstalled++;
@@ -704,14 +719,38 @@ export class Learner {
       this.chosen.delete(next);
       this.log.push(value);
       this.countTowardsSnapshot(value);
-      const commands = value.commands.filter((command) => this.sessions.deliver(command));
-      const decision: Decision = { slot: next, value, commands };
-      output.decided.push(decision);
+      output.decided.push(this.applySessions(next, value));
       if (this.durableLog) output.persist = mergeDelta(output.persist, { decided: [{ slot: next, value }] });
       next++;
       value = this.chosen.get(next);
     }
     this.ticksSinceProgress = 0;
+  }
+
+  /**
+   * Runs a delivered slot's commands through the session table: the decision applies the ones
+   * delivered for the first time, and names the ones refused (whose clients must be told).
+   */
+  private applySessions(slot: number, value: Value): Decision {
+    const commands: Command[] = [];
+    let refused: { command: Command; reason: RefusalReason }[] | undefined;
+    for (const command of value.commands) {
+      const outcome = this.sessions.deliver(command);
+      if (outcome === "delivered") commands.push(command);
+      else if (outcome !== "duplicate") {
+        refused ??= [];
+        refused.push({ command, reason: outcome });
+      }
+    }
+    return refused === undefined ? { slot, value, commands } : { slot, value, commands, refused };
+  }
+
+  /**
+   * Why a command not delivered yet is certain to be refused when decided (see
+   * `SessionTable.refusal`), or null.
+   */
+  refusal(command: Command): RefusalReason | null {
+    return this.sessions.refusal(command);
   }
 
   /** Asks for the next range at once when the last request has been answered and we are still behind. */

@@ -24,12 +24,21 @@ export interface Limits {
   readonly catchupSlotsMax: number;
   /** Most commands in one client request message. */
   readonly requestCommandsMax: number;
-  /** Most distinct clients whose delivered sequence numbers a learner remembers. */
+  /**
+   * Most distinct clients whose delivered sequence numbers a learner remembers (a session each; no
+   * session is ever evicted, which could let a resent value be applied twice). Past it, a decided
+   * command of a new client is refused and its client told (`RefuseMessage`, "clients-full").
+   * Cluster-wide: it decides which commands replicas apply, so every replica must use the same value
+   * (cluster configuration; recorded in snapshots, which a replica under another value refuses).
+   */
   readonly clientsMax: number;
   /**
    * Ranges of delivered sequence numbers a learner keeps per client (a client numbering without gaps
    * needs one; each restart from a higher base adds one; commands decided out of order open gaps for
-   * a while). Past it the oldest gap is given up. At least the client window, so in-flight gaps never are.
+   * a while). A decided command that would open one more is refused, and the client is closed: its
+   * undelivered commands are all refused from then on ("client-gaps"), so a refusal is final. No gap is
+   * ever given up (that acked commands never applied). Half the client window or more, so in-flight
+   * gaps never reach it. Cluster-wide, like `clientsMax`.
    */
   readonly clientRangesMax: number;
   /**

@@ -63,6 +63,27 @@ export interface AckMessage {
 }
 
 /**
+ * Why a decided command was refused rather than applied (see `SessionTable`): the cluster's session
+ * table holds `clientsMax` clients already and this client is not one of them, or this client's
+ * sequence numbers have more gaps than `clientRangesMax` (it must go on under a new client id).
+ */
+export type RefusalReason = "clients-full" | "client-gaps";
+
+export const REFUSAL_REASONS: readonly RefusalReason[] = ["clients-full", "client-gaps"];
+
+/**
+ * Leader -> client: these sequence numbers of yours were refused and will never be applied (the
+ * opposite of an ack, and as final). Resending them gets the same answer.
+ */
+export interface RefuseMessage {
+  readonly type: "refuse";
+  readonly from: NodeId;
+  readonly client: NodeId;
+  readonly reason: RefusalReason;
+  readonly seqs: readonly number[];
+}
+
+/**
  * Phase 1a. Asks for a promise at `ballot` covering every slot from `firstSlot` on, and for the
  * acceptor's votes in those slots. A proposer that already holds the promise sends it again with a
  * later `firstSlot` to page through a long list of votes.
@@ -235,7 +256,8 @@ export type Message =
   | SnapshotRequestMessage
   | SnapshotChunkMessage
   | RejoinQueryMessage
-  | RejoinReportMessage;
+  | RejoinReportMessage
+  | RefuseMessage;
 
 export type MessageType = Message["type"];
 
@@ -254,6 +276,7 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "snapshot-chunk",
   "rejoin-query",
   "rejoin-report",
+  "refuse",
 ];
 
 /** The role that sends each message type (`catchup` and `snapshot-request` say their own). */
@@ -265,6 +288,7 @@ export function senderRole(message: Message): Role {
     case "accept":
     case "heartbeat":
     case "ack":
+    case "refuse":
       return "proposer";
     case "promise":
     case "accepted":
@@ -302,6 +326,11 @@ export interface Decision {
   readonly value: Value;
   /** The commands to apply: `value.commands` less any (client, seq) delivered in an earlier slot. */
   readonly commands: readonly Command[];
+  /**
+   * Commands of `value` refused by the session table's limits (never applied; their clients are
+   * told). Absent when none were.
+   */
+  readonly refused?: readonly { readonly command: Command; readonly reason: RefusalReason }[];
 }
 
 export function commandKey(command: Command): string {

@@ -7,7 +7,7 @@ import type { Decision, Envelope, Message, SlotValue, SnapshotChunkMessage } fro
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import { Prng } from "./prng.js";
 import { Replica } from "./replica.js";
-import { SessionTable } from "./sessions.js";
+import { SessionTable, sessionLimitsProblem } from "./sessions.js";
 import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 import { cmd, majorityOf, val } from "./test-util.js";
 
@@ -90,33 +90,60 @@ describe("snapshot encoding", () => {
   });
 });
 
-describe("SessionTable export and import", () => {
-  it("rebuilds the same table, least recently served order included", () => {
-    const table = new SessionTable(2, 4);
+describe("SessionTable export and import (the limits travel with the table)", () => {
+  const limits = { clientsMax: 2, clientRangesMax: 2 };
+
+  it("rebuilds the same table, its limits and closed clients included, and it decides alike", () => {
+    const table = new SessionTable(limits);
     for (const [client, seq] of [
       [1, 1],
       [1, 2],
       [2, 5],
       [1, 4],
+      [2, 9],
+      [2, 7], // a third range for client 2: refused, client 2 closed
     ] as const)
       table.deliver(cmd(client, seq));
-    const copy = new SessionTable(2, 4);
-    assert.equal(copy.import(table.export()), null);
+    assert.equal(table.isClosed(2), true);
+    const flat = table.export();
+    assert.deepEqual(flat, [0, 2, 2, 1, 2, 1, 2, 1, 2, 4, 4, 2, 2, 5, 5, 9, 9]);
+    const copy = new SessionTable(limits);
+    assert.equal(copy.import(flat), null);
+    assert.deepEqual(copy.export(), flat);
+    // The same next deliveries give the same outcomes in both: a full table refuses client 3, a
+    // closed client stays closed, an open one goes on.
+    for (const command of [cmd(3, 1), cmd(2, 6), cmd(1, 3), cmd(1, 7)])
+      assert.equal(copy.deliver(command), table.deliver(command), `${command.client}/${command.seq}`);
     assert.deepEqual(copy.export(), table.export());
-    // The same next delivery evicts the same client (2 was served least recently) in both.
-    table.deliver(cmd(3, 1));
-    copy.deliver(cmd(3, 1));
-    assert.deepEqual(copy.export(), table.export());
-    assert.equal(copy.isDelivered(cmd(1, 2)), true);
-    assert.equal(copy.isDelivered(cmd(1, 3)), false);
+    assert.equal(copy.isDelivered(cmd(1, 3)), true);
+    assert.equal(copy.isDelivered(cmd(2, 7)), false);
+  });
+
+  it("refuses a list built under other limits, and one without limits, keeping its state", () => {
+    const other = new SessionTable({ clientsMax: 3, clientRangesMax: 2 });
+    other.deliver(cmd(1, 1));
+    const table = new SessionTable(limits);
+    table.deliver(cmd(5, 1));
+    assert.match(
+      table.import(other.export()) ?? "",
+      /built with clientsMax 3, clientRangesMax 2; this cluster is configured with clientsMax 2, clientRangesMax 2/,
+    );
+    assert.match(table.import([1, 1, 1, 1]) ?? "", /without its limits/);
+    assert.equal(table.isDelivered(cmd(5, 1)), true);
+    assert.equal(sessionLimitsProblem(other.export(), limits)?.includes("clientsMax 3") ?? false, true);
+    assert.equal(sessionLimitsProblem(other.export(), other.limits), null);
+    assert.equal(sessionLimitsProblem([], limits), null, "an empty table has decided nothing");
   });
 
   it("refuses malformed lists and keeps its state", () => {
-    const table = new SessionTable(10, 10);
+    const table = new SessionTable({ clientsMax: 10, clientRangesMax: 10 });
     table.deliver(cmd(1, 1));
-    assert.match(table.import([1, 2, 1, 1]) ?? "", /cut short/);
-    assert.match(table.import([1, 2, 5, 6, 3, 4]) ?? "", /out of order/);
-    assert.match(table.import([1, 1, 1, 1, 1, 1, 2, 2]) ?? "", /twice/);
+    const h = [0, 10, 10, 0];
+    assert.match(table.import([...h, 1, 2, 1, 1]) ?? "", /cut short/);
+    assert.match(table.import([...h, 1, 2, 5, 6, 3, 4]) ?? "", /out of order/);
+    assert.match(table.import([...h, 1, 1, 1, 1, 1, 1, 2, 2]) ?? "", /twice/);
+    assert.match(table.import([0, 10, 10, 1, 4, 1, 1, 1, 1]) ?? "", /closed client 4 has no ranges/);
+    assert.match(table.import([0, 10, 10, 3, 1]) ?? "", /cut short/);
     assert.equal(table.isDelivered(cmd(1, 1)), true);
   });
 });
@@ -128,7 +155,11 @@ describe("Learner snapshots", () => {
     assert.equal(a.snapshotDue, true);
     const out = a.compact("state@10");
     assert.equal(a.snapshotDue, false);
-    assert.deepEqual(out.persist?.snapshot, { slot: 10, sessions: [7, 1, 1, 10], app: "state@10" });
+    assert.deepEqual(out.persist?.snapshot, {
+      slot: 10,
+      sessions: [0, 100_000, 16_384, 0, 7, 1, 1, 10],
+      app: "state@10",
+    });
     assert.equal(a.firstHeldSlot, 8);
     assert.equal(a.heldSlots, 3);
     assert.equal(a.chosenValue(7), undefined);
@@ -208,6 +239,39 @@ describe("Learner snapshots", () => {
     assert.equal(b.deliveredThrough, 0);
   });
 
+  it("a snapshot carries the limits its sessions were built with; a peer under the same limits installs it", () => {
+    const limits = { ...SMALL, clientsMax: 5, clientRangesMax: 3 };
+    const a = learner(1, { logRetainSlots: 0, limits });
+    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    a.compact("four");
+    const sessions = a.currentSnapshot?.sessions ?? [];
+    assert.deepEqual(sessions.slice(0, 4), [0, 5, 3, 0], "header: mark, clientsMax, clientRangesMax, closed");
+    const b = learner(2, { limits });
+    b.noteDecidedThrough(4);
+    const text = encodeSnapshot(a.currentSnapshot as Snapshot);
+    assert.deepEqual(decodeSnapshot(text), { ok: true, value: a.currentSnapshot }, "round trip");
+    const out = b.step(wholeChunk(4, text));
+    assert.equal(out.snapshot?.slot, 4);
+    assert.deepEqual(b.currentSnapshot?.sessions, sessions);
+    assert.equal(b.snapshotRefusal, null);
+  });
+
+  it("refuses, and counts, a snapshot whose sessions were built under other limits than its own", () => {
+    const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, clientsMax: 5 } });
+    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    a.compact("four");
+    const b = learner(2); // the default clientsMax, 100,000
+    b.noteDecidedThrough(4);
+    const out = b.step(wholeChunk(4, encodeSnapshot(a.currentSnapshot as Snapshot)));
+    assert.equal(out.snapshot, null);
+    assert.equal(b.deliveredThrough, 0);
+    assert.equal(b.snapshotsRefused, 1);
+    assert.match(
+      b.snapshotRefusal ?? "",
+      /snapshot through slot 4 from learner 1: sessions built with clientsMax 5, clientRangesMax 16384; this cluster is configured with clientsMax 100000/,
+    );
+  });
+
   it("ignores chunks of snapshots it is already past, and of older snapshots mid-transfer", () => {
     const b = learner(2);
     b.step({ type: "decide", from: 9, entries: slots(1, 3) });
@@ -219,7 +283,7 @@ describe("Learner snapshots", () => {
 
   it("restores from a snapshot and the log past it", () => {
     const restored = learner(3, {
-      restoreSnapshot: { slot: 10, sessions: [7, 1, 1, 10], app: "s" },
+      restoreSnapshot: { slot: 10, sessions: [0, 100_000, 16_384, 0, 7, 1, 1, 10], app: "s" },
       restoreLog: [val(cmd(7, 11)), val(cmd(7, 10), cmd(7, 12))],
     });
     assert.equal(restored.deliveredThrough, 12);

@@ -8,6 +8,8 @@ export function describeMessage(message: Message): string {
       return `request from ${message.from}: ${message.commands.length} command(s) seq ${message.commands[0]?.seq ?? "-"}..`;
     case "ack":
       return `ack from ${message.from} to client ${message.client}: ${message.seqs.length} seq(s)`;
+    case "refuse":
+      return `refuse from ${message.from} to client ${message.client}: ${message.seqs.length} seq(s), ${message.reason}`;
     case "prepare":
       return `prepare from ${message.from} ballot ${b(message.ballot)} slots ${message.firstSlot}..`;
     case "promise":

@@ -834,6 +834,8 @@ function summarize(message: Message): string {
       return `request ${message.commands.length}`;
     case "ack":
       return `ack ${message.seqs.length}`;
+    case "refuse":
+      return `refuse ${message.seqs.length}`;
     case "snapshot-request":
       return `snapshot-request ${message.slot} ${message.offset}`;
     case "snapshot-chunk":
