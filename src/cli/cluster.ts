@@ -102,6 +102,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     storage: new MemoryStorage(),
     tickMs: cluster.value.tickMs,
     onFatal: fatalHandler(logger),
+    // A value refused by the cluster's session limits is an error, never applied.
+    onTurnEnd: (c) => {
+      for (const { seq, reason } of c.drainRefused())
+        process.stderr.write(`paxos cluster: seq ${seq} refused by the cluster (${reason}); not applied\n`);
+    },
   });
   await driver.start();
   const submit = (payload: string) =>

@@ -5,7 +5,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { SessionTable } from "../core/index.js";
 import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords } from "../observe/index.js";
+import { WalStorage } from "../storage/index.js";
 import { childrenOf, isAlive, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
 /** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
@@ -168,6 +170,36 @@ describe("paxos node", () => {
         assert.match(run.stderr, expect);
         assert.equal(run.stdout, "");
       }
+    } finally {
+      await processes.stopAll();
+      temp.remove();
+    }
+  });
+});
+
+describe("paxos node: session limits are the cluster's", () => {
+  test("a node whose snapshot on disk was built under other session limits than the cluster file's does not start", async () => {
+    const processes = new ProcessGroup();
+    const temp = tempDir();
+    try {
+      const data = join(temp.dir, "data");
+      const built = new SessionTable({ clientsMax: 5, clientRangesMax: 2 });
+      built.deliver({ client: 7, seq: 1, payload: "x" });
+      const storage = new WalStorage({ dir: data });
+      assert.ok((await storage.open()).ok);
+      storage.append({ snapshot: { slot: 1, sessions: built.export(), app: "" } });
+      await storage.sync();
+      await storage.close();
+      const configPath = join(temp.dir, "cluster.json");
+      const node = { id: 1, host: "127.0.0.1", port: 7101 };
+      writeFileSync(configPath, JSON.stringify({ nodes: [node], clientsMax: 6, clientRangesMax: 2 }));
+      const args = ["node", "--config", configPath, "--id", "1", "--data", data];
+      const run = await processes.run("node with other limits", args);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(
+        run.stderr,
+        /the snapshot on disk \(slot 1\) does not fit .*cluster\.json: sessions built with clientsMax 5, clientRangesMax 2; this cluster is configured with clientsMax 6, clientRangesMax 2/,
+      );
     } finally {
       await processes.stopAll();
       temp.remove();

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createQuorumSystem, Replica } from "../core/index.js";
+import { createQuorumSystem, Replica, sessionLimitsProblem } from "../core/index.js";
 import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   ClusterAddressBook,
@@ -36,11 +36,17 @@ nodes, and optionally weights, quorums, the transport and the codec:
              {"id": 2, "host": "127.0.0.1", "port": 7102},
              {"id": 3, "host": "127.0.0.1", "port": 7103, "weight": 1}],
    "quorum": {"kind": "majority"}, "transport": "udp", "codec": "binary", "tickMs": 10,
-   "batchCommandsMax": 512, "windowSlots": 64, "snapshotLogBytes": 33554432, "logRetainSlots": 128}
+   "batchCommandsMax": 512, "windowSlots": 64, "snapshotLogBytes": 33554432, "logRetainSlots": 128,
+   "clientsMax": 100000, "clientRangesMax": 16384}
 
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
 Clients reach the cluster with "paxos client <id> cluster.json".
+
+"clientsMax" (distinct client ids the cluster ever serves) and "clientRangesMax" (gaps in one client's
+sequence numbers) bound the sessions that make delivery exactly-once. Past them a value is refused,
+never applied, and its client told. They are the cluster's: every node must read the same values,
+and a node will not start from a snapshot on disk built under other ones.
 
 The node's state machine counts the values applied and keeps a digest of them. Once the values decided
 since its last snapshot reach "snapshotLogBytes" (estimated; default 32 MiB, 0: never), the node
@@ -107,6 +113,15 @@ export async function nodeCommand(args: string[]): Promise<number> {
     rejoinIfDamaged: true,
     rejoin: values.rejoin,
   });
+  // Session limits are the cluster's: a snapshot on disk built under others means this data belongs
+  // to another configuration. Applying the log under other limits would diverge from the peers.
+  if (state.snapshot !== null) {
+    const problem = sessionLimitsProblem(state.snapshot.sessions, cluster.sessionLimits);
+    if (problem !== null)
+      throw new UsageError(
+        `${values.data}: the snapshot on disk (slot ${state.snapshot.slot}) does not fit ${values.config}: ${problem}`,
+      );
+  }
   const transport: Transport =
     cluster.transport === "tcp"
       ? new TcpTransport({ host: self.host, port: self.port })
@@ -119,6 +134,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
     limits: {
       ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
       ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
+      clientsMax: cluster.sessionLimits.clientsMax,
+      clientRangesMax: cluster.sessionLimits.clientRangesMax,
     },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
@@ -194,6 +211,10 @@ export async function nodeCommand(args: string[]): Promise<number> {
         digest: machine.digest,
         snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
         heldSlots: replica.learner.heldSlots,
+        snapshotsRefused: replica.learner.snapshotsRefused,
+        ...(replica.learner.snapshotRefusal !== null
+          ? { snapshotRefusal: replica.learner.snapshotRefusal }
+          : {}),
         votes: replica.acceptor?.voteCount ?? 0,
         heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
       },

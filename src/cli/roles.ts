@@ -218,7 +218,10 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   return stopped;
 }
 
-/** Submits stdin's lines; resolves with 0 once stdin is closed and every value is acked. */
+/**
+ * Submits stdin's lines; resolves once stdin is closed and every value is acked or refused: 0 if
+ * all were acked, 1 if any line was not sent or was refused by the cluster (each said on stderr).
+ */
 function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogger>): Promise<number> {
   return new Promise((resolve) => {
     let closed = false;
@@ -251,12 +254,17 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
       closed = true;
     });
     const check = setInterval(() => {
+      // A refused value is an error for its seq: never applied (the cluster's session limits).
+      for (const { seq, reason } of driver.role.drainRefused()) {
+        refused++;
+        process.stderr.write(`paxos client: seq ${seq} refused by the cluster (${reason}); not applied\n`);
+      }
       if (
         closed &&
         batch.length === 0 &&
         pendingLines === 0 &&
         driver.role.unackedCount === 0 &&
-        driver.role.acked >= submitted
+        driver.role.acked + driver.role.refused >= submitted
       ) {
         clearInterval(check);
         logger.info({ submitted, refused, stats: driver.stats }, "every value decided");

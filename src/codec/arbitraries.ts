@@ -16,7 +16,7 @@ import type {
   SnapshotChunkMessage,
   Value,
 } from "../core/index.js";
-import { ROLES } from "../core/index.js";
+import { REFUSAL_REASONS, ROLES } from "../core/index.js";
 import { CHECKSUM_MAX, SNAPSHOT_CHUNK_UNITS_MAX, SNAPSHOT_UNITS_MAX } from "./validate.js";
 
 /** Plain objects, as a decoder builds them (fast-check may otherwise give them a null prototype). */
@@ -153,6 +153,13 @@ export const messageArbitraries: {
     client: uintArbitrary,
     seqs: fc.array(uintArbitrary, { maxLength: 10 }),
   }),
+  refuse: record({
+    type: fc.constant("refuse" as const),
+    from: uintArbitrary,
+    client: uintArbitrary,
+    reason: fc.constantFrom(...REFUSAL_REASONS),
+    seqs: fc.array(uintArbitrary, { maxLength: 10 }),
+  }),
   prepare: record({
     type: fc.constant("prepare" as const),
     from: uintArbitrary,
@@ -216,6 +223,22 @@ export const messageArbitraries: {
     offset: uintArbitrary,
   }),
   "snapshot-chunk": snapshotChunkArbitrary,
+  "rejoin-query": record({
+    type: fc.constant("rejoin-query" as const),
+    from: uintArbitrary,
+    nonce: uintArbitrary,
+  }),
+  "rejoin-report": record({
+    type: fc.constant("rejoin-report" as const),
+    from: uintArbitrary,
+    nonce: uintArbitrary,
+    voting: fc.boolean(),
+    promised: ballotArbitrary,
+    votedThrough: uintArbitrary,
+    decidedThrough: uintArbitrary,
+    leaderBallot: ballotArbitrary,
+    proposedThrough: uintArbitrary,
+  }),
 };
 
 /** Any message. */
@@ -234,6 +257,7 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
     ],
   },
   { type: "ack", from: 1, client: 7, seqs: [1, 2, 300, Number.MAX_SAFE_INTEGER] },
+  { type: "refuse", from: 1, client: 7, reason: "client-gaps", seqs: [4, 2 ** 40] },
   { type: "prepare", from: 2, ballot: { round: 300, node: 2 }, firstSlot: 1 },
   {
     type: "promise",
@@ -281,6 +305,18 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
     checksum: 0xdead_beef,
     offset: 16_384,
     data: '{"slot":300,"sessions":[]}\nключ ✓ 😀',
+  },
+  { type: "rejoin-query", from: 2, nonce: 0xfeed_f00d },
+  {
+    type: "rejoin-report",
+    from: 3,
+    nonce: 0xfeed_f00d,
+    voting: true,
+    promised: { round: 7, node: 1 },
+    votedThrough: 41,
+    decidedThrough: 39,
+    leaderBallot: { round: 7, node: 1 },
+    proposedThrough: 42,
   },
 ];
 

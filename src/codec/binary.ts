@@ -43,6 +43,11 @@
  * 11 snapshot-request  from:uint  role  slot:uint  offset:uint
  * 12 snapshot-chunk    from:uint  slot:uint  length:uint  checksum:uint  offset:uint  data:text
  *                        (length <= SNAPSHOT_UNITS_MAX, checksum <= 2^32 - 1, offset + data units <= length)
+ * 13 rejoin-query      from:uint  nonce:uint
+ * 14 rejoin-report     from:uint  nonce:uint  voting:u8 (0 or 1)  promised:ballot  votedThrough:uint
+ *                        decidedThrough:uint  leaderBallot:ballot  proposedThrough:uint
+ * 15 refuse            from:uint  client:uint  reason:u8  count:uint  seq:uint × count    (count <= 65536)
+ *                        reason = 0 clients-full, 1 client-gaps
  * ```
  *
  * A whole frame is at most FRAME_BYTES_MAX (1 MiB); a UDP transport also needs it within
@@ -60,6 +65,7 @@ import {
   err,
   type Message,
   type MessageType,
+  type RefusalReason,
   type Result,
   type Role,
 } from "../core/index.js";
@@ -97,7 +103,14 @@ const TAG_BY_TYPE: Readonly<Record<MessageType, number>> = {
   catchup: 10,
   "snapshot-request": 11,
   "snapshot-chunk": 12,
+  "rejoin-query": 13,
+  "rejoin-report": 14,
+  refuse: 15,
 };
+
+const REFUSAL_BY_CODE: readonly RefusalReason[] = ["clients-full", "client-gaps"];
+
+const CODE_BY_REFUSAL: Readonly<Record<RefusalReason, number>> = { "clients-full": 0, "client-gaps": 1 };
 
 const ROLE_BY_CODE: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
 
@@ -298,6 +311,15 @@ export function encodeBinary(message: Message): Uint8Array {
       w.count(message.seqs.length, SEQS_PER_MESSAGE_MAX, "sequence numbers");
       for (const seq of message.seqs) w.uint(seq, "seq");
       break;
+    case "refuse": {
+      w.uint(message.client, "client");
+      const code = CODE_BY_REFUSAL[message.reason];
+      if (code === undefined) fail(`unknown refusal reason ${JSON.stringify(message.reason)}`);
+      w.byte(code);
+      w.count(message.seqs.length, SEQS_PER_MESSAGE_MAX, "sequence numbers");
+      for (const seq of message.seqs) w.uint(seq, "seq");
+      break;
+    }
     case "prepare":
       writeBallot(w, message.ballot);
       w.uint(message.firstSlot, "firstSlot");
@@ -376,6 +398,18 @@ export function encodeBinary(message: Message): Uint8Array {
           `snapshot chunk at ${message.offset} of ${message.data.length} characters runs past ${message.length}`,
         );
       }
+      break;
+    case "rejoin-query":
+      w.uint(message.nonce, "nonce");
+      break;
+    case "rejoin-report":
+      w.uint(message.nonce, "nonce");
+      w.byte(message.voting ? 1 : 0);
+      writeBallot(w, message.promised);
+      w.uint(message.votedThrough, "votedThrough");
+      w.uint(message.decidedThrough, "decidedThrough");
+      writeBallot(w, message.leaderBallot);
+      w.uint(message.proposedThrough, "proposedThrough");
       break;
   }
   return w.finish();
@@ -524,6 +558,16 @@ function readBody(r: Reader): Message {
       for (let i = 0; i < count; i++) seqs.push(r.uint("seq"));
       return { type: "ack", from, client, seqs };
     }
+    case "refuse": {
+      const client = r.uint("client");
+      const code = r.byte("reason");
+      const reason = REFUSAL_BY_CODE[code];
+      if (reason === undefined) throw new FrameError(`refuse: unknown refusal reason code ${code}`);
+      const count = r.count(SEQS_PER_MESSAGE_MAX, 1, "sequence numbers");
+      const seqs: number[] = [];
+      for (let i = 0; i < count; i++) seqs.push(r.uint("seq"));
+      return { type: "refuse", from, client, reason, seqs };
+    }
     case "prepare": {
       const ballot = r.ballot();
       return { type: "prepare", from, ballot, firstSlot: r.uint("firstSlot") };
@@ -596,6 +640,28 @@ function readBody(r: Reader): Message {
       const checksum = r.uint("checksum");
       const offset = r.uint("offset");
       return { type: "snapshot-chunk", from, slot, length, checksum, offset, data: r.snapshotData() };
+    }
+    case "rejoin-query":
+      return { type: "rejoin-query", from, nonce: r.uint("nonce") };
+    case "rejoin-report": {
+      const nonce = r.uint("nonce");
+      const flag = r.byte("voting");
+      if (flag > 1) throw new FrameError(`rejoin-report: voting must be 0 or 1, got ${flag}`);
+      const promised = r.ballot();
+      const votedThrough = r.uint("votedThrough");
+      const decidedThrough = r.uint("decidedThrough");
+      const leaderBallot = r.ballot();
+      return {
+        type: "rejoin-report",
+        from,
+        nonce,
+        voting: flag === 1,
+        promised,
+        votedThrough,
+        decidedThrough,
+        leaderBallot,
+        proposedThrough: r.uint("proposedThrough"),
+      };
     }
   }
 }

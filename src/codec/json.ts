@@ -73,6 +73,14 @@ function project(message: Message): Message {
       return { type: message.type, from: message.from, commands: commands(message.commands) };
     case "ack":
       return { type: message.type, from: message.from, client: message.client, seqs: [...message.seqs] };
+    case "refuse":
+      return {
+        type: message.type,
+        from: message.from,
+        client: message.client,
+        reason: message.reason,
+        seqs: [...message.seqs],
+      };
     case "prepare":
       return {
         type: message.type,
@@ -149,6 +157,20 @@ function project(message: Message): Message {
         checksum: message.checksum,
         offset: message.offset,
         data: message.data,
+      };
+    case "rejoin-query":
+      return { type: message.type, from: message.from, nonce: message.nonce };
+    case "rejoin-report":
+      return {
+        type: message.type,
+        from: message.from,
+        nonce: message.nonce,
+        voting: message.voting,
+        promised: ballot(message.promised),
+        votedThrough: message.votedThrough,
+        decidedThrough: message.decidedThrough,
+        leaderBallot: ballot(message.leaderBallot),
+        proposedThrough: message.proposedThrough,
       };
     default:
       return message; // not a message type: left for the validator to report

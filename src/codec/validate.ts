@@ -4,6 +4,7 @@ import {
   isWellFormedUnicode,
   type Message,
   ok,
+  REFUSAL_REASONS,
   type Result,
   ROLES,
   utf8ByteLength,
@@ -100,6 +101,19 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
   catchup: ["type", "from", "role", "fromSlot", "toSlot"],
   "snapshot-request": ["type", "from", "role", "slot", "offset"],
   "snapshot-chunk": ["type", "from", "slot", "length", "checksum", "offset", "data"],
+  "rejoin-query": ["type", "from", "nonce"],
+  "rejoin-report": [
+    "type",
+    "from",
+    "nonce",
+    "voting",
+    "promised",
+    "votedThrough",
+    "decidedThrough",
+    "leaderBallot",
+    "proposedThrough",
+  ],
+  refuse: ["type", "from", "client", "reason", "seqs"],
 };
 
 /**
@@ -135,6 +149,14 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
       return (
         field(m, "from", uintProblem) ??
         field(m, "client", uintProblem) ??
+        field(m, "seqs", seqsProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "refuse":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "client", uintProblem) ??
+        field(m, "reason", refusalReasonProblem) ??
         field(m, "seqs", seqsProblem) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
@@ -217,7 +239,27 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         chunkRangeProblem(m) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
+    case "rejoin-query":
+      return (
+        field(m, "from", uintProblem) ?? field(m, "nonce", uintProblem) ?? extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "rejoin-report":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "nonce", uintProblem) ??
+        field(m, "voting", booleanProblem) ??
+        field(m, "promised", ballotProblem) ??
+        field(m, "votedThrough", uintProblem) ??
+        field(m, "decidedThrough", uintProblem) ??
+        field(m, "leaderBallot", ballotProblem) ??
+        field(m, "proposedThrough", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
   }
+}
+
+function booleanProblem(x: unknown): Problem {
+  return typeof x === "boolean" ? null : `: expected true or false, got ${describe(x)}`;
 }
 
 // --- the parts of a message ----------------------------------------------------------------------
@@ -287,6 +329,12 @@ function seqsProblem(x: unknown): Problem {
 
 function nextSlotProblem(x: unknown): Problem {
   return x === null ? null : uintProblem(x);
+}
+
+function refusalReasonProblem(x: unknown): Problem {
+  return typeof x === "string" && (REFUSAL_REASONS as readonly string[]).includes(x)
+    ? null
+    : `: expected one of ${REFUSAL_REASONS.join(", ")}, got ${describe(x)}`;
 }
 
 function roleProblem(x: unknown): Problem {

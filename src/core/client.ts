@@ -1,7 +1,7 @@
 import { assert } from "./assert.js";
 import type { NodeId } from "./ballot.js";
 import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
-import type { Command, Destination, Message } from "./messages.js";
+import type { Command, Destination, Message, RefusalReason } from "./messages.js";
 import { emptyOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
@@ -58,6 +58,10 @@ export class Client {
   private waitingHead = 0;
   private readonly outstanding = new Map<number, Outstanding>();
   private ackedCount = 0;
+  /** Seqs the cluster refused (never applied), kept so `isAcked` never counts them as acked. */
+  private readonly refusedSeqs = new Map<number, RefusalReason>();
+  /** Refusals not yet drained by the caller. */
+  private newRefusals: { seq: number; reason: RefusalReason }[] = [];
   private smoothedRoundTrip: number | null = null;
   private roundTripDeviation = 0;
   private readonly retryTicksMin: number;
@@ -89,6 +93,27 @@ export class Client {
 
   get acked(): number {
     return this.ackedCount;
+  }
+
+  /** Commands the cluster refused (see `RefuseMessage`): each one an error, never applied. */
+  get refused(): number {
+    return this.refusedSeqs.size;
+  }
+
+  /**
+   * The refusals received since the last call: each seq was refused by the cluster's session table
+   * (`"clients-full"`: the cluster serves as many clients as it may; `"client-gaps"`: this client id
+   * has too many gaps in its sequence numbers and must not be used again). They will never be applied.
+   */
+  drainRefused(): { seq: number; reason: RefusalReason }[] {
+    const drained = this.newRefusals;
+    this.newRefusals = [];
+    return drained;
+  }
+
+  /** Why `seq` was refused, or null if it was not (it is acked, pending or unknown). */
+  refusalOf(seq: number): RefusalReason | null {
+    return this.refusedSeqs.get(seq) ?? null;
   }
 
   /**
@@ -123,6 +148,16 @@ export class Client {
   }
 
   step(message: Message): Output {
+    if (message.type === "refuse" && message.client === this.id) {
+      for (const seq of message.seqs) {
+        // Only a seq still waiting for an answer: a refusal after an ack cannot be (an acked command
+        // was applied, and the cluster never refuses an applied one), and a repeated one counts once.
+        if (!this.outstanding.delete(seq)) continue;
+        this.refusedSeqs.set(seq, message.reason);
+        this.newRefusals.push({ seq, reason: message.reason });
+      }
+      return this.sendWaiting();
+    }
     if (message.type !== "ack" || message.client !== this.id) return emptyOutput();
     for (const seq of message.seqs) {
       const entry = this.outstanding.get(seq);
@@ -134,10 +169,10 @@ export class Client {
     return this.sendWaiting();
   }
 
-  /** Whether `seq` has been acked (or was never submitted). */
+  /** Whether `seq` has been acked (or was never submitted). A refused seq is not acked. */
   isAcked(seq: number): boolean {
     if (seq >= this.nextSeq) return false;
-    if (this.outstanding.has(seq)) return false;
+    if (this.outstanding.has(seq) || this.refusedSeqs.has(seq)) return false;
     // Waiting commands hold the highest seqs, in order.
     const firstWaiting = this.waiting[this.waitingHead];
     return firstWaiting === undefined || seq < firstWaiting.seq;

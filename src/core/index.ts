@@ -23,9 +23,23 @@ export {
   type ProposerTiming,
 } from "./proposer.js";
 export * from "./quorum.js";
-export { Replica, type ReplicaOptions, type ReplicaState } from "./replica.js";
+export {
+  Replica,
+  type ReplicaBugs,
+  type ReplicaOptions,
+  type ReplicaState,
+  rejoinReportsSuffice,
+} from "./replica.js";
 export { err, ok, type Result } from "./result.js";
-export { SessionTable } from "./sessions.js";
+export {
+  type DeliveryOutcome,
+  type SessionBugs,
+  type SessionLimits,
+  SessionTable,
+  sessionLimitsProblem,
+  sessionListBody,
+  sessionListLimits,
+} from "./sessions.js";
 export { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 export { backoffTicks, Timeout } from "./timeout.js";
 export { valueBytesEstimate } from "./value-size.js";

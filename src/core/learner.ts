@@ -4,9 +4,11 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
+  Command,
   DecideMessage,
   Decision,
   Message,
+  RefusalReason,
   Role,
   SlotValue,
   SnapshotChunkMessage,
@@ -16,7 +18,7 @@ import type {
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
-import { SessionTable } from "./sessions.js";
+import { type SessionBugs, SessionTable } from "./sessions.js";
 import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 import { valueBytesEstimate } from "./value-size.js";
 
@@ -24,6 +26,8 @@ import { valueBytesEstimate } from "./value-size.js";
 export interface LearnerBugs {
   /** Count accepted messages instead of distinct acceptors: a duplicated datagram fakes a quorum. */
   readonly countMessages?: boolean;
+  /** Bugs of the session table (see `SessionBugs`). */
+  readonly sessions?: SessionBugs;
 }
 
 export interface LearnerOptions {
@@ -83,6 +87,19 @@ interface Assembly {
 const SNAPSHOT_RETRIES_MAX = 8;
 
 /**
+ * A snapshot a learner keeps serving to one peer until that peer's transfer is over: the snapshot
+ * the transfer started on, even after the learner has taken newer ones.
+ */
+interface Pin {
+  readonly slot: number;
+  /** The snapshot's text as it was sent (shared with the learner's own while that is the same). */
+  readonly text: string;
+  readonly checksum: number;
+  /** Ticks since the peer last asked for it (a pin idle past `snapshotPinIdleTicks` is dropped). */
+  idleTicks: number;
+}
+
+/**
  * Delivered slots a learner keeps below a new snapshot by default: 128. A slot holds up to a whole
  * batch (512 commands by default), so these slots can be the larger part of a replica's memory:
  * with 1024, a leader of a busy cluster outgrew a 256 MiB heap (`npm run bench -- bounded`).
@@ -107,7 +124,9 @@ interface Tally {
  * Snapshots bound the log: once the application has applied every delivered slot it may hand the
  * learner its state (`compact`), and the learner keeps that snapshot and drops its log below it (all
  * but `logRetainSlots` slots). A peer that asks for a dropped slot gets the snapshot instead, in
- * chunks, and installs it (`Output.snapshot`) before it goes on from the log.
+ * chunks, and installs it (`Output.snapshot`) before it goes on from the log. The snapshot a peer's
+ * transfer started on stays pinned for it until the transfer ends or goes idle, so newer snapshots
+ * taken meanwhile never restart it (see `onSnapshotRequest`).
  *
  * @example
  * const learner = new Learner({ id: 1, quorum });
@@ -135,6 +154,8 @@ export class Learner {
   private readonly snapshotLogBytes: number;
   private readonly logRetainSlots: number;
   private assembly: Assembly | null = null;
+  /** Snapshots pinned for peers' transfers, by peer (`pinKey`), oldest pin first. */
+  private readonly pins = new Map<string, Pin>();
   private restoredSnapshot: Snapshot | null = null;
   /** Chosen but not yet delivered (waiting for a hole below them). */
   private readonly chosen = new Map<number, Value>();
@@ -149,10 +170,17 @@ export class Learner {
   private requestedThrough = 0;
   /** Votes that named a value other than the one first seen at the same (slot, ballot). */
   conflictingVotes = 0;
-  /** Snapshot chunks or assembled snapshots refused (malformed, too large, failed checksum). */
+  /**
+   * Snapshot chunks or assembled snapshots refused (malformed, too large, failed checksum, or built
+   * under other session limits than this cluster's).
+   */
   snapshotsRefused = 0;
+  /** Why the last assembled snapshot was refused, if one was. */
+  snapshotRefusal: string | null = null;
   /** Snapshots installed from peers. */
   snapshotsInstalled = 0;
+  /** Pins dropped because `snapshotPinsMax` peers had one (their transfers start over). */
+  snapshotPinsEvicted = 0;
 
   constructor(options: LearnerOptions) {
     this.id = options.id;
@@ -163,12 +191,16 @@ export class Learner {
     this.role = options.role ?? "learner";
     this.aheadSlotsMax = options.aheadSlotsMax ?? 100_000;
     this.bugs = options.bugs ?? {};
-    this.sessions = new SessionTable(this.limits.clientsMax, this.limits.clientRangesMax);
+    this.sessions = new SessionTable(
+      { clientsMax: this.limits.clientsMax, clientRangesMax: this.limits.clientRangesMax },
+      this.bugs.sessions,
+    );
     this.durableLog = options.durableLog ?? false;
     this.snapshotLogBytes = options.snapshotLogBytes ?? 0;
     this.logRetainSlots = options.logRetainSlots ?? DEFAULT_LOG_RETAIN_SLOTS;
     if (options.restoreSnapshot !== undefined) {
       const problem = this.sessions.import(options.restoreSnapshot.sessions);
+      // A driver checks this first (`sessionLimitsProblem`) and tells its operator; here it is a bug.
       assert(problem === null, `learner ${this.id}: restored snapshot: ${problem}`);
       this.setSnapshot(options.restoreSnapshot);
       this.logStart = options.restoreSnapshot.slot + 1;
@@ -177,8 +209,7 @@ export class Learner {
     for (const value of options.restoreLog ?? []) {
       this.log.push(value);
       this.countTowardsSnapshot(value);
-      const commands = value.commands.filter((command) => this.sessions.deliver(command));
-      this.restored.push({ slot: this.deliveredThrough, value, commands });
+      this.restored.push(this.applySessions(this.deliveredThrough, value));
     }
   }
 
@@ -212,6 +243,11 @@ export class Learner {
   /** Delivered slots held in memory. */
   get heldSlots(): number {
     return this.log.length;
+  }
+
+  /** Peers with a snapshot pinned for their transfer (at most `snapshotPinsMax`). */
+  get pinnedSnapshots(): number {
+    return this.pins.size;
   }
 
   /** True once enough has been delivered since the last snapshot (see `snapshotLogBytes`). */
@@ -326,6 +362,7 @@ export class Learner {
   }
 
   tick(): Output {
+    this.agePins();
     if (this.assembly !== null) return this.tickAssembly(this.assembly);
     if (this.deliveredThrough >= this.knownDecidedThrough) {
       this.ticksSinceProgress = 0;
@@ -409,7 +446,17 @@ export class Learner {
     if (message.from === this.id && message.role === this.role) return output;
     // Slots we hold only in the snapshot: send the snapshot (the asker then asks for the rest).
     if (message.fromSlot < this.logStart && this.snapshotValue !== null) {
-      this.sendSnapshot(message.from, message.role, 0, output);
+      const key = pinKey(message.from, message.role);
+      const pin = this.pins.get(key);
+      // A snapshot already pinned for this peer that covers what it asks for is the one its
+      // transfer is on (a catch-up that was delayed or duplicated, or a transfer it gave up):
+      // keep to it. Otherwise a new transfer starts, on our newest snapshot.
+      if (pin !== undefined && pin.slot >= message.fromSlot) {
+        pin.idleTicks = 0;
+        this.sendSnapshot(message.from, message.role, pin, 0, output);
+      } else {
+        this.sendSnapshot(message.from, message.role, this.pinNewest(key), 0, output);
+      }
       return output;
     }
     const toSlot = Math.min(message.toSlot, message.fromSlot + this.limits.catchupSlotsMax - 1);
@@ -434,20 +481,76 @@ export class Learner {
     return output;
   }
 
+  /**
+   * Serves the next window of a transfer. The snapshot a transfer started on stays pinned for its
+   * peer, so a transfer finishes however often we take snapshots: while the peer keeps asking
+   * (at least every `snapshotPinIdleTicks`) and at most `snapshotPinsMax` peers transfer at once,
+   * every request it sends for that slot is answered from one and the same text, so every answer
+   * that arrives moves its assembly on by at least one chunk, and a finite text is done after
+   * finitely many. (Before pins, each request found a newer snapshot and restarted the transfer
+   * from offset 0: with a snapshot every slot and small chunks, none ever finished; seed 810285.)
+   * The peer leaves the pinned snapshot only for a newer one that it asked everyone for (after
+   * repeated silence), which starts a transfer pinned the same way at its sender.
+   */
   private onSnapshotRequest(message: SnapshotRequestMessage): Output {
     const output = emptyOutput();
     if (this.snapshotValue === null || (message.from === this.id && message.role === this.role))
       return output;
-    // Another snapshot than the one asked for (we took a newer one): ours, from the start.
+    const key = pinKey(message.from, message.role);
+    const pin = this.pins.get(key);
+    if (pin !== undefined && message.slot <= pin.slot) {
+      // Older than its pin: a delayed or duplicated request from before the peer moved on to the
+      // pinned snapshot. Answering it would move the pin and restart the transfer the peer is on.
+      if (message.slot < pin.slot) return output;
+      pin.idleTicks = 0;
+      this.sendSnapshot(message.from, message.role, pin, message.offset, output);
+      return output;
+    }
+    // No transfer pinned here for that slot: it is our newest snapshot (a transfer started on it
+    // whose pin was dropped, or one from a peer with the same snapshot), or it is not ours any more,
+    // and the peer gets our newest from the start (it takes a newer one, ignores an older one).
     const offset = message.slot === this.snapshotValue.slot ? message.offset : 0;
-    this.sendSnapshot(message.from, message.role, offset, output);
+    this.sendSnapshot(message.from, message.role, this.pinNewest(key), offset, output);
     return output;
   }
 
-  /** Sends a window of chunks of our snapshot from `offset` on. */
-  private sendSnapshot(to: NodeId, role: Role, offset: number, output: Output): void {
-    const text = this.snapshotText;
-    const slot = (this.snapshotValue as Snapshot).slot;
+  /** Pins our newest snapshot for the peer `key` (in place of its old pin), making room if needed. */
+  private pinNewest(key: string): Pin {
+    this.pins.delete(key);
+    if (this.pins.size >= this.limits.snapshotPinsMax) {
+      let idlest: string | null = null;
+      let idlestTicks = -1;
+      for (const [other, pin] of this.pins) {
+        if (pin.idleTicks > idlestTicks) {
+          idlest = other;
+          idlestTicks = pin.idleTicks;
+        }
+      }
+      if (idlest !== null) {
+        this.pins.delete(idlest);
+        this.snapshotPinsEvicted++;
+      }
+    }
+    const pin: Pin = {
+      slot: (this.snapshotValue as Snapshot).slot,
+      text: this.snapshotText,
+      checksum: this.snapshotChecksum,
+      idleTicks: 0,
+    };
+    if (this.limits.snapshotPinsMax > 0) this.pins.set(key, pin);
+    assert(this.pins.size <= Math.max(0, this.limits.snapshotPinsMax), `learner ${this.id}: too many pins`);
+    return pin;
+  }
+
+  /** Drops the pins of peers that have not asked for `snapshotPinIdleTicks` ticks. */
+  private agePins(): void {
+    for (const [key, pin] of this.pins)
+      if (++pin.idleTicks > this.limits.snapshotPinIdleTicks) this.pins.delete(key);
+  }
+
+  /** Sends a window of chunks of a pinned snapshot from `offset` on. */
+  private sendSnapshot(to: NodeId, role: Role, pin: Pin, offset: number, output: Output): void {
+    const { text, slot } = pin;
     let at = Math.max(0, Math.min(offset, text.length));
     for (let i = 0; i < this.limits.snapshotChunksPerRequest && (at < text.length || i === 0); i++) {
       const end = chunkEnd(text, at, this.limits.snapshotChunkUnits);
@@ -456,7 +559,7 @@ export class Learner {
         from: this.id,
         slot,
         length: text.length,
-        checksum: this.snapshotChecksum,
+        checksum: pin.checksum,
         offset: at,
         data: text.slice(at, end),
       };
@@ -566,7 +669,10 @@ export class Learner {
     if (snapshot.slot <= this.deliveredThrough) return;
     const problem = this.sessions.import(snapshot.sessions);
     if (problem !== null) {
+      // Sessions built under other limits would make this replica refuse or apply other commands
+      // than its peers from here on: refuse the snapshot rather than diverge (docs/durability.md).
       this.snapshotsRefused++;
+      this.snapshotRefusal = `snapshot through slot ${snapshot.slot} from learner ${assembly.from}: ${problem}`;
       return;
     }
     this.snapshotsInstalled++;
@@ -613,14 +719,38 @@ export class Learner {
       this.chosen.delete(next);
       this.log.push(value);
       this.countTowardsSnapshot(value);
-      const commands = value.commands.filter((command) => this.sessions.deliver(command));
-      const decision: Decision = { slot: next, value, commands };
-      output.decided.push(decision);
+      output.decided.push(this.applySessions(next, value));
       if (this.durableLog) output.persist = mergeDelta(output.persist, { decided: [{ slot: next, value }] });
       next++;
       value = this.chosen.get(next);
     }
     this.ticksSinceProgress = 0;
+  }
+
+  /**
+   * Runs a delivered slot's commands through the session table: the decision applies the ones
+   * delivered for the first time, and names the ones refused (whose clients must be told).
+   */
+  private applySessions(slot: number, value: Value): Decision {
+    const commands: Command[] = [];
+    let refused: { command: Command; reason: RefusalReason }[] | undefined;
+    for (const command of value.commands) {
+      const outcome = this.sessions.deliver(command);
+      if (outcome === "delivered") commands.push(command);
+      else if (outcome !== "duplicate") {
+        refused ??= [];
+        refused.push({ command, reason: outcome });
+      }
+    }
+    return refused === undefined ? { slot, value, commands } : { slot, value, commands, refused };
+  }
+
+  /**
+   * Why a command not delivered yet is certain to be refused when decided (see
+   * `SessionTable.refusal`), or null.
+   */
+  refusal(command: Command): RefusalReason | null {
+    return this.sessions.refusal(command);
   }
 
   /** Asks for the next range at once when the last request has been answered and we are still behind. */
@@ -640,4 +770,9 @@ export class Learner {
     for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
     return output;
   }
+}
+
+/** The key of a peer's pin: a node may ask both as a learner and as a proposer. */
+function pinKey(id: NodeId, role: Role): string {
+  return `${role}:${id}`;
 }

@@ -24,12 +24,21 @@ export interface Limits {
   readonly catchupSlotsMax: number;
   /** Most commands in one client request message. */
   readonly requestCommandsMax: number;
-  /** Most distinct clients whose delivered sequence numbers a learner remembers. */
+  /**
+   * Most distinct clients whose delivered sequence numbers a learner remembers (a session each; no
+   * session is ever evicted, which could let a resent value be applied twice). Past it, a decided
+   * command of a new client is refused and its client told (`RefuseMessage`, "clients-full").
+   * Cluster-wide: it decides which commands replicas apply, so every replica must use the same value
+   * (cluster configuration; recorded in snapshots, which a replica under another value refuses).
+   */
   readonly clientsMax: number;
   /**
    * Ranges of delivered sequence numbers a learner keeps per client (a client numbering without gaps
    * needs one; each restart from a higher base adds one; commands decided out of order open gaps for
-   * a while). Past it the oldest gap is given up. At least the client window, so in-flight gaps never are.
+   * a while). A decided command that would open one more is refused, and the client is closed: its
+   * undelivered commands are all refused from then on ("client-gaps"), so a refusal is final. No gap is
+   * ever given up (that acked commands never applied). Half the client window or more, so in-flight
+   * gaps never reach it. Cluster-wide, like `clientsMax`.
    */
   readonly clientRangesMax: number;
   /**
@@ -41,6 +50,23 @@ export interface Limits {
   readonly snapshotChunksPerRequest: number;
   /** Largest snapshot a learner assembles from chunks, in UTF-16 units (a bound on memory). */
   readonly snapshotUnitsMax: number;
+  /**
+   * Peers a learner serves a snapshot transfer to at once, each from the snapshot its transfer
+   * started on (pinned: see `Learner`), so that a transfer finishes however often snapshots are
+   * taken. A pin holds one snapshot text alive (peers that started on the same snapshot share it),
+   * so this bounds the memory transfers cost a server at this many snapshots beyond its own. A
+   * cluster has few nodes catching up at once: 8 covers every other replica of a 7-node cluster and
+   * one separate learner. Past it the pin idle the longest is dropped (counted), and its peer, if
+   * still there, starts over on the newest snapshot.
+   */
+  readonly snapshotPinsMax: number;
+  /**
+   * Ticks a pinned snapshot is kept after its peer last asked for it. Longer than a receiver waits
+   * before it gives a stalled transfer up (catchupTicks x 9 silent retries: 90 ticks by default),
+   * so a pin outlives every transfer still going on; short enough (10 s at 10 ms ticks) that the
+   * memory of a peer that went away comes back soon.
+   */
+  readonly snapshotPinIdleTicks: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -58,6 +84,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   snapshotChunkUnits: 10 * 1024,
   snapshotChunksPerRequest: 8,
   snapshotUnitsMax: 512 * 1024 * 1024,
+  snapshotPinsMax: 8,
+  snapshotPinIdleTicks: 1000,
 });
 
 /**

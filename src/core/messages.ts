@@ -63,6 +63,27 @@ export interface AckMessage {
 }
 
 /**
+ * Why a decided command was refused rather than applied (see `SessionTable`): the cluster's session
+ * table holds `clientsMax` clients already and this client is not one of them, or this client's
+ * sequence numbers have more gaps than `clientRangesMax` (it must go on under a new client id).
+ */
+export type RefusalReason = "clients-full" | "client-gaps";
+
+export const REFUSAL_REASONS: readonly RefusalReason[] = ["clients-full", "client-gaps"];
+
+/**
+ * Leader -> client: these sequence numbers of yours were refused and will never be applied (the
+ * opposite of an ack, and as final). Resending them gets the same answer.
+ */
+export interface RefuseMessage {
+  readonly type: "refuse";
+  readonly from: NodeId;
+  readonly client: NodeId;
+  readonly reason: RefusalReason;
+  readonly seqs: readonly number[];
+}
+
+/**
  * Phase 1a. Asks for a promise at `ballot` covering every slot from `firstSlot` on, and for the
  * acceptor's votes in those slots. A proposer that already holds the promise sends it again with a
  * later `firstSlot` to page through a long list of votes.
@@ -187,6 +208,40 @@ export interface SnapshotChunkMessage {
   readonly data: string;
 }
 
+/**
+ * A replica rejoining after losing its state (see `Replica`) asks every replica what it knows, read
+ * only: the answer changes nothing at the receiver. `nonce` is drawn afresh by each incarnation of
+ * the asker, so a report that answers an earlier incarnation's query (sent before this incarnation
+ * lost its state) is not taken for a fresh one.
+ */
+export interface RejoinQueryMessage {
+  readonly type: "rejoin-query";
+  readonly from: NodeId;
+  readonly nonce: number;
+}
+
+/**
+ * The answer to a `rejoin-query`, as the reporter's state stands when it answers.
+ * - `voting`: the reporter is an acceptor that votes (false: not an acceptor, or rejoining itself);
+ *   only voting reports count towards the set of acceptors the asker waits for.
+ * - `promised`: its acceptor's promised ballot (zero unless voting).
+ * - `votedThrough`: the highest slot its acceptor holds a vote in, or has dropped votes below.
+ * - `decidedThrough`: the highest slot its learner knows decided.
+ * - `leaderBallot`, `proposedThrough`: the ballot it leads at and the highest slot it has proposed
+ *   in (the zero ballot and 0 unless it leads).
+ */
+export interface RejoinReportMessage {
+  readonly type: "rejoin-report";
+  readonly from: NodeId;
+  readonly nonce: number;
+  readonly voting: boolean;
+  readonly promised: Ballot;
+  readonly votedThrough: number;
+  readonly decidedThrough: number;
+  readonly leaderBallot: Ballot;
+  readonly proposedThrough: number;
+}
+
 export type Message =
   | RequestMessage
   | AckMessage
@@ -199,7 +254,10 @@ export type Message =
   | HeartbeatMessage
   | CatchupMessage
   | SnapshotRequestMessage
-  | SnapshotChunkMessage;
+  | SnapshotChunkMessage
+  | RejoinQueryMessage
+  | RejoinReportMessage
+  | RefuseMessage;
 
 export type MessageType = Message["type"];
 
@@ -216,6 +274,9 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "catchup",
   "snapshot-request",
   "snapshot-chunk",
+  "rejoin-query",
+  "rejoin-report",
+  "refuse",
 ];
 
 /** The role that sends each message type (`catchup` and `snapshot-request` say their own). */
@@ -227,6 +288,7 @@ export function senderRole(message: Message): Role {
     case "accept":
     case "heartbeat":
     case "ack":
+    case "refuse":
       return "proposer";
     case "promise":
     case "accepted":
@@ -235,6 +297,11 @@ export function senderRole(message: Message): Role {
     case "decide":
     case "snapshot-chunk":
       return "learner";
+    // A rejoining acceptor asks; every replica answers, for its acceptor, learner and proposer.
+    case "rejoin-query":
+      return "acceptor";
+    case "rejoin-report":
+      return "proposer";
     case "catchup":
     case "snapshot-request":
       return message.role;
@@ -259,6 +326,11 @@ export interface Decision {
   readonly value: Value;
   /** The commands to apply: `value.commands` less any (client, seq) delivered in an earlier slot. */
   readonly commands: readonly Command[];
+  /**
+   * Commands of `value` refused by the session table's limits (never applied; their clients are
+   * told). Absent when none were.
+   */
+  readonly refused?: readonly { readonly command: Command; readonly reason: RefusalReason }[];
 }
 
 export function commandKey(command: Command): string {

@@ -20,6 +20,7 @@ import type {
   Message,
   MessageType,
   PromiseMessage,
+  RefusalReason,
   RejectMessage,
   RequestMessage,
   SlotValue,
@@ -264,6 +265,20 @@ export class Proposer {
     return this.leaderProposed;
   }
 
+  /** The ballot of the leader we follow (zero if none; our own while we lead). */
+  get followedBallot(): Ballot {
+    return this.leaderBallot;
+  }
+
+  /**
+   * While leading: the highest slot we have proposed in, or that our phase 1 found voted or decided
+   * (what our heartbeats say). 0 unless leading.
+   */
+  get proposedThrough(): number {
+    if (this.modeValue !== "leader") return 0;
+    return Math.max(this.nextSlot - 1, this.recoveryThrough);
+  }
+
   /**
    * Lets a rejoined replica campaign again, above every ballot it has seen and at round `minRound`
    * or higher (the rounds it used before it lost its state are unknown: see `Replica.checkRejoin`).
@@ -415,6 +430,7 @@ export class Proposer {
       return output;
     }
     const acks = new Map<NodeId, number[]>();
+    const refusals = new Map<string, RefusalList>();
     const count = Math.min(message.commands.length, this.limits.requestCommandsMax);
     this.droppedCommands += message.commands.length - count;
     for (let i = 0; i < count; i++) {
@@ -428,6 +444,13 @@ export class Proposer {
         if (this.modeValue === "leader") pushAck(acks, command);
         continue;
       }
+      const refusal = this.learner.refusal(command);
+      if (refusal !== null) {
+        // The session table would refuse it whenever it is decided (that only ever stays true):
+        // say so now rather than spend a slot on it. Only the leader answers, as with acks.
+        if (this.modeValue === "leader") pushRefusal(refusals, command, refusal);
+        continue;
+      }
       if (this.pendingKeys.has(command) || this.inFlightKeys.has(command)) continue;
       if (this.pendingCount >= this.limits.pendingCommandsMax) {
         this.droppedCommands++;
@@ -437,6 +460,7 @@ export class Proposer {
       this.pendingKeys.add(command);
     }
     this.sendAcks(acks, output);
+    this.sendRefusals(refusals, output);
     if (this.modeValue === "leader") mergeOutput(output, this.fillWindow());
     // A local submit has no client to resend it: it stays pending here, and a follower hands its
     // pending commands to the leader now and again until they are delivered.
@@ -467,6 +491,15 @@ export class Proposer {
       output.send.push({
         to: { role: "client", id: client },
         message: { type: "ack", from: this.id, client, seqs },
+      });
+    }
+  }
+
+  private sendRefusals(refusals: Map<string, RefusalList>, output: Output): void {
+    for (const { client, reason, seqs } of refusals.values()) {
+      output.send.push({
+        to: { role: "client", id: client },
+        message: { type: "refuse", from: this.id, client, reason, seqs },
       });
     }
   }
@@ -707,7 +740,7 @@ export class Proposer {
       decidedThrough: this.learner.deliveredThrough,
       // Every slot voted in before our phase 1 is at most recoveryThrough (quorums intersect);
       // every slot since is below nextSlot. A rejoining replica relies on this bound.
-      proposedThrough: Math.max(this.nextSlot - 1, this.recoveryThrough),
+      proposedThrough: this.proposedThrough,
     };
     output.send.push({ to: { role: "proposer" }, message });
     if (!this.colocated) output.send.push({ to: { role: "learner" }, message });
@@ -721,11 +754,18 @@ export class Proposer {
     const output = emptyOutput();
     if (learned.snapshot !== null) this.skipPast(learned.snapshot.slot);
     const delivered = learned.decided;
-    // Acks promise "decided and delivered": they follow delivery, in slot order.
+    // Acks promise "decided and delivered": they follow delivery, in slot order. Commands the
+    // session table refused are never acked: their clients are told they were refused.
     if (this.modeValue === "leader" && delivered.length > 0) {
       const acks = new Map<NodeId, number[]>();
-      for (const decision of delivered) for (const command of decision.commands) pushAck(acks, command);
+      const refusals = new Map<string, RefusalList>();
+      for (const decision of delivered) {
+        for (const command of decision.commands) pushAck(acks, command);
+        if (decision.refused !== undefined)
+          for (const { command, reason } of decision.refused) pushRefusal(refusals, command, reason);
+      }
       this.sendAcks(acks, output);
+      this.sendRefusals(refusals, output);
     }
     const chosen: SlotValue[] = this.learner.drainChosen();
     if (chosen.length === 0 && learned.snapshot === null) return output;
@@ -764,11 +804,15 @@ export class Proposer {
     for (const command of value.commands) this.pendingKeys.delete(command);
   }
 
-  /** Puts commands back at the end of the pending queue unless they are delivered or queued. */
+  /**
+   * Puts commands back at the end of the pending queue unless they are delivered or queued, or sure
+   * to be refused (their clients hear so when they ask again).
+   */
   private requeue(value: Value): void {
     for (const command of value.commands) {
       if (
         this.learner.isDelivered(command) ||
+        this.learner.refusal(command) !== null ||
         this.pendingKeys.has(command) ||
         this.inFlightKeys.has(command)
       )
@@ -882,6 +926,20 @@ function coveredFrom(phase1: Phase1, quorum: QuorumSystem): number {
     if (quorum.isPhase1Quorum(covering)) return floor;
   }
   assert(false, "a leader has a phase-1 quorum of complete reports");
+}
+
+function pushRefusal(refusals: Map<string, RefusalList>, command: Command, reason: RefusalReason): void {
+  const key = `${command.client}:${reason}`;
+  const known = refusals.get(key);
+  if (known !== undefined) known.seqs.push(command.seq);
+  else refusals.set(key, { client: command.client, reason, seqs: [command.seq] });
+}
+
+/** Refused seqs of one client for one reason, collected for one `refuse` message. */
+interface RefusalList {
+  readonly client: NodeId;
+  readonly reason: RefusalReason;
+  readonly seqs: number[];
 }
 
 function pushAck(acks: Map<NodeId, number[]>, command: Command): void {

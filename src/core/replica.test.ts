@@ -479,6 +479,26 @@ describe("Client: retransmission and exactly-once delivery", () => {
     assert.equal(client.acked, 1);
   });
 
+  it("a refuse ends a command as an error: not acked, not resent; other clients' and late refusals are ignored", () => {
+    const client = new Client({ id: 7, prng: new Prng(3), retryTicks: 10 });
+    submitOk(client, "a");
+    submitOk(client, "b");
+    client.step({ type: "refuse", from: 1, client: 8, reason: "clients-full", seqs: [1] }); // not ours
+    assert.equal(client.refused, 0);
+    client.step({ type: "ack", from: 1, client: 7, seqs: [1] });
+    client.step({ type: "refuse", from: 1, client: 7, reason: "client-gaps", seqs: [1, 2] });
+    assert.ok(client.isAcked(1), "an acked seq stays acked");
+    assert.equal(client.refusalOf(1), null);
+    assert.equal(client.refusalOf(2), "client-gaps");
+    assert.ok(!client.isAcked(2));
+    assert.deepEqual(client.drainRefused(), [{ seq: 2, reason: "client-gaps" }]);
+    assert.deepEqual(client.drainRefused(), []);
+    client.step({ type: "refuse", from: 2, client: 7, reason: "client-gaps", seqs: [2] }); // again
+    assert.equal(client.refused, 1);
+    assert.equal(client.unackedCount, 0);
+    for (let tick = 0; tick < 200; tick++) assert.deepEqual(client.tick().send, [], "nothing resent");
+  });
+
   it("refuses a payload over payloadBytesMax UTF-8 bytes or with a lone surrogate, without using a seq", () => {
     const client = new Client({ id: 7, prng: new Prng(3), limits: { payloadBytesMax: 8 } });
     const tooBig = client.submit("€€€"); // 3 characters, 9 UTF-8 bytes
@@ -580,6 +600,81 @@ describe("Client: retransmission and exactly-once delivery", () => {
     assert.ok(withDup.length >= 1);
     for (const later of withDup.slice(1))
       assert.deepEqual(later.commands, [], `slot ${later.slot} applies nothing`);
+  });
+});
+
+describe("Session limits: a refused command is never applied and never acked; its client is told", () => {
+  /** What every replica applied and refused, which must be the same everywhere. */
+  const outcomes = (cluster: Cluster, id: NodeId) => {
+    const decisions = cluster.decided.get(id) ?? [];
+    return {
+      applied: decisions.flatMap((d) => d.commands.map((c) => `${c.client}/${c.seq}`)),
+      refused: decisions.flatMap((d) =>
+        (d.refused ?? []).map((r) => `${r.command.client}/${r.command.seq} ${r.reason}`),
+      ),
+    };
+  };
+
+  it("past clientsMax a new client is refused (at delivery, and at once when it asks again)", () => {
+    const cluster = new Cluster([1, 2, 3], { limits: { clientsMax: 1 } });
+    const seven = cluster.addClient(7);
+    const eight = cluster.addClient(8);
+    cluster.runUntil(() => cluster.leader() !== undefined);
+    // Both in one batch: client 7 takes the only session at delivery, client 8's command is refused.
+    cluster.submit(7, "seven");
+    cluster.submit(8, "eight");
+    cluster.runUntil(() => seven.acked === 1 && eight.refused === 1);
+    assert.deepEqual(eight.drainRefused(), [{ seq: 1, reason: "clients-full" }]);
+    assert.equal(eight.isAcked(1), false, "refused is not acked");
+    assert.equal(eight.unackedCount, 0, "and not resent");
+    // A later command of client 8 is refused by the leader without taking a slot.
+    const slots = cluster.decided.get(1)?.length ?? 0;
+    cluster.submit(8, "eight again");
+    cluster.runUntil(() => eight.refused === 2);
+    assert.equal(eight.refusalOf(2), "clients-full");
+    cluster.runUntil(() => cluster.queue.length === 0);
+    assert.equal(cluster.decided.get(1)?.length ?? 0, slots, "no slot spent on a command sure to be refused");
+    assert.ok(
+      !cluster.sent.some((q) => q.message.type === "ack" && q.message.client === 8),
+      "client 8 was never acked",
+    );
+    for (const id of cluster.ids) {
+      assert.deepEqual(outcomes(cluster, id), { applied: ["7/1"], refused: ["8/1 clients-full"] });
+    }
+  });
+
+  it("a client whose seqs open more gaps than clientRangesMax is refused, and its gap is never acked", () => {
+    const cluster = new Cluster([1, 2, 3], { limits: { clientRangesMax: 2 } });
+    cluster.runUntil(() => cluster.leader() !== undefined);
+    // Three runs of client 7 (a client restarted from higher bases): seqs 1, 100, 200.
+    const runs: Client[] = [];
+    for (const firstSeq of [1, 100, 200]) {
+      const client = new Client({ id: 7, prng: new Prng(firstSeq), firstSeq });
+      cluster.clients.set(7, client);
+      runs.push(client);
+      cluster.submit(7, `from ${firstSeq}`);
+      cluster.runUntil(() => client.acked + client.refused === 1);
+    }
+    assert.deepEqual(
+      runs.map((client) => [client.acked, client.refused]),
+      [
+        [1, 0],
+        [1, 0],
+        [0, 1],
+      ],
+    );
+    assert.equal(runs[2]?.refusalOf(200), "client-gaps");
+    // The old code gave up the gap 2..99 here and acked a resend of seq 50 though it was never
+    // applied. Now a command in the gap is refused too (the client is closed), never acked.
+    const late = new Client({ id: 7, prng: new Prng(50), firstSeq: 50 });
+    cluster.clients.set(7, late);
+    cluster.submit(7, "in the gap");
+    cluster.runUntil(() => late.refused === 1);
+    assert.equal(late.acked, 0);
+    cluster.runUntil(() => cluster.queue.length === 0);
+    for (const id of cluster.ids) {
+      assert.deepEqual(outcomes(cluster, id), { applied: ["7/1", "7/100"], refused: ["7/200 client-gaps"] });
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { DEFAULT_LIMITS } from "../core/index.js";
 import { COURSE_GROUPS, parseClusterConfig, parseCourseConfig } from "./config.js";
 
 /** A complete, valid course config; tests change one line of it at a time. */
@@ -205,6 +206,28 @@ describe("parseClusterConfig", () => {
     assert.equal(parsed.value.tickMs, 5);
     assert.deepEqual(parsed.value.acceptors, [{ id: 1, weight: 3 }, { id: 2 }, { id: 3 }]);
     assert.equal(parsed.value.nodes.length, 4);
+  });
+
+  test("session limits are the cluster's: from the file (every node reads the same one), defaults otherwise", () => {
+    const defaults = parse({ nodes: nodes(3) });
+    assert.ok(defaults.ok);
+    assert.deepEqual(defaults.value.sessionLimits, {
+      clientsMax: DEFAULT_LIMITS.clientsMax,
+      clientRangesMax: DEFAULT_LIMITS.clientRangesMax,
+    });
+    const text = JSON.stringify({ nodes: nodes(3), clientsMax: 50, clientRangesMax: 4 });
+    // Each node of the cluster parses the same file; there is no per-node setting to differ.
+    const perNode = [1, 2, 3].map(() => parseClusterConfig(text));
+    for (const parsed of perNode) {
+      assert.ok(parsed.ok);
+      assert.deepEqual(parsed.value.sessionLimits, { clientsMax: 50, clientRangesMax: 4 });
+    }
+    for (const bad of [0, -1, 2.5, "10", 10_000_001]) {
+      assert.match(errorOf(parse({ nodes: nodes(3), clientsMax: bad })), /^clientsMax: /);
+    }
+    for (const bad of [0, 1_000_001]) {
+      assert.match(errorOf(parse({ nodes: nodes(3), clientRangesMax: bad })), /^clientRangesMax: /);
+    }
   });
 
   test("bad JSON is an error that says so", () => {

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import type { AcceptorSpec, QuorumSpec, Role } from "../core/index.js";
-import { createQuorumSystem, err, ok, type Result } from "../core/index.js";
+import type { AcceptorSpec, QuorumSpec, Role, SessionLimits } from "../core/index.js";
+import { createQuorumSystem, DEFAULT_LIMITS, err, ok, type Result } from "../core/index.js";
 import type { Endpoint } from "../transport/index.js";
 
 /** The group names of the course harness's config file, and the role each one carries. */
@@ -97,6 +97,12 @@ const clusterSchema = z.strictObject({
     .max(2 ** 40)
     .optional(),
   logRetainSlots: z.int().min(0).max(1_000_000).optional(),
+  /**
+   * Session limits: most clients, and most ranges of delivered seqs per client. Cluster-wide (they
+   * decide which commands replicas apply); the ceilings bound a snapshot's session list.
+   */
+  clientsMax: z.int().min(1).max(10_000_000).optional(),
+  clientRangesMax: z.int().min(1).max(1_000_000).optional(),
 });
 
 export type ClusterNode = z.infer<typeof nodeSchema>;
@@ -119,6 +125,13 @@ export interface ClusterConfig {
   readonly snapshotLogBytes: number;
   /** Decided slots a node keeps in memory below its snapshot, for peers a little behind. */
   readonly logRetainSlots?: number;
+  /**
+   * The session table's limits (`Limits.clientsMax`, `Limits.clientRangesMax`; defaults from
+   * `DEFAULT_LIMITS`). They decide which decided commands are applied and which refused, so they
+   * belong to the cluster, not to a node: every node reads them from this one file, and a snapshot
+   * built under other limits is refused (see docs/durability.md, "Client sessions and their limits").
+   */
+  readonly sessionLimits: SessionLimits;
 }
 
 /** 32 MiB of estimated value bytes (about 350,000 values of 10 characters) between snapshots. */
@@ -166,5 +179,9 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     ...(config.windowSlots !== undefined ? { windowSlots: config.windowSlots } : {}),
     snapshotLogBytes: config.snapshotLogBytes ?? DEFAULT_SNAPSHOT_LOG_BYTES,
     ...(config.logRetainSlots !== undefined ? { logRetainSlots: config.logRetainSlots } : {}),
+    sessionLimits: {
+      clientsMax: config.clientsMax ?? DEFAULT_LIMITS.clientsMax,
+      clientRangesMax: config.clientRangesMax ?? DEFAULT_LIMITS.clientRangesMax,
+    },
   });
 }

@@ -8,6 +8,8 @@ export function describeMessage(message: Message): string {
       return `request from ${message.from}: ${message.commands.length} command(s) seq ${message.commands[0]?.seq ?? "-"}..`;
     case "ack":
       return `ack from ${message.from} to client ${message.client}: ${message.seqs.length} seq(s)`;
+    case "refuse":
+      return `refuse from ${message.from} to client ${message.client}: ${message.seqs.length} seq(s), ${message.reason}`;
     case "prepare":
       return `prepare from ${message.from} ballot ${b(message.ballot)} slots ${message.firstSlot}..`;
     case "promise":
@@ -28,5 +30,9 @@ export function describeMessage(message: Message): string {
       return `snapshot-request from ${message.role} ${message.from}: snapshot ${message.slot}@${message.offset}`;
     case "snapshot-chunk":
       return `snapshot-chunk from ${message.from}: slot ${message.slot} ${message.offset}+${message.data.length}/${message.length}`;
+    case "rejoin-query":
+      return `rejoin-query from ${message.from} nonce ${message.nonce}`;
+    case "rejoin-report":
+      return `rejoin-report from ${message.from} nonce ${message.nonce} ${message.voting ? `promised ${b(message.promised)}` : "not voting"} voted through ${message.votedThrough} leads ${b(message.leaderBallot)} proposed through ${message.proposedThrough}`;
   }
 }

@@ -8,6 +8,7 @@ import {
   type Decision,
   type NodeId,
   type Snapshot,
+  sessionListBody,
   type Value,
   valuesEqual,
 } from "../core/index.js";
@@ -183,7 +184,7 @@ export class SafetyChecker {
       );
       return;
     }
-    const sessions = describeSessions(snapshot.sessions);
+    const sessions = describeSessions(sessionListBody(snapshot.sessions));
     const expected = this.referenceSessions(snapshot.slot);
     if (sessions !== expected) {
       // A command decided through the slot but missing from the sessions would be delivered again.

@@ -3,21 +3,15 @@
  */
 
 import { createSocket } from "node:dgram";
+import { waitFor as waitUntil } from "../test-support/index.js";
 import type { Endpoint, Transport } from "./transport.js";
 
 /**
- * Resolves once `condition()` is true, polling every event-loop turn (then every millisecond); rejects
- * after `timeoutMs` with `what` in the message. Use it instead of sleeping for a fixed time.
+ * The shared `waitFor` (test-support) as these tests call it: resolves once `condition()` is true,
+ * polling every event-loop turn (then every millisecond); rejects after `timeoutMs` naming `what`.
  */
 export async function waitFor(condition: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let polls = 0;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    polls++;
-    // A few immediate polls catch fast in-process delivery; then back off to 1 ms so as not to spin.
-    await new Promise<void>((resolve) => (polls < 50 ? setImmediate(resolve) : setTimeout(resolve, 1)));
-  }
+  await waitUntil(condition, what, { timeoutMs, pollMs: 1 });
 }
 
 /** A received frame with its sender. */
