@@ -562,8 +562,8 @@ class CrashRun {
     return join(this.dir, `node-${node}`);
   }
 
-  /** Spawns the next incarnation of `node`. */
-  private spawn(c: Cluster, node: number): Incarnation {
+  /** Spawns the next incarnation of `node`, with `env` (beside `nodeEnv`) for this start only. */
+  private spawn(c: Cluster, node: number, env?: Readonly<Record<string, string>>): Incarnation {
     const list = c.incarnations[node - 1] as Incarnation[];
     const log = c.logs[node - 1] as WriteStream;
     const number = list.length + 1;
@@ -575,7 +575,7 @@ class CrashRun {
       stdout: "pipe",
       stderr: "pipe",
       logLevel: "info",
-      ...(this.options.nodeEnv !== undefined ? { env: this.options.nodeEnv } : {}),
+      env: { ...this.options.nodeEnv, ...env },
     });
     log.write(
       `harness: node ${node} incarnation ${number} started, pid ${proc.pid} (${this.elapsed()} ms)\n`,
@@ -753,10 +753,15 @@ class CrashRun {
    * directory (it has begun to open its log: Linux /proc, else its log loaded) or its log line
    * saying it found damage (it is about to set up a rejoin). Most of a start is Node.js loading the
    * program, far longer than opening the log, so a kill at a random time would almost never land
-   * there. Returns the killed incarnation; the report counts where the kills landed.
+   * there. Returns the killed incarnation; the report counts where the kills landed. `env` goes
+   * to this start only: a test-only hook that stops the node at a chosen step would go there.
    */
-  private async startAndKill(node: number, trigger: "opens its data" | "finds damage"): Promise<Incarnation> {
-    const next = this.spawn(this.c, node);
+  private async startAndKill(
+    node: number,
+    trigger: "opens its data" | "finds damage",
+    env?: Readonly<Record<string, string>>,
+  ): Promise<Incarnation> {
+    const next = this.spawn(this.c, node, env);
     const dir = this.dataDir(node);
     const pid = next.pid;
     const triggered =
