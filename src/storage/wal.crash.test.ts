@@ -149,4 +149,60 @@ describe("WalStorage under the disk model (MemoryFileSystem crashes)", () => {
     assert.ok(outcome.tornTails > 20, "torn tails happen and are cut off");
     assert.ok(outcome.flipsReported > outcome.flips * 0.8, "nearly every flipped bit is reported");
   });
+
+  it("a failed fsync fails the log; a restart reports only what it made durable", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = new WalStorage({ dir: DIR, fs });
+    assert.ok((await wal.open()).ok);
+    wal.append({ proposerRound: 1 });
+    await wal.sync();
+    wal.append({ proposerRound: 2 });
+    fs.failNext("datasync", "EIO");
+    await assert.rejects(wal.sync(), { code: "EIO" });
+    wal.append({ proposerRound: 3 });
+    await assert.rejects(wal.sync(), { code: "EIO" }, "the log refuses all work after a failure");
+    // The process restarts (no power cut): the failed commit is still in the page cache, and a plain
+    // fsync would not write it (its pages were marked clean). Open reports it only after writing it
+    // again, so a power cut now keeps what open reported.
+    const restarted = new WalStorage({ dir: DIR, fs });
+    const opened = await restarted.open();
+    assert.ok(opened.ok && opened.value.round === 2);
+    fs.crash(new Prng(1), "lost");
+    const afterCut = await new WalStorage({ dir: DIR, fs }).open();
+    assert.ok(afterCut.ok && afterCut.value.round === 2, "what open reported survived the power cut");
+  });
+
+  it("a full disk fails the commit with ENOSPC; a restart cuts the partial record", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = new WalStorage({ dir: DIR, fs });
+    assert.ok((await wal.open()).ok);
+    wal.append({ proposerRound: 1 });
+    await wal.sync();
+    fs.setBytesFree(100);
+    wal.append({ proposerRound: 2 });
+    wal.append({
+      accepted: [
+        {
+          slot: 1,
+          ballot: { round: 2, node: 1 },
+          value: { commands: [{ client: 1, seq: 1, payload: "x".repeat(500) }] },
+        },
+      ],
+    });
+    await assert.rejects(wal.sync(), { code: "ENOSPC" });
+    const restarted = new WalStorage({ dir: DIR, fs });
+    const opened = await restarted.open();
+    assert.ok(opened.ok, "a full disk is not corruption");
+    // The first delta of the failed commit fit whole: it may stay (nothing was acknowledged, and it
+    // is a prefix); the vote, cut by the full disk, is gone.
+    assert.equal(opened.value.round, 2);
+    assert.deepEqual(opened.value.accepted, []);
+    assert.ok(restarted.stats.tornTailBytes > 0);
+    fs.setBytesFree(Number.POSITIVE_INFINITY);
+    restarted.append({ proposerRound: 3 });
+    await restarted.sync();
+    await restarted.close();
+    const again = await new WalStorage({ dir: DIR, fs }).open();
+    assert.ok(again.ok && again.value.round === 3);
+  });
 });
