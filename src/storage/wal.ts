@@ -325,9 +325,18 @@ export class WalStorage implements Storage {
     this.dir = options.dir;
     this.fs = options.fs ?? nodeFileSystem;
     this.segmentBytesMax = options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX;
-    if (!(Number.isSafeInteger(this.segmentBytesMax) && this.segmentBytesMax > SEGMENT_HEADER_BYTES)) {
+    // Offsets in a segment must fit the records' u32 commit start; a single commit larger than
+    // the maximum (which goes whole into a new segment) stays far below 4 GiB too.
+    const bytesMax = 2 ** 31;
+    if (
+      !(
+        Number.isSafeInteger(this.segmentBytesMax) &&
+        this.segmentBytesMax > SEGMENT_HEADER_BYTES &&
+        this.segmentBytesMax <= bytesMax
+      )
+    ) {
       throw new RangeError(
-        `segmentBytesMax ${this.segmentBytesMax} must be an integer above ${SEGMENT_HEADER_BYTES}`,
+        `segmentBytesMax ${this.segmentBytesMax} must be an integer above ${SEGMENT_HEADER_BYTES}, at most ${bytesMax}`,
       );
     }
   }
