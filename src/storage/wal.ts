@@ -277,7 +277,10 @@ function describeCounts(counts: CheckpointCounts): string {
  * Crash safety, in short: a segment's header is synced, then the directory, before any record goes
  * in; a segment number is never reused (new segments take the highest number ever seen plus one, and
  * are created with O_EXCL); records never span segments, and every segment but the last was synced
- * whole before the next was created, so damage in one is corruption, not a torn write.
+ * whole and sealed (a record naming the next) before records went to the next, so damage in one is
+ * corruption, not a torn write, and a lost newest segment shows. In the last segment, damage is a
+ * torn tail only if it shows a sector that never reached the disk (docs/durability.md, "Disk model
+ * and recovery rules"); a flipped bit is corruption wherever it is.
  *
  * @example
  * const wal = new WalStorage({ dir: "data/node-1" });
