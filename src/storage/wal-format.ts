@@ -342,6 +342,19 @@ const WHITENING_KEY = (() => {
   return key;
 })();
 
+/** The key stream as 32-bit words in the platform's byte order, for the write path. */
+const WHITENING_KEY_WORDS = new Uint32Array(WHITENING_KEY.buffer);
+
+/**
+ * {@link whiten} a word at a time: `words` views the buffer from its start (4-aligned), `start` and
+ * `end` are multiples of 4, and so is `offset`. What `seal()` does to each record.
+ */
+function whitenWords(words: Uint32Array, start: number, end: number, offset: number): void {
+  for (let w = start >> 2, k = ((offset + start) & 255) >> 2; w < end >> 2; w++, k = (k + 1) & 63) {
+    words[w] = (words[w] as number) ^ (WHITENING_KEY_WORDS[k] as number);
+  }
+}
+
 /**
  * XORs `bytes[start, end)`, which are (or go) at file offset `offset + start`, with the key stream.
  * Its own inverse. Why: see the format above (no aligned zero word in a record).
@@ -537,10 +550,9 @@ export class RecordBuffer {
     }
     this.bytes.writeUInt32LE(payloadBytes, start);
     // Padding to the next record's alignment: zeros, whitened with the payload by seal().
-    const padded = alignRecord(this.length);
-    this.ensure(padded - this.length);
-    this.bytes.fill(0, this.length, padded);
-    this.length = padded;
+    this.ensure(RECORD_ALIGN_BYTES);
+    const bytes = this.bytes;
+    while (this.length % RECORD_ALIGN_BYTES !== 0) bytes[this.length++] = 0;
     this.records++;
   }
 
@@ -560,11 +572,16 @@ export class RecordBuffer {
       throw new RangeError(`records cannot start at offset ${offset}`);
     this.sealedAt = { segment, offset };
     const bytes = this.bytes;
+    // Records, their padded ends and the offset are multiples of 8, so whitening can go a word at a
+    // time when the buffer itself is 4-aligned (it is: its own allocation, larger than Node's pool).
+    const words =
+      bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : null;
     for (let at = 0; at < this.length; ) {
       const payloadStart = at + RECORD_HEADER_BYTES;
       const end = payloadStart + bytes.readUInt32LE(at);
-      const next = alignRecord(end);
-      whiten(bytes, payloadStart, next, offset);
+      const next = (end + RECORD_ALIGN_BYTES - 1) & -RECORD_ALIGN_BYTES; // buffers are < 2^31 bytes
+      if (words !== null) whitenWords(words, payloadStart, next, offset);
+      else whiten(bytes, payloadStart, next, offset);
       bytes.writeUInt32LE(crc32(bytes, payloadStart, end), at + 4);
       bytes.writeUInt32LE(offset, at + 8);
       bytes.writeUInt32LE(headerChecksum(bytes, at, segment, offset + at), at + 12);

@@ -277,7 +277,10 @@ function describeCounts(counts: CheckpointCounts): string {
  * Crash safety, in short: a segment's header is synced, then the directory, before any record goes
  * in; a segment number is never reused (new segments take the highest number ever seen plus one, and
  * are created with O_EXCL); records never span segments, and every segment but the last was synced
- * whole before the next was created, so damage in one is corruption, not a torn write.
+ * whole and sealed (a record naming the next) before records went to the next, so damage in one is
+ * corruption, not a torn write, and a lost newest segment shows. In the last segment, damage is a
+ * torn tail only if it shows a sector that never reached the disk (docs/durability.md, "Disk model
+ * and recovery rules"); a flipped bit is corruption wherever it is.
  *
  * @example
  * const wal = new WalStorage({ dir: "data/node-1" });
@@ -325,9 +328,18 @@ export class WalStorage implements Storage {
     this.dir = options.dir;
     this.fs = options.fs ?? nodeFileSystem;
     this.segmentBytesMax = options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX;
-    if (!(Number.isSafeInteger(this.segmentBytesMax) && this.segmentBytesMax > SEGMENT_HEADER_BYTES)) {
+    // Offsets in a segment must fit the records' u32 commit start; a single commit larger than
+    // the maximum (which goes whole into a new segment) stays far below 4 GiB too.
+    const bytesMax = 2 ** 31;
+    if (
+      !(
+        Number.isSafeInteger(this.segmentBytesMax) &&
+        this.segmentBytesMax > SEGMENT_HEADER_BYTES &&
+        this.segmentBytesMax <= bytesMax
+      )
+    ) {
       throw new RangeError(
-        `segmentBytesMax ${this.segmentBytesMax} must be an integer above ${SEGMENT_HEADER_BYTES}`,
+        `segmentBytesMax ${this.segmentBytesMax} must be an integer above ${SEGMENT_HEADER_BYTES}, at most ${bytesMax}`,
       );
     }
   }
