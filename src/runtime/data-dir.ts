@@ -274,8 +274,15 @@ async function open(options: OpenDataDirOptions): Promise<Result<OpenedDataDir, 
     }
   }
 
-  // 3. Open the log, unless a rejoin is already decided.
-  if (reason === null && names.length > 0) {
+  // 3. Open the log. When a rejoin is already decided, only to tell whether what is moved aside
+  //    is damaged (for its name).
+  let damaged = false;
+  if (reason !== null && names.length > 0) {
+    const storage = options.createLog(dir);
+    const opened = await storage.open();
+    if (opened.ok) await storage.close({ sync: false }).catch(() => undefined);
+    else damaged = opened.error.kind === "corrupt";
+  } else if (reason === null && names.length > 0) {
     const storage = options.createLog(dir);
     const opened = await storage.open();
     if (opened.ok && !holdsNoRecords(storage)) {
@@ -314,6 +321,7 @@ async function open(options: OpenDataDirOptions): Promise<Result<OpenedDataDir, 
       }
       emit("error", DATA_DIR_MESSAGES.damagedRejoin, { dir, error: opened.error });
       reason = "damaged";
+      damaged = true;
     }
   } else if (reason === null) {
     // No state at all: a missing or empty directory.
@@ -333,7 +341,7 @@ async function open(options: OpenDataDirOptions): Promise<Result<OpenedDataDir, 
   if (reason === "no-state")
     emit("warn", refuse ? DATA_DIR_MESSAGES.noStateRefuse : DATA_DIR_MESSAGES.noStateRejoin, { dir });
   if (reason === "requested") emit("warn", DATA_DIR_MESSAGES.requestedRejoin, { dir });
-  return setUpRejoin(options, fs, dir, kind !== null, reason, emit, step, fail);
+  return setUpRejoin(options, fs, dir, kind !== null, reason, damaged, emit, step, fail);
 }
 
 /** A new member's first start: a record that it started, so a later start finds state. */
@@ -362,6 +370,7 @@ async function setUpRejoin(
   dir: string,
   dirExists: boolean,
   reason: RejoinReason,
+  damaged: boolean,
   emit: (level: DataDirEvent["level"], message: string, fields?: Record<string, unknown>) => void,
   step: (name: RejoinStep) => Promise<void>,
   fail: (what: string, error: unknown) => never,
@@ -384,7 +393,7 @@ async function setUpRejoin(
     if (entries.length === 0) {
       await fs.removeEmptyDirectory(dir).catch((error) => fail(`cannot remove empty ${dir}`, error));
     } else {
-      const aside = `${dir}.${reason === "damaged" ? "damaged" : "previous"}-${options.nowMs}`;
+      const aside = `${dir}.${damaged ? "damaged" : "previous"}-${options.nowMs}`;
       await fs.rename(dir, aside).catch((error) => fail(`cannot move ${dir} aside`, error));
       emit("warn", DATA_DIR_MESSAGES.movedAside, { dir, aside });
     }
