@@ -185,16 +185,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`cannot start ${name} on ${self.host}:${self.port}: ${(error as Error).message}`);
   }
-  logger.info(
-    {
-      endpoint: transport.localEndpoint,
-      transport: cluster.transport,
-      quorum: quorum.value.description,
-      data: values.data ?? null,
-    },
-    "started",
-  );
-  return handleSignals(driver, logger, () =>
+  // Signal handlers first: a test (or an operator) acting on "started" may stop it at once.
+  const stopped = handleSignals(driver, logger, () =>
     logger.info(
       {
         deliveredThrough: replica.learner.deliveredThrough,
@@ -208,4 +200,14 @@ export async function nodeCommand(args: string[]): Promise<number> {
       "state machine",
     ),
   );
+  logger.info(
+    {
+      endpoint: transport.localEndpoint,
+      transport: cluster.transport,
+      quorum: quorum.value.description,
+      data: values.data ?? null,
+    },
+    "started",
+  );
+  return stopped;
 }

@@ -224,11 +224,12 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   } catch (error) {
     throw new UsageError(`cannot start ${name}: ${(error as Error).message}`);
   }
+  // Signal handlers first: a test (or an operator) acting on "started" may stop it at once.
+  const stopped = handleSignals(driver, logger);
   logger.info(
     { transport: transport.localEndpoint, codec: codec.name, data: values.data ?? null },
     "started",
   );
-  const stopped = handleSignals(driver, logger);
   if (kind === "client")
     return Promise.race([stopped, feedClient(driver as unknown as Driver<Client>, logger)]);
   return stopped;
