@@ -467,9 +467,14 @@ async function makeParents(fs: DataDirFileSystem, dir: string): Promise<void> {
     missing.push(at);
     at = dirname(at);
   }
+  // Each new directory's name is made durable in its parent: a crash must not lose the path to a
+  // log that was synced.
   for (const path of missing.reverse()) {
     await fs.mkdir(path).catch((error) => {
       if (codeOf(error) !== "EEXIST") throw new OperatorError(`cannot create ${path}: ${codeOf(error)}`);
+    });
+    await fs.syncDirectory(dirname(path)).catch((error) => {
+      throw new OperatorError(`cannot sync ${dirname(path)}: ${codeOf(error)}`);
     });
   }
 }
