@@ -165,10 +165,11 @@ export function isLogFileName(name: string): boolean {
 }
 
 /**
- * Whether an opened log holds no record at all (a new directory, or one whose first start crashed
- * before anything was written). The one place that decides it, until the storage reports it itself.
+ * Whether an opened log holds no durable state: the storage found no log at all (`Storage.fresh`),
+ * or a log without a single record (a first start that stopped before it wrote anything).
  */
 export function holdsNoRecords(storage: Storage): boolean {
+  if (storage.fresh === true) return true;
   return storage.stats.bytesSinceCheckpoint === 0 && storage.stats.checkpointBytes === 0;
 }
 
