@@ -216,6 +216,22 @@ export const messageArbitraries: {
     offset: uintArbitrary,
   }),
   "snapshot-chunk": snapshotChunkArbitrary,
+  "rejoin-query": record({
+    type: fc.constant("rejoin-query" as const),
+    from: uintArbitrary,
+    nonce: uintArbitrary,
+  }),
+  "rejoin-report": record({
+    type: fc.constant("rejoin-report" as const),
+    from: uintArbitrary,
+    nonce: uintArbitrary,
+    voting: fc.boolean(),
+    promised: ballotArbitrary,
+    votedThrough: uintArbitrary,
+    decidedThrough: uintArbitrary,
+    leaderBallot: ballotArbitrary,
+    proposedThrough: uintArbitrary,
+  }),
 };
 
 /** Any message. */
@@ -281,6 +297,18 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
     checksum: 0xdead_beef,
     offset: 16_384,
     data: '{"slot":300,"sessions":[]}\nключ ✓ 😀',
+  },
+  { type: "rejoin-query", from: 2, nonce: 0xfeed_f00d },
+  {
+    type: "rejoin-report",
+    from: 3,
+    nonce: 0xfeed_f00d,
+    voting: true,
+    promised: { round: 7, node: 1 },
+    votedThrough: 41,
+    decidedThrough: 39,
+    leaderBallot: { round: 7, node: 1 },
+    proposedThrough: 42,
   },
 ];
 

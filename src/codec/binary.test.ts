@@ -31,6 +31,8 @@ const TAG = {
   catchup: 10,
   snapshotRequest: 11,
   snapshotChunk: 12,
+  rejoinQuery: 13,
+  rejoinReport: 14,
 };
 
 function frame(...bytes: number[]): Uint8Array {
@@ -138,7 +140,7 @@ test("frames are checked for magic, version, tag and trailing bytes", () => {
   assert.match(errorOf(frame(0x7b, ...heartbeat)), /bad magic byte 0x7b/);
   assert.match(errorOf(frame(0xa2, ...heartbeat)), /unsupported version 2/);
   assert.match(errorOf(frame(M, 0, 1)), /unknown message tag 0/);
-  assert.match(errorOf(frame(M, 13, 1)), /unknown message tag 13/);
+  assert.match(errorOf(frame(M, 15, 1)), /unknown message tag 15/);
   assert.match(errorOf(frame(M, ...heartbeat, 0)), /heartbeat: 1 trailing bytes after the message/);
   assert.match(errorOf(frame()), /truncated/);
   assert.match(errorOf(frame(M)), /truncated/);
@@ -149,6 +151,32 @@ test("enum bytes and markers outside their range are refused", () => {
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 4, 1, 0)), /snapshot-request: unknown role code 4/);
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 0xff, 1, 0)), /unknown role code 255/);
   assert.match(errorOf(frame(M, TAG.promise, 1, 1, 1, 1, 0, 2, 5)), /nextSlot marker must be 0 or 1, got 2/);
+  // from 3, nonce 7, voting 2 (only 0 or 1), then the rest of a report.
+  assert.match(
+    errorOf(frame(M, TAG.rejoinReport, 3, 7, 2, 1, 1, 0, 0, 0, 0, 0)),
+    /rejoin-report: voting must be 0 or 1, got 2/,
+  );
+});
+
+test("rejoin-query and rejoin-report have the byte layout the format comment gives", () => {
+  assert.deepStrictEqual(decodeBinary(frame(M, TAG.rejoinQuery, 2, 0xac, 0x02)), {
+    ok: true,
+    value: { type: "rejoin-query", from: 2, nonce: 300 },
+  });
+  assert.deepStrictEqual(decodeBinary(frame(M, TAG.rejoinReport, 3, 7, 1, 4, 1, 9, 8, 4, 1, 10)), {
+    ok: true,
+    value: {
+      type: "rejoin-report",
+      from: 3,
+      nonce: 7,
+      voting: true,
+      promised: { round: 4, node: 1 },
+      votedThrough: 9,
+      decidedThrough: 8,
+      leaderBallot: { round: 4, node: 1 },
+      proposedThrough: 10,
+    },
+  });
 });
 
 test("payloads must be valid UTF-8", () => {

@@ -43,6 +43,9 @@
  * 11 snapshot-request  from:uint  role  slot:uint  offset:uint
  * 12 snapshot-chunk    from:uint  slot:uint  length:uint  checksum:uint  offset:uint  data:text
  *                        (length <= SNAPSHOT_UNITS_MAX, checksum <= 2^32 - 1, offset + data units <= length)
+ * 13 rejoin-query      from:uint  nonce:uint
+ * 14 rejoin-report     from:uint  nonce:uint  voting:u8 (0 or 1)  promised:ballot  votedThrough:uint
+ *                        decidedThrough:uint  leaderBallot:ballot  proposedThrough:uint
  * ```
  *
  * A whole frame is at most FRAME_BYTES_MAX (1 MiB); a UDP transport also needs it within
@@ -97,6 +100,8 @@ const TAG_BY_TYPE: Readonly<Record<MessageType, number>> = {
   catchup: 10,
   "snapshot-request": 11,
   "snapshot-chunk": 12,
+  "rejoin-query": 13,
+  "rejoin-report": 14,
 };
 
 const ROLE_BY_CODE: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
@@ -377,6 +382,18 @@ export function encodeBinary(message: Message): Uint8Array {
         );
       }
       break;
+    case "rejoin-query":
+      w.uint(message.nonce, "nonce");
+      break;
+    case "rejoin-report":
+      w.uint(message.nonce, "nonce");
+      w.byte(message.voting ? 1 : 0);
+      writeBallot(w, message.promised);
+      w.uint(message.votedThrough, "votedThrough");
+      w.uint(message.decidedThrough, "decidedThrough");
+      writeBallot(w, message.leaderBallot);
+      w.uint(message.proposedThrough, "proposedThrough");
+      break;
   }
   return w.finish();
 }
@@ -596,6 +613,28 @@ function readBody(r: Reader): Message {
       const checksum = r.uint("checksum");
       const offset = r.uint("offset");
       return { type: "snapshot-chunk", from, slot, length, checksum, offset, data: r.snapshotData() };
+    }
+    case "rejoin-query":
+      return { type: "rejoin-query", from, nonce: r.uint("nonce") };
+    case "rejoin-report": {
+      const nonce = r.uint("nonce");
+      const flag = r.byte("voting");
+      if (flag > 1) throw new FrameError(`rejoin-report: voting must be 0 or 1, got ${flag}`);
+      const promised = r.ballot();
+      const votedThrough = r.uint("votedThrough");
+      const decidedThrough = r.uint("decidedThrough");
+      const leaderBallot = r.ballot();
+      return {
+        type: "rejoin-report",
+        from,
+        nonce,
+        voting: flag === 1,
+        promised,
+        votedThrough,
+        decidedThrough,
+        leaderBallot,
+        proposedThrough: r.uint("proposedThrough"),
+      };
     }
   }
 }

@@ -150,6 +150,20 @@ function project(message: Message): Message {
         offset: message.offset,
         data: message.data,
       };
+    case "rejoin-query":
+      return { type: message.type, from: message.from, nonce: message.nonce };
+    case "rejoin-report":
+      return {
+        type: message.type,
+        from: message.from,
+        nonce: message.nonce,
+        voting: message.voting,
+        promised: ballot(message.promised),
+        votedThrough: message.votedThrough,
+        decidedThrough: message.decidedThrough,
+        leaderBallot: ballot(message.leaderBallot),
+        proposedThrough: message.proposedThrough,
+      };
     default:
       return message; // not a message type: left for the validator to report
   }

@@ -128,6 +128,24 @@ test("problems are reported with the path to the field", () => {
       "heartbeat.from: expected a non-negative safe integer, got 9007199254740992",
     ],
     [
+      {
+        type: "rejoin-report",
+        from: 3,
+        nonce: 1,
+        voting: 1,
+        promised: ballot,
+        votedThrough: 0,
+        decidedThrough: 0,
+        leaderBallot: ballot,
+        proposedThrough: 0,
+      },
+      "rejoin-report.voting: expected true or false, got 1",
+    ],
+    [
+      { type: "rejoin-query", from: 3, nonce: -1 },
+      "rejoin-query.nonce: expected a non-negative safe integer, got -1",
+    ],
+    [
       { type: "request", from: 1, commands: [command("x".repeat(100))], sentAt: 0 },
       'request: unexpected field "sentAt"',
     ],

@@ -100,6 +100,18 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
   catchup: ["type", "from", "role", "fromSlot", "toSlot"],
   "snapshot-request": ["type", "from", "role", "slot", "offset"],
   "snapshot-chunk": ["type", "from", "slot", "length", "checksum", "offset", "data"],
+  "rejoin-query": ["type", "from", "nonce"],
+  "rejoin-report": [
+    "type",
+    "from",
+    "nonce",
+    "voting",
+    "promised",
+    "votedThrough",
+    "decidedThrough",
+    "leaderBallot",
+    "proposedThrough",
+  ],
 };
 
 /**
@@ -217,7 +229,27 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
         chunkRangeProblem(m) ??
         extraKeys(m, MESSAGE_KEYS[type])
       );
+    case "rejoin-query":
+      return (
+        field(m, "from", uintProblem) ?? field(m, "nonce", uintProblem) ?? extraKeys(m, MESSAGE_KEYS[type])
+      );
+    case "rejoin-report":
+      return (
+        field(m, "from", uintProblem) ??
+        field(m, "nonce", uintProblem) ??
+        field(m, "voting", booleanProblem) ??
+        field(m, "promised", ballotProblem) ??
+        field(m, "votedThrough", uintProblem) ??
+        field(m, "decidedThrough", uintProblem) ??
+        field(m, "leaderBallot", ballotProblem) ??
+        field(m, "proposedThrough", uintProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
+      );
   }
+}
+
+function booleanProblem(x: unknown): Problem {
+  return typeof x === "boolean" ? null : `: expected true or false, got ${describe(x)}`;
 }
 
 // --- the parts of a message ----------------------------------------------------------------------

@@ -234,6 +234,22 @@ describe("Acceptor (Paxos Made Simple 2.2)", () => {
     assert.deepEqual(pages, [[1], [2], [3]], "each 3 KB estimate needs a page of its own");
   });
 
+  it("votedThrough (what it tells a rejoining replica) is its highest vote, or its floor less one", () => {
+    const acceptor = new Acceptor({ id: 1 });
+    assert.equal(acceptor.votedThrough, 0);
+    acceptor.step(accept(ballot(1, 2), 3, value("c")));
+    acceptor.step(accept(ballot(1, 2), 7, value("g")));
+    assert.equal(acceptor.votedThrough, 7);
+    acceptor.trimBelow(10);
+    assert.equal(acceptor.voteCount, 0);
+    assert.equal(acceptor.votedThrough, 9, "the slots below the floor are decided: they count as voted");
+    // A rejoining acceptor holds nothing and votes nothing.
+    const rejoining = new Acceptor({ id: 1, rejoining: true });
+    rejoining.step(accept(ballot(2, 2), 12, value("l")));
+    assert.equal(rejoining.votedThrough, 0);
+    assert.equal(rejoining.highestSlot, 12, "but it notes the slot");
+  });
+
   it("restores its promise and votes from durable state", () => {
     const restored = new Acceptor({
       id: 3,

@@ -134,6 +134,16 @@ export class Acceptor {
     return output;
   }
 
+  /**
+   * The highest slot this acceptor holds a vote in, or has dropped votes below (its floor less one):
+   * what it tells a rejoining replica (`rejoin-report`). 0 when it has neither.
+   */
+  get votedThrough(): number {
+    let highest = Math.max(0, this.floor - 1);
+    for (const slot of this.votes.keys()) if (slot > highest) highest = slot;
+    return highest;
+  }
+
   /** Votes held. */
   get voteCount(): number {
     return this.votes.size;

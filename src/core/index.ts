@@ -23,7 +23,13 @@ export {
   type ProposerTiming,
 } from "./proposer.js";
 export * from "./quorum.js";
-export { Replica, type ReplicaOptions, type ReplicaState } from "./replica.js";
+export {
+  Replica,
+  type ReplicaBugs,
+  type ReplicaOptions,
+  type ReplicaState,
+  rejoinReportsSuffice,
+} from "./replica.js";
 export { err, ok, type Result } from "./result.js";
 export { SessionTable } from "./sessions.js";
 export { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";

@@ -83,6 +83,19 @@ interface Assembly {
 const SNAPSHOT_RETRIES_MAX = 8;
 
 /**
+ * A snapshot a learner keeps serving to one peer until that peer's transfer is over: the snapshot
+ * the transfer started on, even after the learner has taken newer ones.
+ */
+interface Pin {
+  readonly slot: number;
+  /** The snapshot's text as it was sent (shared with the learner's own while that is the same). */
+  readonly text: string;
+  readonly checksum: number;
+  /** Ticks since the peer last asked for it (a pin idle past `snapshotPinIdleTicks` is dropped). */
+  idleTicks: number;
+}
+
+/**
  * Delivered slots a learner keeps below a new snapshot by default: 128. A slot holds up to a whole
  * batch (512 commands by default), so these slots can be the larger part of a replica's memory:
  * with 1024, a leader of a busy cluster outgrew a 256 MiB heap (`npm run bench -- bounded`).
@@ -107,7 +120,9 @@ interface Tally {
  * Snapshots bound the log: once the application has applied every delivered slot it may hand the
  * learner its state (`compact`), and the learner keeps that snapshot and drops its log below it (all
  * but `logRetainSlots` slots). A peer that asks for a dropped slot gets the snapshot instead, in
- * chunks, and installs it (`Output.snapshot`) before it goes on from the log.
+ * chunks, and installs it (`Output.snapshot`) before it goes on from the log. The snapshot a peer's
+ * transfer started on stays pinned for it until the transfer ends or goes idle, so newer snapshots
+ * taken meanwhile never restart it (see `onSnapshotRequest`).
  *
  * @example
  * const learner = new Learner({ id: 1, quorum });
@@ -135,6 +150,8 @@ export class Learner {
   private readonly snapshotLogBytes: number;
   private readonly logRetainSlots: number;
   private assembly: Assembly | null = null;
+  /** Snapshots pinned for peers' transfers, by peer (`pinKey`), oldest pin first. */
+  private readonly pins = new Map<string, Pin>();
   private restoredSnapshot: Snapshot | null = null;
   /** Chosen but not yet delivered (waiting for a hole below them). */
   private readonly chosen = new Map<number, Value>();
@@ -153,6 +170,8 @@ export class Learner {
   snapshotsRefused = 0;
   /** Snapshots installed from peers. */
   snapshotsInstalled = 0;
+  /** Pins dropped because `snapshotPinsMax` peers had one (their transfers start over). */
+  snapshotPinsEvicted = 0;
 
   constructor(options: LearnerOptions) {
     this.id = options.id;
@@ -212,6 +231,11 @@ export class Learner {
   /** Delivered slots held in memory. */
   get heldSlots(): number {
     return this.log.length;
+  }
+
+  /** Peers with a snapshot pinned for their transfer (at most `snapshotPinsMax`). */
+  get pinnedSnapshots(): number {
+    return this.pins.size;
   }
 
   /** True once enough has been delivered since the last snapshot (see `snapshotLogBytes`). */
@@ -326,6 +350,7 @@ export class Learner {
   }
 
   tick(): Output {
+    this.agePins();
     if (this.assembly !== null) return this.tickAssembly(this.assembly);
     if (this.deliveredThrough >= this.knownDecidedThrough) {
       this.ticksSinceProgress = 0;
@@ -409,7 +434,17 @@ export class Learner {
     if (message.from === this.id && message.role === this.role) return output;
     // Slots we hold only in the snapshot: send the snapshot (the asker then asks for the rest).
     if (message.fromSlot < this.logStart && this.snapshotValue !== null) {
-      this.sendSnapshot(message.from, message.role, 0, output);
+      const key = pinKey(message.from, message.role);
+      const pin = this.pins.get(key);
+      // A snapshot already pinned for this peer that covers what it asks for is the one its
+      // transfer is on (a catch-up that was delayed or duplicated, or a transfer it gave up):
+      // keep to it. Otherwise a new transfer starts, on our newest snapshot.
+      if (pin !== undefined && pin.slot >= message.fromSlot) {
+        pin.idleTicks = 0;
+        this.sendSnapshot(message.from, message.role, pin, 0, output);
+      } else {
+        this.sendSnapshot(message.from, message.role, this.pinNewest(key), 0, output);
+      }
       return output;
     }
     const toSlot = Math.min(message.toSlot, message.fromSlot + this.limits.catchupSlotsMax - 1);
@@ -434,20 +469,76 @@ export class Learner {
     return output;
   }
 
+  /**
+   * Serves the next window of a transfer. The snapshot a transfer started on stays pinned for its
+   * peer, so a transfer finishes however often we take snapshots: while the peer keeps asking
+   * (at least every `snapshotPinIdleTicks`) and at most `snapshotPinsMax` peers transfer at once,
+   * every request it sends for that slot is answered from one and the same text, so every answer
+   * that arrives moves its assembly on by at least one chunk, and a finite text is done after
+   * finitely many. (Before pins, each request found a newer snapshot and restarted the transfer
+   * from offset 0: with a snapshot every slot and small chunks, none ever finished; seed 810285.)
+   * The peer leaves the pinned snapshot only for a newer one that it asked everyone for (after
+   * repeated silence), which starts a transfer pinned the same way at its sender.
+   */
   private onSnapshotRequest(message: SnapshotRequestMessage): Output {
     const output = emptyOutput();
     if (this.snapshotValue === null || (message.from === this.id && message.role === this.role))
       return output;
-    // Another snapshot than the one asked for (we took a newer one): ours, from the start.
+    const key = pinKey(message.from, message.role);
+    const pin = this.pins.get(key);
+    if (pin !== undefined && message.slot <= pin.slot) {
+      // Older than its pin: a delayed or duplicated request from before the peer moved on to the
+      // pinned snapshot. Answering it would move the pin and restart the transfer the peer is on.
+      if (message.slot < pin.slot) return output;
+      pin.idleTicks = 0;
+      this.sendSnapshot(message.from, message.role, pin, message.offset, output);
+      return output;
+    }
+    // No transfer pinned here for that slot: it is our newest snapshot (a transfer started on it
+    // whose pin was dropped, or one from a peer with the same snapshot), or it is not ours any more,
+    // and the peer gets our newest from the start (it takes a newer one, ignores an older one).
     const offset = message.slot === this.snapshotValue.slot ? message.offset : 0;
-    this.sendSnapshot(message.from, message.role, offset, output);
+    this.sendSnapshot(message.from, message.role, this.pinNewest(key), offset, output);
     return output;
   }
 
-  /** Sends a window of chunks of our snapshot from `offset` on. */
-  private sendSnapshot(to: NodeId, role: Role, offset: number, output: Output): void {
-    const text = this.snapshotText;
-    const slot = (this.snapshotValue as Snapshot).slot;
+  /** Pins our newest snapshot for the peer `key` (in place of its old pin), making room if needed. */
+  private pinNewest(key: string): Pin {
+    this.pins.delete(key);
+    if (this.pins.size >= this.limits.snapshotPinsMax) {
+      let idlest: string | null = null;
+      let idlestTicks = -1;
+      for (const [other, pin] of this.pins) {
+        if (pin.idleTicks > idlestTicks) {
+          idlest = other;
+          idlestTicks = pin.idleTicks;
+        }
+      }
+      if (idlest !== null) {
+        this.pins.delete(idlest);
+        this.snapshotPinsEvicted++;
+      }
+    }
+    const pin: Pin = {
+      slot: (this.snapshotValue as Snapshot).slot,
+      text: this.snapshotText,
+      checksum: this.snapshotChecksum,
+      idleTicks: 0,
+    };
+    if (this.limits.snapshotPinsMax > 0) this.pins.set(key, pin);
+    assert(this.pins.size <= Math.max(0, this.limits.snapshotPinsMax), `learner ${this.id}: too many pins`);
+    return pin;
+  }
+
+  /** Drops the pins of peers that have not asked for `snapshotPinIdleTicks` ticks. */
+  private agePins(): void {
+    for (const [key, pin] of this.pins)
+      if (++pin.idleTicks > this.limits.snapshotPinIdleTicks) this.pins.delete(key);
+  }
+
+  /** Sends a window of chunks of a pinned snapshot from `offset` on. */
+  private sendSnapshot(to: NodeId, role: Role, pin: Pin, offset: number, output: Output): void {
+    const { text, slot } = pin;
     let at = Math.max(0, Math.min(offset, text.length));
     for (let i = 0; i < this.limits.snapshotChunksPerRequest && (at < text.length || i === 0); i++) {
       const end = chunkEnd(text, at, this.limits.snapshotChunkUnits);
@@ -456,7 +547,7 @@ export class Learner {
         from: this.id,
         slot,
         length: text.length,
-        checksum: this.snapshotChecksum,
+        checksum: pin.checksum,
         offset: at,
         data: text.slice(at, end),
       };
@@ -640,4 +731,9 @@ export class Learner {
     for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
     return output;
   }
+}
+
+/** The key of a peer's pin: a node may ask both as a learner and as a proposer. */
+function pinKey(id: NodeId, role: Role): string {
+  return `${role}:${id}`;
 }

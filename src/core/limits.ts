@@ -41,6 +41,23 @@ export interface Limits {
   readonly snapshotChunksPerRequest: number;
   /** Largest snapshot a learner assembles from chunks, in UTF-16 units (a bound on memory). */
   readonly snapshotUnitsMax: number;
+  /**
+   * Peers a learner serves a snapshot transfer to at once, each from the snapshot its transfer
+   * started on (pinned: see `Learner`), so that a transfer finishes however often snapshots are
+   * taken. A pin holds one snapshot text alive (peers that started on the same snapshot share it),
+   * so this bounds the memory transfers cost a server at this many snapshots beyond its own. A
+   * cluster has few nodes catching up at once: 8 covers every other replica of a 7-node cluster and
+   * one separate learner. Past it the pin idle the longest is dropped (counted), and its peer, if
+   * still there, starts over on the newest snapshot.
+   */
+  readonly snapshotPinsMax: number;
+  /**
+   * Ticks a pinned snapshot is kept after its peer last asked for it. Longer than a receiver waits
+   * before it gives a stalled transfer up (catchupTicks x 9 silent retries: 90 ticks by default),
+   * so a pin outlives every transfer still going on; short enough (10 s at 10 ms ticks) that the
+   * memory of a peer that went away comes back soon.
+   */
+  readonly snapshotPinIdleTicks: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -58,6 +75,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   snapshotChunkUnits: 10 * 1024,
   snapshotChunksPerRequest: 8,
   snapshotUnitsMax: 512 * 1024 * 1024,
+  snapshotPinsMax: 8,
+  snapshotPinIdleTicks: 1000,
 });
 
 /**

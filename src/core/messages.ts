@@ -187,6 +187,40 @@ export interface SnapshotChunkMessage {
   readonly data: string;
 }
 
+/**
+ * A replica rejoining after losing its state (see `Replica`) asks every replica what it knows, read
+ * only: the answer changes nothing at the receiver. `nonce` is drawn afresh by each incarnation of
+ * the asker, so a report that answers an earlier incarnation's query (sent before this incarnation
+ * lost its state) is not taken for a fresh one.
+ */
+export interface RejoinQueryMessage {
+  readonly type: "rejoin-query";
+  readonly from: NodeId;
+  readonly nonce: number;
+}
+
+/**
+ * The answer to a `rejoin-query`, as the reporter's state stands when it answers.
+ * - `voting`: the reporter is an acceptor that votes (false: not an acceptor, or rejoining itself);
+ *   only voting reports count towards the set of acceptors the asker waits for.
+ * - `promised`: its acceptor's promised ballot (zero unless voting).
+ * - `votedThrough`: the highest slot its acceptor holds a vote in, or has dropped votes below.
+ * - `decidedThrough`: the highest slot its learner knows decided.
+ * - `leaderBallot`, `proposedThrough`: the ballot it leads at and the highest slot it has proposed
+ *   in (the zero ballot and 0 unless it leads).
+ */
+export interface RejoinReportMessage {
+  readonly type: "rejoin-report";
+  readonly from: NodeId;
+  readonly nonce: number;
+  readonly voting: boolean;
+  readonly promised: Ballot;
+  readonly votedThrough: number;
+  readonly decidedThrough: number;
+  readonly leaderBallot: Ballot;
+  readonly proposedThrough: number;
+}
+
 export type Message =
   | RequestMessage
   | AckMessage
@@ -199,7 +233,9 @@ export type Message =
   | HeartbeatMessage
   | CatchupMessage
   | SnapshotRequestMessage
-  | SnapshotChunkMessage;
+  | SnapshotChunkMessage
+  | RejoinQueryMessage
+  | RejoinReportMessage;
 
 export type MessageType = Message["type"];
 
@@ -216,6 +252,8 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "catchup",
   "snapshot-request",
   "snapshot-chunk",
+  "rejoin-query",
+  "rejoin-report",
 ];
 
 /** The role that sends each message type (`catchup` and `snapshot-request` say their own). */
@@ -235,6 +273,11 @@ export function senderRole(message: Message): Role {
     case "decide":
     case "snapshot-chunk":
       return "learner";
+    // A rejoining acceptor asks; every replica answers, for its acceptor, learner and proposer.
+    case "rejoin-query":
+      return "acceptor";
+    case "rejoin-report":
+      return "proposer";
     case "catchup":
     case "snapshot-request":
       return message.role;

@@ -264,6 +264,20 @@ export class Proposer {
     return this.leaderProposed;
   }
 
+  /** The ballot of the leader we follow (zero if none; our own while we lead). */
+  get followedBallot(): Ballot {
+    return this.leaderBallot;
+  }
+
+  /**
+   * While leading: the highest slot we have proposed in, or that our phase 1 found voted or decided
+   * (what our heartbeats say). 0 unless leading.
+   */
+  get proposedThrough(): number {
+    if (this.modeValue !== "leader") return 0;
+    return Math.max(this.nextSlot - 1, this.recoveryThrough);
+  }
+
   /**
    * Lets a rejoined replica campaign again, above every ballot it has seen and at round `minRound`
    * or higher (the rounds it used before it lost its state are unknown: see `Replica.checkRejoin`).
@@ -707,7 +721,7 @@ export class Proposer {
       decidedThrough: this.learner.deliveredThrough,
       // Every slot voted in before our phase 1 is at most recoveryThrough (quorums intersect);
       // every slot since is below nextSlot. A rejoining replica relies on this bound.
-      proposedThrough: Math.max(this.nextSlot - 1, this.recoveryThrough),
+      proposedThrough: this.proposedThrough,
     };
     output.send.push({ to: { role: "proposer" }, message });
     if (!this.colocated) output.send.push({ to: { role: "learner" }, message });

@@ -1,9 +1,18 @@
 import { Acceptor, type AcceptorBugs, type AcceptorState } from "./acceptor.js";
-import { ballotEquals, maxBallot, type NodeId } from "./ballot.js";
+import {
+  type Ballot,
+  ballotAtLeast,
+  ballotEquals,
+  ballotGreater,
+  maxBallot,
+  type NodeId,
+  ZERO_BALLOT,
+} from "./ballot.js";
 import type { Learner, LearnerBugs } from "./learner.js";
-import type { Command, Message, Value } from "./messages.js";
+import type { Command, Message, RejoinReportMessage, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { Proposer, type ProposerBugs, type ProposerMode, type ProposerOptions } from "./proposer.js";
+import type { QuorumSystem } from "./quorum.js";
 import type { Snapshot } from "./snapshot.js";
 
 /** What a replica keeps on stable storage: its acceptor's state and its proposer's round. */
@@ -14,6 +23,15 @@ export interface ReplicaState {
   readonly snapshot?: Snapshot | null;
   /** The delivered log past the snapshot (from slot 1 without one): a replica keeps it durable. */
   readonly log?: readonly Value[];
+}
+
+/** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
+export interface ReplicaBugs {
+  /**
+   * The rejoin rule before issue 8: the floor comes from the first heartbeat of any leader, however
+   * stale its ballot, and no other acceptor is asked (breaks safety: see docs/durability.md).
+   */
+  readonly rejoinFloorFromAnyLeader?: boolean;
 }
 
 export interface ReplicaOptions
@@ -32,7 +50,37 @@ export interface ReplicaOptions
   readonly snapshotLogBytes?: number;
   /** Delivered slots kept in memory below a snapshot, for peers a little behind (default 128). */
   readonly logRetainSlots?: number;
-  readonly bugs?: { acceptor?: AcceptorBugs; proposer?: ProposerBugs; learner?: LearnerBugs };
+  readonly bugs?: {
+    acceptor?: AcceptorBugs;
+    proposer?: ProposerBugs;
+    learner?: LearnerBugs;
+    replica?: ReplicaBugs;
+  };
+}
+
+/**
+ * True when `voters`, acceptors other than `self`, meet every phase-1 quorum in an acceptor other
+ * than `self`: their weight exceeds the total weight less the phase-1 threshold. (A phase-1 quorum
+ * Q less `self` weighs at least phase1Weight - weight(self); a set of others that misses it weighs
+ * at most totalWeight - weight(self) - (phase1Weight - weight(self)).) A rejoining replica waits for
+ * reports from such a set: one of them promised every ballot whose phase 1 this node took part in.
+ * With majorities of an odd number of acceptors it is a majority; of an even number, half of them;
+ * with flexible quorums it can take more than a phase-1 quorum. When `self` alone is a phase-1 quorum no set of others will do: such a node cannot
+ * rejoin safely, and it never does.
+ *
+ * @example
+ * rejoinReportsSuffice(majorityOf(3), 1, [2, 3]); // true: 2 of 3 > 3 - 2
+ * rejoinReportsSuffice(majorityOf(3), 1, [2]);    // false
+ */
+export function rejoinReportsSuffice(quorum: QuorumSystem, self: NodeId, voters: Iterable<NodeId>): boolean {
+  let weight = 0;
+  const counted = new Set<NodeId>();
+  for (const id of voters) {
+    if (id === self || counted.has(id)) continue;
+    counted.add(id);
+    weight += quorum.weightOf(id);
+  }
+  return weight > quorum.totalWeight - quorum.phase1Weight;
 }
 
 /**
@@ -56,11 +104,32 @@ export class Replica {
   readonly id: NodeId;
   readonly acceptor: Acceptor | null;
   readonly proposer: Proposer;
+  private readonly quorum: QuorumSystem;
+  private readonly bugs: ReplicaBugs;
   private rejoinFloor = 0;
   private rejoinTicks = 0;
+  /** This incarnation's rejoin queries carry it; reports with another are ignored. */
+  private readonly rejoinNonce: number;
+  /** Acceptors (not this one) that reported voting, to a query of this incarnation. */
+  private readonly rejoinVoters = new Set<NodeId>();
+  /** The highest promise, voted slot and decided slot reported (P*, V*, D*). */
+  private rejoinPromised: Ballot = ZERO_BALLOT;
+  private rejoinVotedThrough = 0;
+  private rejoinDecidedThrough = 0;
+  /** The highest leader ballot reported, and the most it reported proposed at that ballot. */
+  private rejoinLeaderBallot: Ballot = ZERO_BALLOT;
+  private rejoinLeaderProposedThrough = 0;
+  /** The ballot of the leader the floor was taken from. */
+  private rejoinFloorBallot: Ballot = ZERO_BALLOT;
+  /** Rejoin reports taken into account (for tests and traces). */
+  rejoinReports = 0;
 
   constructor(options: ReplicaOptions) {
     this.id = options.id;
+    this.quorum = options.quorum;
+    this.bugs = options.bugs?.replica ?? {};
+    // Drawn only when rejoining, so a node that is not does not shift its random stream.
+    this.rejoinNonce = options.rejoining ? options.prng.uint32() : 0;
     this.acceptor = options.quorum.isAcceptor(options.id)
       ? new Acceptor({
           id: options.id,
@@ -178,6 +247,13 @@ export class Replica {
         }
         break;
       }
+      case "rejoin-query":
+        output = this.reportForRejoin(message.from, message.nonce);
+        break;
+      case "rejoin-report":
+        this.noteRejoinReport(message);
+        output = emptyOutput();
+        break;
       default:
         output = this.proposer.step(message);
     }
@@ -186,36 +262,129 @@ export class Replica {
 
   tick(): Output {
     const output = this.proposer.tick();
-    if (this.rejoining && ++this.rejoinTicks % REJOIN_NUDGE_TICKS === 0 && this.rejoinFloor > 0) {
-      // An idle cluster decides nothing new: ask the leader for a slot (a no-op) past our floor.
-      mergeOutput(output, this.proposer.requestNoop());
+    if (this.rejoining) {
+      this.rejoinTicks++;
+      if (this.rejoinFloor > 0 && this.rejoinTicks % REJOIN_NUDGE_TICKS === 0) {
+        // An idle cluster decides nothing new: ask the leader for a slot (a no-op) past our floor.
+        mergeOutput(output, this.proposer.requestNoop());
+      }
+      if (!this.bugs.rejoinFloorFromAnyLeader && this.rejoinTicks % REJOIN_QUERY_TICKS === 1) {
+        // Asked again and again until the rejoin completes: answers are lost, leaders change, and
+        // the promise the acceptor rejoins with rises with every round of answers.
+        output.send.push({
+          to: { role: "proposer" },
+          message: { type: "rejoin-query", from: this.id, nonce: this.rejoinNonce },
+        });
+      }
     }
     return this.checkRejoin(output);
   }
 
+  /** Answers a rejoining replica's query from our state as it stands; changes nothing. */
+  private reportForRejoin(to: NodeId, nonce: number): Output {
+    const output = emptyOutput();
+    if (to === this.id) return output;
+    const acceptor = this.acceptor;
+    const voting = acceptor !== null && !acceptor.rejoining;
+    const leading = this.proposer.mode === "leader";
+    output.send.push({
+      to: { role: "proposer", id: to },
+      message: {
+        type: "rejoin-report",
+        from: this.id,
+        nonce,
+        voting,
+        promised: voting ? acceptor.promised : ZERO_BALLOT,
+        votedThrough: voting ? acceptor.votedThrough : 0,
+        decidedThrough: this.learner.knownDecidedThrough,
+        leaderBallot: leading ? this.proposer.ballot : ZERO_BALLOT,
+        proposedThrough: leading ? this.proposer.proposedThrough : 0,
+      },
+    });
+    return output;
+  }
+
+  private noteRejoinReport(report: RejoinReportMessage): void {
+    if (!this.rejoining || report.nonce !== this.rejoinNonce || report.from === this.id) return;
+    this.rejoinReports++;
+    if (report.voting && this.quorum.isAcceptor(report.from)) {
+      this.rejoinVoters.add(report.from);
+      this.rejoinPromised = maxBallot(this.rejoinPromised, report.promised);
+      this.rejoinVotedThrough = Math.max(this.rejoinVotedThrough, report.votedThrough);
+    }
+    this.rejoinDecidedThrough = Math.max(this.rejoinDecidedThrough, report.decidedThrough);
+    if (ballotGreater(report.leaderBallot, this.rejoinLeaderBallot)) {
+      this.rejoinLeaderBallot = report.leaderBallot;
+      this.rejoinLeaderProposedThrough = report.proposedThrough;
+    } else if (ballotEquals(report.leaderBallot, this.rejoinLeaderBallot)) {
+      this.rejoinLeaderProposedThrough = Math.max(this.rejoinLeaderProposedThrough, report.proposedThrough);
+    }
+  }
+
   /**
-   * The rejoin rule. Every slot this node might have voted in before it lost its state was proposed
-   * before it came back, so it is at most the leader's `proposedThrough` when this node first hears
-   * the leader (a leader recovers every earlier leader's voted slots before it proposes new ones;
-   * a slot voted only by this node was never chosen). So:
-   * 1. on the first heartbeat from another leader, the floor F is one past every slot proposed,
-   *    voted or known decided so far;
-   * 2. once this node's learner has delivered every slot through F, the cluster has moved past
-   *    every slot the node might have voted in, and a slot started after its return has completed;
-   * 3. then the acceptor rejoins, promising the highest ballot seen and keeping no votes below F
-   *    (promises report F as their floor, so no proposer counts this node for those slots), and
-   *    the proposer may campaign again, above every ballot seen.
-   * It never guesses: until then it neither promises, votes nor campaigns.
+   * The highest slot proposed by a leader whose word covers every vote this node might have cast
+   * before it lost its state, or null if no such leader is known yet (see `checkRejoin`).
+   */
+  private coveringLeader(): { ballot: Ballot; proposedThrough: number } | null {
+    if (!rejoinReportsSuffice(this.quorum, this.id, this.rejoinVoters)) return null;
+    const promised = this.rejoinPromised;
+    // A leader's own report answers a query of ours: sent after we lost our state, so at the
+    // promised ballot itself it counts every slot we voted in at that ballot.
+    if (
+      !ballotEquals(this.rejoinLeaderBallot, ZERO_BALLOT) &&
+      ballotAtLeast(this.rejoinLeaderBallot, promised)
+    ) {
+      return { ballot: this.rejoinLeaderBallot, proposedThrough: this.rejoinLeaderProposedThrough };
+    }
+    // A heartbeat may be older than our loss: only one above every promise reported will do.
+    const followed = this.proposer.followedBallot;
+    if (
+      this.proposer.leader !== this.id &&
+      this.proposer.leaderProposedThrough > 0 &&
+      ballotGreater(followed, promised)
+    ) {
+      return { ballot: followed, proposedThrough: this.proposer.leaderProposedThrough };
+    }
+    return null;
+  }
+
+  /**
+   * The rejoin rule (the proof is in docs/durability.md, "Rejoin: why the floor is safe"). Until it
+   * completes the node neither promises, votes nor campaigns; its learner catches up as any does.
+   * 1. It asks every replica, read-only (`rejoin-query`, every REJOIN_QUERY_TICKS), for its
+   *    acceptor's promise and highest voted slot, its learner's decided slot, and, if it leads, its
+   *    ballot and highest proposed slot. It waits for voting reports from acceptors R (not itself)
+   *    that meet every phase-1 quorum less itself (`rejoinReportsSuffice`); P* is the highest promise
+   *    reported. Every ballot this node voted at is at most P*.
+   * 2. The floor F comes from a leader at ballot at least P*: its own report, or a heartbeat at a
+   *    ballot above P*. F is one past every slot that leader proposed, every slot reported voted or
+   *    decided, and every slot this node saw in an accept: F is above every slot the node voted in.
+   *    It asks the leader for a slot (a no-op if the cluster is idle).
+   * 3. Once its learner has delivered every slot through F, the acceptor rejoins: it promises the
+   *    highest of P*, the floor leader's ballot and every ballot seen, keeps no votes below F
+   *    (promises report F as their floor, so no proposer counts this node for those slots), and the
+   *    proposer may campaign again, above every ballot seen.
    */
   private checkRejoin(output: Output): Output {
     const acceptor = this.acceptor;
     if (acceptor === null || !acceptor.rejoining) return output;
-    const leader = this.proposer.leader;
     if (this.rejoinFloor === 0) {
-      if (leader === 0 || leader === this.id || this.proposer.leaderProposedThrough === 0) return output;
+      let leaderProposedThrough: number;
+      if (this.bugs.rejoinFloorFromAnyLeader) {
+        const leader = this.proposer.leader;
+        if (leader === 0 || leader === this.id || this.proposer.leaderProposedThrough === 0) return output;
+        leaderProposedThrough = this.proposer.leaderProposedThrough;
+      } else {
+        const covering = this.coveringLeader();
+        if (covering === null) return output;
+        this.rejoinFloorBallot = covering.ballot;
+        leaderProposedThrough = covering.proposedThrough;
+      }
       this.rejoinFloor =
         Math.max(
-          this.proposer.leaderProposedThrough,
+          leaderProposedThrough,
+          this.rejoinVotedThrough,
+          this.rejoinDecidedThrough,
           acceptor.highestSlot,
           this.learner.knownDecidedThrough,
         ) + 1;
@@ -223,7 +392,10 @@ export class Replica {
       return output;
     }
     if (this.learner.deliveredThrough < this.rejoinFloor) return output;
-    const seen = maxBallot(this.proposer.highestBallotSeen, acceptor.highestBallotSeen);
+    const seen = maxBallot(
+      maxBallot(this.proposer.highestBallotSeen, acceptor.highestBallotSeen),
+      maxBallot(this.rejoinPromised, this.rejoinFloorBallot),
+    );
     mergeOutput(output, acceptor.rejoin(seen, this.rejoinFloor));
     // The rounds this node used before are lost; one it might reuse would let two proposals share a
     // ballot. Each rejoin has a larger floor than any before it (floors pass every slot proposed so
@@ -241,3 +413,10 @@ const REJOIN_ROUND_SPACING = 2 ** 20;
 
 /** How often a rejoining replica asks the leader for a fresh slot while it waits. */
 const REJOIN_NUDGE_TICKS = 20;
+
+/**
+ * How often a rejoining replica asks every replica for a report (from its first tick on): often
+ * enough that a lost answer costs little, rarely enough that a rejoin costs a message per replica
+ * per 10 ticks.
+ */
+const REJOIN_QUERY_TICKS = 10;

@@ -236,6 +236,202 @@ describe("Learner snapshots", () => {
   });
 });
 
+describe("Snapshot transfer: the snapshot a transfer started on stays pinned", () => {
+  /** An application state of 100 characters: with its header, 17 chunks of 8, 9 windows of 2. */
+  const appAt = (slot: number): string => `the state as of slot ${slot}; `.repeat(4);
+
+  /** A server that holds slots 1..10 in a snapshot only (nothing kept below it). */
+  function server(limits: Partial<LearnerOptions["limits"]> = {}): Learner {
+    const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, ...limits } });
+    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    a.compact(appAt(10));
+    return a;
+  }
+
+  /**
+   * Serves learner 2 from learner 1 one message at a time, for at most `ticksMax` ticks of the
+   * receiver and 1,000 messages, or until it has delivered `untilSlot`. After every message the
+   * server receives, it learns one more slot and takes a snapshot: snapshots come faster than a
+   * transfer's windows. Returns the snapshots the receiver installed and how many the server took.
+   */
+  function transferWhileSnapshotting(a: Learner, b: Learner, ticksMax: number, untilSlot: number) {
+    const installed: Snapshot[] = [];
+    let taken = 0;
+    const queue: Array<{ to: number; message: Message }> = [];
+    const take = (from: number, output: Output) => {
+      if (output.snapshot !== null && from === 2) installed.push(output.snapshot);
+      for (const envelope of output.send)
+        for (const id of [1, 2])
+          if (deliverable(envelope, id, from)) queue.push({ to: id, message: envelope.message });
+    };
+    let messages = 0;
+    for (let tick = 0; tick < ticksMax && b.deliveredThrough < untilSlot && messages < 1000; tick++) {
+      take(1, a.tick());
+      take(2, b.tick());
+      for (; queue.length > 0 && messages < 1000; messages++) {
+        const { to, message } = queue.shift() as { to: number; message: Message };
+        if (to === 2) {
+          take(2, b.step(message));
+          continue;
+        }
+        take(1, a.step(message));
+        const next = a.deliveredThrough + 1;
+        a.step({ type: "decide", from: 9, entries: slots(next, next) });
+        assert.equal(a.compact(appAt(next)).persist, null);
+        taken++;
+      }
+    }
+    return { installed, taken };
+  }
+
+  it("a transfer finishes on the snapshot it started on while the server takes a snapshot per request", () => {
+    const a = server();
+    const b = learner(2);
+    b.noteDecidedThrough(10);
+    const { installed, taken } = transferWhileSnapshotting(a, b, 100, 10);
+    assert.equal(b.deliveredThrough, 10);
+    assert.deepEqual(
+      installed.map((snapshot) => [snapshot.slot, snapshot.app]),
+      [[10, appAt(10)]],
+    );
+    // The transfer took 9 windows: the server had moved on by as many snapshots while serving it.
+    assert.ok(taken >= 9, `the server took ${taken} snapshots during the transfer`);
+    assert.ok((a.currentSnapshot?.slot ?? 0) >= 19);
+  });
+
+  it("a receiver still behind then gets the server's newest snapshot, pinned the same way, and the rest", () => {
+    const a = server();
+    const b = learner(2);
+    b.noteDecidedThrough(10);
+    transferWhileSnapshotting(a, b, 100, 10);
+    const target = a.deliveredThrough;
+    b.noteDecidedThrough(target);
+    const { installed, taken } = transferWhileSnapshotting(a, b, 200, target);
+    assert.ok(b.deliveredThrough >= target);
+    assert.equal(installed.length, 1, "one more snapshot, the one its second transfer started on");
+    const second = installed[0] as Snapshot;
+    assert.ok(second.slot > 10 && second.slot <= target + 1);
+    assert.equal(second.app, appAt(second.slot));
+    assert.ok(taken >= 9);
+    assert.equal(b.snapshotsInstalled, 2);
+    assert.equal(b.snapshotsRefused, 0);
+  });
+
+  it("(control) without pins the same transfer restarts on every newer snapshot and never finishes", () => {
+    const a = server({ snapshotPinsMax: 0 });
+    const b = learner(2);
+    b.noteDecidedThrough(10);
+    const { taken } = transferWhileSnapshotting(a, b, 100, 10);
+    assert.ok(taken > 50);
+    assert.equal(b.snapshotsInstalled, 0);
+    assert.equal(b.deliveredThrough, 0);
+    assert.equal(a.pinnedSnapshots, 0);
+  });
+
+  const request = (from: number, slot: number, offset: number): Message => ({
+    type: "snapshot-request",
+    from,
+    role: "learner",
+    slot,
+    offset,
+  });
+  const catchup = (from: number): Message => ({
+    type: "catchup",
+    from,
+    role: "learner",
+    fromSlot: 1,
+    toSlot: 10,
+  });
+  const chunks = (output: Output) =>
+    output.send.map((envelope) => {
+      assert.equal(envelope.message.type, "snapshot-chunk");
+      const chunk = envelope.message as SnapshotChunkMessage;
+      return [envelope.to.id, chunk.slot, chunk.offset];
+    });
+  /** The server learns slot `slot` and takes a snapshot as of it. */
+  const advance = (a: Learner, slot: number) => {
+    a.step({ type: "decide", from: 9, entries: slots(slot, slot) });
+    a.compact(appAt(slot));
+  };
+
+  it("serves each peer from its own pin, and ignores a peer's requests for snapshots older than its pin", () => {
+    const a = server();
+    assert.deepEqual(chunks(a.step(catchup(2))), [
+      [2, 10, 0],
+      [2, 10, 8],
+    ]);
+    advance(a, 11);
+    // Peer 2 goes on with slot 10; peer 3, new, starts on slot 11.
+    assert.deepEqual(chunks(a.step(request(2, 10, 16))), [
+      [2, 10, 16],
+      [2, 10, 24],
+    ]);
+    assert.deepEqual(chunks(a.step(request(3, 10, 16))), [
+      [3, 11, 0],
+      [3, 11, 8],
+    ]);
+    assert.equal(a.pinnedSnapshots, 2);
+    advance(a, 12);
+    // A delayed request of peer 3's, from before it moved on to slot 11: dropped, the pin stays.
+    assert.deepEqual(a.step(request(3, 10, 40)).send, []);
+    assert.deepEqual(chunks(a.step(request(3, 11, 16))), [
+      [3, 11, 16],
+      [3, 11, 24],
+    ]);
+    // A duplicated catch-up from peer 2 mid-transfer starts it over on the same pin, not a newer one.
+    assert.deepEqual(chunks(a.step(catchup(2))), [
+      [2, 10, 0],
+      [2, 10, 8],
+    ]);
+    // Once peer 2 is past its pin, a catch-up for the slots after it pins our newest.
+    assert.deepEqual(
+      chunks(a.step({ type: "catchup", from: 2, role: "learner", fromSlot: 11, toSlot: 12 })),
+      [
+        [2, 12, 0],
+        [2, 12, 8],
+      ],
+    );
+    assert.equal(a.pinnedSnapshots, 2);
+  });
+
+  it("keeps at most snapshotPinsMax pins, dropping the idlest, and drops pins idle for snapshotPinIdleTicks", () => {
+    const a = server({ snapshotPinsMax: 2, snapshotPinIdleTicks: 5 });
+    a.step(catchup(2));
+    a.step(catchup(3));
+    a.tick();
+    a.tick();
+    a.step(request(3, 10, 16)); // peer 3 is active, peer 2 has been idle for two ticks
+    advance(a, 11);
+    a.step(catchup(4)); // a new peer: the idlest pin (peer 2's) makes room for its pin of slot 11
+    assert.equal(a.pinnedSnapshots, 2);
+    assert.equal(a.snapshotPinsEvicted, 1);
+    // Peer 2 lost its pin: its transfer starts over on the newest snapshot.
+    assert.deepEqual(chunks(a.step(request(2, 10, 16))), [
+      [2, 11, 0],
+      [2, 11, 8],
+    ]);
+    assert.equal(a.snapshotPinsEvicted, 2, "peer 3's pin, as idle as peer 4's but older, made room");
+    a.tick();
+    advance(a, 12);
+    a.step(request(2, 11, 16)); // peer 2 goes on from its pin
+    // Peer 4 kept its pin through all this and is still served slot 11, not our newest (12).
+    assert.deepEqual(chunks(a.step(request(4, 11, 16))), [
+      [4, 11, 16],
+      [4, 11, 24],
+    ]);
+    for (let tick = 0; tick < 5; tick++) a.tick();
+    assert.equal(a.pinnedSnapshots, 2);
+    a.tick();
+    assert.equal(a.pinnedSnapshots, 0);
+    // Peer 4 was silent past the bound: it gets the newest snapshot from the start.
+    assert.deepEqual(chunks(a.step(request(4, 11, 32))), [
+      [4, 12, 0],
+      [4, 12, 8],
+    ]);
+    assert.equal(a.snapshotPinsEvicted, 2);
+  });
+});
+
 describe("merging outputs and deltas with snapshots", () => {
   it("a snapshot supersedes decisions at or below its slot", () => {
     const target = emptyOutput();

@@ -28,5 +28,9 @@ export function describeMessage(message: Message): string {
       return `snapshot-request from ${message.role} ${message.from}: snapshot ${message.slot}@${message.offset}`;
     case "snapshot-chunk":
       return `snapshot-chunk from ${message.from}: slot ${message.slot} ${message.offset}+${message.data.length}/${message.length}`;
+    case "rejoin-query":
+      return `rejoin-query from ${message.from} nonce ${message.nonce}`;
+    case "rejoin-report":
+      return `rejoin-report from ${message.from} nonce ${message.nonce} ${message.voting ? `promised ${b(message.promised)}` : "not voting"} voted through ${message.votedThrough} leads ${b(message.leaderBallot)} proposed through ${message.proposedThrough}`;
   }
 }

@@ -21,6 +21,7 @@ import {
   type ProposerBugs,
   type QuorumSystem,
   Replica,
+  type ReplicaBugs,
   type Snapshot,
   type Value,
   ZERO_BALLOT,
@@ -36,6 +37,8 @@ export interface SimBugs {
   readonly acceptor?: AcceptorBugs;
   readonly proposer?: ProposerBugs;
   readonly learner?: LearnerBugs;
+  /** Passed to every replica (e.g. the rejoin rule before issue 8). */
+  readonly replica?: ReplicaBugs;
   /** Quorums one acceptor smaller than needed (a majority of 3 becomes 1). */
   readonly quorumOneSmaller?: boolean;
   /** Replicas hand `snapshot()` their application's state one slot behind (the last change missing). */
@@ -835,6 +838,10 @@ function summarize(message: Message): string {
       return `snapshot-request ${message.slot} ${message.offset}`;
     case "snapshot-chunk":
       return `snapshot-chunk ${message.slot} ${message.offset} ${message.data.length}/${message.length}`;
+    case "rejoin-query":
+      return "rejoin-query";
+    case "rejoin-report":
+      return `rejoin-report ${message.voting ? `${message.promised.round}.${message.promised.node}` : "-"} ${message.votedThrough} ${message.leaderBallot.round}.${message.leaderBallot.node} ${message.proposedThrough}`;
   }
 }
 
