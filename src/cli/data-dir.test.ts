@@ -15,6 +15,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DATA_DIR_MESSAGES, REJOIN_STEPS } from "../runtime/index.js";
 import { WalStorage } from "../storage/index.js";
+import { NODE_REJOINED_MESSAGE } from "./node.js";
 
 const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 const ACCEPTOR_SH = fileURLToPath(new URL("../../compat/usi/acceptor.sh", import.meta.url));
@@ -180,6 +181,39 @@ describe("paxos node: fresh only when told new", () => {
       await waitFor(started(node), "the node to start");
       assert.equal(records(node.stderr, DATA_DIR_MESSAGES.noStateRejoin).length, 1, node.stderr);
       await stop(node);
+    });
+  });
+
+  test("a memory-only node restarted into a running cluster without --new rejoins, then votes again", async () => {
+    await inTempDir(async (temp) => {
+      const config = join(temp, "cluster.json");
+      const base = 20000 + Math.floor(Math.random() * 40000);
+      const nodes = [1, 2, 3].map((id) => ({ id, host: "127.0.0.1", port: base + id }));
+      writeFileSync(config, JSON.stringify({ nodes }));
+      const node = (id: number, extra: string[]) =>
+        paxos(["node", "--config", config, "--id", String(id), ...extra]);
+      const procs = [1, 2, 3].map((id) => node(id, ["--new"]));
+      for (const proc of procs) await waitFor(started(proc), "the nodes to start");
+      const submit = async (id: number, values: string[]) => {
+        const client = start(process.execPath, [BIN, "client", String(id), config], {}, true);
+        client.child.stdin?.end(`${values.join("\n")}\n`);
+        assert.deepEqual(await client.exited, { code: 0, signal: null }, client.stderr);
+      };
+      await submit(9, ["before 1", "before 2", "before 3"]);
+      const third = procs[2] as Child;
+      third.child.kill("SIGKILL");
+      await third.exited;
+
+      const back = node(3, []);
+      await waitFor(started(back), "node 3 to start again");
+      assert.equal(records(back.stderr, DATA_DIR_MESSAGES.noStateRejoin).length, 1, back.stderr);
+      await submit(10, ["after 1", "after 2", "after 3"]);
+      await waitFor(
+        () => records(back.stderr, NODE_REJOINED_MESSAGE).length === 1,
+        `node 3 to rejoin: ${back.stderr}`,
+      );
+      await waitFor(() => back.stdout.includes("after 3\n"), "node 3 to print the later values");
+      for (const proc of [...procs.slice(0, 2), back]) assert.doesNotMatch(proc.stderr, /FATAL/);
     });
   });
 

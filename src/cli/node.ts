@@ -71,6 +71,9 @@ Options:
   --drop-rate P   testing only: drop this share of received datagrams at random
   -h, --help      this text`;
 
+/** Logged once when a rejoining node has rejoined and votes again. */
+export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
+
 export async function nodeCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -144,9 +147,16 @@ export async function nodeCommand(args: string[]): Promise<number> {
     write(`${command.payload}\n`);
     stdoutLines++;
   });
+  // A rejoining node says once when it votes again (operators and tests wait for it).
+  let rejoining = replica.rejoining;
   const driver = new Driver({
     name,
     role: replica,
+    onTurnEnd: () => {
+      if (!rejoining || replica.rejoining) return;
+      rejoining = false;
+      logger.info({ floorSlot: replica.rejoinFloorSlot }, NODE_REJOINED_MESSAGE);
+    },
     transport,
     codec,
     addressBook: new ClusterAddressBook(cluster),
