@@ -3,10 +3,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { WalStorage } from "../storage/index.js";
+import { MemoryFileSystem, WalStorage } from "../storage/index.js";
 import {
   DATA_DIR_MESSAGES,
   type DataDirEvent,
+  type DataDirFileSystem,
   type OpenDataDirOptions,
   openDataDir,
   REJOIN_STEPS,
@@ -243,4 +244,72 @@ describe("openDataDir: a crash at any step of a rejoin set-up still comes back r
       });
     }
   }
+});
+
+/** `openDataDir`'s view of a `MemoryFileSystem` (no symbolic links; a removal is a rename to a trash). */
+function memoryDataDirFs(fs: MemoryFileSystem): DataDirFileSystem {
+  const fsError = (code: string, path: string) => Object.assign(new Error(`${code}: ${path}`), { code });
+  let removed = 0;
+  const remove = async (path: string) => {
+    if (!fs.exists("/trash")) await fs.mkdir("/trash");
+    await fs.rename(path, `/trash/${++removed}`);
+  };
+  return {
+    kind: async (path) =>
+      !fs.exists(path) ? null : (await fs.stat(path)).isDirectory ? "directory" : "file",
+    realpath: async (path) => {
+      if (!fs.exists(path)) throw fsError("ENOENT", path);
+      return path;
+    },
+    mkdir: async (path) => {
+      if (fs.exists(path)) throw fsError("EEXIST", path);
+      await fs.mkdir(path);
+    },
+    readdir: (path) => fs.readdir(path),
+    rename: (from, to) => fs.rename(from, to),
+    removeEmptyDirectory: async (path) => {
+      if ((await fs.readdir(path)).length > 0) throw fsError("ENOTEMPTY", path);
+      await remove(path);
+    },
+    removeTree: remove,
+    syncDirectory: (path) => fs.syncDirectory(path),
+  };
+}
+
+describe("openDataDir: a full disk is the operator's, and moves nothing", () => {
+  const options = (fs: MemoryFileSystem): Partial<OpenDataDirOptions> => ({
+    fs: memoryDataDirFs(fs),
+    createLog: (dir) => new WalStorage({ dir, fs }),
+  });
+
+  test("a new node on a full disk: an operator error naming ENOSPC", async () => {
+    const fs = new MemoryFileSystem();
+    fs.setBytesFree(0);
+    const opened = await openOnce("/data/node-1", { ...options(fs), isNew: true });
+    assert.ok(!opened.opened.ok);
+    assert.equal(opened.opened.error.kind, "operator");
+    assert.match(opened.opened.error.message, /ENOSPC/);
+  });
+
+  test("a rejoin set-up on a full disk fails before the damaged log is moved; with space, it completes", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = new WalStorage({ dir: "/data/node-1", fs });
+    assert.ok((await wal.open()).ok);
+    wal.append({ promised: { round: 3, node: 2 } });
+    await wal.sync();
+    await wal.close();
+    fs.flipBit("/data/node-1/wal-00000001.log", 8 * 33); // inside the record: damage, not a torn tail
+    fs.setBytesFree(0);
+    const full = await openOnce("/data/node-1", options(fs));
+    assert.ok(!full.opened.ok, JSON.stringify(full.opened));
+    assert.equal(full.opened.error.kind, "operator");
+    assert.match(full.opened.error.message, /ENOSPC/);
+    assert.deepEqual(await fs.readdir("/data/node-1"), ["wal-00000001.log"], "the damaged log stays");
+
+    fs.setBytesFree(Number.POSITIVE_INFINITY);
+    const freed = await openOnce("/data/node-1", options(fs));
+    assert.ok(freed.opened.ok);
+    assert.equal(freed.opened.value.how, "rejoining");
+    assert.deepEqual((await fs.readdir("/data")).sort(), ["node-1", "node-1.damaged-1000"]);
+  });
 });
