@@ -291,6 +291,22 @@ describe("openDataDir: a full disk is the operator's, and moves nothing", () => 
     assert.match(opened.opened.error.message, /ENOSPC/);
   });
 
+  test("permission denied (EACCES on mkdir, on readdir): an operator error, nothing moved", async () => {
+    const fs = new MemoryFileSystem();
+    fs.failNext("mkdir", "EACCES");
+    const denied = await openOnce("/data/node-1", { ...options(fs), isNew: true });
+    assert.ok(!denied.opened.ok);
+    assert.equal(denied.opened.error.kind, "operator");
+    assert.match(denied.opened.error.message, /EACCES/);
+    await fs.mkdir("/data/node-2");
+    fs.failNext("readdir", "EACCES");
+    const unreadable = await openOnce("/data/node-2", options(fs));
+    assert.ok(!unreadable.opened.ok);
+    assert.equal(unreadable.opened.error.kind, "operator");
+    assert.match(unreadable.opened.error.message, /cannot read --data \/data\/node-2: EACCES/);
+    assert.deepEqual((await fs.readdir("/data")).sort(), ["node-2"]);
+  });
+
   test("a rejoin set-up on a full disk fails before the damaged log is moved; with space, it completes", async () => {
     const fs = new MemoryFileSystem();
     const wal = new WalStorage({ dir: "/data/node-1", fs });
