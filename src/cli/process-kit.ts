@@ -109,10 +109,7 @@ export async function openStorage(dir: string | undefined, logger: Logger, optio
     ...(onStep !== undefined ? { onStep } : {}),
     onEvent: ({ level, message, fields }) => logger[level](fields, message),
   });
-  if (!opened.ok) {
-    if (opened.error.kind === "corrupt") logger.fatal({ error: opened.error.error }, opened.error.message);
-    throw new StartError(opened.error.message);
-  }
+  if (!opened.ok) throw new StartError(opened.error.message);
   return opened.value;
 }
 

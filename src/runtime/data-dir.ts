@@ -94,6 +94,7 @@ export const DATA_DIR_MESSAGES = Object.freeze({
   noStateRefuse:
     "no durable state and not started with --new: not voting (a separate acceptor cannot rejoin)",
   damagedRejoin: "durable state is damaged: moving it aside and rejoining as a learner",
+  damagedRefuse: "durable state is damaged; refusing to vote with damaged state",
   requestedRejoin: "state declared lost (--rejoin): moving what is there aside and rejoining as a learner",
   interruptedRejoin: "a rejoin set-up was interrupted: setting it up again",
   movedAsideRejoin: "this node's earlier state was moved aside and no state is in its place: rejoining",
@@ -311,9 +312,7 @@ async function open(options: OpenDataDirOptions): Promise<Result<OpenedDataDir, 
     } else {
       const where = `${opened.error.file} at offset ${opened.error.offset}: ${opened.error.detail}`;
       if (refuse) {
-        emit("error", "durable state is damaged; refusing to vote with damaged state", {
-          error: opened.error,
-        });
+        emit("error", DATA_DIR_MESSAGES.damagedRefuse, { dir, error: opened.error });
         return err({
           kind: "corrupt",
           message: `the log in ${dir} is damaged (${where}); this role cannot rejoin: an operator must decide`,
