@@ -87,8 +87,8 @@ export interface OpenStorageOptions {
  * or written) is a `StartError` (one line, exit 1) and nothing is moved; so is damage for a role that
  * cannot rejoin.
  *
- * Tests: `PAXOS_TEST_CRASH_AT=<step>` makes the process SIGKILL itself after that step of a rejoin set-up; `PAXOS_TEST_PAUSE_AT=<step>` makes it stop there with SIGSTOP,
- * for a test to SIGKILL.
+ * Tests: `PAXOS_TEST_CRASH_AT=<step>` makes the process SIGKILL itself after that step of a rejoin
+ * set-up; `PAXOS_TEST_PAUSE_AT=<step>` makes it stop there with SIGSTOP, for a test to SIGKILL.
  */
 export async function openStorage(dir: string | undefined, logger: Logger, options: OpenStorageOptions) {
   let path: string | undefined;
