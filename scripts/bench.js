@@ -95,13 +95,16 @@ async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdout, st
   writeFileSync(configPath, JSON.stringify(config));
   const dataDir = (id) => join(dir, `node-${id}`);
   const processes = [1, 2, 3].map((id) =>
-    startPaxos(["node", "--config", configPath, "--id", String(id), "--data", dataDir(id), ...nodeArgs], {
-      name: `node ${id}`,
-      execArgs,
-      stdout,
-      stderr,
-      logLevel,
-    }),
+    startPaxos(
+      ["node", "--config", configPath, "--id", String(id), "--data", dataDir(id), "--new", ...nodeArgs],
+      {
+        name: `node ${id}`,
+        execArgs,
+        stdout,
+        stderr,
+        logLevel,
+      },
+    ),
   );
   const children = processes.map((proc) => proc.child);
   const exited = processes.map((proc) => proc.exited);

@@ -61,8 +61,13 @@ Options:
   --config FILE   the cluster file (required)
   --id N          this node's id in the file (required)
   --data DIR      keep durable state (promises, votes, ballot round, the decided log) in DIR, a
-                  write-ahead log. Without it, state lives in memory only and is lost when the
-                  process stops. Damaged state is moved aside and the node rejoins as a learner.
+                  write-ahead log, locked by DIR.lock while the node runs. Without it, state lives
+                  in memory only and is lost when the process stops. Damaged state is moved aside
+                  (DIR.damaged-<time>) and the node rejoins as a learner.
+  --new           this node is a new member of a new cluster: with no durable state (no --data, or
+                  an empty DIR) it starts as a voter. Without --new, a node that finds no state
+                  takes itself for a member that lost it, and rejoins as a learner. Ignored when
+                  DIR holds state. "paxos cluster" passes it on a cluster's first start.
   --rejoin        this node's state was lost (say, a new disk): start empty in DIR and rejoin as a
                   learner, voting again only once the cluster has moved past every slot it might
                   have voted in
@@ -72,6 +77,9 @@ Options:
   --drop-rate P   testing only: drop this share of received datagrams at random
   -h, --help      this text`;
 
+/** Logged once when a rejoining node has rejoined and votes again. */
+export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
+
 export async function nodeCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -79,6 +87,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       config: { type: "string" },
       id: { type: "string" },
       data: { type: "string" },
+      new: { type: "boolean", default: false },
       rejoin: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
@@ -109,9 +118,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const name = `node ${id}`;
   const logger = createLogger(name);
   if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
+  if (values.rejoin && values.new) throw new UsageError("--rejoin and --new contradict each other");
   const { storage, state } = await openStorage(values.data, logger, {
-    rejoinIfDamaged: true,
+    isNew: values.new,
     rejoin: values.rejoin,
+    onLostState: "rejoin",
   });
   // Session limits are the cluster's: a snapshot on disk built under others means this data belongs
   // to another configuration. Applying the log under other limits would diverge from the peers.
@@ -153,9 +164,16 @@ export async function nodeCommand(args: string[]): Promise<number> {
     write(`${command.payload}\n`);
     stdoutLines++;
   });
+  // A rejoining node says once when it votes again (operators and tests wait for it).
+  let rejoining = replica.rejoining;
   const driver = new Driver({
     name,
     role: replica,
+    onTurnEnd: () => {
+      if (!rejoining || replica.rejoining) return;
+      rejoining = false;
+      logger.info({ floorSlot: replica.rejoinFloorSlot }, NODE_REJOINED_MESSAGE);
+    },
     transport,
     codec,
     addressBook: new ClusterAddressBook(cluster),
@@ -194,16 +212,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`cannot start ${name} on ${self.host}:${self.port}: ${(error as Error).message}`);
   }
-  logger.info(
-    {
-      endpoint: transport.localEndpoint,
-      transport: cluster.transport,
-      quorum: quorum.value.description,
-      data: values.data ?? null,
-    },
-    LOG_MESSAGES.started,
-  );
-  return handleSignals(driver, logger, () =>
+  // Signal handlers first: a test (or an operator) acting on "started" may stop it at once.
+  const stopped = handleSignals(driver, logger, () =>
     logger.info(
       {
         deliveredThrough: replica.learner.deliveredThrough,
@@ -221,4 +231,14 @@ export async function nodeCommand(args: string[]): Promise<number> {
       LOG_MESSAGES.stateMachine,
     ),
   );
+  logger.info(
+    {
+      endpoint: transport.localEndpoint,
+      transport: cluster.transport,
+      quorum: quorum.value.description,
+      data: values.data ?? null,
+    },
+    LOG_MESSAGES.started,
+  );
+  return stopped;
 }

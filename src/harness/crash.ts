@@ -568,6 +568,8 @@ class CrashRun {
     const log = c.logs[node - 1] as WriteStream;
     const number = list.length + 1;
     const args = ["node", "--config", c.configPath, "--id", String(node), "--data", this.dataDir(node)];
+    // A new cluster: each node's first incarnation is a new member; later ones load their state.
+    if (number === 1) args.push("--new");
     const dropRate = this.options.dropRate ?? 0;
     if (dropRate > 0) args.push("--drop-rate", String(dropRate));
     const proc = startPaxos(args, {
