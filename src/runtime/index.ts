@@ -10,5 +10,12 @@ export {
   parseCourseConfig,
 } from "./config.js";
 export { describeMessage } from "./describe.js";
-export { Driver, type DriverOptions, type DriverStats, type RoleLike } from "./driver.js";
+export {
+  Driver,
+  type DriverOptions,
+  type DriverStats,
+  REAL_SCHEDULER,
+  type RoleLike,
+  type Scheduler,
+} from "./driver.js";
 export { DigestMachine, type StateMachine } from "./state-machine.js";
