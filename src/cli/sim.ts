@@ -44,7 +44,7 @@ export async function simCommand(args: string[]): Promise<number> {
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
     const seed = Number(values.seed);
     const trace = values.trace ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
-    const result = runSeed(seed, trace ? { trace } : {});
+    const result = await runSeed(seed, trace ? { trace } : {});
     process.stdout.write(`${describeRun(result)}\n`);
     if (result.violations.length > 0) {
       process.stdout.write(`replay: paxos sim --seed ${seed} --trace\n`);

@@ -5,7 +5,7 @@ import { type RunResult, type SimBugs, Simulation } from "./simulation.js";
 export function runSeed(
   seed: number,
   options: { bugs?: SimBugs; trace?: (line: string) => void } = {},
-): RunResult {
+): Promise<RunResult> {
   const scenario: Scenario = scenarioForSeed(seed);
   return new Simulation(scenario, options).run();
 }
@@ -76,7 +76,7 @@ export function mergeSummaries(into: Summary, other: Summary): void {
 export function describeRun(result: RunResult): string {
   const lines = [
     `seed ${result.seed}: ${describeScenario(scenarioForSeed(result.seed))}`,
-    `  events ${result.events}, ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
+    `  events ${result.events} (and ${result.turns} driver turns), ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
       `crashes ${result.crashes} (disk faults ${result.diskFaults}), partitions ${result.partitions}`,
     `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
     `  snapshots taken ${result.snapshotsTaken}, installed from peers ${result.snapshotsInstalled}, chunks sent ${result.snapshotChunksSent}`,
