@@ -1,8 +1,25 @@
 /**
  * Stable storage for the durable state the core asks to persist (`Output.persist`): the interface,
- * an in-memory implementation, and a write-ahead log on disk.
+ * an in-memory implementation, a write-ahead log on disk, and the small file-system interface the
+ * log runs on (the real one, or an in-memory one with a crash model for the simulator and tests).
  */
+export {
+  type FileHandle,
+  type FileStat,
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFlags,
+} from "./fs.js";
 export { MemoryStorage } from "./memory.js";
+export {
+  CRASH_MODES,
+  type CrashMode,
+  type FsOperation,
+  type FsOperationKind,
+  type FsScheduler,
+  MemoryFileSystem,
+  type MemoryFileSystemOptions,
+} from "./memory-fs.js";
 export {
   type CompactOptions,
   DurableModel,

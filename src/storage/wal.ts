@@ -1,8 +1,8 @@
-import { type FileHandle, mkdir, open as openFile, readdir, readFile, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { DurableDelta, Result } from "../core/index.js";
 import { err, ok } from "../core/index.js";
+import { type FileHandle, type FileSystem, nodeFileSystem } from "./fs.js";
 import type { CompactOptions, DurableState, Storage, StorageError, StorageStats } from "./storage.js";
 import { DurableModel } from "./storage.js";
 import {
@@ -32,6 +32,8 @@ export interface WalOptions {
    * segments. Default 64 MiB.
    */
   readonly segmentBytesMax?: number;
+  /** Where the files live: the real disk by default, or a simulated one (`MemoryFileSystem`). */
+  readonly fs?: FileSystem;
 }
 
 export const DEFAULT_SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
@@ -237,6 +239,7 @@ function describeCounts(counts: CheckpointCounts): string {
  */
 export class WalStorage implements Storage {
   readonly dir: string;
+  private readonly fs: FileSystem;
   private readonly segmentBytesMax: number;
   /** The state as every delta appended so far leaves it: what a checkpoint writes. */
   private readonly model = new DurableModel();
@@ -269,6 +272,7 @@ export class WalStorage implements Storage {
 
   constructor(options: WalOptions) {
     this.dir = options.dir;
+    this.fs = options.fs ?? nodeFileSystem;
     this.segmentBytesMax = options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX;
     if (!(Number.isSafeInteger(this.segmentBytesMax) && this.segmentBytesMax > SEGMENT_HEADER_BYTES)) {
       throw new RangeError(
@@ -407,7 +411,7 @@ export class WalStorage implements Storage {
     // reach the disk, `open` deletes the leftovers (they are older than the newest checkpoint).
     const older = [...this.segmentSizes.keys()].filter((segment) => segment < this.segment);
     for (const segment of older) {
-      await unlink(join(this.dir, segmentFileName(segment))).catch((error: unknown) => {
+      await this.fs.unlink(join(this.dir, segmentFileName(segment))).catch((error: unknown) => {
         if ((error as { code?: unknown }).code !== "ENOENT") throw error;
       });
       this.segmentSizes.delete(segment);
@@ -448,7 +452,7 @@ export class WalStorage implements Storage {
    */
   private async startSegment(segment: number): Promise<void> {
     if (segment > SEGMENT_NUMBER_MAX) throw new Error(`segment numbers exhausted (${SEGMENT_NUMBER_MAX})`);
-    const handle = await openFile(join(this.dir, segmentFileName(segment)), "wx");
+    const handle = await this.fs.open(join(this.dir, segmentFileName(segment)), "wx");
     try {
       await writeAll(handle, encodeSegmentHeader(segment), 0);
       await handle.sync();
@@ -464,15 +468,8 @@ export class WalStorage implements Storage {
   }
 
   private async syncDirectory(dir: string): Promise<void> {
-    // On Windows a directory cannot be opened for syncing; its metadata is journaled anyway.
-    if (process.platform === "win32") return;
-    const handle = await openFile(dir, "r");
-    try {
-      await handle.sync();
-      this.counters.directorySyncs++;
-    } finally {
-      await handle.close();
-    }
+    await this.fs.syncDirectory(dir);
+    this.counters.directorySyncs++;
   }
 
   private async releaseHandle(): Promise<void> {
@@ -484,7 +481,7 @@ export class WalStorage implements Storage {
   // --- opening -------------------------------------------------------------------------------------
 
   private async load(): Promise<Result<DurableState, StorageError>> {
-    const created = await mkdir(this.dir, { recursive: true });
+    const created = await this.fs.mkdir(this.dir);
     if (created !== undefined) {
       // Make each new directory's name durable in its parent.
       const top = resolve(created);
@@ -493,7 +490,7 @@ export class WalStorage implements Storage {
         if (dir === top || dirname(dir) === dir) break;
       }
     }
-    const segments = (await readdir(this.dir))
+    const segments = (await this.fs.readdir(this.dir))
       .map(parseSegmentFileName)
       .filter((segment): segment is number => segment !== null)
       .sort((a, b) => a - b);
@@ -503,7 +500,7 @@ export class WalStorage implements Storage {
       return ok(this.model.snapshot());
     }
 
-    const lastBytes = await readFile(join(this.dir, segmentFileName(lastSegment)));
+    const lastBytes = await this.fs.readFile(join(this.dir, segmentFileName(lastSegment)));
     const lastScan = scanSegment(lastBytes, lastSegment, true);
     if (!lastScan.ok) return lastScan;
 
@@ -551,7 +548,7 @@ export class WalStorage implements Storage {
       const segment = segments[i] as number;
       let scan = lastScan.value;
       if (i < segments.length - 1) {
-        const bytes = await readFile(join(this.dir, segmentFileName(segment)));
+        const bytes = await this.fs.readFile(join(this.dir, segmentFileName(segment)));
         const read = scanSegment(bytes, segment, false);
         if (!read.ok) return read;
         scan = read.value;
@@ -569,7 +566,7 @@ export class WalStorage implements Storage {
     // torn: after a process crash (not a power failure) we may be reading writes that are still
     // only in the page cache. Votes we report from here on must not vanish in a later power cut.
     const scan = lastScan.value;
-    const handle = await openFile(join(this.dir, segmentFileName(lastSegment)), "r+");
+    const handle = await this.fs.open(join(this.dir, segmentFileName(lastSegment)), "r+");
     this.handle = handle;
     this.segment = lastSegment;
     if (scan.headerTorn) {
@@ -584,7 +581,7 @@ export class WalStorage implements Storage {
 
     // Finish an interrupted compaction: segments before the base are superseded by its checkpoint.
     for (let i = 0; i < baseIndex; i++) {
-      await unlink(join(this.dir, segmentFileName(segments[i] as number)));
+      await this.fs.unlink(join(this.dir, segmentFileName(segments[i] as number)));
     }
     await this.syncDirectory(this.dir);
     for (const [segment, size] of sizes) this.segmentSizes.set(segment, size);
@@ -597,7 +594,7 @@ export class WalStorage implements Storage {
    */
   private async peekCheckpoint(segment: number): Promise<Result<boolean, StorageError>> {
     const file = segmentFileName(segment);
-    const handle = await openFile(join(this.dir, file), "r");
+    const handle = await this.fs.open(join(this.dir, file), "r");
     try {
       const head = Buffer.alloc(SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES);
       const { bytesRead } = await handle.read(head, 0, head.length, 0);
