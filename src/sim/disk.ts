@@ -1,87 +1,103 @@
-import { type Ballot, type DurableDelta, type Result, ZERO_BALLOT } from "../core/index.js";
+import { type Ballot, type DurableDelta, type Prng, type Result, ZERO_BALLOT } from "../core/index.js";
 import {
   type CompactOptions,
   type DurableState,
-  MemoryStorage,
+  type FsOperation,
+  MemoryFileSystem,
   type Storage,
   type StorageError,
   type StorageStats,
+  WalStorage,
 } from "../storage/index.js";
 
+/** Where a simulated process keeps its log on its own simulated disk. */
+export const SIM_DATA_DIR = "/data";
+
 /**
- * One simulated process's disk: the real `MemoryStorage` (the one durable-state model, `DurableModel`
- * in storage/) with the latency of a disk. `sync()` and `compact()` complete as simulator events (in
- * the order they were asked for), so a crash in between loses what was appended and not yet synced:
- * `crash()` makes the syncs in flight never complete, and the next `open()` drops the unsynced
- * writes, as `MemoryStorage.open()` does on a restart.
- *
- * It outlives the processes that use it (one per incarnation); a disk fault that loses the state
- * replaces it with an empty one.
+ * One simulated machine's disk: a `MemoryFileSystem` (storage/'s in-memory file system with its
+ * crash model) that the real `WalStorage` runs on. It outlives the processes that use it. The
+ * durability points (`sync`, `datasync`, `syncDirectory`) complete after the disk's latency, as
+ * simulator events, in the order they were asked for; other calls complete at once. A crash
+ * (`crash`) is the file system's: unsynced writes are lost, torn or reordered, and calls in flight
+ * fail.
  */
-export class SimDisk implements Storage {
-  readonly memory = new MemoryStorage();
-  /** Counts crashes: a sync asked for before the last crash never completes. */
-  private epoch = 0;
-  /** The promised ballot appended since the last completed sync (null: none). */
-  private appendedPromised: Ballot | null = null;
-  private durablePromised: Ballot = ZERO_BALLOT;
-  /** The promise made durable before the newest one (for the broken variant `forgetNewestPromise`). */
-  priorPromised: Ballot = ZERO_BALLOT;
+export class SimDisk {
+  readonly fs: MemoryFileSystem;
 
-  /** @param complete runs a callback after a disk write's latency, as a simulator event. */
-  constructor(private readonly complete: (done: () => void) => void) {}
-
-  /** The process crashed: syncs in flight never complete; unsynced writes are lost at the next `open()`. */
-  crash(): void {
-    this.epoch++;
+  /** @param complete resolves a durability call after the disk's latency, as a simulator event. */
+  constructor(complete: (done: () => void) => void) {
+    this.fs = new MemoryFileSystem({
+      scheduler: (operation: FsOperation) => {
+        if (operation.kind !== "sync" && operation.kind !== "datasync" && operation.kind !== "syncDirectory")
+          return undefined;
+        return new Promise<void>((resolve) => complete(resolve));
+      },
+    });
   }
 
-  async open(): Promise<Result<DurableState, StorageError>> {
-    this.appendedPromised = null;
-    return this.memory.open();
+  /** A fresh `WalStorage` over this disk, as a process opens it at start. */
+  openLog(): WalStorage {
+    return new WalStorage({ dir: SIM_DATA_DIR, fs: this.fs });
+  }
+
+  /** A power cut: what was not synced is lost, torn or reordered (the crash mode drawn per file). */
+  crash(prng: Prng): void {
+    this.fs.crash(prng);
+  }
+}
+
+/**
+ * The storage a process uses, watched for a deliberately broken variant (`forgetNewestPromise`): it
+ * remembers the promise made durable before the newest one. Everything else passes through.
+ */
+export class PromiseWatch implements Storage {
+  /** The promise durable before the newest one (ZERO_BALLOT: none). */
+  priorPromised: Ballot = ZERO_BALLOT;
+  private durablePromised: Ballot = ZERO_BALLOT;
+  private appendedPromised: Ballot | null = null;
+
+  constructor(
+    private readonly inner: Storage,
+    history: { durable: Ballot; prior: Ballot },
+    private readonly onDurable: (history: { durable: Ballot; prior: Ballot }) => void,
+  ) {
+    this.durablePromised = history.durable;
+    this.priorPromised = history.prior;
+  }
+
+  open(): Promise<Result<DurableState, StorageError>> {
+    return this.inner.open();
   }
 
   append(delta: DurableDelta): void {
     if (delta.promised !== undefined) this.appendedPromised = delta.promised;
-    this.memory.append(delta);
+    this.inner.append(delta);
   }
 
   sync(): Promise<void> {
-    return this.afterLatency(() => this.memory.sync());
+    return this.watch(this.inner.sync());
   }
 
   compact(options?: CompactOptions): Promise<void> {
-    return this.afterLatency(() => this.memory.compact(options));
+    return this.watch(this.inner.compact(options));
   }
 
   close(options?: { readonly sync?: boolean }): Promise<void> {
-    return this.memory.close(options);
-  }
-
-  /** The durable state now (what the next `open()` returns). */
-  state(): DurableState {
-    return this.memory.state();
+    return this.inner.close(options);
   }
 
   get stats(): StorageStats {
-    return this.memory.stats;
+    return this.inner.stats;
   }
 
-  private afterLatency(write: () => Promise<void>): Promise<void> {
-    const epoch = this.epoch;
-    return new Promise((resolve, reject) => {
-      this.complete(() => {
-        if (epoch !== this.epoch) return; // crashed meanwhile: this write never completes
-        const promised = this.appendedPromised;
-        write().then(() => {
-          if (promised !== null && promised !== this.durablePromised) {
-            this.priorPromised = this.durablePromised;
-            this.durablePromised = promised;
-            if (this.appendedPromised === promised) this.appendedPromised = null;
-          }
-          resolve();
-        }, reject);
-      });
-    });
+  private async watch(done: Promise<void>): Promise<void> {
+    const promised = this.appendedPromised;
+    await done;
+    if (promised !== null && promised !== this.durablePromised) {
+      this.priorPromised = this.durablePromised;
+      this.durablePromised = promised;
+      if (this.appendedPromised === promised) this.appendedPromised = null;
+      this.onDurable({ durable: this.durablePromised, prior: this.priorPromised });
+    }
   }
 }

@@ -77,7 +77,7 @@ export function describeRun(result: RunResult): string {
   const lines = [
     `seed ${result.seed}: ${describeScenario(scenarioForSeed(result.seed))}`,
     `  events ${result.events} (and ${result.turns} driver turns), ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
-      `crashes ${result.crashes} (disk faults ${result.diskFaults}), partitions ${result.partitions}`,
+      `crashes ${result.crashes} (disk faults ${result.diskFaults}, logs found damaged ${result.damagedLogs}), partitions ${result.partitions}`,
     `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
     `  snapshots taken ${result.snapshotsTaken}, installed from peers ${result.snapshotsInstalled}, chunks sent ${result.snapshotChunksSent}`,
     `  trace hash ${result.traceHash}`,

@@ -2,6 +2,7 @@ import { binaryCodec, type Codec, jsonCodec } from "../codec/index.js";
 import {
   Acceptor,
   type AcceptorBugs,
+  type Ballot,
   Client,
   createQuorumSystem,
   InvariantViolation,
@@ -15,6 +16,7 @@ import {
   type QuorumSystem,
   Replica,
   type Role,
+  ZERO_BALLOT,
 } from "../core/index.js";
 import {
   type AddressBook,
@@ -24,10 +26,10 @@ import {
   GroupAddressBook,
   type Scheduler,
 } from "../runtime/index.js";
-import { type DurableState, toReplicaState } from "../storage/index.js";
+import { type DurableState, MemoryStorage, type Storage, toReplicaState } from "../storage/index.js";
 import type { Endpoint } from "../transport/index.js";
 import { SafetyChecker, type Violation } from "./checker.js";
-import { SimDisk } from "./disk.js";
+import { PromiseWatch, SIM_DATA_DIR, SimDisk } from "./disk.js";
 import { TraceHash } from "./hash.js";
 import { EventQueue } from "./heap.js";
 import { SimMachine } from "./machine.js";
@@ -72,6 +74,8 @@ export interface RunResult {
   readonly crashes: number;
   readonly partitions: number;
   readonly diskFaults: number;
+  /** Logs found damaged when reopened (the replica then rejoins, as `paxos node` does). */
+  readonly damagedLogs: number;
   /** Snapshots replicas took, snapshots they installed from peers, and `snapshot-chunk` messages sent. */
   readonly snapshotsTaken: number;
   readonly snapshotsInstalled: number;
@@ -92,12 +96,19 @@ interface SimProcess {
   readonly endpoint: Endpoint;
   readonly prng: Prng;
   /**
-   * Its disk, kept across restarts (acceptors, proposers, replicas); null for learners and clients,
-   * which keep nothing (each life gets an empty storage, as `paxos learner` does without `--data`).
+   * Its disk, kept across restarts (acceptors, proposers, replicas: a `WalStorage` on it); null for
+   * learners and clients, which keep nothing (`MemoryStorage`, as `paxos learner` without `--data`).
    */
-  disk: SimDisk | null;
-  /** A disk fault lost its state: the next start sets up a rejoin first (until that is durable). */
+  readonly disk: SimDisk | null;
+  /**
+   * Its disk was wiped: the next start is told so (as an operator's `paxos node --rejoin`) and sets
+   * up a rejoin first; it stays set until the rejoin mark is durable.
+   */
   damaged: boolean;
+  /** Whether the last life knew itself rejoining (to keep disk faults to what the quorums spare). */
+  rejoining: boolean;
+  /** The newest durable promise and the one before it (for the `forgetNewestPromise` variant). */
+  promises: { durable: Ballot; prior: Ballot };
   life: Life | null;
   incarnation: number;
 }
@@ -177,6 +188,8 @@ export class Simulation implements SimWire {
   private crashes = 0;
   private partitions = 0;
   private diskFaults = 0;
+  /** Logs `WalStorage.open()` found damaged (a replica then rejoins). */
+  private damagedLogs = 0;
   private snapshotsTaken = 0;
   private snapshotsInstalled = 0;
   private snapshotChunksSent = 0;
@@ -290,6 +303,7 @@ export class Simulation implements SimWire {
       crashes: this.crashes,
       partitions: this.partitions,
       diskFaults: this.diskFaults,
+      damagedLogs: this.damagedLogs,
       snapshotsTaken: this.snapshotsTaken,
       snapshotsInstalled: this.snapshotsInstalled,
       snapshotChunksSent: this.snapshotChunksSent,
@@ -310,8 +324,11 @@ export class Simulation implements SimWire {
         id,
         endpoint: { host: key, port: 1 },
         prng: this.prng.fork(),
-        disk: kind === "learner" || kind === "client" ? null : this.newDisk(),
+        disk:
+          kind === "learner" || kind === "client" ? null : new SimDisk((done) => this.diskWrite(key, done)),
         damaged: false,
+        rejoining: false,
+        promises: { durable: ZERO_BALLOT, prior: ZERO_BALLOT },
         life: null,
         incarnation: 0,
       };
@@ -336,16 +353,9 @@ export class Simulation implements SimWire {
     }
   }
 
-  private newDisk(): SimDisk {
-    // The process is looked up when the write completes: the disk outlives its incarnations.
-    const disk: SimDisk = new SimDisk((done) => this.diskWrite(disk, done));
-    return disk;
-  }
-
-  /** A disk write completes after the scenario's sync latency, in order with the disk's others. */
-  private diskWrite(disk: SimDisk, done: () => void): void {
-    const process = this.processes.find((p) => p.disk === disk);
-    if (process === undefined) return; // a disk replaced by a fault: its writes never complete
+  /** A disk's sync completes after the scenario's latency, in order with the disk's others. */
+  private diskWrite(key: string, done: () => void): void {
+    const process = this.byHost.get(key) as SimProcess;
     const s = this.scenario;
     const at = Math.max(
       this.now + this.prng.range(s.syncStepsMin, s.syncStepsMax),
@@ -371,8 +381,7 @@ export class Simulation implements SimWire {
   private createRole(process: SimProcess, state: DurableState): RoleObject {
     const bugs = this.options.bugs ?? {};
     const prng = process.prng.fork();
-    const promised =
-      bugs.forgetNewestPromise && process.disk !== null ? process.disk.priorPromised : state.promised;
+    const promised = bugs.forgetNewestPromise ? process.promises.prior : state.promised;
     const acceptorState = { promised, accepted: state.accepted, floorSlot: state.trimmedBelowSlot };
     switch (process.kind) {
       case "acceptor":
@@ -433,6 +442,7 @@ export class Simulation implements SimWire {
     process.life = life;
     this.settleDue = true;
     this.boot(life).catch((error: unknown) => {
+      if (!life.alive) return; // a file-system call in flight when the process crashed failed
       this.fatalError ??= error instanceof Error ? error : new Error(String(error));
     });
   }
@@ -444,20 +454,24 @@ export class Simulation implements SimWire {
    */
   private async boot(life: Life): Promise<void> {
     const process = life.process;
-    const storage = process.disk ?? new SimDisk((done) => this.lifeWrite(life, done));
-    const opened = await storage.open();
-    if (!opened.ok) throw new Error(`${process.key}: storage did not open: ${JSON.stringify(opened.error)}`);
-    let state = opened.value;
-    if (process.damaged) {
-      // As process-kit's openStorage does: the mark goes to the (new, empty) storage and is synced
-      // before the node starts, so a crash during the rejoin comes back rejoining. Until it is
-      // durable the process stays damaged: a crash in between sets the rejoin up again.
-      storage.append({ rejoining: true });
-      await storage.sync();
-      if (!life.alive) return;
-      process.damaged = false;
-      state = { ...state, rejoining: true };
+    let storage: Storage;
+    let state: DurableState;
+    if (process.disk === null) {
+      storage = new MemoryStorage();
+      const opened = await storage.open();
+      if (!opened.ok) throw new Error(`${process.key}: memory storage did not open`);
+      state = opened.value;
+    } else {
+      const opened = await this.openLog(life, process.disk);
+      if (opened === null) return;
+      ({ storage, state } = opened);
+      if (this.options.bugs?.forgetNewestPromise) {
+        storage = new PromiseWatch(storage, process.promises, (promises) => {
+          process.promises = promises;
+        });
+      }
     }
+    process.rejoining = state.rejoining;
     if (!life.alive) return;
     const role = this.createRole(process, state);
     const machine =
@@ -505,12 +519,70 @@ export class Simulation implements SimWire {
       },
       onTrace: (direction, message, peer) => this.observe(life, direction, message, peer),
       onFatal: (error) => {
+        if (!life.alive) return; // a call in flight when the process crashed failed: it is gone
         if (error instanceof InvariantViolation) this.checker.fail("assertion", error.message, this.events);
         else if (!this.checker.failed) this.fatalError ??= error;
       },
     });
     life.driver = driver;
     await driver.start();
+  }
+
+  /**
+   * Opens the process's log as `paxos node` does (process-kit's `openStorage`): a log that is
+   * damaged, or a disk the operator says was replaced (`--rejoin`), is moved aside, a new log starts
+   * and the rejoining mark is synced to it before the node starts. Null: the process crashed
+   * meanwhile, or (a separate acceptor or proposer) refused to start on a damaged log.
+   */
+  private async openLog(
+    life: Life,
+    disk: SimDisk,
+  ): Promise<{ storage: Storage; state: DurableState } | null> {
+    const process = life.process;
+    let storage = disk.openLog();
+    let opened = await storage.open();
+    if (!life.alive) return null;
+    let rejoining = process.damaged;
+    if (!opened.ok) {
+      if (process.kind !== "replica") {
+        // `paxos acceptor` refuses to vote with damaged state: no fault the simulator injects
+        // into those logs may damage them (a crash loses only unsynced writes).
+        this.checker.fail(
+          "durability",
+          `${process.key}: its log did not open after a crash: ${JSON.stringify(opened.error)}`,
+          this.events,
+        );
+        return null;
+      }
+      this.damagedLogs++;
+      this.record(`D ${this.now} ${process.key} ${opened.error.kind}`);
+      rejoining = true;
+    }
+    if (rejoining) {
+      await storage.close({ sync: false }).catch(() => {});
+      await disk.fs
+        .rename(SIM_DATA_DIR, `${SIM_DATA_DIR}.damaged-${this.now}`)
+        .catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+        });
+      if (!life.alive) return null;
+      storage = disk.openLog();
+      opened = await storage.open();
+      if (!life.alive) return null;
+      if (!opened.ok)
+        throw new Error(`${process.key}: a new log did not open: ${JSON.stringify(opened.error)}`);
+    }
+    if (!opened.ok) return null;
+    let state = opened.value;
+    if (rejoining) {
+      // The mark goes to disk first: a crash during the rejoin must come back rejoining.
+      storage.append({ rejoining: true });
+      await storage.sync();
+      if (!life.alive) return null;
+      process.damaged = false;
+      state = { ...state, rejoining: true };
+    }
+    return { storage, state };
   }
 
   /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
@@ -567,24 +639,6 @@ export class Simulation implements SimWire {
         };
       },
     };
-  }
-
-  /** A learner's or client's storage lives as long as the process: its writes end with it. */
-  private lifeWrite(life: Life, done: () => void): void {
-    const s = this.scenario;
-    const process = life.process;
-    const at = Math.max(
-      this.now + this.prng.range(s.syncStepsMin, s.syncStepsMax),
-      this.ioDoneAt.get(process) ?? 0,
-    );
-    this.ioDoneAt.set(process, at);
-    this.queue.push(at, {
-      kind: "io",
-      process,
-      done: () => {
-        if (life.alive) done();
-      },
-    });
   }
 
   /** Keeps one replica away for a while (see `SnapshotSettings.laggard`). */
@@ -738,9 +792,16 @@ export class Simulation implements SimWire {
         transport.deliver(event.frame, event.fromEndpoint);
         return;
       }
-      case "immediate":
-        if (event.life.alive) event.fn();
+      case "immediate": {
+        const { life } = event;
+        if (!life.alive) return;
+        const persists = life.driver?.stats.persists ?? 0;
+        event.fn();
+        // A turn that wrote to storage started a sync: let the log's continuations run (up to the
+        // file system's durability call, which completes as a later event).
+        if ((life.driver?.stats.persists ?? 0) !== persists) this.settleDue = true;
         return;
+      }
       case "every": {
         const { life, timer } = event;
         if (!life.alive || timer.cancelled) return;
@@ -843,9 +904,10 @@ export class Simulation implements SimWire {
     if (life !== null) {
       life.alive = false;
       life.transport.drop();
+      if (life.role instanceof Replica) process.rejoining = life.role.rejoining;
     }
     process.life = null;
-    process.disk?.crash();
+    process.disk?.crash(this.prng);
     if (diskFaults) this.injectDiskFault(process);
     // Half the crashes are quick reboots, back before the others notice; half are long outages.
     const downtime =
@@ -853,17 +915,17 @@ export class Simulation implements SimWire {
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
 
-  /** Whether a replica's durable state says it is rejoining, or it lost its state and will. */
+  /** Whether a replica is rejoining (as far as its last life knew), or lost its state and will. */
   private rejoiningOrDamaged(process: SimProcess): boolean {
-    return process.damaged || (process.disk?.state().rejoining ?? false);
+    const role = process.life?.role;
+    return process.damaged || (role instanceof Replica ? role.rejoining : process.rejoining);
   }
 
   /**
-   * Disk faults, on a minority of replicas at a time: a torn write (the record being written when the
-   * crash came is cut off: the same as losing the unsynced writes, which every crash does), a bit
-   * flip in the middle of the log, or a lost file. The last two are found when the log is opened
-   * (checksums, segment numbers): the state is gone, and the node sets up a rejoin before it starts
-   * (see `boot`).
+   * Disk faults, on a minority of replicas at a time, besides what every crash does to unsynced
+   * writes (lost, torn or reordered: `MemoryFileSystem.crash`): a torn write (nothing more), or a
+   * wiped data directory (the disk replaced), after which the node is started with `--rejoin` and
+   * sets up a rejoin before it votes again (see `openLog`).
    */
   private injectDiskFault(process: SimProcess): void {
     const s = this.scenario;
@@ -880,12 +942,13 @@ export class Simulation implements SimWire {
       !this.quorum.isPhase2Quorum(ids)
     )
       return;
-    const kind = this.prng.pick(["torn write", "bit flip", "lost file"] as const);
+    const kind = this.prng.pick(["torn write", "wiped directory"] as const);
     this.diskFaults++;
     this.record(`f ${this.now} ${process.key} ${kind}`);
-    if (kind === "torn write") return; // the unsynced writes are lost by the crash
-    process.disk = this.newDisk();
+    if (kind === "torn write" || process.disk === null) return; // the crash did it
+    if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
     process.damaged = true;
+    process.promises = { durable: ZERO_BALLOT, prior: ZERO_BALLOT };
   }
 
   /**
