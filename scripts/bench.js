@@ -106,6 +106,7 @@ async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdio, log
         String(id),
         "--data",
         dataDir(id),
+        "--new",
         ...nodeArgs,
       ],
       { stdio, env: { ...process.env, PAXOS_LOG_LEVEL: logLevel } },

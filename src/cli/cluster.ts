@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -7,11 +7,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Client, emptyOutput } from "../core/index.js";
 import { createLogger } from "../observe/index.js";
-import { ClusterAddressBook, Driver, parseClusterConfig } from "../runtime/index.js";
+import {
+  ClusterAddressBook,
+  Driver,
+  isLogFileName,
+  nodeDataDirFileSystem,
+  parseClusterConfig,
+  prepareDataDirPath,
+} from "../runtime/index.js";
 import { MemoryStorage } from "../storage/index.js";
 import { TcpTransport, UdpTransport } from "../transport/index.js";
-import { UsageError } from "./errors.js";
-import { fatalHandler, parsePositiveInt, pickCodec, processPrng } from "./process-kit.js";
+import { StartError, UsageError } from "./errors.js";
+import { fatalHandler, lockDataDir, parsePositiveInt, pickCodec, processPrng } from "./process-kit.js";
 import { RECEIVE_BUFFER_BYTES } from "./roles.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
@@ -24,7 +31,10 @@ Options:
   --nodes N          how many nodes (default 3)
   --transport T      udp (default) or tcp
   --base-port P      node i listens on 127.0.0.1:(P + i - 1) (default 7101)
-  --data DIR         keep each node's durable state in DIR/node-<i>; without it, state is in memory
+  --data DIR         keep each node's durable state in DIR/node-<i>; without it, state is in memory.
+                     A cluster whose node directories are all missing or empty starts new (its
+                     nodes get --new); otherwise each node loads its state, and a node whose
+                     directory is missing or empty rejoins as a learner
   --demo             also submit a value every half second, to watch the cluster work
   -h, --help         this text`;
 
@@ -57,8 +67,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
   if (transportName !== "udp" && transportName !== "tcp")
     throw new UsageError(`--transport wants udp or tcp, got "${transportName}"`);
 
-  const dir = values.data ?? mkdtempSync(join(tmpdir(), "paxos-cluster-"));
-  mkdirSync(dir, { recursive: true });
+  const dir =
+    values.data === undefined ? mkdtempSync(join(tmpdir(), "paxos-cluster-")) : await dataDir(values.data);
+  // A whole cluster's first start is one command: if no node has a log yet, every node is new.
+  const isNew =
+    values.data === undefined ||
+    Array.from({ length: count }, (_, i) => join(dir, `node-${i + 1}`)).every(holdsNoLog);
   const configPath = join(dir, "cluster.json");
   const nodes = Array.from({ length: count }, (_, i) => ({
     id: i + 1,
@@ -77,6 +91,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const children: ChildProcess[] = nodes.map((node) => {
     const args = [BIN, "node", "--config", configPath, "--id", String(node.id)];
     if (values.data !== undefined) args.push("--data", join(dir, `node-${node.id}`));
+    if (isNew) args.push("--new");
     if (node.id !== 1) args.push("--quiet");
     const child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe"],
@@ -148,6 +163,35 @@ export async function clusterCommand(args: string[]): Promise<number> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+}
+
+/** The cluster's directory for `--data`, created if missing and locked for this process's lifetime. */
+async function dataDir(path: string): Promise<string> {
+  const prepared = await prepareDataDirPath(path);
+  if (!prepared.ok) throw new StartError(prepared.error.message);
+  const dir = prepared.value;
+  const kind = await nodeDataDirFileSystem.kind(dir);
+  if (kind === null) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      throw new StartError(`cannot create --data ${dir}: ${(error as NodeJS.ErrnoException).code}`);
+    }
+  } else if (kind !== "directory") {
+    throw new StartError(`--data ${dir} is not a directory`);
+  }
+  lockDataDir(dir);
+  return dir;
+}
+
+/** Whether a node's directory is missing or holds no log file. */
+function holdsNoLog(dir: string): boolean {
+  try {
+    return !readdirSync(dir).some(isLogFileName);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return true;
+    throw new StartError(`cannot read ${dir}: ${(error as NodeJS.ErrnoException).code}`);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { clusterCommand } from "./cluster.js";
 import { demoCommand } from "./demo.js";
-import { UsageError } from "./errors.js";
+import { StartError, UsageError } from "./errors.js";
 import { nodeCommand } from "./node.js";
 import { roleCommand } from "./roles.js";
 import { simCommand } from "./sim.js";
@@ -46,6 +46,10 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof UsageError || isParseArgsError(error)) {
       process.stderr.write(`paxos ${name}: ${(error as Error).message}\n`);
       return 2;
+    }
+    if (error instanceof StartError) {
+      process.stderr.write(`paxos ${name}: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }

@@ -214,7 +214,14 @@ describe("paxos node", () => {
         const configPath = join(temp.dir, "cluster.json");
         writeFileSync(configPath, JSON.stringify({ nodes, transport, quorum: { kind: "majority" } }));
         const nodeProcs = nodes.map((node) =>
-          processes.start(`node ${node.id}`, ["node", "--config", configPath, "--id", String(node.id)]),
+          processes.start(`node ${node.id}`, [
+            "node",
+            "--config",
+            configPath,
+            "--id",
+            String(node.id),
+            "--new",
+          ]),
         );
         for (const proc of nodeProcs) await waitFor(started(proc), `${proc.name} to start`);
 
@@ -331,7 +338,7 @@ describe("paxos node snapshots", () => {
         JSON.stringify({ nodes, batchCommandsMax: 10, snapshotLogBytes: 3000, logRetainSlots: 0 }),
       );
       const dataOf = (id: number) => join(temp.dir, `node-${id}`);
-      const startNode = (id: number) =>
+      const startNode = (id: number, isNew = false) =>
         processes.start(`node ${id}`, [
           "node",
           "--config",
@@ -340,8 +347,9 @@ describe("paxos node snapshots", () => {
           String(id),
           "--data",
           dataOf(id),
+          ...(isNew ? ["--new"] : []),
         ]);
-      const procs = [1, 2, 3].map(startNode);
+      const procs = [1, 2, 3].map((id) => startNode(id, true));
       for (const proc of procs) await waitFor(started(proc), `${proc.name} to start`);
       const third = procs[2] as Proc;
       await processes.stop(third);

@@ -55,8 +55,13 @@ Options:
   --config FILE   the cluster file (required)
   --id N          this node's id in the file (required)
   --data DIR      keep durable state (promises, votes, ballot round, the decided log) in DIR, a
-                  write-ahead log. Without it, state lives in memory only and is lost when the
-                  process stops. Damaged state is moved aside and the node rejoins as a learner.
+                  write-ahead log, locked by DIR.lock while the node runs. Without it, state lives
+                  in memory only and is lost when the process stops. Damaged state is moved aside
+                  (DIR.damaged-<time>) and the node rejoins as a learner.
+  --new           this node is a new member of a new cluster: with no durable state (no --data, or
+                  an empty DIR) it starts as a voter. Without --new, a node that finds no state
+                  takes itself for a member that lost it, and rejoins as a learner. Ignored when
+                  DIR holds state. "paxos cluster" passes it on a cluster's first start.
   --rejoin        this node's state was lost (say, a new disk): start empty in DIR and rejoin as a
                   learner, voting again only once the cluster has moved past every slot it might
                   have voted in
@@ -73,6 +78,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       config: { type: "string" },
       id: { type: "string" },
       data: { type: "string" },
+      new: { type: "boolean", default: false },
       rejoin: { type: "boolean", default: false },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
@@ -103,9 +109,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const name = `node ${id}`;
   const logger = createLogger(name);
   if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
+  if (values.rejoin && values.new) throw new UsageError("--rejoin and --new contradict each other");
   const { storage, state } = await openStorage(values.data, logger, {
-    rejoinIfDamaged: true,
+    isNew: values.new,
     rejoin: values.rejoin,
+    onLostState: "rejoin",
   });
   const transport: Transport =
     cluster.transport === "tcp"

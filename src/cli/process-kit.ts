@@ -1,12 +1,18 @@
 import { randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { rename } from "node:fs/promises";
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { type Codec, codecByName } from "../codec/index.js";
 import { Prng } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
-import { type Driver, describeMessage, type RoleLike } from "../runtime/index.js";
-import { MemoryStorage, type Storage, WalStorage } from "../storage/index.js";
-import { UsageError } from "./errors.js";
+import {
+  type Driver,
+  describeMessage,
+  openDataDir,
+  prepareDataDirPath,
+  type RejoinStep,
+  type RoleLike,
+} from "../runtime/index.js";
+import { WalStorage } from "../storage/index.js";
+import { StartError, UsageError } from "./errors.js";
 
 /**
  * Proposer timeouts for real processes, in 10 ms ticks: heartbeats every 30 ms, elections after
@@ -62,57 +68,146 @@ export function processPrng(seed: string | undefined): Prng {
   return new Prng(Number(seed));
 }
 
+/** How a process opens its state: see `openDataDir` (runtime/data-dir.ts) for the rules. */
+export interface OpenStorageOptions {
+  /** Told it is a new member (`--new`). */
+  readonly isNew: boolean;
+  /** The operator declares the state lost (`--rejoin`). */
+  readonly rejoin?: boolean;
+  /** A collapsed replica rejoins; a separate acceptor refuses (damage is fatal, no state: silent). */
+  readonly onLostState: "rejoin" | "refuse";
+  /** Tests only: called after each step of a rejoin set-up. */
+  readonly onStep?: (step: RejoinStep) => void | Promise<void>;
+}
+
 /**
- * Opens durable storage in `dir`, or memory storage when no directory is given.
+ * Opens durable storage in `dir` (or memory storage without one) for a process: locks the directory
+ * (`DIR.lock`, holding the pid; held until the process exits), then runs `openDataDir`, logging what
+ * it did. An operator's mistake (a path that is not a directory, or is in use, or cannot be created
+ * or written) is a `StartError` (one line, exit 1) and nothing is moved; so is damage for a role that
+ * cannot rejoin.
  *
- * With `rejoinIfDamaged` (collapsed nodes), damaged state is never guessed at or repaired in place:
- * the damaged log is moved aside (`DIR.damaged-<time>`, for an operator), a fresh log starts with a
- * durable "rejoining" mark, and the node comes back as a learner that votes again only once the
- * cluster has moved past every slot it might have voted in (`Replica`). `rejoin` does the same for
- * a node whose state is known lost (an operator's call: a replaced disk). Without `rejoinIfDamaged`
- * (a separate acceptor, which cannot tell when the cluster has moved on), damage is fatal.
+ * Tests: `PAXOS_TEST_CRASH_AT=<step>` makes the process SIGKILL itself after that step of a rejoin set-up; `PAXOS_TEST_PAUSE_AT=<step>` makes it stop there with SIGSTOP,
+ * for a test to SIGKILL.
  */
-export async function openStorage(
-  dir: string | undefined,
-  logger: Logger,
-  options: { rejoinIfDamaged?: boolean; rejoin?: boolean } = {},
-) {
-  let storage: Storage = dir === undefined ? new MemoryStorage() : new WalStorage({ dir });
-  let opened = await storage.open();
-  let rejoining = options.rejoin === true;
+export async function openStorage(dir: string | undefined, logger: Logger, options: OpenStorageOptions) {
+  let path: string | undefined;
+  if (dir !== undefined) {
+    const prepared = await prepareDataDirPath(dir);
+    if (!prepared.ok) throw new StartError(prepared.error.message);
+    path = prepared.value;
+    lockDataDir(path);
+  }
+  const onStep = options.onStep ?? testCrashHook();
+  const opened = await openDataDir({
+    dir: path,
+    isNew: options.isNew,
+    ...(options.rejoin !== undefined ? { rejoin: options.rejoin } : {}),
+    onLostState: options.onLostState,
+    createLog: (logDir) => new WalStorage({ dir: logDir }),
+    nowMs: Date.now(),
+    ...(onStep !== undefined ? { onStep } : {}),
+    onEvent: ({ level, message, fields }) => logger[level](fields, message),
+  });
   if (!opened.ok) {
-    if (!options.rejoinIfDamaged || dir === undefined) {
-      logger.fatal({ error: opened.error }, "cannot load durable state; refusing to vote with damaged state");
-      throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+    if (opened.error.kind === "corrupt") logger.fatal({ error: opened.error.error }, opened.error.message);
+    throw new StartError(opened.error.message);
+  }
+  return opened.value;
+}
+
+/** The test hook of `openStorage`, from the environment (none unless a test sets it). */
+function testCrashHook(): ((step: RejoinStep) => void) | undefined {
+  const crashAt = process.env.PAXOS_TEST_CRASH_AT;
+  const pauseAt = process.env.PAXOS_TEST_PAUSE_AT;
+  if (crashAt === undefined && pauseAt === undefined) return undefined;
+  return (step) => {
+    if (step === crashAt) {
+      process.stderr.write(`test: killed after rejoin step ${step}\n`);
+      process.kill(process.pid, "SIGKILL");
     }
-    logger.error(
-      { error: opened.error },
-      "durable state is damaged: moving it aside and rejoining as a learner",
+    if (step === pauseAt) {
+      process.stderr.write(`test: paused after rejoin step ${step}\n`);
+      process.kill(process.pid, "SIGSTOP");
+    }
+  };
+}
+
+/** Whether a process with this pid exists (another user's counts). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Makes this process the only user of data directory `dir` until it exits: creates `DIR.lock` holding
+ * the pid (written under a private name first, then linked into place, so the lock never exists
+ * without its pid). A lock whose process is gone (SIGKILL, power cut) is taken over; a live one is a
+ * `StartError`: "DIR in use by pid N". The lock sits beside the directory, not in it, because a rejoin
+ * set-up renames the directory.
+ */
+export function lockDataDir(dir: string): void {
+  const path = `${dir}.lock`;
+  const mine = `${path}.${process.pid}`;
+  try {
+    writeFileSync(mine, `${process.pid}\n`);
+  } catch (error) {
+    throw new StartError(
+      `cannot use --data ${dir}: cannot create its lock ${mine}: ${(error as NodeJS.ErrnoException).code}`,
     );
-    rejoining = true;
   }
-  if (rejoining && dir !== undefined) {
-    await storage.close({ sync: false }).catch(() => {});
-    const aside = `${dir}.damaged-${Date.now()}`;
-    await rename(dir, aside).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
-    });
-    logger.warn({ dir, aside }, "previous state moved aside");
-    storage = new WalStorage({ dir });
-    opened = await storage.open();
-    if (!opened.ok) throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
+  try {
+    // A few rounds: each either takes the lock, finds it live, or removes a stale one.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        linkSync(mine, path);
+        process.once("exit", () => {
+          try {
+            if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
+          } catch {
+            // Gone already: nothing to release.
+          }
+        });
+        return;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== "EEXIST") throw new StartError(`cannot lock ${dir}: cannot create ${path}: ${code}`);
+      }
+      let holder: number;
+      try {
+        holder = Number(readFileSync(path, "utf8").trim());
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw new StartError(
+          `cannot lock ${dir}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`,
+        );
+      }
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder))
+        throw new StartError(`${dir} in use by pid ${holder}`);
+      // The process that held it is gone: take it over. (Two processes taking over one stale lock at
+      // the same moment could both succeed; starting two nodes on one directory at once after a
+      // crash is not guarded against.)
+      try {
+        unlinkSync(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+          throw new StartError(
+            `cannot lock ${dir}: cannot remove stale ${path}: ${(error as NodeJS.ErrnoException).code}`,
+          );
+      }
+    }
+    throw new StartError(`cannot lock ${dir}: ${path} keeps changing`);
+  } finally {
+    try {
+      unlinkSync(mine);
+    } catch {
+      // Already gone.
+    }
   }
-  if (!opened.ok) throw new UsageError(`storage in ${dir}: ${JSON.stringify(opened.error)}`);
-  let state = opened.value;
-  if (rejoining) {
-    // The mark goes to disk first: a crash during the rejoin must come back rejoining.
-    storage.append({ rejoining: true });
-    await storage.sync();
-    state = { ...state, rejoining: true };
-  }
-  if (dir !== undefined)
-    logger.info({ dir, stats: storage.stats, rejoining: state.rejoining }, "durable state loaded");
-  return { storage, state };
 }
 
 /** `--debug`: every message sent and received, one line each, on stderr. */

@@ -148,7 +148,7 @@ async function startDeployment(
   flags: Record<string, string[]> = {},
 ) {
   const acceptors = [1, 2, 3].map((id) =>
-    processes.start(`acceptor ${id}`, ["acceptor", String(id), configPath, ...(flags.acceptor ?? [])]),
+    processes.start(`acceptor ${id}`, ["acceptor", String(id), configPath, ...(flags.acceptor ?? ["--new"])]),
   );
   const proposer = processes.start("proposer 1", ["proposer", "1", configPath, ...(flags.proposer ?? [])]);
   const learner = processes.start("learner 1", ["learner", "1", configPath, ...(flags.learner ?? [])]);

@@ -63,8 +63,12 @@ config has one line per group, "<group> <ip> <port>", for clients, proposers, ac
 
 Options:
   --acceptors N     how many acceptors the config's group has (default 3)
-  --data DIR        acceptor, proposer: keep durable state in DIR (a write-ahead log). Without it, state
-                    lives in memory and a restarted acceptor comes back empty.
+  --data DIR        acceptor, proposer: keep durable state in DIR (a write-ahead log, locked by DIR.lock
+                    while the process runs). Without it, state lives in memory only.
+  --new             acceptor: a new member of a new deployment. An acceptor that finds no state (no
+                    --data, or an empty DIR) and was not told --new may have voted before and forgotten
+                    it: it does not vote at all (it cannot tell when it would be safe to again). The
+                    course script acceptor.sh passes --new on an acceptor's first start in a run.
   --interface IP    the interface to join and send multicast on (default 127.0.0.1: this machine only)
   --codec NAME      binary (default) or json; every process of a deployment must use the same
   --tick-ms MS      milliseconds per protocol tick (default 10)
@@ -82,6 +86,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     options: {
       acceptors: { type: "string" },
       data: { type: "string" },
+      new: { type: "boolean", default: false },
       interface: { type: "string" },
       codec: { type: "string" },
       "tick-ms": { type: "string" },
@@ -147,9 +152,15 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     });
     addressBook = new GroupAddressBook(course.value.groups);
   }
+  if (values.new && kind !== "acceptor") throw new UsageError("--new is for acceptors");
+  if (kind === "acceptor" && !quorum.isAcceptor(id))
+    throw new UsageError(`acceptor id ${id} is not one of 1..${acceptorCount}`);
+  // Only an acceptor's votes and promises need the "new or existing" decision; a proposer keeps its
+  // ballot round if it has a directory, and learners and clients keep nothing.
   const { storage, state } = await openStorage(
     kind === "acceptor" || kind === "proposer" ? values.data : undefined,
     logger,
+    { isNew: kind === "acceptor" ? values.new : true, onLostState: "refuse" },
   );
 
   const write = pacedWriter(process.stdout, () => driver);
@@ -157,8 +168,13 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   let onDecision: ((decision: Decision) => void) | undefined;
   switch (kind) {
     case "acceptor":
-      if (!quorum.isAcceptor(id)) throw new UsageError(`acceptor id ${id} is not one of 1..${acceptorCount}`);
-      role = new Acceptor({ id, restore: { promised: state.promised, accepted: state.accepted } });
+      // Without its state (and not told it is new) it stays silent: a separate acceptor has no
+      // learner to tell it when the deployment has moved past every slot it might have voted in.
+      role = new Acceptor({
+        id,
+        restore: { promised: state.promised, accepted: state.accepted },
+        rejoining: state.rejoining,
+      });
       break;
     case "proposer":
       role = new Proposer({ id, quorum, prng, timing: RUNTIME_TIMING, restore: { round: state.round } });

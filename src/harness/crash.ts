@@ -327,6 +327,8 @@ export async function runCrashTest(options: CrashTestOptions = {}): Promise<Cras
       "--data",
       join(c.dir, `node-${node}`),
     ];
+    // A new cluster: each node's first incarnation is a new member; later ones load their state.
+    if (number === 1) args.push("--new");
     if (dropRate > 0) args.push("--drop-rate", String(dropRate));
     const child = spawn(process.execPath, args, {
       stdio: ["ignore", "pipe", "pipe"],

@@ -72,10 +72,15 @@ async function scenario(t: TestContext, transport: "udp" | "tcp"): Promise<void>
     );
     const env = { ...process.env, PAXOS_LOG_LEVEL: "info" };
     const nodes = lab.hosts.map((host) =>
-      lab.spawn(host.index, process.execPath, [BIN, "node", "--config", config, "--id", String(host.index)], {
-        name: `node ${host.index}`,
-        env,
-      }),
+      lab.spawn(
+        host.index,
+        process.execPath,
+        [BIN, "node", "--config", config, "--id", String(host.index), "--new"],
+        {
+          name: `node ${host.index}`,
+          env,
+        },
+      ),
     );
     const [node1, node2, node3] = nodes as [LabProcess, LabProcess, LabProcess];
     const report =

@@ -9,6 +9,23 @@ export {
   parseClusterConfig,
   parseCourseConfig,
 } from "./config.js";
+export {
+  DATA_DIR_MESSAGES,
+  type DataDirError,
+  type DataDirEvent,
+  type DataDirFileSystem,
+  holdsNoRecords,
+  isLogFileName,
+  nodeDataDirFileSystem,
+  type OpenDataDirOptions,
+  type OpenedDataDir,
+  openDataDir,
+  prepareDataDirPath,
+  REJOIN_STEPS,
+  type RejoinReason,
+  type RejoinStep,
+  rejoinTempDir,
+} from "./data-dir.js";
 export { describeMessage } from "./describe.js";
 export {
   Driver,
