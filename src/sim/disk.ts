@@ -1,4 +1,5 @@
 import { type Ballot, type DurableDelta, type Prng, type Result, ZERO_BALLOT } from "../core/index.js";
+import type { DataDirFileSystem } from "../runtime/index.js";
 import {
   type CompactOptions,
   type DurableState,
@@ -10,8 +11,11 @@ import {
   WalStorage,
 } from "../storage/index.js";
 
-/** Where a simulated process keeps its log on its own simulated disk. */
+/** Where a simulated process keeps its log on its own simulated disk (its `--data`). */
 export const SIM_DATA_DIR = "/data";
+
+/** Where the adapter puts directories the data-dir set-up removes (never read again). */
+const TRASH_DIR = "/trash";
 
 /**
  * One simulated machine's disk: a `MemoryFileSystem` (storage/'s in-memory file system with its
@@ -23,6 +27,9 @@ export const SIM_DATA_DIR = "/data";
  */
 export class SimDisk {
   readonly fs: MemoryFileSystem;
+  /** The same file system as `openDataDir` (runtime/data-dir.ts) sees it. */
+  readonly dataDirFs: DataDirFileSystem;
+  private removed = 0;
 
   /** @param complete resolves a durability call after the disk's latency, as a simulator event. */
   constructor(complete: (done: () => void) => void) {
@@ -33,11 +40,44 @@ export class SimDisk {
         return new Promise<void>((resolve) => complete(resolve));
       },
     });
+    const fs = this.fs;
+    const notFound = (path: string) =>
+      Object.assign(new Error(`ENOENT: no such file or directory, '${path}'`), { code: "ENOENT" });
+    // `MemoryFileSystem` has no rmdir: a removed directory is renamed into a trash directory (an
+    // atomic rename of one entry, durable after the parent's sync, as an rmdir's removal is).
+    const remove = async (path: string) => {
+      if (!fs.exists(TRASH_DIR)) await fs.mkdir(TRASH_DIR);
+      await fs.rename(path, `${TRASH_DIR}/${++this.removed}`);
+    };
+    this.dataDirFs = {
+      async kind(path) {
+        if (!fs.exists(path)) return null;
+        return (await fs.stat(path)).isDirectory ? "directory" : "file";
+      },
+      async realpath(path) {
+        if (!fs.exists(path)) throw notFound(path);
+        return path; // no symbolic links
+      },
+      async mkdir(path) {
+        if (fs.exists(path))
+          throw Object.assign(new Error(`EEXIST: file already exists, '${path}'`), { code: "EEXIST" });
+        await fs.mkdir(path);
+      },
+      readdir: (path) => fs.readdir(path),
+      rename: (from, to) => fs.rename(from, to),
+      async removeEmptyDirectory(path) {
+        if ((await fs.readdir(path)).length > 0)
+          throw Object.assign(new Error(`ENOTEMPTY: directory not empty, '${path}'`), { code: "ENOTEMPTY" });
+        await remove(path);
+      },
+      removeTree: remove,
+      syncDirectory: (path) => fs.syncDirectory(path),
+    };
   }
 
-  /** A fresh `WalStorage` over this disk, as a process opens it at start. */
-  openLog(): WalStorage {
-    return new WalStorage({ dir: SIM_DATA_DIR, fs: this.fs });
+  /** A `WalStorage` in `dir` on this disk (what `openDataDir`'s `createLog` makes). */
+  log(dir: string): WalStorage {
+    return new WalStorage({ dir, fs: this.fs });
   }
 
   /** A power cut: what was not synced is lost, torn or reordered (the crash mode drawn per file). */

@@ -24,9 +24,10 @@ import {
   type ClusterConfig,
   Driver,
   GroupAddressBook,
+  openDataDir,
   type Scheduler,
 } from "../runtime/index.js";
-import { type DurableState, MemoryStorage, type Storage, toReplicaState } from "../storage/index.js";
+import { type DurableState, type Storage, toReplicaState } from "../storage/index.js";
 import type { Endpoint } from "../transport/index.js";
 import { SafetyChecker, type Violation } from "./checker.js";
 import { PromiseWatch, SIM_DATA_DIR, SimDisk } from "./disk.js";
@@ -100,11 +101,8 @@ interface SimProcess {
    * learners and clients, which keep nothing (`MemoryStorage`, as `paxos learner` without `--data`).
    */
   readonly disk: SimDisk | null;
-  /**
-   * Its disk was wiped: the next start is told so (as an operator's `paxos node --rejoin`) and sets
-   * up a rejoin first; it stays set until the rejoin mark is durable.
-   */
-  damaged: boolean;
+  /** Whether it ever started (opened its state): later starts are not told `--new`. */
+  started: boolean;
   /** Whether the last life knew itself rejoining (to keep disk faults to what the quorums spare). */
   rejoining: boolean;
   /** The newest durable promise and the one before it (for the `forgetNewestPromise` variant). */
@@ -326,7 +324,7 @@ export class Simulation implements SimWire {
         prng: this.prng.fork(),
         disk:
           kind === "learner" || kind === "client" ? null : new SimDisk((done) => this.diskWrite(key, done)),
-        damaged: false,
+        started: false,
         rejoining: false,
         promises: { durable: ZERO_BALLOT, prior: ZERO_BALLOT },
         life: null,
@@ -389,6 +387,7 @@ export class Simulation implements SimWire {
           id: process.id,
           limits: this.limits,
           restore: acceptorState,
+          ...(state.rejoining ? { rejoining: true } : {}),
           ...(bugs.acceptor ? { bugs: bugs.acceptor } : {}),
         });
       case "proposer":
@@ -454,22 +453,14 @@ export class Simulation implements SimWire {
    */
   private async boot(life: Life): Promise<void> {
     const process = life.process;
-    let storage: Storage;
-    let state: DurableState;
-    if (process.disk === null) {
-      storage = new MemoryStorage();
-      const opened = await storage.open();
-      if (!opened.ok) throw new Error(`${process.key}: memory storage did not open`);
-      state = opened.value;
-    } else {
-      const opened = await this.openLog(life, process.disk);
-      if (opened === null) return;
-      ({ storage, state } = opened);
-      if (this.options.bugs?.forgetNewestPromise) {
-        storage = new PromiseWatch(storage, process.promises, (promises) => {
-          process.promises = promises;
-        });
-      }
+    const opened = await this.openState(life);
+    if (opened === null) return;
+    let { storage } = opened;
+    const { state } = opened;
+    if (this.options.bugs?.forgetNewestPromise && process.disk !== null) {
+      storage = new PromiseWatch(storage, process.promises, (promises) => {
+        process.promises = promises;
+      });
     }
     process.rejoining = state.rejoining;
     if (!life.alive) return;
@@ -529,60 +520,38 @@ export class Simulation implements SimWire {
   }
 
   /**
-   * Opens the process's log as `paxos node` does (process-kit's `openStorage`): a log that is
-   * damaged, or a disk the operator says was replaced (`--rejoin`), is moved aside, a new log starts
-   * and the rejoining mark is synced to it before the node starts. Null: the process crashed
-   * meanwhile, or (a separate acceptor or proposer) refused to start on a damaged log.
+   * Opens the process's state with the processes' own code (`openDataDir`, runtime/data-dir.ts), as
+   * `paxos node` (a replica: lost or damaged state means rejoin) and `paxos acceptor`/`proposer`
+   * (refuse) do, over the simulated disk; learners and clients keep nothing (memory). The first
+   * start of each process is told `--new` (as `paxos cluster` does on a first start); later ones are
+   * not, so a wiped directory makes a replica rejoin. Null: the process crashed meanwhile, or (a
+   * separate role) refused to start on a damaged log.
    */
-  private async openLog(
-    life: Life,
-    disk: SimDisk,
-  ): Promise<{ storage: Storage; state: DurableState } | null> {
+  private async openState(life: Life): Promise<{ storage: Storage; state: DurableState } | null> {
     const process = life.process;
-    let storage = disk.openLog();
-    let opened = await storage.open();
+    const disk = process.disk;
+    const opened = await openDataDir({
+      dir: disk === null ? undefined : SIM_DATA_DIR,
+      isNew: disk === null || process.kind === "proposer" || !process.started,
+      onLostState: process.kind === "replica" ? "rejoin" : "refuse",
+      ...(disk !== null ? { fs: disk.dataDirFs } : {}),
+      createLog: (dir: string) => (disk as SimDisk).log(dir),
+      nowMs: this.now,
+    });
     if (!life.alive) return null;
-    let rejoining = process.damaged;
     if (!opened.ok) {
-      if (process.kind !== "replica") {
-        // `paxos acceptor` refuses to vote with damaged state: no fault the simulator injects
-        // into those logs may damage them (a crash loses only unsynced writes).
-        this.checker.fail(
-          "durability",
-          `${process.key}: its log did not open after a crash: ${JSON.stringify(opened.error)}`,
-          this.events,
-        );
-        return null;
-      }
-      this.damagedLogs++;
-      this.record(`D ${this.now} ${process.key} ${opened.error.kind}`);
-      rejoining = true;
+      if (opened.error.kind === "operator") throw new Error(`${process.key}: ${opened.error.message}`);
+      // A separate role refuses to vote with a damaged log; the simulator damages no such log (a
+      // crash loses only unsynced writes), so the log misread what a crash left.
+      this.checker.fail("durability", `${process.key}: ${opened.error.message}`, this.events);
+      return null;
     }
-    if (rejoining) {
-      await storage.close({ sync: false }).catch(() => {});
-      await disk.fs
-        .rename(SIM_DATA_DIR, `${SIM_DATA_DIR}.damaged-${this.now}`)
-        .catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== "ENOENT") throw error;
-        });
-      if (!life.alive) return null;
-      storage = disk.openLog();
-      opened = await storage.open();
-      if (!life.alive) return null;
-      if (!opened.ok)
-        throw new Error(`${process.key}: a new log did not open: ${JSON.stringify(opened.error)}`);
+    process.started = true;
+    if (opened.value.reason !== null) {
+      if (opened.value.reason === "damaged") this.damagedLogs++;
+      this.record(`j ${this.now} ${process.key} ${opened.value.reason}`);
     }
-    if (!opened.ok) return null;
-    let state = opened.value;
-    if (rejoining) {
-      // The mark goes to disk first: a crash during the rejoin must come back rejoining.
-      storage.append({ rejoining: true });
-      await storage.sync();
-      if (!life.alive) return null;
-      process.damaged = false;
-      state = { ...state, rejoining: true };
-    }
-    return { storage, state };
+    return opened.value;
   }
 
   /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
@@ -915,10 +884,10 @@ export class Simulation implements SimWire {
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
 
-  /** Whether a replica is rejoining (as far as its last life knew), or lost its state and will. */
+  /** Whether a replica is rejoining (as far as its last life knew, or its disk was wiped since). */
   private rejoiningOrDamaged(process: SimProcess): boolean {
     const role = process.life?.role;
-    return process.damaged || (role instanceof Replica ? role.rejoining : process.rejoining);
+    return role instanceof Replica ? role.rejoining : process.rejoining;
   }
 
   /**
@@ -947,7 +916,7 @@ export class Simulation implements SimWire {
     this.record(`f ${this.now} ${process.key} ${kind}`);
     if (kind === "torn write" || process.disk === null) return; // the crash did it
     if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
-    process.damaged = true;
+    process.rejoining = true; // its next start finds no state and rejoins
     process.promises = { durable: ZERO_BALLOT, prior: ZERO_BALLOT };
   }
 
