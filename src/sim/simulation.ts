@@ -146,6 +146,7 @@ type SimEvent =
   | { readonly kind: "io"; readonly process: SimProcess; readonly done: () => void }
   | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
   | { readonly kind: "restart"; readonly process: SimProcess }
+  | { readonly kind: "crash"; readonly process: SimProcess; readonly incarnation: number }
   | { readonly kind: "heal" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" };
@@ -801,6 +802,12 @@ export class Simulation implements SimWire {
       case "restart":
         if (event.process.life === null && event.process !== this.heldDown) this.restart(event.process);
         return;
+      case "crash": {
+        const { process } = event;
+        if (this.faultsOn && process.life !== null && process.incarnation === event.incarnation)
+          this.crash(process);
+        return;
+      }
       case "laggard":
         if (this.faultsOn) this.keepAway(event.process, event.away);
         return;
@@ -826,7 +833,8 @@ export class Simulation implements SimWire {
     if (this.prng.chance(s.crashChance)) {
       // Half the crashes hit the leader: its loss is what stresses recovery the most.
       const leaders = this.processes.filter((p) => leaderOf(p.life?.role ?? null));
-      const candidates = this.processes.filter((p) => p.kind !== "client" && p.life?.role);
+      // Any process that is up or starting (a crash may come in the middle of its recovery).
+      const candidates = this.processes.filter((p) => p.kind !== "client" && p.life !== null);
       const pool = leaders.length > 0 && this.prng.chance(0.5) ? leaders : candidates;
       if (pool.length > 0) this.crash(this.prng.pick(pool));
     }
@@ -943,6 +951,12 @@ export class Simulation implements SimWire {
   private restart(process: SimProcess): void {
     this.record(`r ${this.now} ${process.key}`);
     this.startLife(process);
+    // A third of the restarts of a replica that lost its disk crash again within a few syncs: in
+    // the middle of opening its state and setting up the rejoin (which must come back rejoining).
+    if (this.faultsOn && process.kind === "replica" && process.rejoining && this.prng.chance(1 / 3)) {
+      const at = this.now + this.prng.range(1, 3 * this.scenario.syncStepsMax + 3);
+      this.queue.push(at, { kind: "crash", process, incarnation: process.incarnation });
+    }
   }
 
   // --- liveness ------------------------------------------------------------------------------------
