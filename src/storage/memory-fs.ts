@@ -44,7 +44,10 @@ export type FsOperationKind =
 export type FsScheduler = (operation: FsOperation) => Promise<void> | void;
 
 export interface MemoryFileSystemOptions {
-  /** The unit in which unsynced writes tear or reach the disk out of order. Default 512. */
+  /**
+   * The unit in which unsynced writes tear or reach the disk out of order: a positive multiple of 8.
+   * Default 512.
+   */
   readonly sectorBytes?: number;
   readonly scheduler?: FsScheduler;
 }
@@ -168,8 +171,9 @@ export class MemoryFileSystem implements FileSystem {
   constructor(options: MemoryFileSystemOptions = {}) {
     this.sectorBytes = options.sectorBytes ?? 512;
     assert(
-      Number.isSafeInteger(this.sectorBytes) && this.sectorBytes > 0,
-      `sectorBytes ${this.sectorBytes} must be a positive integer`,
+      Number.isSafeInteger(this.sectorBytes) && this.sectorBytes > 0 && this.sectorBytes % 8 === 0,
+      // The log tells a lost sector by an aligned all-zero word of 8 bytes (wal-format.ts).
+      `sectorBytes ${this.sectorBytes} must be a positive multiple of 8`,
     );
     this.scheduler = options.scheduler ?? null;
   }

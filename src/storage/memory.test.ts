@@ -109,4 +109,17 @@ describe("MemoryStorage", () => {
     assert.equal(storage.state().snapshot?.slot, 20_000);
     assert.equal(storage.stats.compactions, 40);
   });
+
+  it("is fresh until something was synced", async () => {
+    const storage = new MemoryStorage();
+    await storage.open();
+    assert.equal(storage.fresh, true);
+    storage.append({ proposerRound: 1 });
+    await storage.open(); // a crash before the sync
+    assert.equal(storage.fresh, true);
+    storage.append({ proposerRound: 1 });
+    await storage.sync();
+    await storage.open();
+    assert.equal(storage.fresh, false);
+  });
 });

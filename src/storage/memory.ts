@@ -27,8 +27,16 @@ export class MemoryStorage implements Storage {
   private pending: DurableDelta[] = [];
   private opened = false;
   private counters = { records: 0, syncs: 0, compactions: 0 };
+  private everSynced = false;
+  private foundNothing = true;
+
+  /** After `open()`: nothing was ever synced before it (see {@link Storage.fresh}). */
+  get fresh(): boolean {
+    return this.foundNothing;
+  }
 
   async open(): Promise<Result<DurableState, StorageError>> {
+    this.foundNothing = !this.everSynced;
     this.pending = [];
     this.opened = true;
     this.counters = { records: 0, syncs: 0, compactions: 0 };
@@ -46,6 +54,7 @@ export class MemoryStorage implements Storage {
     if (this.pending.length === 0) return;
     for (const delta of this.pending) this.durable.apply(delta);
     this.pending = [];
+    this.everSynced = true;
     this.counters.syncs++;
   }
 

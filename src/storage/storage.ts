@@ -114,6 +114,13 @@ export interface Storage {
    * damage to durable data as a value and never guesses. Called once, before anything else.
    */
   open(): Promise<Result<DurableState, StorageError>>;
+  /**
+   * After a successful `open()`: true when it found no durable state at all (a new or emptied
+   * directory; a `MemoryStorage` never synced). Storage cannot tell a new node from one that lost
+   * everything: the caller decides, a node known to be new votes, an existing member rejoins.
+   * Optional so that test doubles need not implement it.
+   */
+  readonly fresh?: boolean;
   /** Adds a delta to the write buffer. Not durable until a later `sync()` resolves. Cheap. */
   append(delta: DurableDelta): void;
   /**

@@ -4,17 +4,20 @@ import zlib from "node:zlib";
 import { type AcceptedEntry, type DurableDelta, isWellFormedUnicode, type Snapshot } from "../core/index.js";
 import { crc32 } from "./crc32.js";
 import {
+  alignRecord,
   checkSegmentHeader,
   DeltaAssembler,
   type DeltaPart,
   encodeSegmentHeader,
   findRecordFrom,
   parseSegmentFileName,
+  RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX,
   RECORD_PAYLOAD_BYTES_TARGET,
   RecordBuffer,
   readRecordAt,
   segmentFileName,
+  showsLostSector,
   type WalRecord,
 } from "./wal-format.js";
 
@@ -53,7 +56,7 @@ function decodeDeltas(buffer: RecordBuffer): (DurableDelta | WalRecord)[] {
 function recordLengths(buffer: RecordBuffer): number[] {
   const bytes = buffer.view();
   const lengths: number[] = [];
-  for (let at = 0; at < bytes.length; at += 8 + (lengths.at(-1) as number))
+  for (let at = 0; at < bytes.length; at += alignRecord(RECORD_HEADER_BYTES + (lengths.at(-1) as number)))
     lengths.push(bytes.readUInt32LE(at));
   return lengths;
 }
@@ -341,26 +344,93 @@ describe("record encoding", () => {
   it("never reads zeros as records, and finds a record after damage", () => {
     const zeros = Buffer.alloc(64);
     const read = readRecordAt(zeros, 0, 1);
-    assert.ok(!read.ok && read.damage === "frame");
-    assert.equal(findRecordFrom(zeros, 0, 1), -1);
+    assert.ok(!read.ok && read.damage === "header");
+    assert.equal(findRecordFrom(zeros, 0, 1), null);
     const buffer = new RecordBuffer();
     buffer.appendDelta({ proposerRound: 3 });
     buffer.seal(1, 64);
     const joined = Buffer.concat([zeros, buffer.view()]);
-    assert.equal(findRecordFrom(joined, 1, 1), 64);
+    assert.deepEqual(findRecordFrom(joined, 1, 1), { at: 64, commitStart: 64 });
+  });
+
+  it("round-trips a seal, pads records to 8 bytes and names each record's group commit", () => {
+    const buffer = new RecordBuffer();
+    buffer.appendDelta({ proposerRound: 3 });
+    buffer.appendSeal(6);
+    assert.equal(buffer.length % 8, 0);
+    buffer.seal(5, 48);
+    const bytes = Buffer.concat([Buffer.alloc(48), buffer.view()]);
+    const first = readRecordAt(bytes, 48, 5);
+    assert.ok(first.ok && first.commitStart === 48 && first.next % 8 === 0);
+    const second = readRecordAt(bytes, first.next, 5);
+    assert.ok(second.ok && second.commitStart === 48);
+    assert.deepEqual(second.record, { type: "seal", next: 6 });
+    assert.equal(second.next, bytes.length);
+    assert.throws(() => buffer.appendSeal(7), /reset/);
+    assert.throws(() => buffer.seal(5, 56), /another place/);
+  });
+
+  it("stores no all-zero aligned word, even for payloads of zeros (whitening)", () => {
+    const buffer = new RecordBuffer();
+    const zeros = "\0".repeat(3000);
+    buffer.appendDelta({
+      accepted: [entry(1, 1, [zeros, "", "", ""])],
+      decided: [{ slot: 1, value: { commands: [] } }],
+    });
+    buffer.appendCheckpoint({
+      promised: { round: 0, node: 0 },
+      round: 0,
+      trimmedBelowSlot: 0,
+      rejoining: false,
+      snapshot: { slot: 1, sessions: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], app: zeros },
+      accepted: [],
+      decided: [],
+    });
+    buffer.seal(1, 16);
+    const bytes = buffer.view();
+    for (let at = 0; at + 8 <= bytes.length; at += 8) {
+      assert.ok(bytes.readUInt32LE(at) !== 0 || bytes.readUInt32LE(at + 4) !== 0, `zero word at ${at}`);
+    }
+  });
+
+  it("tells a lost sector from rot: zeros or a cut inside the damaged record, never a flipped bit", () => {
+    const buffer = new RecordBuffer();
+    buffer.appendDelta({ accepted: [entry(1, 1, ["x".repeat(200)])] });
+    buffer.seal(1, 16);
+    const record = Buffer.concat([Buffer.alloc(16), buffer.view()]);
+    const intact = readRecordAt(record, 16, 1);
+    assert.ok(intact.ok);
+    // A flipped bit anywhere in header or payload: damage, and no sign of a lost sector.
+    for (let bit = 0; bit < (record.length - 16) * 8; bit += 7) {
+      const rotted = Buffer.from(record);
+      rotted[16 + (bit >> 3)] = (rotted[16 + (bit >> 3)] as number) ^ (1 << (bit & 7));
+      const read = readRecordAt(rotted, 16, 1);
+      if (read.ok) continue; // a bit of padding: harmless
+      assert.equal(showsLostSector(rotted, 16, read.damage), false, `bit ${bit}: ${read.detail}`);
+    }
+    // A sector of it zeroed (from an aligned word to the end), or the file cut short: lost.
+    for (let from = 16; from < record.length; from += 8) {
+      const torn = Buffer.from(record);
+      torn.fill(0, from);
+      const read = readRecordAt(torn, 16, 1);
+      assert.ok(!read.ok && showsLostSector(torn, 16, read.damage), `zeroed from ${from}`);
+      const cut = record.subarray(0, from);
+      const cutRead = readRecordAt(cut, 16, 1);
+      assert.ok(!cutRead.ok && showsLostSector(cut, 16, cutRead.damage), `cut at ${from}`);
+    }
   });
 
   it("binds a record's checksum to its segment and offset", () => {
     const buffer = new RecordBuffer();
     buffer.appendDelta({ proposerRound: 3 });
-    buffer.seal(7, 100);
-    const bytes = Buffer.concat([Buffer.alloc(100), buffer.view()]);
-    assert.ok(readRecordAt(bytes, 100, 7).ok);
-    assert.ok(readRecordAt(bytes.subarray(100), 0, 7, 100).ok);
-    const elsewhere = readRecordAt(bytes, 100, 8);
+    buffer.seal(7, 104);
+    const bytes = Buffer.concat([Buffer.alloc(104), buffer.view()]);
+    assert.ok(readRecordAt(bytes, 104, 7).ok);
+    assert.ok(readRecordAt(bytes.subarray(104), 0, 7, 104).ok);
+    const elsewhere = readRecordAt(bytes, 104, 8);
     assert.ok(!elsewhere.ok && /checksum/.test(elsewhere.detail));
-    const moved = Buffer.concat([Buffer.alloc(101), buffer.view()]);
-    assert.ok(!readRecordAt(moved, 101, 7).ok);
-    assert.equal(findRecordFrom(moved, 0, 7), -1);
+    const moved = Buffer.concat([Buffer.alloc(112), buffer.view()]);
+    assert.ok(!readRecordAt(moved, 112, 7).ok);
+    assert.equal(findRecordFrom(moved, 0, 7), null);
   });
 });

@@ -4,14 +4,25 @@
  *
  * Segment file `wal-NNNNNNNN.log` (8 decimal digits, numbered from 1, never reused):
  *
- *   header  16 bytes   "PXWL" | u32 version (2) | u32 segment number | u32 CRC-32 of the first 12 bytes
- *   record  ...        u32 payload length | u32 checksum | payload                (little-endian)
+ *   header  16 bytes   "PXWL" | u32 version (3) | u32 segment number | u32 CRC-32 of the first 12 bytes
+ *   record  16 bytes   u32 payload length | u32 payload CRC | u32 commit start | u32 header CRC
+ *           ...        payload, whitened, then 0-7 bytes of (whitened zero) padding (little-endian)
  *
- * A record's checksum is the CRC-32 (IEEE) of its position, then its payload: of the 12 bytes
- * `u32 segment number | u64 file offset of the record` followed by the payload. Binding a record
- * to where it was written means stale blocks (from a deleted segment, exposed in a grown file after a
- * power cut on file systems that allow it) and misdirected writes never pass for records; this is
- * what makes "never reuse a segment number" matter.
+ * Records start at multiples of 8 bytes ({@link RECORD_ALIGN_BYTES}). The payload CRC is the CRC-32
+ * (IEEE) of the stored payload bytes. The commit start is the file offset where the group commit
+ * that wrote the record begins (every record of one `write` has the same one). The header CRC is the
+ * CRC-32 of the record's position, `u32 segment number | u64 file offset of the record`, then the
+ * header's first 12 bytes. Binding a record to where it was written means stale blocks (from a
+ * deleted segment, exposed in a grown file after a power cut on file systems that allow it) and
+ * misdirected writes never pass for records; this is what makes "never reuse a segment number"
+ * matter. A header that passes its CRC has a trustworthy length and commit start even when the
+ * payload is damaged.
+ *
+ * Payload and padding are whitened: XORed with a fixed key stream of non-zero bytes indexed by file
+ * offset ({@link whiten}). So no record ever holds eight zero bytes at a multiple of 8 (the header's
+ * words hold a non-zero length and a non-zero commit start), and an all-zero aligned word inside a
+ * damaged record is the mark of a sector that never reached the disk, never of rot: this is how
+ * `open` tells a torn write from corruption (docs/durability.md, "Disk model and recovery rules").
  *
  * A payload starts with a type byte. Integers are unsigned LEB128 varints (at most 8 bytes: every
  * number is a non-negative safe integer); strings are a varint `byteLength * 2 + utf16` and the
@@ -31,6 +42,7 @@
  *                        512 decided, 1024 continued
  *   2 checkpoint-begin = promised:ballot round trimmedBelowSlot rejoining:u8 counts
  *   3 checkpoint-end   = counts
+ *   4 seal             = nextSegment (always this segment's number + 1)
  *   counts             = votes decidedSlots snapshotSlot (0: no snapshot)
  *
  * One delta is one record, or several when it is large (a snapshot's application state can be
@@ -45,6 +57,14 @@
  * then `checkpoint-end`, always at the start of a segment; replay resets the state at its begin. A
  * length of 0 is invalid, so a tail of zeros (a crash after the file grew but before its data reached
  * the disk) never parses as records.
+ *
+ * A seal is the last record of every segment but the newest: when the log rolls to segment N + 1 it
+ * first creates N + 1 (header synced, directory synced), then appends a seal naming N + 1 to N and
+ * syncs it, and only then writes records to N + 1. So a log whose newest segment is sealed has lost
+ * the segment after it, which `open` reports as corruption.
+ *
+ * Version 2 (8-byte record headers, no whitening, no seals) is not read: `open` reports such a log
+ * as corrupt ("unsupported format version 2") and the node rejoins with a new log.
  */
 import type {
   AcceptedEntry,
@@ -59,9 +79,13 @@ import { chunkEnd, copyAscii, err, isWellFormedUnicode, ok, valueBytesEstimate }
 import { crc32 } from "./crc32.js";
 import type { DurableImage } from "./storage.js";
 
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 export const SEGMENT_HEADER_BYTES = 16;
-export const RECORD_HEADER_BYTES = 8;
+export const RECORD_HEADER_BYTES = 16;
+/** Records start, and group commits begin and end, at multiples of this. */
+export const RECORD_ALIGN_BYTES = 8;
+/** Bytes of a seal record (header, type, a segment number of up to 4 varint bytes, padding). */
+export const SEAL_RECORD_BYTES = 24;
 /**
  * Largest record payload accepted when reading. Records are cut at about
  * {@link RECORD_PAYLOAD_BYTES_TARGET}; only one vote or decided value larger than that (a batch is
@@ -76,6 +100,7 @@ const MAGIC = Buffer.from("PXWL", "latin1");
 const TYPE_DELTA = 1;
 const TYPE_CHECKPOINT_BEGIN = 2;
 const TYPE_CHECKPOINT_END = 3;
+const TYPE_SEAL = 4;
 const FLAG_PROMISED = 1;
 const FLAG_ROUND = 2;
 const FLAG_FLOOR = 4;
@@ -141,7 +166,9 @@ export interface CheckpointCounts {
 export type WalRecord =
   | { readonly type: "delta"; readonly part: DeltaPart }
   | { readonly type: "checkpoint-begin"; readonly marks: CheckpointMarks; readonly counts: CheckpointCounts }
-  | { readonly type: "checkpoint-end"; readonly counts: CheckpointCounts };
+  | { readonly type: "checkpoint-end"; readonly counts: CheckpointCounts }
+  /** The last record of a segment that the log rolled past: `next` is the segment after it. */
+  | { readonly type: "seal"; readonly next: number };
 
 export function segmentFileName(segment: number): string {
   return `wal-${String(segment).padStart(8, "0")}.log`;
@@ -293,18 +320,41 @@ const entryBytes = (entry: { readonly value: Value }): number => valueBytesEstim
 
 const position = Buffer.alloc(12);
 
-/** A record's checksum: CRC-32 of `u32 segment | u64 offset` (where it starts), then its payload. */
-export function recordChecksum(
-  bytes: Uint8Array,
-  payloadStart: number,
-  payloadEnd: number,
-  segment: number,
-  offset: number,
-): number {
+/**
+ * A record header's CRC: of `u32 segment | u64 offset` (where the record starts), then the header's
+ * first 12 bytes (length, payload CRC, commit start) at `at` in `bytes`.
+ */
+export function headerChecksum(bytes: Uint8Array, at: number, segment: number, offset: number): number {
   position.writeUInt32LE(segment, 0);
   position.writeUInt32LE(offset % 2 ** 32, 4);
   position.writeUInt32LE(Math.floor(offset / 2 ** 32), 8);
-  return crc32(bytes, payloadStart, payloadEnd, crc32(position));
+  return crc32(bytes, at, at + 12, crc32(position));
+}
+
+/** The key stream payloads are whitened with: 256 non-zero bytes, indexed by file offset mod 256. */
+const WHITENING_KEY = (() => {
+  const key = new Uint8Array(256);
+  let x = 0x2545f491;
+  for (let i = 0; i < key.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    key[i] = x >>> 24 || 0x5a;
+  }
+  return key;
+})();
+
+/**
+ * XORs `bytes[start, end)`, which are (or go) at file offset `offset + start`, with the key stream.
+ * Its own inverse. Why: see the format above (no aligned zero word in a record).
+ */
+export function whiten(bytes: Uint8Array, start: number, end: number, offset: number): void {
+  for (let i = start, k = (offset + start) & 255; i < end; i++, k = (k + 1) & 255) {
+    bytes[i] = (bytes[i] as number) ^ (WHITENING_KEY[k] as number);
+  }
+}
+
+/** `at` rounded up to a multiple of {@link RECORD_ALIGN_BYTES}. */
+export function alignRecord(at: number): number {
+  return Math.ceil(at / RECORD_ALIGN_BYTES) * RECORD_ALIGN_BYTES;
 }
 
 /**
@@ -320,6 +370,8 @@ export class RecordBuffer {
   records = 0;
   private recordStart = 0;
   private readonly initialBytes: number;
+  /** Where `seal()` placed the records (it whitens in place, so it must run once): null until then. */
+  private sealedAt: { segment: number; offset: number } | null = null;
 
   constructor(initialBytes = 64 * 1024) {
     this.initialBytes = initialBytes;
@@ -334,6 +386,7 @@ export class RecordBuffer {
   reset(): void {
     this.length = 0;
     this.records = 0;
+    this.sealedAt = null;
     // Give back memory after a burst (a snapshot, a large checkpoint) instead of holding it forever.
     if (this.bytes.length > 16 * this.initialBytes) this.bytes = Buffer.allocUnsafe(this.initialBytes);
   }
@@ -346,6 +399,15 @@ export class RecordBuffer {
    */
   appendDelta(delta: DurableDelta): void {
     this.atomically(() => this.encodeDelta(delta));
+  }
+
+  /** Appends a seal: the segment these records go to is complete, and `next` comes after it. */
+  appendSeal(next: number): void {
+    this.atomically(() => {
+      this.begin(TYPE_SEAL);
+      this.varuint(next);
+      this.finish();
+    });
   }
 
   /** Appends a checkpoint of `image`: begin (the marks), one delta (snapshot, votes, log), end. */
@@ -376,6 +438,7 @@ export class RecordBuffer {
 
   /** Runs an encoding; if it throws, the buffer is left as it was (never half a record). */
   private atomically(encode: () => void): void {
+    if (this.sealedAt !== null) throw new Error("RecordBuffer: appended to after seal(); reset() first");
     const length = this.length;
     const records = this.records;
     try {
@@ -473,17 +536,39 @@ export class RecordBuffer {
       fail(`record of ${payloadBytes} bytes exceeds ${RECORD_PAYLOAD_BYTES_MAX}`);
     }
     this.bytes.writeUInt32LE(payloadBytes, start);
-    this.bytes.writeUInt32LE(0, start + 4); // the checksum: see seal()
+    // Padding to the next record's alignment: zeros, whitened with the payload by seal().
+    const padded = alignRecord(this.length);
+    this.ensure(padded - this.length);
+    this.bytes.fill(0, this.length, padded);
+    this.length = padded;
     this.records++;
   }
 
-  /** Fills in the checksums for records that will be written to `segment` from file offset `offset`. */
+  /**
+   * Makes the records ready to be written to `segment` from file offset `offset`, as one group
+   * commit: whitens payloads and padding, fills in the commit start and the checksums. Once only
+   * (it whitens in place); appending again needs a `reset()`.
+   */
   seal(segment: number, offset: number): void {
+    if (this.sealedAt !== null) {
+      if (this.sealedAt.segment === segment && this.sealedAt.offset === offset) return;
+      throw new Error("RecordBuffer: sealed once already, for another place");
+    }
+    if (
+      !(Number.isSafeInteger(offset) && offset >= 0 && offset % RECORD_ALIGN_BYTES === 0 && offset < 2 ** 32)
+    )
+      throw new RangeError(`records cannot start at offset ${offset}`);
+    this.sealedAt = { segment, offset };
     const bytes = this.bytes;
     for (let at = 0; at < this.length; ) {
-      const end = at + RECORD_HEADER_BYTES + bytes.readUInt32LE(at);
-      bytes.writeUInt32LE(recordChecksum(bytes, at + RECORD_HEADER_BYTES, end, segment, offset + at), at + 4);
-      at = end;
+      const payloadStart = at + RECORD_HEADER_BYTES;
+      const end = payloadStart + bytes.readUInt32LE(at);
+      const next = alignRecord(end);
+      whiten(bytes, payloadStart, next, offset);
+      bytes.writeUInt32LE(crc32(bytes, payloadStart, end), at + 4);
+      bytes.writeUInt32LE(offset, at + 8);
+      bytes.writeUInt32LE(headerChecksum(bytes, at, segment, offset + at), at + 12);
+      at = next;
     }
   }
 
@@ -720,6 +805,9 @@ function decodePayload(bytes: Buffer, start: number, end: number): WalRecord {
     case TYPE_CHECKPOINT_END:
       record = { type: "checkpoint-end", counts: reader.counts() };
       break;
+    case TYPE_SEAL:
+      record = { type: "seal", next: reader.varuint() };
+      break;
     default:
       throw new DecodeError(`unknown record type ${type}`);
   }
@@ -830,43 +918,61 @@ export class DeltaAssembler {
 }
 
 /**
+ * Why there is no record at an offset:
+ * - `cut`: the file ends inside it (its header, or the payload its valid header announces);
+ * - `header`: a whole header is there but fails its CRC;
+ * - `checksum`: the header is valid (so are its length and commit start), the payload fails its CRC;
+ * - `payload`: both CRCs match but the payload does not decode (a bug or another version: never a
+ *   torn write).
+ */
+export type RecordDamage = "cut" | "header" | "checksum" | "payload";
+
+/**
  * The record at `at` in `bytes`, which hold segment `segment` from file offset `base`, or why there is
- * none:
- * - `frame`: no whole record with a matching checksum starts there (a torn write, or damage);
- * - `payload`: the checksum matches but the payload does not decode (a bug or another version:
- *   never a torn write).
+ * none. `next` is where the record after it starts; `commitStart` is where its group commit began.
  */
 export type RecordRead =
-  | { readonly ok: true; readonly record: WalRecord; readonly next: number }
-  | { readonly ok: false; readonly damage: "frame" | "payload"; readonly detail: string };
+  | { readonly ok: true; readonly record: WalRecord; readonly next: number; readonly commitStart: number }
+  | { readonly ok: false; readonly damage: RecordDamage; readonly detail: string };
+
+/** The payload length announced by a valid header at `at`, or -1 if the header is not valid there. */
+function validHeaderLength(bytes: Buffer, at: number, segment: number, base: number): number {
+  if (bytes.length - at < RECORD_HEADER_BYTES) return -1;
+  if (headerChecksum(bytes, at, segment, base + at) !== bytes.readUInt32LE(at + 12)) return -1;
+  return bytes.readUInt32LE(at);
+}
 
 export function readRecordAt(bytes: Buffer, at: number, segment: number, base = 0): RecordRead {
   const left = bytes.length - at;
   if (left < RECORD_HEADER_BYTES) {
     return {
       ok: false,
-      damage: "frame",
+      damage: "cut",
       detail: `record header cut short (${left} of ${RECORD_HEADER_BYTES} bytes)`,
     };
   }
-  const length = bytes.readUInt32LE(at);
-  if (length === 0) return { ok: false, damage: "frame", detail: "record length 0" };
-  if (length > RECORD_PAYLOAD_BYTES_MAX)
-    return { ok: false, damage: "frame", detail: `record length ${length} too large` };
+  const length = validHeaderLength(bytes, at, segment, base);
+  if (length === -1) return { ok: false, damage: "header", detail: "record header checksum mismatch" };
+  if (length === 0 || length > RECORD_PAYLOAD_BYTES_MAX)
+    return { ok: false, damage: "payload", detail: `valid record header with length ${length}` };
   const start = at + RECORD_HEADER_BYTES;
   const end = start + length;
-  if (end > bytes.length) {
+  const next = alignRecord(end);
+  if (next > bytes.length) {
     return {
       ok: false,
-      damage: "frame",
-      detail: `record of ${length} bytes runs ${end - bytes.length} bytes past the end`,
+      damage: "cut",
+      detail: `record of ${length} bytes runs ${next - bytes.length} bytes past the end`,
     };
   }
-  if (recordChecksum(bytes, start, end, segment, base + at) !== bytes.readUInt32LE(at + 4)) {
-    return { ok: false, damage: "frame", detail: "record checksum mismatch" };
+  if (crc32(bytes, start, end) !== bytes.readUInt32LE(at + 4)) {
+    return { ok: false, damage: "checksum", detail: "record checksum mismatch" };
   }
+  const plain = Buffer.from(bytes.subarray(start, end));
+  whiten(plain, 0, length, base + start);
   try {
-    return { ok: true, record: decodePayload(bytes, start, end), next: end };
+    const record = decodePayload(plain, 0, length);
+    return { ok: true, record, next, commitStart: bytes.readUInt32LE(at + 8) };
   } catch (error) {
     if (error instanceof DecodeError)
       return { ok: false, damage: "payload", detail: `undecodable record: ${error.message}` };
@@ -875,18 +981,41 @@ export function readRecordAt(bytes: Buffer, at: number, segment: number, base = 
 }
 
 /**
- * The first offset at or after `from` where a whole record with a matching checksum starts, or -1
- * (`bytes` are segment `segment` from its start).
- * Tells a torn tail (nothing valid after the damage) from damage in the middle of the log. Cheap on
- * the usual torn tail (zeros or a cut-off record): most offsets fail the length test.
+ * Whether the damage `damage` at `at` (the first in a segment that may end in a torn write) shows a
+ * sector that never reached the disk: the file ends inside the record (rot does not shorten files),
+ * or the damaged record holds an all-zero aligned word, which no record written whole does (see
+ * whitening above) and a bit flip does not make. Looks only inside the record at `at` (its header;
+ * with a valid header, the payload that header announces), never at later bytes, which may belong
+ * to a later, torn group commit while this one was synced and rotted.
  */
-export function findRecordFrom(bytes: Buffer, from: number, segment: number): number {
-  for (let at = from; at + RECORD_HEADER_BYTES < bytes.length; at++) {
-    const length = bytes.readUInt32LE(at);
-    if (length === 0 || length > RECORD_PAYLOAD_BYTES_MAX) continue;
-    const start = at + RECORD_HEADER_BYTES;
-    if (start + length > bytes.length) continue;
-    if (recordChecksum(bytes, start, start + length, segment, at) === bytes.readUInt32LE(at + 4)) return at;
+export function showsLostSector(bytes: Buffer, at: number, damage: RecordDamage): boolean {
+  if (damage === "cut") return true;
+  if (damage === "payload") return false;
+  if (damage === "header") return isZeroWord(bytes, at) || isZeroWord(bytes, at + 8);
+  const start = at + RECORD_HEADER_BYTES;
+  const end = Math.min(bytes.length, alignRecord(start + bytes.readUInt32LE(at)));
+  for (let word = start; word + 8 <= end; word += 8) if (isZeroWord(bytes, word)) return true;
+  return false;
+}
+
+function isZeroWord(bytes: Buffer, at: number): boolean {
+  return bytes.readUInt32LE(at) === 0 && bytes.readUInt32LE(at + 4) === 0;
+}
+
+/**
+ * The first aligned offset at or after `from` where a valid record header starts (its payload may
+ * still be damaged), and the commit start it names; null if there is none (`bytes` are segment
+ * `segment` from its start). Cheap: most offsets fail on the header CRC of 12 bytes.
+ */
+export function findRecordFrom(
+  bytes: Buffer,
+  from: number,
+  segment: number,
+): { readonly at: number; readonly commitStart: number } | null {
+  for (let at = alignRecord(from); at + RECORD_HEADER_BYTES <= bytes.length; at += RECORD_ALIGN_BYTES) {
+    const length = validHeaderLength(bytes, at, segment, 0);
+    if (length > 0 && length <= RECORD_PAYLOAD_BYTES_MAX)
+      return { at, commitStart: bytes.readUInt32LE(at + 8) };
   }
-  return -1;
+  return null;
 }

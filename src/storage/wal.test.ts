@@ -9,7 +9,13 @@ import { type FileSystem, nodeFileSystem } from "./fs.js";
 import { MemoryFileSystem } from "./memory-fs.js";
 import { DurableModel, type DurableState, type StorageError } from "./storage.js";
 import { type WalOptions, WalStorage } from "./wal.js";
-import { segmentFileName } from "./wal-format.js";
+import {
+  alignRecord,
+  RECORD_HEADER_BYTES,
+  RecordBuffer,
+  SEAL_RECORD_BYTES,
+  segmentFileName,
+} from "./wal-format.js";
 
 function vote(slot: number, round: number, payload: string): AcceptedEntry {
   return {
@@ -44,6 +50,14 @@ async function writeOneByOne(wal: WalStorage, deltas: readonly DurableDelta[]): 
   return offsets;
 }
 
+/** `bytes` of segment `segment` with the seal a roll appends to it. */
+function sealed(bytes: Buffer, segment: number): Buffer {
+  const seal = new RecordBuffer(64);
+  seal.appendSeal(segment + 1);
+  seal.seal(segment, bytes.length);
+  return Buffer.concat([bytes, seal.view()]);
+}
+
 /** A decided value for `slot`. */
 function decidedAt(slot: number, payload = `d${slot}`): SlotValue {
   return { slot, value: { commands: [{ client: 1, seq: slot, payload }] } };
@@ -60,7 +74,7 @@ function snapshotAt(slot: number, appUnits = 64): Snapshot {
 function recordBoundaries(bytes: Buffer, from: number): number[] {
   const boundaries = [from];
   for (let at = from; at < bytes.length; ) {
-    at += 8 + bytes.readUInt32LE(at);
+    at = alignRecord(at + RECORD_HEADER_BYTES + bytes.readUInt32LE(at));
     boundaries.push(at);
   }
   return boundaries;
@@ -228,7 +242,7 @@ for (const fileSystem of fileSystems) {
       });
     });
 
-    it("treats zeros, garbage, stale records or a damaged last record after the last good record as a torn tail", async () => {
+    it("treats zeros or a cut after the last good record as a torn tail; garbage, stale records or rot there as corruption", async () => {
       await withDir(async (dir) => {
         const deltas = Array.from({ length: 5 }, (_, i) => deltaAt(i + 1));
         const { wal } = await openWal(dir);
@@ -236,23 +250,38 @@ for (const fileSystem of fileSystems) {
         await wal.close();
         const file = join(dir, segmentFileName(1));
         const full = await readFile(file);
-        const garbage = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919 + 13) % 256));
-        // Also a copy of this segment's own records: stale blocks, valid only where they were written.
-        for (const tail of [Buffer.alloc(4096), garbage, full.subarray(16)]) {
-          await writeFile(file, Buffer.concat([full, tail]));
+        const lastStart = offsets.at(-1) as number;
+        // Zeros: sectors that never reached the disk. A cut inside the last record: the same.
+        for (const bytes of [Buffer.concat([full, Buffer.alloc(4096)]), full.subarray(0, full.length - 8)]) {
+          await writeFile(file, bytes);
           const reopened = await openWal(dir);
-          assert.deepEqual(reopened.state, modelOf(deltas));
-          assert.equal(reopened.wal.stats.tornTailBytes, tail.length);
+          const survived = bytes.length > full.length ? deltas : deltas.slice(0, -1);
+          assert.deepEqual(reopened.state, modelOf(survived));
+          assert.equal(
+            reopened.wal.stats.tornTailBytes,
+            bytes.length - (bytes.length > full.length ? full.length : lastStart),
+          );
           await reopened.wal.close();
         }
-        // Bit rot in the very last record cannot be told from a torn write: it is cut off.
+        // Garbage, a copy of this segment's own records (stale blocks: valid only where they were
+        // written), or a flipped bit in the last record: no sign of a lost sector, so synced bytes
+        // may be damaged. Never cut off silently: corruption, and nothing is touched.
+        const garbage = Buffer.from(Array.from({ length: 304 }, (_, i) => (i * 7919 + 13) % 256));
         const flipped = Buffer.from(full);
-        const lastStart = offsets.at(-1) as number;
-        flipped[lastStart + 10] = (flipped[lastStart + 10] as number) ^ 0x10;
-        await writeFile(file, flipped);
-        const reopened = await openWal(dir);
-        assert.deepEqual(reopened.state, modelOf(deltas.slice(0, -1)));
-        await reopened.wal.close();
+        flipped[lastStart + 20] = (flipped[lastStart + 20] as number) ^ 0x10;
+        for (const bytes of [
+          Buffer.concat([full, garbage]),
+          Buffer.concat([full, full.subarray(16)]),
+          flipped,
+        ]) {
+          await writeFile(file, bytes);
+          const error = await openError(dir);
+          assert.ok(
+            error.kind === "corrupt" && /no sign of an interrupted write/.test(error.detail),
+            JSON.stringify(error),
+          );
+          assert.deepEqual(await readFile(file), bytes, "nothing repaired");
+        }
       });
     });
 
@@ -403,6 +432,9 @@ for (const fileSystem of fileSystems) {
         await wal.sync();
         const before = new Map<string, Buffer>();
         for (const name of await segmentFiles(dir)) before.set(name, await readFile(join(dir, name)));
+        // The compaction's roll seals the last of them before the checkpoint goes in.
+        const lastName = segmentFileName(before.size);
+        before.set(lastName, sealed(before.get(lastName) as Buffer, before.size));
         await wal.compact();
         await wal.close();
         const [checkpointName] = await segmentFiles(dir);
@@ -442,14 +474,18 @@ for (const fileSystem of fileSystems) {
         const { wal } = await openWal(dir);
         wal.append({ proposerRound: 3 });
         await wal.close();
+        const unsealed = await readFile(join(dir, "wal-00000001.log"));
         for (const header of [Buffer.alloc(0), Buffer.from("PXW"), Buffer.alloc(16)]) {
           await writeFile(join(dir, "wal-00000002.log"), header);
           const reopened = await openWal(dir);
           assert.equal(reopened.state.round, 3);
           assert.equal(reopened.wal.stats.tornTailBytes, header.length);
           assert.equal((await stat(join(dir, "wal-00000002.log"))).size, 16);
+          // The roll stopped before segment 1 was sealed: open finishes it.
+          assert.deepEqual(await readFile(join(dir, "wal-00000001.log")), sealed(unsealed, 1));
           await reopened.wal.close();
           await unlink(join(dir, "wal-00000002.log"));
+          await writeFile(join(dir, "wal-00000001.log"), unsealed);
         }
         await writeFile(join(dir, "wal-00000002.log"), Buffer.from("not a log segment at all"));
         let error = await openError(dir);
@@ -505,6 +541,82 @@ for (const fileSystem of fileSystems) {
         const reopened = await openWal(dir);
         assert.deepEqual(reopened.state, modelOf(Array.from({ length: 11 }, (_, i) => deltaAt(i + 1))));
         await reopened.wal.close();
+      });
+    });
+
+    it("says whether it found a log: fresh in a new or emptied directory, not after a write", async () => {
+      await withDir(async (dir) => {
+        const { wal } = await openWal(dir);
+        assert.equal(wal.fresh, true);
+        await wal.close();
+        // An empty log (header only) is still a log: the node was started here before.
+        const reopened = await openWal(dir);
+        assert.equal(reopened.wal.fresh, false);
+        await reopened.wal.close();
+        await unlink(join(dir, segmentFileName(1)));
+        const emptied = await openWal(dir);
+        assert.equal(emptied.wal.fresh, true, "no segment left: the caller decides (new node or rejoin)");
+        await emptied.wal.close();
+      });
+    });
+
+    it("detects a lost newest segment, a lost middle one and lost first ones; with none left it is fresh", async () => {
+      await withDir(async (dir) => {
+        const deltas = Array.from({ length: 60 }, (_, i) => deltaAt(i + 1));
+        const { wal } = await openWal(dir, { segmentBytesMax: 512 });
+        for (const delta of deltas) {
+          wal.append(delta);
+          await wal.sync();
+        }
+        await wal.close();
+        const names = await segmentFiles(dir);
+        assert.ok(names.length >= 4, `${names.length} segments`);
+        const saved = new Map<string, Buffer>();
+        for (const name of names) saved.set(name, await readFile(join(dir, name)));
+        // Every segment but the newest ends with its seal.
+        for (const name of names.slice(0, -1)) {
+          const bytes = saved.get(name) as Buffer;
+          const number = Number(name.slice(4, 12));
+          const unsealed = bytes.subarray(0, bytes.length - SEAL_RECORD_BYTES);
+          assert.deepEqual(sealed(unsealed, number), bytes, `${name} is sealed`);
+        }
+        const restore = async () => {
+          for (const [name, bytes] of saved) await writeFile(join(dir, name), bytes);
+        };
+        const lose = async (lost: readonly string[]): Promise<void> => {
+          await restore();
+          for (const name of lost) await unlink(join(dir, name));
+        };
+
+        await lose([names.at(-1) as string]);
+        let error = await openError(dir, { segmentBytesMax: 512 });
+        assert.ok(error.kind === "corrupt" && error.file === names.at(-1), JSON.stringify(error));
+        assert.match(error.detail, /newest segment was lost/);
+
+        await lose(names.slice(-2));
+        error = await openError(dir, { segmentBytesMax: 512 });
+        assert.ok(error.kind === "corrupt" && error.file === names.at(-2), JSON.stringify(error));
+
+        await lose([names[1] as string]);
+        error = await openError(dir, { segmentBytesMax: 512 });
+        assert.ok(error.kind === "corrupt" && error.file === names[1], JSON.stringify(error));
+        assert.match(error.detail, /segment missing/);
+
+        await lose([names[0] as string]);
+        error = await openError(dir, { segmentBytesMax: 512 });
+        assert.ok(error.kind === "corrupt" && /earlier segments are missing/.test(error.detail));
+
+        await lose(names);
+        const { wal: fresh, state } = await openWal(dir, { segmentBytesMax: 512 });
+        assert.equal(fresh.fresh, true);
+        assert.deepEqual(state, modelOf([]));
+        await fresh.close();
+
+        await lose(names.slice(0, 0));
+        const whole = await openWal(dir, { segmentBytesMax: 512 });
+        assert.equal(whole.wal.fresh, false);
+        assert.deepEqual(whole.state, modelOf(deltas));
+        await whole.wal.close();
       });
     });
 
@@ -649,7 +761,8 @@ for (const fileSystem of fileSystems) {
         assert.equal(state.log.length, 10);
         assert.equal(state.accepted.length, 10);
         assert.equal(reopened.stats.checkpointBytes, checkpoint, "found again on open");
-        assert.ok(reopened.stats.bytesSinceCheckpoint > 0 && reopened.stats.bytesSinceCheckpoint < 20);
+        // The checkpoint segment is full: a seal, then one record of 24 bytes in the next.
+        assert.ok(reopened.stats.bytesSinceCheckpoint > 0 && reopened.stats.bytesSinceCheckpoint <= 48);
         let fileBytes = 0;
         for (const name of await segmentFiles(dir)) fileBytes += (await stat(join(dir, name))).size;
         assert.equal(reopened.stats.diskBytes, fileBytes);
@@ -693,7 +806,7 @@ for (const fileSystem of fileSystems) {
           model.apply(delta);
         }
         await wal.sync();
-        const old = await readFile(join(dir, segmentFileName(1)));
+        const old = sealed(await readFile(join(dir, segmentFileName(1))), 1);
         await wal.compact();
         await wal.close();
         const checkpointFile = join(dir, segmentFileName(2));
@@ -779,7 +892,7 @@ for (const fileSystem of fileSystems) {
             await wal.compact();
             // One checkpoint: the state, its sessions, and a few bytes of marks and framing.
             const appBytes = Buffer.byteLength(snapshot.app);
-            assert.ok(wal.stats.checkpointBytes < appBytes + 100, `${wal.stats.checkpointBytes} bytes`);
+            assert.ok(wal.stats.checkpointBytes < appBytes + 200, `${wal.stats.checkpointBytes} bytes`);
             appBytesMax = Math.max(appBytesMax, appBytes);
             checkpointBytesMax = Math.max(checkpointBytesMax, wal.stats.checkpointBytes);
             assert.equal(wal.stats.segments, 1);

@@ -1,11 +1,12 @@
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { DurableDelta, Result } from "../core/index.js";
-import { err, ok } from "../core/index.js";
+import { assert, err, ok } from "../core/index.js";
 import { type FileHandle, type FileSystem, nodeFileSystem } from "./fs.js";
 import type { CompactOptions, DurableState, Storage, StorageError, StorageStats } from "./storage.js";
 import { DurableModel } from "./storage.js";
 import {
+  alignRecord,
   type CheckpointCounts,
   type CheckpointMarks,
   checkSegmentHeader,
@@ -18,9 +19,11 @@ import {
   RECORD_PAYLOAD_BYTES_MAX,
   RecordBuffer,
   readRecordAt,
+  SEAL_RECORD_BYTES,
   SEGMENT_HEADER_BYTES,
   SEGMENT_NUMBER_MAX,
   segmentFileName,
+  showsLostSector,
 } from "./wal-format.js";
 
 export interface WalOptions {
@@ -57,6 +60,10 @@ interface SegmentScan {
   readonly startsWithCheckpoint: boolean;
   /** Where that checkpoint ends (the header's end without one). */
   readonly checkpointEnd: number;
+  /** The segment ends with a seal (naming the next segment): it was complete. */
+  readonly sealed: boolean;
+  /** Where the group commit of the last record kept begins (the header's end without records). */
+  readonly lastCommitStart: number;
 }
 
 function corrupt(file: string, offset: number, detail: string): { ok: false; error: StorageError } {
@@ -85,12 +92,21 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
 }
 
 /**
- * Checks one segment's bytes and joins its records into whole deltas. In the last segment, damage
- * with nothing valid after it is a torn tail (a write the crash interrupted, never synced, so no
- * message depended on it); anywhere else it is corruption. A delta or a checkpoint without its last
- * record in the last segment is torn as a whole: each is written within one group commit.
+ * Checks one segment's bytes and joins its records into whole deltas.
+ *
+ * `mayEndTorn`: the segment may end in a write that never completed (the last segment, or the one
+ * before it when a roll was interrupted). Damage there is a torn tail, cut off, only when the damaged
+ * record shows a sector that never reached the disk (`showsLostSector`) and no record of a later
+ * group commit follows it; anything else is corruption: synced bytes rotted, and dropping them would
+ * silently forget votes. A delta or a checkpoint without its last record at the end of the last
+ * segment is torn as a whole: each is written within one group commit.
  */
-function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<SegmentScan, StorageError> {
+function scanSegment(
+  bytes: Buffer,
+  segment: number,
+  isLast: boolean,
+  mayEndTorn = isLast,
+): Result<SegmentScan, StorageError> {
   const file = segmentFileName(segment);
   const headerProblem = checkSegmentHeader(bytes, segment);
   if (headerProblem !== null) {
@@ -110,18 +126,38 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
   let checkpointEnd = SEGMENT_HEADER_BYTES;
   let at = SEGMENT_HEADER_BYTES;
   let tornBytes = 0;
+  let sealed = false;
+  let lastCommitStart = SEGMENT_HEADER_BYTES;
   while (at < bytes.length) {
     const read = readRecordAt(bytes, at, segment);
     if (!read.ok) {
       if (read.damage === "payload") return corrupt(file, at, read.detail);
-      if (!isLast) return corrupt(file, at, `${read.detail} (in a segment that was complete)`);
-      const later = findRecordFrom(bytes, at + 1, segment);
-      if (later !== -1)
-        return corrupt(file, at, `${read.detail}, with a valid record after it at offset ${later}`);
+      if (sealed) return corrupt(file, at, `${read.detail} after the segment's seal`);
+      if (!mayEndTorn) return corrupt(file, at, `${read.detail} (in a segment that was complete)`);
+      if (!showsLostSector(bytes, at, read.damage)) {
+        return corrupt(
+          file,
+          at,
+          `${read.detail}, with no sign of an interrupted write: synced bytes are damaged`,
+        );
+      }
+      // Group commits are written one at a time, each synced before the next begins: a record of a
+      // later one means the damaged one was synced.
+      for (let later = findRecordFrom(bytes, at + 1, segment); later !== null; ) {
+        if (later.commitStart > at) {
+          return corrupt(
+            file,
+            at,
+            `${read.detail}, and a group commit begun after it at offset ${later.commitStart}: synced bytes are damaged`,
+          );
+        }
+        later = findRecordFrom(bytes, later.at + 1, segment);
+      }
       tornBytes = bytes.length - at;
       break;
     }
     const record = read.record;
+    if (sealed) return corrupt(file, at, `a ${record.type} record after the segment's seal`);
     if (record.type === "delta") {
       const part = record.part;
       if (!deltas.open) deltaStart = at;
@@ -136,7 +172,10 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
       }
       const joined = deltas.add(part);
       if (!joined.ok) return corrupt(file, at, joined.error);
-      if (joined.value !== null) entries.push({ type: "delta", delta: joined.value });
+      if (joined.value !== null) {
+        entries.push({ type: "delta", delta: joined.value });
+        if (checkpoint === null) lastCommitStart = read.commitStart;
+      }
     } else if (deltas.open) {
       return corrupt(file, at, `${record.type} inside a delta`);
     } else if (record.type === "checkpoint-begin") {
@@ -144,7 +183,7 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
         return corrupt(file, at, "checkpoint begins in the middle of a segment");
       checkpoint = { announced: record.counts, held: { votes: 0, decided: 0, snapshotSlot: 0 } };
       entries.push({ type: "checkpoint", marks: record.marks });
-    } else {
+    } else if (record.type === "checkpoint-end") {
       if (checkpoint === null) return corrupt(file, at, "checkpoint end without a begin");
       const { announced, held } = checkpoint;
       if (!sameCounts(announced, held) || !sameCounts(record.counts, held)) {
@@ -157,6 +196,13 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
       }
       checkpoint = null;
       checkpointEnd = read.next;
+      lastCommitStart = read.commitStart;
+    } else {
+      if (checkpoint !== null) return corrupt(file, at, "seal inside a checkpoint");
+      if (record.next !== segment + 1)
+        return corrupt(file, at, `seal names segment ${record.next}, not ${segment + 1}`);
+      sealed = true;
+      lastCommitStart = read.commitStart;
     }
     at = read.next;
   }
@@ -187,6 +233,8 @@ function scanSegment(bytes: Buffer, segment: number, isLast: boolean): Result<Se
     headerTorn: false,
     startsWithCheckpoint: checkpointEnd > SEGMENT_HEADER_BYTES,
     checkpointEnd,
+    sealed,
+    lastCommitStart,
   });
 }
 
@@ -199,6 +247,8 @@ function emptyScan(length: number, headerTorn: boolean): SegmentScan {
     headerTorn,
     startsWithCheckpoint: false,
     checkpointEnd: SEGMENT_HEADER_BYTES,
+    sealed: false,
+    lastCommitStart: SEGMENT_HEADER_BYTES,
   };
 }
 
@@ -252,6 +302,7 @@ export class WalStorage implements Storage {
   /** Live segments and their sizes in bytes, in ascending order. */
   private readonly segmentSizes = new Map<number, number>();
   private phase: "new" | "opening" | "open" | "closed" = "new";
+  private foundNoLog = false;
   private failure: Error | null = null;
   /** The last operation scheduled (it may reject), and a never-rejecting tail to chain the next on. */
   private last: Promise<void> = Promise.resolve();
@@ -347,6 +398,17 @@ export class WalStorage implements Storage {
     }
   }
 
+  /**
+   * After a successful `open()`: true when the directory held no log at all (it was missing, empty,
+   * or every segment in it is gone), false when it held one. The log cannot tell a new node from one
+   * that lost its whole directory: the caller decides (a node known to be new starts as a voter; an
+   * existing member rejoins).
+   */
+  get fresh(): boolean {
+    if (this.phase !== "open" && this.phase !== "closed") throw new Error("WalStorage.fresh: open() first");
+    return this.foundNoLog;
+  }
+
   get stats(): StorageStats {
     let diskBytes = 0;
     for (const size of this.segmentSizes.values()) diskBytes += size;
@@ -387,7 +449,9 @@ export class WalStorage implements Storage {
     try {
       const size = this.currentSize();
       // Roll before the write, never in the middle of it, so records never span segments.
-      if (size > SEGMENT_HEADER_BYTES && size + batch.length > this.segmentBytesMax) await this.roll();
+      // Room is kept for the seal that closes a segment, so segments stay within segmentBytesMax.
+      if (size > SEGMENT_HEADER_BYTES && size + batch.length + SEAL_RECORD_BYTES > this.segmentBytesMax)
+        await this.roll(true);
       await this.writeAndSync(batch);
     } finally {
       batch.reset();
@@ -404,7 +468,7 @@ export class WalStorage implements Storage {
     this.counters.bytesSinceCheckpoint = 0;
     const records = new RecordBuffer();
     records.appendCheckpoint(image);
-    await this.roll();
+    await this.roll(false);
     await this.writeAndSync(records);
     this.counters.checkpointBytes = records.length;
     // Only now, with the checkpoint durable, may what it replaces go. If the deletions do not all
@@ -439,10 +503,38 @@ export class WalStorage implements Storage {
   }
 
   /** Closes the current segment (synced whole by the last commit) and starts the next. */
-  private async roll(): Promise<void> {
+  /**
+   * Closes the current segment (synced whole by the last commit) and starts the next: creates it
+   * (header and name synced), then seals the current one with a record naming it, synced, and only
+   * then lets records go to the new one. Crash before the seal is durable: the new segment holds no
+   * records, and `open` finishes the roll. After: a lost newest segment is seen, as the seal of the
+   * one before it names it.
+   */
+  private async roll(countSeal: boolean): Promise<void> {
     const previous = this.handle;
-    await this.startSegment(this.segment + 1);
-    await previous?.close();
+    const previousSegment = this.segment;
+    const previousSize = this.currentSize();
+    await this.startSegment(previousSegment + 1);
+    if (previous === null) return;
+    try {
+      await this.writeSeal(previous, previousSegment, previousSize);
+      // The seal is log bytes like any other, unless the checkpoint that follows supersedes them.
+      if (countSeal) this.counters.bytesSinceCheckpoint += SEAL_RECORD_BYTES;
+    } finally {
+      await previous.close();
+    }
+  }
+
+  /** Appends a seal naming `segment + 1` at `position` of `segment` (open in `handle`), and syncs it. */
+  private async writeSeal(handle: FileHandle, segment: number, position: number): Promise<void> {
+    const seal = new RecordBuffer(64);
+    seal.appendSeal(segment + 1);
+    assert(seal.length === SEAL_RECORD_BYTES, `a seal takes ${seal.length} bytes`);
+    seal.seal(segment, position);
+    await writeAll(handle, seal.view(), position);
+    this.segmentSizes.set(segment, position + seal.length);
+    await handle.datasync();
+    this.counters.syncs++;
   }
 
   /**
@@ -496,6 +588,7 @@ export class WalStorage implements Storage {
       .sort((a, b) => a - b);
     const lastSegment = segments.at(-1);
     if (lastSegment === undefined) {
+      this.foundNoLog = true;
       await this.startSegment(1);
       return ok(this.model.snapshot());
     }
@@ -503,6 +596,16 @@ export class WalStorage implements Storage {
     const lastBytes = await this.fs.readFile(join(this.dir, segmentFileName(lastSegment)));
     const lastScan = scanSegment(lastBytes, lastSegment, true);
     if (!lastScan.ok) return lastScan;
+    if (lastScan.value.sealed) {
+      // The log rolled past this segment: the next one held records (or was about to) and is gone.
+      return corrupt(
+        segmentFileName(lastSegment + 1),
+        0,
+        `segment missing: ${segmentFileName(lastSegment)} is sealed and names it as the next: the newest segment was lost`,
+      );
+    }
+    /** The last segment holds nothing past its header: a roll may have stopped before its seal. */
+    const lastEmpty = lastScan.value.headerTorn || lastBytes.length === SEGMENT_HEADER_BYTES;
 
     // The base is the newest segment that starts with a complete checkpoint, else segment 1.
     let baseIndex = segments.length - 1;
@@ -544,14 +647,26 @@ export class WalStorage implements Storage {
     const sizes = new Map<number, number>();
     let checkpointBytes = 0;
     let recordBytes = 0;
+    /** The segment before the last, when the roll to the last stopped before its seal was durable. */
+    let unsealed: { segment: number; scan: SegmentScan; bytes: Buffer } | null = null;
     for (let i = baseIndex; i < segments.length; i++) {
       const segment = segments[i] as number;
       let scan = lastScan.value;
       if (i < segments.length - 1) {
         const bytes = await this.fs.readFile(join(this.dir, segmentFileName(segment)));
-        const read = scanSegment(bytes, segment, false);
+        const beforeEmptyLast = i === segments.length - 2 && lastEmpty;
+        const read = scanSegment(bytes, segment, false, beforeEmptyLast);
         if (!read.ok) return read;
         scan = read.value;
+        if (!scan.sealed && !beforeEmptyLast) {
+          return corrupt(
+            segmentFileName(segment),
+            scan.validEnd,
+            `segment ends without a seal, and ${segmentFileName(segment + 1)} after it holds records`,
+          );
+        }
+        // Sealed or not: when the last segment is empty, its roll may not be durable yet: finish it.
+        if (beforeEmptyLast) unsealed = { segment, scan, bytes };
       }
       this.replay(scan.entries);
       sizes.set(segment, scan.validEnd);
@@ -562,9 +677,29 @@ export class WalStorage implements Storage {
     this.counters.checkpointBytes = checkpointBytes;
     this.counters.bytesSinceCheckpoint = recordBytes - checkpointBytes;
 
-    // Repair the torn tail, then sync the last segment and the directory even when nothing was
-    // torn: after a process crash (not a power failure) we may be reading writes that are still
-    // only in the page cache. Votes we report from here on must not vanish in a later power cut.
+    if (unsealed !== null) {
+      // Finish the roll: cut what the interrupted seal left, seal, sync (or rewrite the seal: below).
+      const { segment, scan: previous, bytes } = unsealed;
+      const handle = await this.fs.open(join(this.dir, segmentFileName(segment)), "r+");
+      try {
+        if (previous.sealed) {
+          await this.rewriteDurably(handle, bytes, previous.lastCommitStart, previous.validEnd);
+        } else {
+          if (previous.tornBytes > 0) await handle.truncate(previous.validEnd);
+          await this.writeSeal(handle, segment, previous.validEnd);
+          sizes.set(segment, this.segmentSizes.get(segment) as number);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+
+    // Repair the torn tail, then make what we report durable even when nothing was torn: after a
+    // process crash (not a power failure) we may be reading writes that are only in the page cache,
+    // and after a failed fsync, pages Linux marked clean without writing them ("fsyncgate"), which a
+    // plain fsync now would not write. So the last group commit is written again, then synced: votes
+    // we report from here on must not vanish in a later power cut. Earlier commits were synced before
+    // the next one began.
     const scan = lastScan.value;
     const handle = await this.fs.open(join(this.dir, segmentFileName(lastSegment)), "r+");
     this.handle = handle;
@@ -572,11 +707,17 @@ export class WalStorage implements Storage {
     if (scan.headerTorn) {
       await handle.truncate(0);
       await writeAll(handle, encodeSegmentHeader(lastSegment), 0);
-    } else if (scan.tornBytes > 0) {
-      await handle.truncate(scan.validEnd);
+      await handle.sync();
+      this.counters.syncs++;
+    } else {
+      if (scan.tornBytes > 0) await handle.truncate(scan.validEnd);
+      await this.rewriteDurably(
+        handle,
+        lastBytes,
+        scan.validEnd > SEGMENT_HEADER_BYTES ? scan.lastCommitStart : 0,
+        scan.validEnd,
+      );
     }
-    await handle.sync();
-    this.counters.syncs++;
     this.counters.tornTailBytes = scan.tornBytes;
 
     // Finish an interrupted compaction: segments before the base are superseded by its checkpoint.
@@ -586,6 +727,13 @@ export class WalStorage implements Storage {
     await this.syncDirectory(this.dir);
     for (const [segment, size] of sizes) this.segmentSizes.set(segment, size);
     return ok(this.model.snapshot());
+  }
+
+  /** Writes `bytes[from, to)` again at `from` (the same bytes), then syncs the file. */
+  private async rewriteDurably(handle: FileHandle, bytes: Buffer, from: number, to: number): Promise<void> {
+    if (to > from) await writeAll(handle, bytes.subarray(from, to), from);
+    await handle.sync();
+    this.counters.syncs++;
   }
 
   /**
@@ -603,7 +751,9 @@ export class WalStorage implements Storage {
       if (bytesRead === SEGMENT_HEADER_BYTES) return ok(false); // header only: no records yet
       if (bytesRead < head.length) return corrupt(file, SEGMENT_HEADER_BYTES, "record header cut short");
       const length = head.readUInt32LE(SEGMENT_HEADER_BYTES);
-      const record = Buffer.alloc(RECORD_HEADER_BYTES + Math.min(length, RECORD_PAYLOAD_BYTES_MAX));
+      const record = Buffer.alloc(
+        alignRecord(RECORD_HEADER_BYTES + Math.min(length, RECORD_PAYLOAD_BYTES_MAX)),
+      );
       const read = await handle.read(record, 0, record.length, SEGMENT_HEADER_BYTES);
       const first = readRecordAt(record.subarray(0, read.bytesRead), 0, segment, SEGMENT_HEADER_BYTES);
       if (!first.ok) return corrupt(file, SEGMENT_HEADER_BYTES, first.detail);
