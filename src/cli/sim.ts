@@ -96,6 +96,7 @@ export function summaryText(s: Summary, elapsedMs: number): string {
     `decisions (slot deliveries, all learners): ${s.decisions.toLocaleString("en-US")}`,
     `decided values (commands delivered, all learners): ${s.deliveredCommands.toLocaleString("en-US")}`,
     `snapshots: ${s.snapshotsTaken.toLocaleString("en-US")} taken, ${s.snapshotsInstalled.toLocaleString("en-US")} installed from peers (in ${s.seedsWithInstall} seeds), ${s.snapshotChunksSent.toLocaleString("en-US")} chunks sent`,
+    `disk faults: ${s.diskFaults.toLocaleString("en-US")} (logs found damaged when reopened: ${s.damagedLogs.toLocaleString("en-US")})`,
     `violations: ${s.violations}`,
     `time: ${(elapsedMs / 1000).toFixed(1)} s`,
   ];

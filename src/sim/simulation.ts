@@ -103,6 +103,8 @@ interface SimProcess {
   readonly disk: SimDisk | null;
   /** Whether it ever started (opened its state): later starts are not told `--new`. */
   started: boolean;
+  /** Damage done to its log while it was down, applied before it next opens it (see `damageLog`). */
+  pendingDamage: "bit flip" | "lost newest segment" | null;
   /** Whether the last life knew itself rejoining (to keep disk faults to what the quorums spare). */
   rejoining: boolean;
   /** The newest durable promise and the one before it (for the `forgetNewestPromise` variant). */
@@ -326,6 +328,7 @@ export class Simulation implements SimWire {
         disk:
           kind === "learner" || kind === "client" ? null : new SimDisk((done) => this.diskWrite(key, done)),
         started: false,
+        pendingDamage: null,
         rejoining: false,
         promises: { durable: ZERO_BALLOT, prior: ZERO_BALLOT },
         life: null,
@@ -454,6 +457,10 @@ export class Simulation implements SimWire {
    */
   private async boot(life: Life): Promise<void> {
     const process = life.process;
+    if (process.pendingDamage !== null && process.disk !== null) {
+      await this.damageLog(process, process.disk, process.pendingDamage);
+      process.pendingDamage = null;
+    }
     const opened = await this.openState(life);
     if (opened === null) return;
     let { storage } = opened;
@@ -553,6 +560,35 @@ export class Simulation implements SimWire {
       this.record(`j ${this.now} ${process.key} ${opened.value.reason}`);
     }
     return opened.value;
+  }
+
+  /**
+   * Damages a log at rest, the way disks do: a bit of synced data flips (in any segment, headers
+   * included), or the newest segment is lost. `WalStorage.open` must notice either (then the replica
+   * rejoins); a log that did not would roll back promises and votes, which the checkers would see.
+   */
+  private async damageLog(
+    process: SimProcess,
+    disk: SimDisk,
+    damage: "bit flip" | "lost newest segment",
+  ): Promise<void> {
+    const fs = disk.fs;
+    if (!fs.exists(SIM_DATA_DIR)) return;
+    const segments = (await fs.readdir(SIM_DATA_DIR)).filter((name) => /^wal-\d+\.log$/.test(name)).sort();
+    const sizes: number[] = [];
+    for (const name of segments) sizes.push((await fs.stat(`${SIM_DATA_DIR}/${name}`)).size);
+    if (damage === "lost newest segment") {
+      const newest = segments[segments.length - 1];
+      if (newest === undefined) return;
+      fs.loseFile(`${SIM_DATA_DIR}/${newest}`);
+      this.record(`F ${this.now} ${process.key} lost ${newest}`);
+      return;
+    }
+    const candidates = segments.filter((_, i) => (sizes[i] as number) > 0);
+    if (candidates.length === 0) return;
+    const name = this.prng.pick(candidates);
+    const bit = fs.flipRandomBit(`${SIM_DATA_DIR}/${name}`, this.prng);
+    this.record(`F ${this.now} ${process.key} flipped ${name} bit ${bit}`);
   }
 
   /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
@@ -900,9 +936,9 @@ export class Simulation implements SimWire {
 
   /**
    * Disk faults, on a minority of replicas at a time, besides what every crash does to unsynced
-   * writes (lost, torn or reordered: `MemoryFileSystem.crash`): a torn write (nothing more), or a
-   * wiped data directory (the disk replaced), after which the node is started with `--rejoin` and
-   * sets up a rejoin before it votes again (see `openLog`).
+   * writes (lost, torn or reordered: `MemoryFileSystem.crash`): a torn write (nothing more), a wiped
+   * data directory, a flipped bit of synced data, or a lost newest segment. The log must notice the
+   * last three when it is opened (no state, or damage), and the node rejoins (see `openState`).
    */
   private injectDiskFault(process: SimProcess): void {
     const s = this.scenario;
@@ -919,12 +955,21 @@ export class Simulation implements SimWire {
       !this.quorum.isPhase2Quorum(ids)
     )
       return;
-    const kind = this.prng.pick(["torn write", "wiped directory"] as const);
+    const kind = this.prng.pick([
+      "torn write",
+      "wiped directory",
+      "bit flip",
+      "lost newest segment",
+    ] as const);
     this.diskFaults++;
     this.record(`f ${this.now} ${process.key} ${kind}`);
     if (kind === "torn write" || process.disk === null) return; // the crash did it
-    if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
-    process.rejoining = true; // its next start finds no state and rejoins
+    if (kind === "wiped directory") {
+      if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
+    } else {
+      process.pendingDamage = kind; // done to the log at rest, before the next start opens it
+    }
+    process.rejoining = true; // its next start finds no state, or damage, and rejoins
     process.promises = { durable: ZERO_BALLOT, prior: ZERO_BALLOT };
   }
 
