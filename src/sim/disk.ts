@@ -8,6 +8,7 @@ import {
   type Storage,
   type StorageError,
   type StorageStats,
+  type WalOptions,
   WalStorage,
 } from "../storage/index.js";
 
@@ -31,8 +32,14 @@ export class SimDisk {
   readonly dataDirFs: DataDirFileSystem;
   private removed = 0;
 
-  /** @param complete resolves a durability call after the disk's latency, as a simulator event. */
-  constructor(complete: (done: () => void) => void) {
+  /**
+   * @param complete resolves a durability call after the disk's latency, as a simulator event.
+   * @param options for every log on this disk (small segments, so that logs roll; broken variants).
+   */
+  constructor(
+    complete: (done: () => void) => void,
+    private readonly options: Pick<WalOptions, "segmentBytesMax" | "bugs"> = {},
+  ) {
     this.fs = new MemoryFileSystem({
       scheduler: (operation: FsOperation) => {
         if (operation.kind !== "sync" && operation.kind !== "datasync" && operation.kind !== "syncDirectory")
@@ -77,7 +84,7 @@ export class SimDisk {
 
   /** A `WalStorage` in `dir` on this disk (what `openDataDir`'s `createLog` makes). */
   log(dir: string): WalStorage {
-    return new WalStorage({ dir, fs: this.fs });
+    return new WalStorage({ ...this.options, dir, fs: this.fs });
   }
 
   /** A power cut: what was not synced is lost, torn or reordered (the crash mode drawn per file). */

@@ -34,6 +34,8 @@ export interface Scenario {
   readonly snapshots: SnapshotSettings | null;
   /** The wire format every message is encoded in: binary, or JSON for one seed in eight. */
   readonly codec: "binary" | "json";
+  /** Segment size of every log (`WalOptions.segmentBytesMax`): small, so that logs roll often. */
+  readonly segmentBytesMax: number;
 }
 
 /** How the replicas of a seed take, keep and transfer snapshots. */
@@ -146,7 +148,8 @@ export function scenarioForSeed(seed: number): Scenario {
   const snapshots = layout === "collapsed" ? snapshotSettings(prng, fields) : null;
   const codec = prng.chance(0.125) ? "json" : "binary";
   if (roughness !== "calm") network.veryLongDelayStepsMax = prng.range(500, 3000);
-  return { ...fields, snapshots, codec };
+  const segmentBytesMax = prng.pick([1024, 4096, 65_536]);
+  return { ...fields, snapshots, codec, segmentBytesMax };
 }
 
 /**
@@ -185,7 +188,7 @@ export function describeScenario(s: Scenario): string {
   return (
     `${s.layout} ${s.acceptors.length}A(${weights}) ${roles} ${s.clients}C ${quorum}; ` +
     `drop ${(s.network.dropRate * 100).toFixed(0)}% dup ${(s.network.duplicateRate * 100).toFixed(0)}% ` +
-    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; ${s.codec}; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
+    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; ${s.codec}, segments ${s.segmentBytesMax} bytes; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
     describeSnapshots(s.snapshots)
   );
 }

@@ -27,7 +27,7 @@ import {
   openDataDir,
   type Scheduler,
 } from "../runtime/index.js";
-import { type DurableState, type Storage, toReplicaState } from "../storage/index.js";
+import { type DurableState, type Storage, toReplicaState, type WalBugs } from "../storage/index.js";
 import type { Endpoint } from "../transport/index.js";
 import { SafetyChecker, type Violation } from "./checker.js";
 import { PromiseWatch, SIM_DATA_DIR, SimDisk } from "./disk.js";
@@ -53,6 +53,8 @@ export interface SimBugs {
    * forgotten): an acceptor that forgets one promise on restart.
    */
   readonly forgetNewestPromise?: boolean;
+  /** Every log is built with these deliberate bugs (`WalBugs`). */
+  readonly wal?: WalBugs;
 }
 
 export interface SimOptions {
@@ -353,6 +355,14 @@ export class Simulation implements SimWire {
         this.processes.filter((p) => kinds.includes(p.kind)),
       );
     }
+  }
+
+  private newDisk(key: string): SimDisk {
+    const bugs = this.options.bugs?.wal;
+    return new SimDisk((done) => this.diskWrite(key, done), {
+      segmentBytesMax: this.scenario.segmentBytesMax,
+      ...(bugs ? { bugs } : {}),
+    });
   }
 
   /** A disk's sync completes after the scenario's latency, in order with the disk's others. */
