@@ -148,7 +148,7 @@ export function scenarioForSeed(seed: number): Scenario {
   const snapshots = layout === "collapsed" ? snapshotSettings(prng, fields) : null;
   const codec = prng.chance(0.125) ? "json" : "binary";
   if (roughness !== "calm") network.veryLongDelayStepsMax = prng.range(500, 3000);
-  const segmentBytesMax = prng.pick([1024, 4096, 65_536]);
+  const segmentBytesMax = prng.pick([512, 2048, 65_536]);
   return { ...fields, snapshots, codec, segmentBytesMax };
 }
 

@@ -327,8 +327,7 @@ export class Simulation implements SimWire {
         id,
         endpoint: { host: key, port: 1 },
         prng: this.prng.fork(),
-        disk:
-          kind === "learner" || kind === "client" ? null : new SimDisk((done) => this.diskWrite(key, done)),
+        disk: kind === "learner" || kind === "client" ? null : this.newDisk(key),
         started: false,
         pendingDamage: null,
         rejoining: false,
