@@ -75,6 +75,7 @@ describe(`the checkers can fail: each deliberately broken variant is caught with
     "a snapshot taken with the application one slot behind": { snapshotOneSlotBehind: true },
     "decisions applied before the snapshot delivered with them is installed": { decideBeforeInstall: true },
     "an acceptor that forgets one promise on restart": { forgetNewestPromise: true },
+    "a log that does not notice a lost newest segment": { wal: { ignoreLostNewestSegment: true } },
   };
   for (const [name, bugs] of Object.entries(variants)) {
     test(name, async (t) => {
