@@ -6,10 +6,12 @@ import { UsageError } from "./errors.js";
 export const SIM_HELP = `Usage: paxos sim --seed N [--trace]
        paxos sim --seeds A..B [--workers K]
 
-Runs the deterministic simulator. One seed chooses the cluster (3, 5 or 7 acceptors; separate roles
-or collapsed replicas; majority, weighted or flexible quorums) and every fault: dropped, duplicated,
-delayed and reordered messages, partitions, crashes that lose unsynced writes. Safety is checked
-after every event; after the fault phase the network heals and every value must be decided.
+Runs the deterministic simulator: every process runs the real driver, codec and write-ahead log;
+only the clock, the network and the file system are simulated. One seed chooses the cluster (3, 5
+or 7 acceptors; separate roles or collapsed replicas; majority, weighted or flexible quorums) and
+every fault: dropped, duplicated, delayed and reordered messages, partitions (one-way cuts too),
+crashes that lose, tear or reorder unsynced writes, and disk faults. Safety is checked after every
+event; after the fault phase the network heals and every value must be decided.
 
   --seed N       run one seed and print its report and trace hash (same seed, same hash)
   --seeds A..B   run a band of seeds (inclusive) and print a summary
