@@ -42,20 +42,20 @@ export async function demoCommand(args: string[]): Promise<number> {
     crashChance: 0.005,
   };
   const sim = new Simulation(scenario);
-  sim.begin();
+  await sim.begin();
   const frames = Math.max(1, Math.round(seconds * 10));
   const ticksPerFrame = Math.ceil(scenario.faultPhaseTicksMin / frames);
   const tty = process.stdout.isTTY === true;
   process.stdout.write("paxos demo: 5 simulated replicas, 3 clients, 5% loss, crashes and partitions\n");
   for (let frame = 1; frame <= frames && !sim.checker.failed; frame++) {
-    sim.advanceTo(frame * ticksPerFrame);
+    await sim.advanceTo(frame * ticksPerFrame);
     const line =
       `tick ${String(sim.tick).padStart(4)}  leader ${sim.leaders().join(",") || "(electing)"}  ` +
       `decided slots ${sim.checker.decidedLog().length}  submitted ${sim.checker.submittedCount()}`;
     process.stdout.write(tty ? `\r${line.padEnd(78)}` : `${line}\n`);
     await sleep(100);
   }
-  const result = sim.finish();
+  const result = await sim.finish();
   if (tty) process.stdout.write("\n");
   process.stdout.write(`healed the network; everything decided by tick ${result.ticks}\n`);
   sim.checker.decidedLog().forEach((value, index) => {

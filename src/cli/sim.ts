@@ -6,10 +6,12 @@ import { UsageError } from "./errors.js";
 export const SIM_HELP = `Usage: paxos sim --seed N [--trace]
        paxos sim --seeds A..B [--workers K]
 
-Runs the deterministic simulator. One seed chooses the cluster (3, 5 or 7 acceptors; separate roles
-or collapsed replicas; majority, weighted or flexible quorums) and every fault: dropped, duplicated,
-delayed and reordered messages, partitions, crashes that lose unsynced writes. Safety is checked
-after every event; after the fault phase the network heals and every value must be decided.
+Runs the deterministic simulator: every process runs the real driver, codec and write-ahead log;
+only the clock, the network and the file system are simulated. One seed chooses the cluster (3, 5
+or 7 acceptors; separate roles or collapsed replicas; majority, weighted or flexible quorums) and
+every fault: dropped, duplicated, delayed and reordered messages, partitions (one-way cuts too),
+crashes that lose, tear or reorder unsynced writes, and disk faults. Safety is checked after every
+event; after the fault phase the network heals and every value must be decided.
 
   --seed N       run one seed and print its report and trace hash (same seed, same hash)
   --seeds A..B   run a band of seeds (inclusive) and print a summary
@@ -44,7 +46,7 @@ export async function simCommand(args: string[]): Promise<number> {
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
     const seed = Number(values.seed);
     const trace = values.trace ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
-    const result = runSeed(seed, trace ? { trace } : {});
+    const result = await runSeed(seed, trace ? { trace } : {});
     process.stdout.write(`${describeRun(result)}\n`);
     if (result.violations.length > 0) {
       process.stdout.write(`replay: paxos sim --seed ${seed} --trace\n`);
@@ -96,6 +98,7 @@ export function summaryText(s: Summary, elapsedMs: number): string {
     `decisions (slot deliveries, all learners): ${s.decisions.toLocaleString("en-US")}`,
     `decided values (commands delivered, all learners): ${s.deliveredCommands.toLocaleString("en-US")}`,
     `snapshots: ${s.snapshotsTaken.toLocaleString("en-US")} taken, ${s.snapshotsInstalled.toLocaleString("en-US")} installed from peers (in ${s.seedsWithInstall} seeds), ${s.snapshotChunksSent.toLocaleString("en-US")} chunks sent`,
+    `disk faults: ${s.diskFaults.toLocaleString("en-US")} (logs found damaged when reopened: ${s.damagedLogs.toLocaleString("en-US")})`,
     `violations: ${s.violations}`,
     `time: ${(elapsedMs / 1000).toFixed(1)} s`,
   ];

@@ -35,7 +35,7 @@ import {
 } from "../transport/index.js";
 import { type AddressBook, ClusterAddressBook } from "./address-book.js";
 import { type ClusterConfig, parseClusterConfig } from "./config.js";
-import { Driver, type DriverStats, type RoleLike } from "./driver.js";
+import { Driver, type DriverStats, type RoleLike, type Scheduler } from "./driver.js";
 import { DigestMachine, type StateMachine } from "./state-machine.js";
 
 /** Real milliseconds per tick: small, so elections and retries take a few tens of milliseconds. */
@@ -483,6 +483,106 @@ describe("Driver over the memory network", () => {
     } finally {
       await cluster.stop();
     }
+  });
+});
+
+describe("Driver on virtual time (an injected Scheduler)", () => {
+  /** A scheduler whose clock moves only when the test says: `advance(ms)` fires the due ticks. */
+  function virtualScheduler() {
+    const immediates: Array<() => void> = [];
+    const timers: Array<{ ms: number; fn: () => void; dueMs: number; cancelled: boolean }> = [];
+    let nowMs = 0;
+    const scheduler: Scheduler = {
+      immediate: (fn) => {
+        immediates.push(fn);
+      },
+      every: (ms, fn) => {
+        const timer = { ms, fn, dueMs: nowMs + ms, cancelled: false };
+        timers.push(timer);
+        return () => {
+          timer.cancelled = true;
+        };
+      },
+    };
+    /** Runs the turns asked for, and lets I/O (the memory network, storage promises) settle between. */
+    const runTurns = async () => {
+      for (let round = 0; round < 1000; round++) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (immediates.length === 0) return;
+        for (const fn of immediates.splice(0)) fn();
+      }
+      assert.fail("turns never stopped asking for more turns");
+    };
+    const advance = async (ms: number) => {
+      for (const end = nowMs + ms; nowMs < end; ) {
+        nowMs++;
+        for (const timer of timers) {
+          if (timer.cancelled || timer.dueMs > nowMs) continue;
+          timer.dueMs += timer.ms;
+          timer.fn();
+        }
+        await runTurns();
+      }
+    };
+    return {
+      scheduler,
+      timers,
+      advance,
+      runTurns,
+      get pendingTurns() {
+        return immediates.length;
+      },
+    };
+  }
+
+  test("ticks come only from the scheduler: a lone replica elects itself and decides as virtual time advances", async () => {
+    const clock = virtualScheduler();
+    const network = new MemoryNetwork();
+    const config = clusterConfig(1);
+    const quorum = createQuorumSystem(config.acceptors, config.quorum);
+    assert.ok(quorum.ok);
+    const storage = new MemoryStorage();
+    assert.ok((await storage.open()).ok);
+    const replica = new Replica({ id: 1, quorum: quorum.value, prng: new Prng(7) });
+    const decided: Decision[] = [];
+    const fatal: Error[] = [];
+    const driver = new Driver({
+      name: "node 1",
+      role: replica,
+      transport: network.createTransport({ host: "127.0.0.1", port: 1 }),
+      codec: binaryCodec,
+      addressBook: new ClusterAddressBook(config),
+      storage,
+      tickMs: 10,
+      scheduler: clock.scheduler,
+      onDecision: (decision) => decided.push(decision),
+      onFatal: (error) => fatal.push(error),
+    });
+    try {
+      await driver.start();
+      assert.deepEqual(
+        clock.timers.map((timer) => timer.ms),
+        [10],
+        "the tick timer is the scheduler's, every tickMs",
+      );
+      driver.run((role) => role.submit(commands(3, 1, 2)));
+      await clock.runTurns();
+      assert.equal(replica.mode, "follower", "no virtual time has passed: no election");
+      assert.equal(decided.length, 0, "nothing decided");
+      for (let ms = 0; ms < 10_000 && decided.length === 0; ms += 10) await clock.advance(10);
+      assert.equal(replica.mode, "leader");
+      assert.deepEqual(
+        decided.flatMap((d) => d.commands.map((c) => c.payload)),
+        ["v1", "v2"],
+      );
+      assert.deepEqual(fatal, []);
+    } finally {
+      await driver.stop();
+    }
+    assert.ok(
+      clock.timers.every((timer) => timer.cancelled),
+      "stop() cancels the tick timer",
+    );
   });
 });
 

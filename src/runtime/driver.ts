@@ -25,6 +25,29 @@ export interface RoleLike {
   snapshot?(app: string): Output;
 }
 
+/**
+ * The driver's only view of time: run a callback soon (after the current event) and run one every so
+ * often. Processes use {@link REAL_SCHEDULER} (the default); the simulator and tests pass one that
+ * runs on virtual time, so the same driver runs there unchanged.
+ */
+export interface Scheduler {
+  /** Runs `fn` once, after the current event and the I/O already due (like `setImmediate`). */
+  immediate(fn: () => void): void;
+  /** Runs `fn` every `ms` milliseconds until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+/** Node's timers: `setImmediate` and `setInterval`. */
+export const REAL_SCHEDULER: Scheduler = {
+  immediate(fn) {
+    setImmediate(fn);
+  },
+  every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    return () => clearInterval(timer);
+  },
+};
+
 export interface DriverOptions<R extends RoleLike> {
   /** For logs: "acceptor 1", "node 3". */
   readonly name: string;
@@ -36,6 +59,8 @@ export interface DriverOptions<R extends RoleLike> {
   readonly storage: Storage;
   /** Real milliseconds per core tick. */
   readonly tickMs: number;
+  /** Timers (default {@link REAL_SCHEDULER}); the simulator passes virtual time. */
+  readonly scheduler?: Scheduler;
   /** Delivered decisions, in slot order (at the end of the turn that delivered them). */
   readonly onDecision?: (decision: Decision) => void;
   /**
@@ -111,7 +136,11 @@ export class Driver<R extends RoleLike> {
   private readonly turnMessagesMax: number;
   private turnScheduled = false;
   private ticksDue = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly scheduler: Scheduler;
+  /** Stops the tick timer (null: not started, or stopped). */
+  private cancelTicks: (() => void) | null = null;
+  /** `turn` bound once, so that scheduling a turn allocates nothing. */
+  private readonly turnCallback = () => this.turn();
   private syncing = false;
   /** Messages waiting for the sync that covers the writes they depend on. */
   private afterSync: Envelope[] = [];
@@ -128,6 +157,7 @@ export class Driver<R extends RoleLike> {
   constructor(private readonly options: DriverOptions<R>) {
     this.mailboxMax = options.mailboxMax ?? 100_000;
     this.turnMessagesMax = options.turnMessagesMax ?? 64;
+    this.scheduler = options.scheduler ?? REAL_SCHEDULER;
   }
 
   get role(): R {
@@ -139,11 +169,11 @@ export class Driver<R extends RoleLike> {
     const { transport } = this.options;
     transport.onFrame((frame, from) => this.receive(frame, from));
     await transport.start();
-    this.timer = setInterval(() => {
+    this.cancelTicks = this.scheduler.every(this.options.tickMs, () => {
       if (this.intakePaused) return; // a paused node's time stands still (see pauseIntake)
       this.ticksDue++;
       this.schedule();
-    }, this.options.tickMs);
+    });
   }
 
   /** Runs `call` on the role inside the next turn (e.g. a client submitting), and carries its output. */
@@ -177,7 +207,7 @@ export class Driver<R extends RoleLike> {
     if (this.closed) return;
     this.closed = true;
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    this.stopTicks();
     await this.options.transport.close();
     await this.options.storage.close().catch(() => {});
   }
@@ -216,7 +246,7 @@ export class Driver<R extends RoleLike> {
   private schedule(): void {
     if (this.turnScheduled || this.stopped) return;
     this.turnScheduled = true;
-    setImmediate(() => this.turn());
+    this.scheduler.immediate(this.turnCallback);
   }
 
   /** One turn: drain, merge, persist once, send, deliver. */
@@ -354,7 +384,12 @@ export class Driver<R extends RoleLike> {
           ? error
           : new Error(`non-error thrown: ${String(error)}`);
     this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    this.stopTicks();
     this.options.onFatal(wrapped);
+  }
+
+  private stopTicks(): void {
+    this.cancelTicks?.();
+    this.cancelTicks = null;
   }
 }

@@ -27,5 +27,12 @@ export {
   rejoinTempDir,
 } from "./data-dir.js";
 export { describeMessage } from "./describe.js";
-export { Driver, type DriverOptions, type DriverStats, type RoleLike } from "./driver.js";
+export {
+  Driver,
+  type DriverOptions,
+  type DriverStats,
+  REAL_SCHEDULER,
+  type RoleLike,
+  type Scheduler,
+} from "./driver.js";
 export { DigestMachine, type StateMachine } from "./state-machine.js";

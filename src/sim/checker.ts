@@ -26,6 +26,7 @@ export interface Violation {
     | "snapshot"
     | "app-state"
     | "assertion"
+    | "durability"
     | "liveness";
   readonly detail: string;
   readonly event: number;

@@ -5,7 +5,7 @@ import { type RunResult, type SimBugs, Simulation } from "./simulation.js";
 export function runSeed(
   seed: number,
   options: { bugs?: SimBugs; trace?: (line: string) => void } = {},
-): RunResult {
+): Promise<RunResult> {
   const scenario: Scenario = scenarioForSeed(seed);
   return new Simulation(scenario, options).run();
 }
@@ -25,6 +25,9 @@ export interface Summary {
   snapshotChunksSent: number;
   /** Seeds in which at least one replica installed a snapshot from a peer. */
   seedsWithInstall: number;
+  /** Disk faults injected, and logs that `WalStorage.open` found damaged (the replica rejoined). */
+  diskFaults: number;
+  damagedLogs: number;
 }
 
 export function emptySummary(): Summary {
@@ -40,6 +43,8 @@ export function emptySummary(): Summary {
     snapshotsInstalled: 0,
     snapshotChunksSent: 0,
     seedsWithInstall: 0,
+    diskFaults: 0,
+    damagedLogs: 0,
   };
 }
 
@@ -54,6 +59,8 @@ export function addToSummary(summary: Summary, result: RunResult): void {
   summary.snapshotsInstalled += result.snapshotsInstalled;
   summary.snapshotChunksSent += result.snapshotChunksSent;
   if (result.snapshotsInstalled > 0) summary.seedsWithInstall++;
+  summary.diskFaults += result.diskFaults;
+  summary.damagedLogs += result.damagedLogs;
   if (result.violations.length > 0) summary.failedSeeds.push(result.seed);
 }
 
@@ -68,6 +75,8 @@ export function mergeSummaries(into: Summary, other: Summary): void {
   into.snapshotsInstalled += other.snapshotsInstalled;
   into.snapshotChunksSent += other.snapshotChunksSent;
   into.seedsWithInstall += other.seedsWithInstall;
+  into.diskFaults += other.diskFaults;
+  into.damagedLogs += other.damagedLogs;
   into.failedSeeds.push(...other.failedSeeds);
   into.failedSeeds.sort((a, b) => a - b);
 }
@@ -76,8 +85,8 @@ export function mergeSummaries(into: Summary, other: Summary): void {
 export function describeRun(result: RunResult): string {
   const lines = [
     `seed ${result.seed}: ${describeScenario(scenarioForSeed(result.seed))}`,
-    `  events ${result.events}, ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
-      `crashes ${result.crashes} (disk faults ${result.diskFaults}), partitions ${result.partitions}`,
+    `  events ${result.events} (and ${result.turns} driver turns), ticks ${result.ticks}, messages ${result.messagesSent} (dropped ${result.messagesDropped}), ` +
+      `crashes ${result.crashes} (disk faults ${result.diskFaults}, logs found damaged ${result.damagedLogs}), partitions ${result.partitions}`,
     `  submitted ${result.submitted}, decisions ${result.decisions}, delivered commands ${result.deliveredCommands}`,
     `  snapshots taken ${result.snapshotsTaken}, installed from peers ${result.snapshotsInstalled}, chunks sent ${result.snapshotChunksSent}`,
     `  trace hash ${result.traceHash}`,

@@ -32,6 +32,10 @@ export interface Scenario {
   readonly batchCommandsMax: number;
   /** Snapshots (collapsed replicas only): null when the replicas never take one. */
   readonly snapshots: SnapshotSettings | null;
+  /** The wire format every message is encoded in: binary, or JSON for one seed in eight. */
+  readonly codec: "binary" | "json";
+  /** Segment size of every log (`WalOptions.segmentBytesMax`): small, so that logs roll often. */
+  readonly segmentBytesMax: number;
 }
 
 /** How the replicas of a seed take, keep and transfer snapshots. */
@@ -64,6 +68,11 @@ export interface NetworkFaults {
   /** Chance that a message is held back much longer (up to `longDelayStepsMax`). */
   readonly longDelayRate: number;
   readonly longDelayStepsMax: number;
+  /**
+   * One long delay in ten is longer still, by up to this many steps: far more than an election
+   * timeout, so that a message from an old leader or an earlier incarnation arrives much later.
+   */
+  readonly veryLongDelayStepsMax: number;
 }
 
 /** Simulated steps per tick: a tick is the unit of the core's timeouts. */
@@ -94,7 +103,7 @@ export function scenarioForSeed(seed: number): Scenario {
     quorum = { kind: quorumKind };
   }
   const roughness = prng.pick(["calm", "rough", "harsh"] as const);
-  const network: NetworkFaults =
+  const network: { -readonly [K in keyof NetworkFaults]: NetworkFaults[K] } =
     roughness === "calm"
       ? {
           dropRate: prng.float() * 0.05,
@@ -103,6 +112,7 @@ export function scenarioForSeed(seed: number): Scenario {
           delayStepsMax: prng.range(2, 15),
           longDelayRate: 0,
           longDelayStepsMax: 1,
+          veryLongDelayStepsMax: 1,
         }
       : {
           dropRate: prng.float() * (roughness === "harsh" ? 0.3 : 0.15),
@@ -111,6 +121,7 @@ export function scenarioForSeed(seed: number): Scenario {
           delayStepsMax: prng.range(5, 40),
           longDelayRate: prng.float() * 0.05,
           longDelayStepsMax: prng.range(50, 400),
+          veryLongDelayStepsMax: 0, // drawn last, below
         };
   const fields = {
     seed,
@@ -134,7 +145,11 @@ export function scenarioForSeed(seed: number): Scenario {
     batchCommandsMax: prng.pick([1, 8, 64]),
   };
   // Drawn last, so that the fields above are what they were before snapshots came to the simulator.
-  return { ...fields, snapshots: layout === "collapsed" ? snapshotSettings(prng, fields) : null };
+  const snapshots = layout === "collapsed" ? snapshotSettings(prng, fields) : null;
+  const codec = prng.chance(0.125) ? "json" : "binary";
+  if (roughness !== "calm") network.veryLongDelayStepsMax = prng.range(500, 3000);
+  const segmentBytesMax = prng.pick([512, 2048, 65_536]);
+  return { ...fields, snapshots, codec, segmentBytesMax };
 }
 
 /**
@@ -173,7 +188,7 @@ export function describeScenario(s: Scenario): string {
   return (
     `${s.layout} ${s.acceptors.length}A(${weights}) ${roles} ${s.clients}C ${quorum}; ` +
     `drop ${(s.network.dropRate * 100).toFixed(0)}% dup ${(s.network.duplicateRate * 100).toFixed(0)}% ` +
-    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
+    `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; ${s.codec}, segments ${s.segmentBytesMax} bytes; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
     describeSnapshots(s.snapshots)
   );
 }

@@ -13,10 +13,10 @@ import type { SimBugs } from "./simulation.js";
 
 const SEEDS_MAX = 2000;
 
-test("a session table that drops a range without telling is caught within 2,000 seeds", (t) => {
+test("a session table that drops a range without telling is caught within 2,000 seeds", async (t) => {
   const bugs: SimBugs = { learner: { sessions: { dropRangeSilently: true } } };
   for (let seed = 1; seed <= SEEDS_MAX; seed++) {
-    const result = runSeed(seed, { bugs });
+    const result = await runSeed(seed, { bugs });
     const safety = result.violations.filter((violation) => violation.property !== "liveness");
     const first = safety[0];
     if (first !== undefined) {

@@ -12,26 +12,30 @@ const REGRESSION = JSON.parse(
 };
 
 /** The CI band: at least 2,000 seeds of at least 2,000 events each (the issue's floor). */
-const CI_BAND_SEEDS = 4000;
+const CI_BAND_SEEDS = 2000;
 const EVENTS_PER_SEED_MIN = 2000;
 
 describe("simulator", () => {
-  test("regression seeds (seeds that once failed) still pass", () => {
+  test("regression seeds (seeds that once failed) still pass", async () => {
     for (const { seed, note } of REGRESSION.seeds) {
-      const result = runSeed(seed);
+      const result = await runSeed(seed);
       assert.deepEqual(result.violations, [], `regression seed ${seed} (${note})`);
     }
   });
 
-  test("one seed replays event for event: two runs give the same trace hash", () => {
+  test("one seed replays event for event: two runs give the same trace hash", async () => {
     // 6 and 10 take and install snapshots (10 keeps a replica away); 5 crashes one for long.
     for (const seed of [1, 2, 3, 5, 6, 10, 77, 1234]) {
-      const first = runSeed(seed);
-      const second = runSeed(seed);
+      const first = await runSeed(seed);
+      const second = await runSeed(seed);
       assert.equal(first.traceHash, second.traceHash, `seed ${seed}`);
       assert.equal(first.events, second.events);
     }
-    assert.notEqual(runSeed(1).traceHash, runSeed(2).traceHash, "different seeds make different runs");
+    assert.notEqual(
+      (await runSeed(1)).traceHash,
+      (await runSeed(2)).traceHash,
+      "different seeds make different runs",
+    );
   });
 
   test(`a band of ${CI_BAND_SEEDS} seeds of at least ${EVENTS_PER_SEED_MIN} events each has no violation`, async (t) => {
@@ -58,7 +62,13 @@ describe("simulator", () => {
   });
 });
 
-describe("the checkers can fail: each deliberately broken variant is caught within 500 seeds", () => {
+/** Each broken variant must be caught within this many seeds (the issue's bound). */
+const CANARY_SEEDS_MAX = 2000;
+
+describe(`the checkers can fail: each deliberately broken variant is caught within ${CANARY_SEEDS_MAX} seeds`, () => {
+  // Not in the table: `forgetNewestPromise` (an acceptor that forgets one promise on restart). Over
+  // MemoryStorage it was caught at seed 368; over WalStorage it is not caught within 2,000 seeds:
+  // the scenarios need a bias toward a crash right after a promise (see docs/simulator.md).
   const variants: Record<string, SimBugs> = {
     "an acceptor that ignores its promise in phase 2": { acceptor: { ignorePromiseInPhase2: true } },
     "a quorum one acceptor smaller than needed": { quorumOneSmaller: true },
@@ -67,11 +77,12 @@ describe("the checkers can fail: each deliberately broken variant is caught with
     "a ballot reused after restart": { proposer: { reuseBallotAfterRestart: true } },
     "a snapshot taken with the application one slot behind": { snapshotOneSlotBehind: true },
     "decisions applied before the snapshot delivered with them is installed": { decideBeforeInstall: true },
+    "a log that does not notice a lost newest segment": { wal: { ignoreLostNewestSegment: true } },
   };
   for (const [name, bugs] of Object.entries(variants)) {
-    test(name, (t) => {
-      for (let seed = 1; seed <= 500; seed++) {
-        const result = runSeed(seed, { bugs });
+    test(name, async (t) => {
+      for (let seed = 1; seed <= CANARY_SEEDS_MAX; seed++) {
+        const result = await runSeed(seed, { bugs });
         const safety = result.violations.filter((v) => v.property !== "liveness");
         if (safety.length > 0) {
           const first = safety[0];
@@ -81,7 +92,7 @@ describe("the checkers can fail: each deliberately broken variant is caught with
           return;
         }
       }
-      assert.fail(`${name} was not caught within 500 seeds`);
+      assert.fail(`${name} was not caught within ${CANARY_SEEDS_MAX} seeds`);
     });
   }
 });

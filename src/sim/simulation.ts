@@ -1,35 +1,42 @@
+import { binaryCodec, type Codec, jsonCodec } from "../codec/index.js";
 import {
-  type AcceptedEntry,
   Acceptor,
   type AcceptorBugs,
   type Ballot,
-  ballotGreater,
   Client,
   createQuorumSystem,
-  type Decision,
-  type Destination,
-  type DurableDelta,
-  type Envelope,
   InvariantViolation,
   Learner,
   type LearnerBugs,
   type Limits,
   type Message,
-  type Output,
   Prng,
   Proposer,
   type ProposerBugs,
   type QuorumSystem,
   Replica,
+  DEFAULT_LIMITS,
   type ReplicaBugs,
-  type Snapshot,
-  type Value,
+  type Role,
   ZERO_BALLOT,
 } from "../core/index.js";
-import { AppDigest } from "./app.js";
+import {
+  type AddressBook,
+  ClusterAddressBook,
+  type ClusterConfig,
+  Driver,
+  GroupAddressBook,
+  openDataDir,
+  type Scheduler,
+} from "../runtime/index.js";
+import { type DurableState, type Storage, toReplicaState, type WalBugs } from "../storage/index.js";
+import type { Endpoint } from "../transport/index.js";
 import { SafetyChecker, type Violation } from "./checker.js";
+import { PromiseWatch, SIM_DATA_DIR, SimDisk } from "./disk.js";
 import { TraceHash } from "./hash.js";
 import { EventQueue } from "./heap.js";
+import { SimMachine } from "./machine.js";
+import { SimTransport, type SimWire } from "./network.js";
 import { type Scenario, STEPS_PER_TICK } from "./scenario.js";
 
 /** Deliberate bugs to switch on, to prove the checkers catch them. Tests only. */
@@ -41,10 +48,17 @@ export interface SimBugs {
   readonly replica?: ReplicaBugs;
   /** Quorums one acceptor smaller than needed (a majority of 3 becomes 1). */
   readonly quorumOneSmaller?: boolean;
-  /** Replicas hand `snapshot()` their application's state one slot behind (the last change missing). */
+  /** The replicas' state machine hands `snapshot()` its state one slot behind (the last change missing). */
   readonly snapshotOneSlotBehind?: boolean;
-  /** Replicas apply an output's `decided` before installing its `snapshot` (the contract says after). */
+  /** The replicas' state machine installs a snapshot only after applying the next decision. */
   readonly decideBeforeInstall?: boolean;
+  /**
+   * At a restart the role gets the promise made durable before the newest one (the newest promise
+   * forgotten): an acceptor that forgets one promise on restart.
+   */
+  readonly forgetNewestPromise?: boolean;
+  /** Every log is built with these deliberate bugs (`WalBugs`). */
+  readonly wal?: WalBugs;
 }
 
 export interface SimOptions {
@@ -56,6 +70,8 @@ export interface SimOptions {
 export interface RunResult {
   readonly seed: number;
   readonly events: number;
+  /** Driver turns run (not counted in `events`: a turn follows the events that scheduled it). */
+  readonly turns: number;
   readonly ticks: number;
   readonly decisions: number;
   readonly deliveredCommands: number;
@@ -65,6 +81,8 @@ export interface RunResult {
   readonly crashes: number;
   readonly partitions: number;
   readonly diskFaults: number;
+  /** Logs found damaged when reopened (the replica then rejoins, as `paxos node` does). */
+  readonly damagedLogs: number;
   /** Snapshots replicas took, snapshots they installed from peers, and `snapshot-chunk` messages sent. */
   readonly snapshotsTaken: number;
   readonly snapshotsInstalled: number;
@@ -76,84 +94,119 @@ export interface RunResult {
 type Kind = "acceptor" | "proposer" | "learner" | "replica" | "client";
 type RoleObject = Acceptor | Proposer | Learner | Replica | Client;
 
-interface DurableState {
-  promised: Ballot;
-  readonly accepted: Map<number, AcceptedEntry>;
-  round: number;
-  floorSlot: number;
-  /** Marked when the disk was found damaged; cleared (durably) when the rejoin completes. */
-  rejoining: boolean;
-  /** A replica's delivered log past its snapshot, by slot. */
-  readonly decided: Map<number, Value>;
-  /** A replica's newest snapshot: the decided log through its slot is in it. */
-  snapshot: Snapshot | null;
-}
-
-interface PendingWrite {
-  readonly delta: DurableDelta | null;
-  readonly messages: Envelope[];
-}
-
+/** One simulated process (a role at an address); each start is a new `Life`. */
 interface SimProcess {
   readonly key: string;
   readonly kind: Kind;
   readonly id: number;
-  node: RoleObject | null;
-  incarnation: number;
-  readonly durable: DurableState;
-  /** Writes not yet durable, in order; their messages leave when they complete. */
-  readonly disk: PendingWrite[];
+  /** Where it listens: `{ host: key, port: 1 }`. */
+  readonly endpoint: Endpoint;
   readonly prng: Prng;
-  /** A replica's application (see `AppDigest`), rebuilt from its durable state at each start. */
-  app: AppDigest | null;
-  /** The slot through which `app` has applied. */
-  appliedThrough: number;
+  /**
+   * Its disk, kept across restarts (acceptors, proposers, replicas: a `WalStorage` on it); null for
+   * learners and clients, which keep nothing (`MemoryStorage`, as `paxos learner` without `--data`).
+   */
+  readonly disk: SimDisk | null;
+  /** Whether it ever started (opened its state): later starts are not told `--new`. */
+  started: boolean;
+  /** Damage done to its log while it was down, applied before it next opens it (see `damageLog`). */
+  pendingDamage: "bit flip" | "lost newest segment" | null;
+  /** Whether the last life knew itself rejoining (to keep disk faults to what the quorums spare). */
+  rejoining: boolean;
+  /** The newest durable promise and the one before it (for the `forgetNewestPromise` variant). */
+  promises: { durable: Ballot; prior: Ballot };
+  life: Life | null;
+  incarnation: number;
+}
+
+/** One incarnation of a process: the real `Driver` running the real role over simulated I/O. */
+interface Life {
+  readonly process: SimProcess;
+  readonly incarnation: number;
+  alive: boolean;
+  readonly transport: SimTransport;
+  /** Set once the process has opened its storage and built its role. */
+  role: RoleObject | null;
+  driver: Driver<RoleObject> | null;
+  machine: SimMachine | null;
+}
+
+interface Timer {
+  cancelled: boolean;
 }
 
 type SimEvent =
   | {
-      readonly kind: "deliver";
+      readonly kind: "frame";
       readonly to: SimProcess;
       readonly from: SimProcess;
-      readonly message: Message;
-      readonly incarnation: number;
+      readonly fromEndpoint: Endpoint;
+      readonly frame: Uint8Array;
     }
-  | { readonly kind: "tick"; readonly process: SimProcess; readonly incarnation: number }
-  | { readonly kind: "synced"; readonly process: SimProcess; readonly incarnation: number }
+  | { readonly kind: "immediate"; readonly life: Life; readonly fn: () => void }
+  | {
+      readonly kind: "every";
+      readonly life: Life;
+      readonly fn: () => void;
+      readonly steps: number;
+      readonly timer: Timer;
+    }
+  | { readonly kind: "io"; readonly process: SimProcess; readonly done: () => void }
   | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
   | { readonly kind: "restart"; readonly process: SimProcess }
+  | { readonly kind: "crash"; readonly process: SimProcess; readonly incarnation: number }
   | { readonly kind: "heal" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" };
 
+const GROUP_PREFIX = "group:";
+
 /**
- * A deterministic simulation of a whole Paxos deployment: virtual time, a network that drops,
- * duplicates, delays and reorders messages and can be partitioned, disks whose unsynced writes are
- * lost in a crash, and processes that crash and restart with only what they had persisted. The core
- * roles run unchanged. One seed chooses everything; the same seed replays event for event.
+ * A deterministic simulation of a whole Paxos deployment, in the way of TigerBeetle's VOPR: each
+ * process runs the production `Driver` with the real core role, the real codec (every message is
+ * encoded and decoded), the real address book and real storage (`MemoryStorage`), and for replicas
+ * the driver applies decisions, installs and takes snapshots through a `StateMachine`. Only the
+ * outermost I/O is simulated: the clock and timers (`Scheduler`), the sockets (`SimTransport` over a
+ * network that drops, duplicates, delays, reorders and partitions frames, and delivers a frame to
+ * whichever incarnation of its destination listens when it arrives), and the disk's latency and
+ * crashes (`SimDisk`). One seed chooses everything; the same seed replays event for event.
  */
-export class Simulation {
+export class Simulation implements SimWire {
   readonly checker = new SafetyChecker();
   private readonly prng: Prng;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly hash = new TraceHash();
   readonly processes: SimProcess[] = [];
   private readonly byRole = new Map<string, SimProcess[]>();
+  private readonly byHost = new Map<string, SimProcess>();
+  /** Who listens at each address now (a process's current incarnation, once started). */
+  private readonly listeners = new Map<string, SimTransport>();
   private readonly quorum: QuorumSystem;
   private readonly limits: Partial<Limits>;
+  private readonly codec: Codec;
+  private readonly clusterConfig: ClusterConfig;
   private readonly blocked = new Set<string>();
   private now = 0;
   private events = 0;
+  private turns = 0;
   private faultsOn = true;
   private messagesSent = 0;
   private messagesDropped = 0;
   private crashes = 0;
   private partitions = 0;
   private diskFaults = 0;
+  /** Logs `WalStorage.open()` found damaged (a replica then rejoins). */
+  private damagedLogs = 0;
   private snapshotsTaken = 0;
   private snapshotsInstalled = 0;
   private snapshotChunksSent = 0;
   private partitionActive = false;
+  /** When each process's last disk write completes: writes complete in the order they were made. */
+  private readonly ioDoneAt = new Map<SimProcess, number>();
+  /** An event resolved promises (I/O, a start): let their continuations run before the next event. */
+  private settleDue = false;
+  /** An error that is not a protocol violation (a bug in the simulator or the runtime): rethrown. */
+  private fatalError: Error | null = null;
   /** A replica cut off from everyone (`SnapshotSettings.laggard`), apart from any partition. */
   private isolated: SimProcess | null = null;
   /** A replica kept down (`SnapshotSettings.laggard`): restarts wait until it is released. */
@@ -177,31 +230,47 @@ export class Simulation {
           }
         : {}),
     };
+    this.codec = scenario.codec === "json" ? jsonCodec : binaryCodec;
+    this.clusterConfig = {
+      name: `sim-${scenario.seed}`,
+      nodes: scenario.acceptors.map((a) => ({ id: a.id, host: `replica:${a.id}`, port: 1 })),
+      acceptors: scenario.acceptors,
+      quorum: scenario.quorum,
+      transport: "udp",
+      codec: scenario.codec,
+      tickMs: STEPS_PER_TICK,
+      snapshotLogBytes: scenario.snapshots?.snapshotLogBytes ?? 0,
+      sessionLimits: {
+        clientsMax: this.limits.clientsMax ?? DEFAULT_LIMITS.clientsMax,
+        clientRangesMax: this.limits.clientRangesMax ?? DEFAULT_LIMITS.clientRangesMax,
+      },
+    };
     this.buildProcesses();
   }
 
   /** Runs the fault phase, heals everything, then requires liveness. */
-  run(): RunResult {
+  async run(): Promise<RunResult> {
     const s = this.scenario;
-    this.begin();
-    const faultEnd = () =>
-      this.events >= s.faultPhaseEventsMin && this.now >= s.faultPhaseTicksMin * STEPS_PER_TICK;
-    while (!this.checker.failed && !faultEnd()) if (!this.step()) break;
+    await this.begin();
+    await this.runWhile(
+      () => this.events < s.faultPhaseEventsMin || this.now < s.faultPhaseTicksMin * STEPS_PER_TICK,
+    );
     return this.finish();
   }
 
   /** Starts every process and schedules the clients' submissions. */
-  begin(): void {
-    for (const process of this.processes) this.startProcess(process, this.prng.int(STEPS_PER_TICK));
+  async begin(): Promise<void> {
+    for (const process of this.processes) this.startLife(process);
     this.scheduleSubmissions();
     this.scheduleLaggard();
     this.queue.push(STEPS_PER_TICK, { kind: "world" });
+    await this.settle();
   }
 
   /** Processes events up to virtual tick `tick` (for drivers that pace a run in real time). */
-  advanceTo(tick: number): void {
+  async advanceTo(tick: number): Promise<void> {
     const until = tick * STEPS_PER_TICK;
-    while (!this.checker.failed && this.queue.peekTime() <= until) if (!this.step()) break;
+    await this.runWhile(() => this.queue.peekTime() <= until);
     this.now = Math.max(this.now, until);
   }
 
@@ -211,29 +280,31 @@ export class Simulation {
 
   /** The processes currently leading (normally one). */
   leaders(): string[] {
-    return this.processes.filter((p) => p.node !== null && leaderOf(p.node)).map((p) => p.key);
+    return this.processes.filter((p) => leaderOf(p.life?.role ?? null)).map((p) => p.key);
   }
 
   /** Heals the network, restarts the crashed, stops faults, and runs until everything is decided. */
-  finish(): RunResult {
+  async finish(): Promise<RunResult> {
     const s = this.scenario;
     this.faultsOn = false;
     this.blocked.clear();
     this.partitionActive = false;
     this.isolated = null;
     this.heldDown = null;
-    for (const process of this.processes) if (process.node === null) this.restart(process);
+    for (const process of this.processes) if (process.life === null) this.restart(process);
+    await this.settle();
     const deadline = this.now + s.livenessTicksMax * STEPS_PER_TICK;
-    while (!this.checker.failed && !this.allDone()) {
-      if (this.now > deadline) {
-        this.checker.fail("liveness", this.livenessReport(), this.events);
-        break;
-      }
-      if (!this.step()) break;
-    }
+    let late = false;
+    await this.runWhile(() => {
+      if (this.allDone()) return false;
+      late = this.now > deadline;
+      return !late;
+    });
+    if (late && !this.checker.failed) this.checker.fail("liveness", this.livenessReport(), this.events);
     return {
       seed: s.seed,
       events: this.events,
+      turns: this.turns,
       ticks: Math.floor(this.now / STEPS_PER_TICK),
       decisions: this.checker.decisions,
       deliveredCommands: this.checker.deliveredCommands,
@@ -243,6 +314,7 @@ export class Simulation {
       crashes: this.crashes,
       partitions: this.partitions,
       diskFaults: this.diskFaults,
+      damagedLogs: this.damagedLogs,
       snapshotsTaken: this.snapshotsTaken,
       snapshotsInstalled: this.snapshotsInstalled,
       snapshotChunksSent: this.snapshotChunksSent,
@@ -256,27 +328,23 @@ export class Simulation {
   private buildProcesses(): void {
     const s = this.scenario;
     const add = (kind: Kind, id: number) => {
+      const key = `${kind}:${id}`;
       const process: SimProcess = {
-        key: `${kind}:${id}`,
+        key,
         kind,
         id,
-        node: null,
-        incarnation: 0,
-        durable: {
-          promised: ZERO_BALLOT,
-          accepted: new Map(),
-          round: 0,
-          floorSlot: 0,
-          rejoining: false,
-          decided: new Map(),
-          snapshot: null,
-        },
-        disk: [],
+        endpoint: { host: key, port: 1 },
         prng: this.prng.fork(),
-        app: null,
-        appliedThrough: 0,
+        disk: kind === "learner" || kind === "client" ? null : this.newDisk(key),
+        started: false,
+        pendingDamage: null,
+        rejoining: false,
+        promises: { durable: ZERO_BALLOT, prior: ZERO_BALLOT },
+        life: null,
+        incarnation: 0,
       };
       this.processes.push(process);
+      this.byHost.set(key, process);
     };
     if (s.layout === "separate") {
       for (const a of s.acceptors) add("acceptor", a.id);
@@ -296,21 +364,51 @@ export class Simulation {
     }
   }
 
-  private createNode(process: SimProcess): RoleObject {
+  private newDisk(key: string): SimDisk {
+    const bugs = this.options.bugs?.wal;
+    return new SimDisk((done) => this.diskWrite(key, done), {
+      segmentBytesMax: this.scenario.segmentBytesMax,
+      ...(bugs ? { bugs } : {}),
+    });
+  }
+
+  /** A disk's sync completes after the scenario's latency, in order with the disk's others. */
+  private diskWrite(key: string, done: () => void): void {
+    const process = this.byHost.get(key) as SimProcess;
+    const s = this.scenario;
+    const at = Math.max(
+      this.now + this.prng.range(s.syncStepsMin, s.syncStepsMax),
+      this.ioDoneAt.get(process) ?? 0,
+    );
+    this.ioDoneAt.set(process, at);
+    this.queue.push(at, { kind: "io", process, done });
+  }
+
+  /** The address book a process's driver resolves destinations with: what production uses. */
+  private addressBook(): AddressBook {
+    if (this.scenario.layout === "collapsed") return new ClusterAddressBook(this.clusterConfig);
+    // The course layout: one multicast group per role.
+    const group = (role: Role): Endpoint => ({ host: `${GROUP_PREFIX}${role}`, port: 1 });
+    return new GroupAddressBook({
+      acceptor: group("acceptor"),
+      proposer: group("proposer"),
+      learner: group("learner"),
+      client: group("client"),
+    });
+  }
+
+  private createRole(process: SimProcess, state: DurableState): RoleObject {
     const bugs = this.options.bugs ?? {};
     const prng = process.prng.fork();
-    const durable = process.durable;
-    const restore = {
-      promised: durable.promised,
-      accepted: [...durable.accepted.values()].sort((a, b) => a.slot - b.slot),
-      floorSlot: durable.floorSlot,
-    };
+    const promised = bugs.forgetNewestPromise ? process.promises.prior : state.promised;
+    const acceptorState = { promised, accepted: state.accepted, floorSlot: state.trimmedBelowSlot };
     switch (process.kind) {
       case "acceptor":
         return new Acceptor({
           id: process.id,
           limits: this.limits,
-          restore,
+          restore: acceptorState,
+          ...(state.rejoining ? { rejoining: true } : {}),
           ...(bugs.acceptor ? { bugs: bugs.acceptor } : {}),
         });
       case "proposer":
@@ -319,7 +417,7 @@ export class Simulation {
           quorum: this.quorum,
           prng,
           limits: this.limits,
-          restore: { round: durable.round },
+          restore: { round: state.round },
           bugs: { ...bugs.proposer, ...(bugs.learner ? { learner: bugs.learner } : {}) },
         });
       case "learner":
@@ -336,13 +434,8 @@ export class Simulation {
           quorum: this.quorum,
           prng,
           limits: this.limits,
-          restore: {
-            acceptor: restore,
-            round: durable.round,
-            snapshot: durable.snapshot,
-            log: contiguousLog(durable.decided, (durable.snapshot?.slot ?? 0) + 1),
-          },
-          ...(durable.rejoining ? { rejoining: true } : {}),
+          restore: { ...toReplicaState(state), acceptor: acceptorState },
+          ...(state.rejoining ? { rejoining: true } : {}),
           ...(snapshots
             ? { snapshotLogBytes: snapshots.snapshotLogBytes, logRetainSlots: snapshots.logRetainSlots }
             : {}),
@@ -354,31 +447,221 @@ export class Simulation {
     }
   }
 
-  private startProcess(process: SimProcess, phase: number): void {
-    const node = this.createNode(process);
-    process.node = node;
+  /** Starts a new incarnation of `process`; it comes up once its storage is open (see `boot`). */
+  private startLife(process: SimProcess): void {
     process.incarnation++;
-    if (node instanceof Replica) {
-      // The application comes back from the durable state: the snapshot, then the log past it.
-      const restored = node.learner.drainRestored();
-      const through = node.learner.deliveredThrough;
-      this.checker.learnerRestarted(process.key, through, restored.snapshot, this.events);
-      process.app = new AppDigest();
-      process.appliedThrough = 0;
-      if (restored.snapshot !== null) this.installApp(process, restored.snapshot);
-      for (const decision of restored.decisions) this.applyDecision(process, decision);
-      if (process.appliedThrough !== through) {
-        this.checker.fail(
-          "snapshot",
-          `${process.key} restarted delivered through slot ${through}, its application through ${process.appliedThrough}`,
-          this.events,
-        );
-      }
-      this.checker.appState(process.key, process.appliedThrough, process.app.encode(), this.events);
-    } else if (process.kind === "learner" || process.kind === "proposer") {
-      this.checker.learnerRestarted(process.key, 0);
+    const life: Life = {
+      process,
+      incarnation: process.incarnation,
+      alive: true,
+      transport: new SimTransport(this, process.endpoint),
+      role: null,
+      driver: null,
+      machine: null,
+    };
+    process.life = life;
+    this.settleDue = true;
+    this.boot(life).catch((error: unknown) => {
+      if (!life.alive) return; // a file-system call in flight when the process crashed failed
+      this.fatalError ??= error instanceof Error ? error : new Error(String(error));
+    });
+  }
+
+  /**
+   * What `paxos node` and `paxos acceptor` do at start: open the storage (setting up a rejoin first
+   * if the state was lost), build the role from what it holds, restore the application, start the
+   * driver.
+   */
+  private async boot(life: Life): Promise<void> {
+    const process = life.process;
+    if (process.pendingDamage !== null && process.disk !== null) {
+      await this.damageLog(process, process.disk, process.pendingDamage);
+      process.pendingDamage = null;
     }
-    this.queue.push(this.now + 1 + phase, { kind: "tick", process, incarnation: process.incarnation });
+    const opened = await this.openState(life);
+    if (opened === null) return;
+    let { storage } = opened;
+    const { state } = opened;
+    if (this.options.bugs?.forgetNewestPromise && process.disk !== null) {
+      storage = new PromiseWatch(storage, process.promises, (promises) => {
+        process.promises = promises;
+      });
+    }
+    process.rejoining = state.rejoining;
+    if (!life.alive) return;
+    const role = this.createRole(process, state);
+    const machine =
+      role instanceof Replica
+        ? new SimMachine(this.options.bugs ?? {}, (slot) =>
+            this.checker.fail(
+              "snapshot",
+              `${process.key}: snapshot through slot ${slot} has no application state`,
+              this.events,
+            ),
+          )
+        : null;
+    life.role = role;
+    life.machine = machine;
+    if (role instanceof Replica && machine !== null) this.restoreApplication(process, role, machine);
+    else if (role instanceof Learner || role instanceof Proposer)
+      this.checker.learnerRestarted(process.key, 0);
+    const driver = new Driver<RoleObject>({
+      name: process.key,
+      role,
+      transport: life.transport,
+      codec: this.codec,
+      addressBook: this.addressBook(),
+      storage,
+      tickMs: STEPS_PER_TICK,
+      scheduler: this.scheduler(life),
+      ...(machine !== null ? { stateMachine: machine } : {}),
+      onDecision: (decision) => {
+        this.checker.decision(process.key, decision, this.events);
+        if (machine !== null)
+          this.checker.appState(process.key, decision.slot, machine.encode(), this.events);
+      },
+      onSnapshot: (snapshot, how) => {
+        if (how === "taken") {
+          this.snapshotsTaken++;
+          this.record(`k ${this.now} ${process.key} ${snapshot.slot}`);
+          this.checker.snapshotTaken(process.key, snapshot, this.events);
+          return;
+        }
+        this.snapshotsInstalled++;
+        this.record(`i ${this.now} ${process.key} ${snapshot.slot}`);
+        this.checker.snapshotInstalled(process.key, snapshot, this.events);
+        if (machine !== null)
+          this.checker.appState(process.key, snapshot.slot, machine.encode(), this.events);
+      },
+      onTrace: (direction, message, peer) => this.observe(life, direction, message, peer),
+      onFatal: (error) => {
+        if (!life.alive) return; // a call in flight when the process crashed failed: it is gone
+        if (error instanceof InvariantViolation) this.checker.fail("assertion", error.message, this.events);
+        else if (!this.checker.failed) this.fatalError ??= error;
+      },
+    });
+    life.driver = driver;
+    await driver.start();
+  }
+
+  /**
+   * Opens the process's state with the processes' own code (`openDataDir`, runtime/data-dir.ts), as
+   * `paxos node` (a replica: lost or damaged state means rejoin) and `paxos acceptor`/`proposer`
+   * (refuse) do, over the simulated disk; learners and clients keep nothing (memory). The first
+   * start of each process is told `--new` (as `paxos cluster` does on a first start); later ones are
+   * not, so a wiped directory makes a replica rejoin. Null: the process crashed meanwhile, or (a
+   * separate role) refused to start on a damaged log.
+   */
+  private async openState(life: Life): Promise<{ storage: Storage; state: DurableState } | null> {
+    const process = life.process;
+    const disk = process.disk;
+    const opened = await openDataDir({
+      dir: disk === null ? undefined : SIM_DATA_DIR,
+      isNew: disk === null || process.kind === "proposer" || !process.started,
+      onLostState: process.kind === "replica" ? "rejoin" : "refuse",
+      ...(disk !== null ? { fs: disk.dataDirFs } : {}),
+      createLog: (dir: string) => (disk as SimDisk).log(dir),
+      nowMs: this.now,
+    });
+    if (!life.alive) return null;
+    if (!opened.ok) {
+      if (opened.error.kind === "operator") throw new Error(`${process.key}: ${opened.error.message}`);
+      // A separate role refuses to vote with a damaged log; the simulator damages no such log (a
+      // crash loses only unsynced writes), so the log misread what a crash left.
+      this.checker.fail("durability", `${process.key}: ${opened.error.message}`, this.events);
+      return null;
+    }
+    process.started = true;
+    if (opened.value.reason !== null) {
+      if (opened.value.reason === "damaged") this.damagedLogs++;
+      this.record(`j ${this.now} ${process.key} ${opened.value.reason}`);
+    }
+    return opened.value;
+  }
+
+  /**
+   * Damages a log at rest, the way disks do: a bit of synced data flips (in any segment, headers
+   * included), or the newest segment is lost. `WalStorage.open` must notice either (then the replica
+   * rejoins); a log that did not would roll back promises and votes, which the checkers would see.
+   */
+  private async damageLog(
+    process: SimProcess,
+    disk: SimDisk,
+    damage: "bit flip" | "lost newest segment",
+  ): Promise<void> {
+    const fs = disk.fs;
+    if (!fs.exists(SIM_DATA_DIR)) return;
+    const segments = (await fs.readdir(SIM_DATA_DIR)).filter((name) => /^wal-\d+\.log$/.test(name)).sort();
+    const sizes: number[] = [];
+    for (const name of segments) sizes.push((await fs.stat(`${SIM_DATA_DIR}/${name}`)).size);
+    if (damage === "lost newest segment") {
+      const newest = segments[segments.length - 1];
+      if (newest === undefined) return;
+      fs.loseFile(`${SIM_DATA_DIR}/${newest}`);
+      this.record(`F ${this.now} ${process.key} lost ${newest}`);
+      return;
+    }
+    const candidates = segments.filter((_, i) => (sizes[i] as number) > 0);
+    if (candidates.length === 0) return;
+    const name = this.prng.pick(candidates);
+    const bit = fs.flipRandomBit(`${SIM_DATA_DIR}/${name}`, this.prng);
+    this.record(`F ${this.now} ${process.key} flipped ${name} bit ${bit}`);
+  }
+
+  /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
+  private restoreApplication(process: SimProcess, replica: Replica, machine: SimMachine): void {
+    const restored = replica.learner.drainRestored();
+    const through = replica.learner.deliveredThrough;
+    this.checker.learnerRestarted(process.key, through, restored.snapshot, this.events);
+    let appliedThrough = 0;
+    try {
+      if (restored.snapshot !== null) {
+        machine.restore(restored.snapshot.app, restored.snapshot.slot);
+        appliedThrough = restored.snapshot.slot;
+      }
+      for (const decision of restored.decisions) {
+        machine.apply(decision);
+        appliedThrough = decision.slot;
+      }
+    } catch {
+      return; // the machine reported the bad state to the checker
+    }
+    if (appliedThrough !== through) {
+      this.checker.fail(
+        "snapshot",
+        `${process.key} restarted delivered through slot ${through}, its application through ${appliedThrough}`,
+        this.events,
+      );
+    }
+    this.checker.appState(process.key, appliedThrough, machine.encode(), this.events);
+  }
+
+  /** The checkers watch every message a driver sends and receives. */
+  private observe(life: Life, direction: "in" | "out", message: Message, peer: string): void {
+    const process = life.process;
+    if (direction === "in") {
+      this.record(`d ${this.now} ${peer}>${process.key} ${summarize(message)}`);
+      return;
+    }
+    if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
+    else if (message.type === "prepare")
+      this.checker.prepare(message.ballot, process.key, life.incarnation, this.events);
+    else if (message.type === "snapshot-chunk") this.snapshotChunksSent++;
+  }
+
+  /** Timers on virtual time, for one incarnation: they die with it. */
+  private scheduler(life: Life): Scheduler {
+    return {
+      immediate: (fn) => this.queue.push(this.now, { kind: "immediate", life, fn }),
+      every: (ms, fn) => {
+        const timer: Timer = { cancelled: false };
+        // A random phase, so that processes do not tick in lockstep.
+        this.queue.push(this.now + 1 + this.prng.int(ms), { kind: "every", life, fn, steps: ms, timer });
+        return () => {
+          timer.cancelled = true;
+        };
+      },
+    };
   }
 
   /** Keeps one replica away for a while (see `SnapshotSettings.laggard`). */
@@ -415,14 +698,92 @@ export class Simulation {
     }
   }
 
+  // --- the network (SimWire) -----------------------------------------------------------------------
+
+  listen(local: Endpoint, transport: SimTransport): void {
+    this.listeners.set(local.host, transport);
+  }
+
+  unlisten(local: Endpoint, transport: SimTransport): void {
+    if (this.listeners.get(local.host) === transport) this.listeners.delete(local.host);
+  }
+
+  send(fromEndpoint: Endpoint, to: Endpoint, frame: Uint8Array): void {
+    const from = this.byHost.get(fromEndpoint.host);
+    if (from === undefined) throw new Error(`sim: a frame from unknown ${fromEndpoint.host}`);
+    if (to.host.startsWith(GROUP_PREFIX)) {
+      for (const member of this.byRole.get(to.host.slice(GROUP_PREFIX.length)) ?? [])
+        this.transmit(from, fromEndpoint, member, frame);
+      return;
+    }
+    const target = this.byHost.get(to.host);
+    if (target === undefined) {
+      this.messagesDropped++; // nobody at that address
+      return;
+    }
+    this.transmit(from, fromEndpoint, target, frame);
+  }
+
+  /** One frame on its way: lost, duplicated, delayed (reordered by the spread) as the seed says. */
+  private transmit(from: SimProcess, fromEndpoint: Endpoint, to: SimProcess, frame: Uint8Array): void {
+    this.messagesSent++;
+    if (to === from) {
+      // To itself (a replica's proposer to its own acceptor): loopback, no network faults.
+      this.queue.push(this.now + 1, { kind: "frame", to, from, fromEndpoint, frame });
+      return;
+    }
+    const faults = this.scenario.network;
+    if (this.faultsOn && this.prng.chance(faults.dropRate)) {
+      this.messagesDropped++;
+      return;
+    }
+    const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      let delay = this.prng.range(faults.delayStepsMin, faults.delayStepsMax);
+      if (this.faultsOn && this.prng.chance(faults.longDelayRate)) {
+        delay += this.prng.int(faults.longDelayStepsMax);
+        // Now and then far longer than many election timeouts.
+        if (this.prng.chance(0.1)) delay += this.prng.int(faults.veryLongDelayStepsMax);
+      }
+      this.queue.push(this.now + delay, { kind: "frame", to, from, fromEndpoint, frame });
+    }
+  }
+
+  private record(line: string): void {
+    this.hash.update(line);
+    this.options.trace?.(line);
+  }
+
   // --- the event loop ------------------------------------------------------------------------------
+
+  /** Runs events while `more()` holds and nothing failed; lets promise continuations run between. */
+  private async runWhile(more: () => boolean): Promise<void> {
+    while (!this.checker.failed && more()) {
+      if (!this.step()) break;
+      if (this.settleDue) await this.settle();
+      if (this.fatalError !== null) throw this.fatalError;
+    }
+  }
+
+  /**
+   * Runs every promise continuation that the last event made ready (a completed sync resumes the
+   * driver's group commit; a start opens storage and starts the driver), before the next event. A
+   * macrotask turn drains the microtask queue completely; nothing else runs on this thread's loop,
+   * so the order is the same on every run.
+   */
+  private async settle(): Promise<void> {
+    this.settleDue = false;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.fatalError !== null) throw this.fatalError;
+  }
 
   private step(): boolean {
     const next = this.queue.pop();
     if (next === undefined) return false;
     this.now = next.time;
-    this.events++;
     const event = next.item;
+    if (event.kind === "immediate") this.turns++;
+    else this.events++;
     try {
       this.handle(event);
     } catch (error) {
@@ -437,56 +798,69 @@ export class Simulation {
 
   private handle(event: SimEvent): void {
     switch (event.kind) {
-      case "deliver": {
-        const { to, message } = event;
-        if (to.node === null || to.incarnation !== event.incarnation) return;
+      case "frame": {
+        const { to, from } = event;
         if (
-          this.blocked.has(`${event.from.key}>${to.key}`) ||
-          (this.isolated !== null &&
-            event.from !== to &&
-            (this.isolated === to || this.isolated === event.from))
+          this.blocked.has(`${from.key}>${to.key}`) ||
+          (this.isolated !== null && from !== to && (this.isolated === to || this.isolated === from))
         ) {
           this.messagesDropped++;
           return;
         }
-        this.record(`d ${this.now} ${event.from.key}>${to.key} ${summarize(message)}`);
-        this.apply(to, to.node.step(message));
-        this.takeSnapshotIfDue(to);
+        const transport = this.listeners.get(to.key);
+        if (transport === undefined) {
+          this.messagesDropped++; // nobody listening there now (down, or still starting)
+          return;
+        }
+        transport.deliver(event.frame, event.fromEndpoint);
         return;
       }
-      case "tick": {
-        const { process } = event;
-        if (process.node === null || process.incarnation !== event.incarnation) return;
-        this.record(`t ${this.now} ${process.key}`);
-        this.apply(process, process.node.tick());
-        this.takeSnapshotIfDue(process);
-        this.queue.push(this.now + STEPS_PER_TICK, event);
+      case "immediate": {
+        const { life } = event;
+        if (!life.alive) return;
+        const persists = life.driver?.stats.persists ?? 0;
+        event.fn();
+        // A turn that wrote to storage started a sync: let the log's continuations run (up to the
+        // file system's durability call, which completes as a later event).
+        if ((life.driver?.stats.persists ?? 0) !== persists) this.settleDue = true;
         return;
       }
-      case "synced": {
-        const { process } = event;
-        if (process.node === null || process.incarnation !== event.incarnation) return;
-        const write = process.disk.shift();
-        if (write === undefined) return;
-        this.record(`s ${this.now} ${process.key}`);
-        if (write.delta !== null) applyDelta(process.durable, write.delta);
-        for (const envelope of write.messages) this.send(process, envelope);
+      case "every": {
+        const { life, timer } = event;
+        if (!life.alive || timer.cancelled) return;
+        this.record(`t ${this.now} ${life.process.key}`);
+        event.fn();
+        this.queue.push(this.now + event.steps, event);
         return;
       }
+      case "io":
+        this.record(`s ${this.now} ${event.process.key}`);
+        event.done();
+        this.settleDue = true;
+        return;
       case "submit": {
-        const { process } = event;
-        const client = process.node as Client;
-        const submitted = client.submit(event.payload);
-        if (!submitted.ok) throw new Error(`sim client refused its own payload: ${submitted.error}`);
-        const { seq, output } = submitted.value;
-        this.checker.submit({ client: process.id, seq, payload: event.payload });
-        this.record(`c ${this.now} ${process.key} ${seq}`);
-        this.apply(process, output);
+        const { process, payload } = event;
+        const driver = process.life?.driver;
+        if (driver === undefined || driver === null) throw new Error(`sim: ${process.key} is not running`);
+        this.record(`c ${this.now} ${process.key}`);
+        driver.run((role) => {
+          const submitted = (role as Client).submit(payload);
+          if (!submitted.ok) throw new Error(`sim client refused its own payload: ${submitted.error}`);
+          const { seq, output } = submitted.value;
+          this.checker.submit({ client: process.id, seq, payload });
+          return output;
+        });
         return;
       }
       case "restart":
-        if (event.process.node === null && event.process !== this.heldDown) this.restart(event.process);
+        if (event.process.life === null && event.process !== this.heldDown) this.restart(event.process);
         return;
+      case "crash": {
+        const { process } = event;
+        if (this.faultsOn && process.life !== null && process.incarnation === event.incarnation)
+          this.crash(process);
+        return;
+      }
       case "laggard":
         if (this.faultsOn) this.keepAway(event.process, event.away);
         return;
@@ -504,130 +878,6 @@ export class Simulation {
     }
   }
 
-  /**
-   * Carries out a role's output: a snapshot and decisions to the checker and the application (the
-   * snapshot first), writes to disk, messages to the network.
-   */
-  private apply(process: SimProcess, output: Output): void {
-    const snapshot = output.snapshot;
-    if (snapshot !== null) {
-      this.snapshotsInstalled++;
-      this.record(`i ${this.now} ${process.key} ${snapshot.slot}`);
-      this.checker.snapshotInstalled(process.key, snapshot, this.events);
-    }
-    for (const decision of output.decided) this.checker.decision(process.key, decision, this.events);
-    if (process.app !== null && (snapshot !== null || output.decided.length > 0)) {
-      // The application: the snapshot replaces its state, then the decisions past it apply.
-      const wrongOrder = this.options.bugs?.decideBeforeInstall === true;
-      if (snapshot !== null && !wrongOrder) this.installApp(process, snapshot);
-      for (const decision of output.decided) this.applyDecision(process, decision);
-      if (snapshot !== null && wrongOrder) this.installApp(process, snapshot);
-      this.checker.appState(process.key, process.appliedThrough, process.app.encode(), this.events);
-    }
-    for (const envelope of output.send) this.send(process, envelope);
-    if (output.persist !== null || (output.sendAfterPersist.length > 0 && process.disk.length > 0)) {
-      const s = this.scenario;
-      if (output.persist !== null) {
-        process.disk.push({ delta: output.persist, messages: [...output.sendAfterPersist] });
-        const delay = this.prng.range(s.syncStepsMin, s.syncStepsMax);
-        // Writes complete in order: each sync lands no earlier than the one before it.
-        this.queue.push(this.now + delay, { kind: "synced", process, incarnation: process.incarnation });
-      } else {
-        // Nothing new to write, but an earlier write these messages depend on is still in flight.
-        const last = process.disk[process.disk.length - 1] as PendingWrite;
-        last.messages.push(...output.sendAfterPersist);
-      }
-    } else {
-      for (const envelope of output.sendAfterPersist) this.send(process, envelope);
-    }
-  }
-
-  /** Replaces a replica's application with the state in a snapshot (restored or installed). */
-  private installApp(process: SimProcess, snapshot: Snapshot): void {
-    const app = AppDigest.decode(snapshot.app);
-    if (app === null) {
-      this.checker.fail(
-        "snapshot",
-        `${process.key}: snapshot through slot ${snapshot.slot} has no application state`,
-        this.events,
-      );
-      return;
-    }
-    process.app = app;
-    process.appliedThrough = snapshot.slot;
-  }
-
-  private applyDecision(process: SimProcess, decision: Decision): void {
-    (process.app as AppDigest).applyDecision(decision);
-    process.appliedThrough = decision.slot;
-  }
-
-  /**
-   * At the end of a replica's turn its application has applied everything delivered: the moment to
-   * take a snapshot when one is due. Its output (persist the snapshot and the acceptor's new floor)
-   * goes the way of every other output.
-   */
-  private takeSnapshotIfDue(process: SimProcess): void {
-    const node = process.node;
-    if (!(node instanceof Replica) || !node.snapshotDue || process.app === null) return;
-    const app = this.options.bugs?.snapshotOneSlotBehind
-      ? process.app.encodePrevious()
-      : process.app.encode();
-    const output = node.snapshot(app);
-    const snapshot = output.persist?.snapshot;
-    if (snapshot !== undefined) {
-      this.snapshotsTaken++;
-      this.record(`k ${this.now} ${process.key} ${snapshot.slot}`);
-      this.checker.snapshotTaken(process.key, snapshot, this.events);
-    }
-    this.apply(process, output);
-  }
-
-  private send(from: SimProcess, envelope: Envelope): void {
-    const message = envelope.message;
-    if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
-    if (message.type === "prepare")
-      this.checker.prepare(message.ballot, from.key, from.incarnation, this.events);
-    for (const to of this.resolve(envelope.to)) {
-      this.messagesSent++;
-      if (message.type === "snapshot-chunk") this.snapshotChunksSent++;
-      if (to === from) {
-        // Local delivery inside one process: no network faults.
-        this.queue.push(this.now + 1, { kind: "deliver", to, from, message, incarnation: to.incarnation });
-        continue;
-      }
-      const faults = this.scenario.network;
-      if (this.faultsOn && this.prng.chance(faults.dropRate)) {
-        this.messagesDropped++;
-        continue;
-      }
-      const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
-      for (let i = 0; i < copies; i++) {
-        let delay = this.prng.range(faults.delayStepsMin, faults.delayStepsMax);
-        if (this.faultsOn && this.prng.chance(faults.longDelayRate))
-          delay += this.prng.int(faults.longDelayStepsMax);
-        this.queue.push(this.now + delay, {
-          kind: "deliver",
-          to,
-          from,
-          message,
-          incarnation: to.incarnation,
-        });
-      }
-    }
-  }
-
-  private resolve(destination: Destination): SimProcess[] {
-    const members = this.byRole.get(destination.role) ?? [];
-    if (destination.id === undefined) return members;
-    return members.filter((p) => p.id === destination.id);
-  }
-
-  private record(line: string): void {
-    this.hash.update(line);
-    this.options.trace?.(line);
-  }
-
   // --- faults --------------------------------------------------------------------------------------
 
   private injectFaults(): void {
@@ -635,8 +885,9 @@ export class Simulation {
     if (!this.partitionActive && this.prng.chance(s.partitionChance)) this.startPartition();
     if (this.prng.chance(s.crashChance)) {
       // Half the crashes hit the leader: its loss is what stresses recovery the most.
-      const leaders = this.processes.filter((p) => p.node !== null && leaderOf(p.node));
-      const candidates = this.processes.filter((p) => p.kind !== "client" && p.node !== null);
+      const leaders = this.processes.filter((p) => leaderOf(p.life?.role ?? null));
+      // Any process that is up or starting (a crash may come in the middle of its recovery).
+      const candidates = this.processes.filter((p) => p.kind !== "client" && p.life !== null);
       const pool = leaders.length > 0 && this.prng.chance(0.5) ? leaders : candidates;
       if (pool.length > 0) this.crash(this.prng.pick(pool));
     }
@@ -644,17 +895,19 @@ export class Simulation {
 
   private startPartition(): void {
     const members = this.processes;
-    const shape = this.prng.pick(["symmetric", "one-way", "leader"] as const);
+    // One-way cuts are as common as the other shapes together: a node that hears nobody but is
+    // still heard (a deaf leader) is what stresses rejoin and leader changes the most.
+    const shape = this.prng.pick(["symmetric", "one-way", "leader", "deaf", "deaf"] as const);
     this.partitionActive = true;
     this.partitions++;
-    if (shape === "leader") {
-      const leaders = members.filter((p) => p.node !== null && leaderOf(p.node));
+    if (shape === "leader" || shape === "deaf") {
+      const leaders = members.filter((p) => leaderOf(p.life?.role ?? null));
       const cut = leaders.length > 0 ? leaders : [this.prng.pick(members)];
       for (const isolated of cut) {
         for (const other of members) {
           if (other === isolated) continue;
-          this.blocked.add(`${isolated.key}>${other.key}`);
           this.blocked.add(`${other.key}>${isolated.key}`);
+          if (shape === "leader") this.blocked.add(`${isolated.key}>${other.key}`);
         }
       }
     } else {
@@ -673,26 +926,36 @@ export class Simulation {
     this.queue.push(this.now + duration, { kind: "heal" });
   }
 
+  /** The process dies at once: its timers and socket with it; its disk keeps only what was synced. */
   private crash(process: SimProcess, diskFaults = true): void {
     this.crashes++;
     this.record(`x ${this.now} ${process.key}`);
+    const life = process.life;
+    if (life !== null) {
+      life.alive = false;
+      life.transport.drop();
+      if (life.role instanceof Replica) process.rejoining = life.role.rejoining;
+    }
+    process.life = null;
+    process.disk?.crash(this.prng);
     if (diskFaults) this.injectDiskFault(process);
-    process.node = null;
-    process.app = null;
-    // Unsynced writes are lost, and so are the messages waiting for them.
-    process.disk.length = 0;
-    process.incarnation++;
     // Half the crashes are quick reboots, back before the others notice; half are long outages.
     const downtime =
       (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
 
+  /** Whether a replica is rejoining (as far as its last life knew, or its disk was wiped since). */
+  private rejoiningOrDamaged(process: SimProcess): boolean {
+    const role = process.life?.role;
+    return role instanceof Replica ? role.rejoining : process.rejoining;
+  }
+
   /**
-   * Disk faults, on a minority of replicas at a time: a torn write (the record being written when the
-   * crash came is cut off: the same as losing the unsynced writes, which every crash does), a bit
-   * flip in the middle of the log, or a lost file. The last two are detected when the log is opened
-   * (checksums, segment numbers): the node comes back with nothing and must rejoin (see `Replica`).
+   * Disk faults, on a minority of replicas at a time, besides what every crash does to unsynced
+   * writes (lost, torn or reordered: `MemoryFileSystem.crash`): a torn write (nothing more), a wiped
+   * data directory, a flipped bit of synced data, or a lost newest segment. The log must notice the
+   * last three when it is opened (no state, or damage), and the node rejoins (see `openState`).
    */
   private injectDiskFault(process: SimProcess): void {
     const s = this.scenario;
@@ -700,22 +963,31 @@ export class Simulation {
     // Only as many at a time as the quorums can spare: the healthy replicas must still form both a
     // phase-1 and a phase-2 quorum, or nothing could be decided and no one could rejoin.
     const healthy = this.processes.filter(
-      (p) => p.kind === "replica" && p !== process && !p.durable.rejoining,
+      (p) => p.kind === "replica" && p !== process && !this.rejoiningOrDamaged(p),
     );
     const ids = healthy.map((p) => p.id);
-    if (process.durable.rejoining || !this.quorum.isPhase1Quorum(ids) || !this.quorum.isPhase2Quorum(ids))
+    if (
+      this.rejoiningOrDamaged(process) ||
+      !this.quorum.isPhase1Quorum(ids) ||
+      !this.quorum.isPhase2Quorum(ids)
+    )
       return;
-    const kind = this.prng.pick(["torn write", "bit flip", "lost file"] as const);
+    const kind = this.prng.pick([
+      "torn write",
+      "wiped directory",
+      "bit flip",
+      "lost newest segment",
+    ] as const);
     this.diskFaults++;
     this.record(`f ${this.now} ${process.key} ${kind}`);
-    if (kind === "torn write") return; // process.disk (the unsynced writes) is dropped by the crash
-    process.durable.promised = ZERO_BALLOT;
-    process.durable.accepted.clear();
-    process.durable.round = 0;
-    process.durable.floorSlot = 0;
-    process.durable.decided.clear();
-    process.durable.snapshot = null;
-    process.durable.rejoining = true; // the runtime writes this mark before the node starts again
+    if (kind === "torn write" || process.disk === null) return; // the crash did it
+    if (kind === "wiped directory") {
+      if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
+    } else {
+      process.pendingDamage = kind; // done to the log at rest, before the next start opens it
+    }
+    process.rejoining = true; // its next start finds no state, or damage, and rejoins
+    process.promises = { durable: ZERO_BALLOT, prior: ZERO_BALLOT };
   }
 
   /**
@@ -731,16 +1003,22 @@ export class Simulation {
     }
     if (away) {
       this.heldDown = process;
-      if (process.node !== null) this.crash(process, false);
+      if (process.life !== null) this.crash(process, false);
     } else {
       this.heldDown = null;
-      if (process.node === null) this.restart(process);
+      if (process.life === null) this.restart(process);
     }
   }
 
   private restart(process: SimProcess): void {
     this.record(`r ${this.now} ${process.key}`);
-    this.startProcess(process, this.prng.int(STEPS_PER_TICK));
+    this.startLife(process);
+    // A third of the restarts of a replica that lost its disk crash again within a few syncs: in
+    // the middle of opening its state and setting up the rejoin (which must come back rejoining).
+    if (this.faultsOn && process.kind === "replica" && process.rejoining && this.prng.chance(1 / 3)) {
+      const at = this.now + this.prng.range(1, 3 * this.scenario.syncStepsMax + 3);
+      this.queue.push(at, { kind: "crash", process, incarnation: process.incarnation });
+    }
   }
 
   // --- liveness ------------------------------------------------------------------------------------
@@ -753,12 +1031,13 @@ export class Simulation {
 
   private allDone(): boolean {
     // A replica whose disk was damaged must have rejoined as an acceptor by the end.
-    for (const process of this.processes)
-      if (process.node instanceof Replica && process.node.rejoining) return false;
-    for (const process of this.learnerKeys()) if (!this.checker.deliveredAll(process.key)) return false;
-    for (const process of this.byRole.get("client") ?? []) {
-      if ((process.node as Client).unackedCount > 0) return false;
+    for (const process of this.processes) {
+      const role = process.life?.role ?? null;
+      if (role === null) return false;
+      if (role instanceof Replica && role.rejoining) return false;
+      if (role instanceof Client && role.unackedCount > 0) return false;
     }
+    for (const process of this.learnerKeys()) if (!this.checker.deliveredAll(process.key)) return false;
     return true;
   }
 
@@ -769,46 +1048,19 @@ export class Simulation {
       if (missing.length > 0)
         lines.push(`${process.key} misses ${missing.length} (${missing.slice(0, 3).join(",")})`);
     }
-    for (const process of this.byRole.get("client") ?? []) {
-      const unacked = (process.node as Client).unackedCount;
-      if (unacked > 0) lines.push(`${process.key} has ${unacked} unacked`);
-    }
     for (const process of this.processes) {
-      if (process.node instanceof Replica && process.node.rejoining) {
-        lines.push(`${process.key} has not rejoined (floor ${process.node.rejoinFloorSlot})`);
-      }
+      const role = process.life?.role ?? null;
+      if (role === null) lines.push(`${process.key} is not running`);
+      else if (role instanceof Client && role.unackedCount > 0)
+        lines.push(`${process.key} has ${role.unackedCount} unacked`);
+      else if (role instanceof Replica && role.rejoining)
+        lines.push(`${process.key} has not rejoined (floor ${role.rejoinFloorSlot})`);
     }
     return `not everything decided ${this.scenario.livenessTicksMax} ticks after healing: ${lines.join("; ")}`;
   }
 }
 
-/** Applies a durable write: a snapshot first, superseding the decided log through its slot. */
-function applyDelta(state: DurableState, delta: DurableDelta): void {
-  if (delta.promised !== undefined && ballotGreater(delta.promised, state.promised))
-    state.promised = delta.promised;
-  if (delta.proposerRound !== undefined) state.round = Math.max(state.round, delta.proposerRound);
-  for (const entry of delta.accepted ?? []) state.accepted.set(entry.slot, entry);
-  if (delta.rejoining !== undefined) state.rejoining = delta.rejoining;
-  if (delta.snapshot !== undefined) {
-    state.snapshot = delta.snapshot;
-    for (const slot of state.decided.keys()) if (slot <= delta.snapshot.slot) state.decided.delete(slot);
-  }
-  const snapshotSlot = state.snapshot?.slot ?? 0;
-  for (const { slot, value } of delta.decided ?? []) if (slot > snapshotSlot) state.decided.set(slot, value);
-  if (delta.floorSlot !== undefined && delta.floorSlot > state.floorSlot) {
-    state.floorSlot = delta.floorSlot;
-    for (const slot of state.accepted.keys()) if (slot < delta.floorSlot) state.accepted.delete(slot);
-  }
-}
-
-/** The durable log from slot `from` on, as far as it is contiguous. */
-function contiguousLog(decided: ReadonlyMap<number, Value>, from: number): Value[] {
-  const log: Value[] = [];
-  for (let slot = from; decided.has(slot); slot++) log.push(decided.get(slot) as Value);
-  return log;
-}
-
-function leaderOf(node: RoleObject): boolean {
+function leaderOf(node: RoleObject | null): boolean {
   if (node instanceof Proposer || node instanceof Replica) return node.mode === "leader";
   return false;
 }

@@ -13,7 +13,7 @@ let summary = emptySummary();
 const failures: string[] = [];
 let sinceReport = 0;
 for (const seed of job.seeds) {
-  const result = runSeed(seed);
+  const result = await runSeed(seed);
   addToSummary(summary, result);
   if (result.violations.length > 0) failures.push(describeRun(result));
   if (++sinceReport >= 25) {

@@ -30,4 +30,4 @@ export {
   type StorageStats,
   toReplicaState,
 } from "./storage.js";
-export { DEFAULT_SEGMENT_BYTES_MAX, type WalOptions, WalStorage } from "./wal.js";
+export { DEFAULT_SEGMENT_BYTES_MAX, type WalBugs, type WalOptions, WalStorage } from "./wal.js";

@@ -37,6 +37,14 @@ export interface WalOptions {
   readonly segmentBytesMax?: number;
   /** Where the files live: the real disk by default, or a simulated one (`MemoryFileSystem`). */
   readonly fs?: FileSystem;
+  /** Deliberate bugs, to prove the simulator's checkers catch them. Tests only. */
+  readonly bugs?: WalBugs;
+}
+
+/** Deliberately broken variants of the log (the simulator's canaries). */
+export interface WalBugs {
+  /** `open` does not notice a lost newest segment (a sealed last segment opens as if complete). */
+  readonly ignoreLostNewestSegment?: boolean;
 }
 
 export const DEFAULT_SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
@@ -294,6 +302,7 @@ export class WalStorage implements Storage {
   readonly dir: string;
   private readonly fs: FileSystem;
   private readonly segmentBytesMax: number;
+  private readonly bugs: WalBugs;
   /** The state as every delta appended so far leaves it: what a checkpoint writes. */
   private readonly model = new DurableModel();
   /** Appends go here; a commit swaps it with `spare` so appends continue during the write. */
@@ -328,6 +337,7 @@ export class WalStorage implements Storage {
     this.dir = options.dir;
     this.fs = options.fs ?? nodeFileSystem;
     this.segmentBytesMax = options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX;
+    this.bugs = options.bugs ?? {};
     // Offsets in a segment must fit the records' u32 commit start; a single commit larger than
     // the maximum (which goes whole into a new segment) stays far below 4 GiB too.
     const bytesMax = 2 ** 31;
@@ -608,7 +618,7 @@ export class WalStorage implements Storage {
     const lastBytes = await this.fs.readFile(join(this.dir, segmentFileName(lastSegment)));
     const lastScan = scanSegment(lastBytes, lastSegment, true);
     if (!lastScan.ok) return lastScan;
-    if (lastScan.value.sealed) {
+    if (lastScan.value.sealed && this.bugs.ignoreLostNewestSegment !== true) {
       // The log rolled past this segment: the next one held records (or was about to) and is gone.
       return corrupt(
         segmentFileName(lastSegment + 1),
