@@ -52,9 +52,10 @@ export interface Scenario {
  *   rejoined (or `rejoinWaitTicks` passed), B crashes for `downTicks` and C hears everyone again: C
  *   takes over with A.
  * - `promise-crash` (any layout): the first leader to send an accept from `startTick` on goes slow:
- *   for `slowTicks` every message it sends arrives `lateTicks` later. Another proposer takes over;
- *   every acceptor that promises it a higher ballot crashes right after (no disk fault) and reboots
- *   after `rebootTicks`; then the old leader's accepts arrive, late.
+ *   for `slowTicks` every message it sends is held back. Another proposer takes over; every acceptor
+ *   that promises it a higher ballot crashes right after (no disk fault) and reboots after
+ *   `rebootTicks`, and as it starts listening it gets the held-back messages sent to it first; the
+ *   rest go out `lateTicks` after the slow spell ends.
  */
 export type TargetedFaults =
   | {
@@ -284,8 +285,8 @@ function describeTargeted(t: TargetedFaults | null): string {
       `back in ${t.rebootTicks} (new leader muted ${t.muteTicks} more), the new leader down ${t.downTicks} ticks`
     );
   return (
-    `; targeted: from tick ${t.startTick} the leader slow for ${t.slowTicks} ticks (its messages ${t.lateTicks} ticks late), ` +
-    `acceptors crash right after promising a higher ballot (back in ${t.rebootTicks})`
+    `; targeted: from tick ${t.startTick} the leader's messages held back for ${t.slowTicks} ticks, ` +
+    `acceptors crash right after promising a higher ballot (back in ${t.rebootTicks}, held messages first; the rest ${t.lateTicks} ticks later)`
   );
 }
 

@@ -176,7 +176,7 @@ const LED_WAIT_TICKS = 150;
 interface PlanState {
   /**
    * deaf-leader-rejoin: wait -> cut (C deaf) -> led (B leads) -> rejoin (A wiped) -> done (B down).
-   * promise-crash: wait -> slow (the leader's messages late, acceptors crash after promising).
+   * promise-crash: wait -> slow (the leader's messages held back, acceptors crash after promising).
    */
   stage: "wait" | "cut" | "led" | "rejoin" | "slow" | "done";
   /** When the current stage's wait ends, in steps. */
@@ -1194,10 +1194,11 @@ export class Simulation implements SimWire {
   /**
    * The `promise-crash` sequence, driven by what processes send (the trace an acceptor that forgets
    * its newest promise breaks): the first leader to send an accept from `startTick` on goes slow
-   * (everything it sends for `slowTicks` arrives `lateTicks` later, see `transmit`), so another
-   * proposer takes over; every acceptor that promises a ballot above the slow leader's crashes right
-   * after the promise is sent (it was persisted first) and reboots `rebootTicks` later; then the
-   * slow leader's accepts arrive.
+   * (everything it sends for `slowTicks` is held back, see `transmit`), so another proposer takes
+   * over; every acceptor that promises a ballot above the slow leader's crashes right after the
+   * promise is sent (it was persisted first) and reboots `rebootTicks` later, and the slow leader's
+   * held-back accepts reach it first as it starts listening (`listen`); the rest go out `lateTicks`
+   * after the slow spell ends.
    */
   private advancePromiseCrash(life: Life, message: Message): void {
     const t = this.scenario.targeted;
