@@ -36,7 +36,44 @@ export interface Scenario {
   readonly codec: "binary" | "json";
   /** Segment size of every log (`WalOptions.segmentBytesMax`): small, so that logs roll often. */
   readonly segmentBytesMax: number;
+  /**
+   * A fault sequence scheduled on purpose (one seed in eight), for traces random faults reach too
+   * rarely; null: faults are random only. Random faults go on beside it.
+   */
+  readonly targeted: TargetedFaults | null;
 }
+
+/**
+ * A deliberate fault sequence (see docs/simulator.md, "Targeted fault sequences"):
+ * - `deaf-leader-rejoin` (3 collapsed replicas, majority): from `startTick` the leader C is cut off
+ *   one way (it hears nobody; it is still heard); once another replica B leads, `voteTicks` later the
+ *   third, A, crashes and loses its data directory; it reboots after `rebootTicks`, and B's messages
+ *   to it are held back for `muteTicks` after that, so that it hears the deaf C first. Once A has
+ *   rejoined (or `rejoinWaitTicks` passed), B crashes for `downTicks` and C hears everyone again: C
+ *   takes over with A.
+ * - `promise-crash` (any layout): the first leader to send an accept from `startTick` on goes slow:
+ *   for `slowTicks` every message it sends is held back. Another proposer takes over; every acceptor
+ *   that promises it a higher ballot crashes right after (no disk fault) and reboots after
+ *   `rebootTicks`, and as it starts listening it gets the held-back messages sent to it first; the
+ *   rest go out `lateTicks` after the slow spell ends.
+ */
+export type TargetedFaults =
+  | {
+      readonly kind: "deaf-leader-rejoin";
+      readonly startTick: number;
+      readonly voteTicks: number;
+      readonly rebootTicks: number;
+      readonly muteTicks: number;
+      readonly rejoinWaitTicks: number;
+      readonly downTicks: number;
+    }
+  | {
+      readonly kind: "promise-crash";
+      readonly startTick: number;
+      readonly slowTicks: number;
+      readonly lateTicks: number;
+      readonly rebootTicks: number;
+    };
 
 /** How the replicas of a seed take, keep and transfer snapshots. */
 export interface SnapshotSettings {
@@ -146,10 +183,56 @@ export function scenarioForSeed(seed: number): Scenario {
   };
   // Drawn last, so that the fields above are what they were before snapshots came to the simulator.
   const snapshots = layout === "collapsed" ? snapshotSettings(prng, fields) : null;
-  const codec = prng.chance(0.125) ? "json" : "binary";
+  const codec: Scenario["codec"] = prng.chance(0.125) ? "json" : "binary";
   if (roughness !== "calm") network.veryLongDelayStepsMax = prng.range(500, 3000);
   const segmentBytesMax = prng.pick([512, 2048, 65_536]);
-  return { ...fields, snapshots, codec, segmentBytesMax };
+  const scenario: Scenario = { ...fields, snapshots, codec, segmentBytesMax, targeted: null };
+  // Drawn after everything else, so that the other seven seeds in eight are what they were before.
+  return prng.chance(TARGETED_SHARE) ? targetedScenario(prng, scenario) : scenario;
+}
+
+/** The share of seeds that schedule a targeted fault sequence (`Scenario.targeted`). */
+export const TARGETED_SHARE = 1 / 8;
+
+/**
+ * Two targeted seeds in three cut a leader off one way and wipe a follower's disk after a leader
+ * change (the rarer trace to hit: it needs the new leader to have decisions in flight when it goes
+ * down); they run 3 collapsed replicas with majority quorums (the two leaders and the rejoining node
+ * are all of the cluster). The others crash acceptors right after a promise, while the older
+ * leader's accepts are held back. Neither keeps a replica away on purpose (no laggard).
+ */
+function targetedScenario(prng: Prng, s: Scenario): Scenario {
+  const startTick = prng.range(20, Math.max(21, Math.floor(s.faultPhaseTicksMin / 3)));
+  if (prng.chance(2 / 3)) {
+    return {
+      ...s,
+      layout: "collapsed",
+      acceptors: [{ id: 1 }, { id: 2 }, { id: 3 }],
+      quorum: { kind: "majority" },
+      snapshots: s.snapshots === null ? null : { ...s.snapshots, laggard: null },
+      targeted: {
+        kind: "deaf-leader-rejoin",
+        startTick,
+        voteTicks: prng.range(2, 30),
+        rebootTicks: prng.range(1, 5),
+        muteTicks: prng.range(3, 20),
+        rejoinWaitTicks: prng.range(50, 200),
+        downTicks: prng.range(100, 300),
+      },
+    };
+  }
+  const slowTicks = prng.range(20, 60);
+  return {
+    ...s,
+    snapshots: s.snapshots === null ? null : { ...s.snapshots, laggard: null },
+    targeted: {
+      kind: "promise-crash",
+      startTick,
+      slowTicks,
+      lateTicks: slowTicks + prng.range(20, 150),
+      rebootTicks: prng.range(1, 5),
+    },
+  };
 }
 
 /**
@@ -189,7 +272,21 @@ export function describeScenario(s: Scenario): string {
     `${s.layout} ${s.acceptors.length}A(${weights}) ${roles} ${s.clients}C ${quorum}; ` +
     `drop ${(s.network.dropRate * 100).toFixed(0)}% dup ${(s.network.duplicateRate * 100).toFixed(0)}% ` +
     `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; ${s.codec}, segments ${s.segmentBytesMax} bytes; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
-    describeSnapshots(s.snapshots)
+    describeSnapshots(s.snapshots) +
+    describeTargeted(s.targeted)
+  );
+}
+
+function describeTargeted(t: TargetedFaults | null): string {
+  if (t === null) return "";
+  if (t.kind === "deaf-leader-rejoin")
+    return (
+      `; targeted: deaf leader from tick ${t.startTick}, a follower's disk wiped ${t.voteTicks} ticks after a new leader, ` +
+      `back in ${t.rebootTicks} (new leader muted ${t.muteTicks} more), the new leader down ${t.downTicks} ticks`
+    );
+  return (
+    `; targeted: from tick ${t.startTick} the leader's messages held back for ${t.slowTicks} ticks, ` +
+    `acceptors crash right after promising a higher ballot (back in ${t.rebootTicks}, held messages first; the rest ${t.lateTicks} ticks later)`
   );
 }
 

@@ -3,6 +3,7 @@ import {
   Acceptor,
   type AcceptorBugs,
   type Ballot,
+  ballotGreater,
   Client,
   createQuorumSystem,
   DEFAULT_LIMITS,
@@ -154,12 +155,47 @@ type SimEvent =
   | { readonly kind: "io"; readonly process: SimProcess; readonly done: () => void }
   | { readonly kind: "submit"; readonly process: SimProcess; readonly payload: string }
   | { readonly kind: "restart"; readonly process: SimProcess }
-  | { readonly kind: "crash"; readonly process: SimProcess; readonly incarnation: number }
+  | {
+      readonly kind: "crash";
+      readonly process: SimProcess;
+      readonly incarnation: number;
+      /** A crash of the targeted sequence: no disk fault, down this many steps. */
+      readonly downSteps?: number;
+    }
   | { readonly kind: "heal" }
+  | { readonly kind: "release" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" };
 
 const GROUP_PREFIX = "group:";
+
+/** Ticks a deaf-leader-rejoin sequence waits for the new leader to decide past the deaf one's slots. */
+const LED_WAIT_TICKS = 150;
+
+/** How far the scenario's targeted fault sequence (`Scenario.targeted`) has got. */
+interface PlanState {
+  /**
+   * deaf-leader-rejoin: wait -> cut (C deaf) -> led (B leads) -> rejoin (A wiped) -> done (B down).
+   * promise-crash: wait -> slow (the leader's messages held back, acceptors crash after promising).
+   */
+  stage: "wait" | "cut" | "led" | "rejoin" | "slow" | "done";
+  /** When the current stage's wait ends, in steps. */
+  at: number;
+  /** The deaf leader, or the slow one. */
+  c: SimProcess | null;
+  /** The leader that takes over from the deaf one. */
+  b: SimProcess | null;
+  /** The follower that loses its disk. */
+  a: SimProcess | null;
+  /** The slow leader's ballot: acceptors crash right after promising a higher one. */
+  ballot: Ballot;
+  /** The highest slot the deaf leader proposed in (what its heartbeats say), as far as seen. */
+  deafProposedThrough: number;
+  /** Acceptors crashed after a promise (each once). */
+  readonly crashed: Set<SimProcess>;
+  /** What the slow leader sent while slow, held back: released to an acceptor as it restarts. */
+  held: { to: SimProcess; fromEndpoint: Endpoint; frame: Uint8Array }[];
+}
 
 /**
  * A deterministic simulation of a whole Paxos deployment, in the way of TigerBeetle's VOPR: each
@@ -211,6 +247,20 @@ export class Simulation implements SimWire {
   private isolated: SimProcess | null = null;
   /** A replica kept down (`SnapshotSettings.laggard`): restarts wait until it is released. */
   private heldDown: SimProcess | null = null;
+  /** The targeted fault sequence's progress (`Scenario.targeted`; stays at `wait` when there is none). */
+  private readonly plan: PlanState = {
+    stage: "wait",
+    at: 0,
+    c: null,
+    b: null,
+    a: null,
+    ballot: ZERO_BALLOT,
+    deafProposedThrough: 0,
+    crashed: new Set(),
+    held: [],
+  };
+  /** Links (`from>to`) the targeted sequence cuts, apart from random partitions (which heal on their own). */
+  private readonly planBlocked = new Set<string>();
 
   constructor(
     readonly scenario: Scenario,
@@ -288,6 +338,7 @@ export class Simulation implements SimWire {
     const s = this.scenario;
     this.faultsOn = false;
     this.blocked.clear();
+    this.planBlocked.clear();
     this.partitionActive = false;
     this.isolated = null;
     this.heldDown = null;
@@ -643,6 +694,7 @@ export class Simulation implements SimWire {
       this.record(`d ${this.now} ${peer}>${process.key} ${summarize(message)}`);
       return;
     }
+    if (this.scenario.targeted?.kind === "promise-crash") this.advancePromiseCrash(life, message);
     if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
     else if (message.type === "prepare")
       this.checker.prepare(message.ballot, process.key, life.incarnation, this.events);
@@ -702,6 +754,26 @@ export class Simulation implements SimWire {
 
   listen(local: Endpoint, transport: SimTransport): void {
     this.listeners.set(local.host, transport);
+    const process = this.byHost.get(local.host);
+    // An acceptor back from a crash right after a promise hears the slow leader's late accepts first.
+    if (process !== undefined && this.plan.crashed.has(process) && this.plan.held.length > 0)
+      this.releaseHeld((to) => to === process);
+  }
+
+  /** Sends on the slow leader's held-back frames to the destinations `which` picks (see `transmit`). */
+  private releaseHeld(which: (to: SimProcess) => boolean): void {
+    const kept: PlanState["held"] = [];
+    let released = 0;
+    for (const held of this.plan.held) {
+      if (!which(held.to)) {
+        kept.push(held);
+        continue;
+      }
+      released++;
+      this.queue.push(this.now + 1 + released, { kind: "frame", from: this.plan.c as SimProcess, ...held });
+    }
+    if (released > 0) this.record(`P ${this.now} released ${released}`);
+    this.plan.held = kept;
   }
 
   unlisten(local: Endpoint, transport: SimTransport): void {
@@ -735,6 +807,17 @@ export class Simulation implements SimWire {
     const faults = this.scenario.network;
     if (this.faultsOn && this.prng.chance(faults.dropRate)) {
       this.messagesDropped++;
+      return;
+    }
+    if (
+      this.scenario.targeted?.kind === "promise-crash" &&
+      this.faultsOn &&
+      this.plan.stage === "slow" &&
+      from === this.plan.c &&
+      this.now < this.plan.at
+    ) {
+      // The slow leader of a promise-crash sequence: what it sends is held back (`releaseHeld`).
+      this.plan.held.push({ to, fromEndpoint, frame });
       return;
     }
     const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
@@ -786,6 +869,8 @@ export class Simulation implements SimWire {
     else this.events++;
     try {
       this.handle(event);
+      // B goes down the moment A has rejoined, before A learns more from it.
+      if (this.plan.stage === "rejoin" && this.faultsOn) this.advanceDeafLeaderRejoin();
     } catch (error) {
       if (error instanceof InvariantViolation) {
         this.checker.fail("assertion", error.message, this.events);
@@ -802,6 +887,7 @@ export class Simulation implements SimWire {
         const { to, from } = event;
         if (
           this.blocked.has(`${from.key}>${to.key}`) ||
+          this.planBlocked.has(`${from.key}>${to.key}`) ||
           (this.isolated !== null && from !== to && (this.isolated === to || this.isolated === from))
         ) {
           this.messagesDropped++;
@@ -858,11 +944,14 @@ export class Simulation implements SimWire {
       case "crash": {
         const { process } = event;
         if (this.faultsOn && process.life !== null && process.incarnation === event.incarnation)
-          this.crash(process);
+          this.crash(process, event.downSteps === undefined, event.downSteps);
         return;
       }
       case "laggard":
         if (this.faultsOn) this.keepAway(event.process, event.away);
+        return;
+      case "release":
+        this.releaseHeld(() => true);
         return;
       case "heal":
         this.blocked.clear();
@@ -871,6 +960,7 @@ export class Simulation implements SimWire {
         return;
       case "world":
         if (this.faultsOn) {
+          this.advanceDeafLeaderRejoin();
           this.injectFaults();
           this.queue.push(this.now + STEPS_PER_TICK, event);
         }
@@ -926,8 +1016,11 @@ export class Simulation implements SimWire {
     this.queue.push(this.now + duration, { kind: "heal" });
   }
 
-  /** The process dies at once: its timers and socket with it; its disk keeps only what was synced. */
-  private crash(process: SimProcess, diskFaults = true): void {
+  /**
+   * The process dies at once: its timers and socket with it; its disk keeps only what was synced.
+   * It restarts after `downSteps`, or (random crashes) after a quick reboot or a long outage.
+   */
+  private crash(process: SimProcess, diskFaults = true, downSteps?: number): void {
     this.crashes++;
     this.record(`x ${this.now} ${process.key}`);
     const life = process.life;
@@ -941,6 +1034,7 @@ export class Simulation implements SimWire {
     if (diskFaults) this.injectDiskFault(process);
     // Half the crashes are quick reboots, back before the others notice; half are long outages.
     const downtime =
+      downSteps ??
       (this.prng.chance(0.5) ? this.prng.range(1, 10) : this.prng.range(10, 100)) * STEPS_PER_TICK;
     this.queue.push(this.now + downtime, { kind: "restart", process });
   }
@@ -978,6 +1072,14 @@ export class Simulation implements SimWire {
       "bit flip",
       "lost newest segment",
     ] as const);
+    this.damageDisk(process, kind);
+  }
+
+  /** Damages a crashed replica's disk: it must rejoin when it next starts (unless a torn write). */
+  private damageDisk(
+    process: SimProcess,
+    kind: "torn write" | "wiped directory" | "bit flip" | "lost newest segment",
+  ): void {
     this.diskFaults++;
     this.record(`f ${this.now} ${process.key} ${kind}`);
     if (kind === "torn write" || process.disk === null) return; // the crash did it
@@ -988,6 +1090,150 @@ export class Simulation implements SimWire {
     }
     process.rejoining = true; // its next start finds no state, or damage, and rejoins
     process.promises = { durable: ZERO_BALLOT, prior: ZERO_BALLOT };
+  }
+
+  // --- targeted fault sequences (Scenario.targeted) ---------------------------------------------------
+
+  /**
+   * The `deaf-leader-rejoin` sequence, one step per tick (the trace of issue 8, 1a): the leader C is
+   * cut off one way (it hears nobody, it is still heard); once another replica B leads and has had
+   * `voteTicks` to get values chosen, the third replica A crashes and loses its data directory, and
+   * B's messages to it are held back until `muteTicks` after its reboot, so that it hears C first.
+   * Once A has rejoined (or `rejoinWaitTicks` passed), B crashes for `downTicks` and C hears
+   * everyone again: C runs phase 1 at a higher ballot with A. A rejoin floor taken from C's
+   * heartbeats lets C choose a second value in a slot B got chosen.
+   */
+  private advanceDeafLeaderRejoin(): void {
+    const t = this.scenario.targeted;
+    if (t?.kind !== "deaf-leader-rejoin") return;
+    const plan = this.plan;
+    const replicas = this.processes.filter((p) => p.kind === "replica");
+    switch (plan.stage) {
+      case "wait": {
+        if (this.now < t.startTick * STEPS_PER_TICK) return;
+        const leaders = replicas.filter((p) => leaderOf(p.life?.role ?? null));
+        const c = leaders[0];
+        if (c === undefined || leaders.length !== 1) return;
+        for (const other of this.processes) if (other !== c) this.planBlocked.add(`${other.key}>${c.key}`);
+        // Its heartbeats keep the others following it: one of them, B, stops hearing it until it
+        // leads; the rest (A) still hear it.
+        const b = this.prng.pick(replicas.filter((p) => p !== c));
+        this.planBlocked.add(`${c.key}>${b.key}`);
+        plan.b = b;
+        plan.c = c;
+        plan.stage = "cut";
+        this.record(`P ${this.now} deaf ${c.key}`);
+        return;
+      }
+      case "cut": {
+        const b = replicas.find((p) => p !== plan.c && leaderOf(p.life?.role ?? null));
+        if (b === undefined) return;
+        this.planBlocked.delete(`${(plan.c as SimProcess).key}>${(plan.b as SimProcess).key}`);
+        plan.b = b;
+        plan.at = this.now + t.voteTicks * STEPS_PER_TICK;
+        plan.stage = "led";
+        this.record(`P ${this.now} led ${b.key}`);
+        return;
+      }
+      case "led": {
+        const b = plan.b as SimProcess;
+        const c = (plan.c as SimProcess).life?.role;
+        if (c instanceof Replica)
+          plan.deafProposedThrough = Math.max(plan.deafProposedThrough, c.proposer.proposedThrough);
+        // B must have got a value chosen (with A's vote: C hears nobody) past what C proposed; up to
+        // LED_WAIT_TICKS more are given for it.
+        const bRole = b.life?.role;
+        const bDelivered = bRole instanceof Replica ? bRole.learner.deliveredThrough : 0;
+        if (this.now < plan.at) return;
+        if (
+          bDelivered <= plan.deafProposedThrough + 1 &&
+          this.now < plan.at + LED_WAIT_TICKS * STEPS_PER_TICK
+        )
+          return;
+        // A's loss must leave the others both quorums, as with random disk faults.
+        const a = replicas.find((p) => {
+          if (p === plan.c || p === b || p.life === null || this.rejoiningOrDamaged(p)) return false;
+          const healthy = replicas.filter((q) => q !== p && !this.rejoiningOrDamaged(q)).map((q) => q.id);
+          return this.quorum.isPhase1Quorum(healthy) && this.quorum.isPhase2Quorum(healthy);
+        });
+        if (a === undefined) return; // try again next tick
+        plan.a = a;
+        this.crash(a, false, t.rebootTicks * STEPS_PER_TICK);
+        this.damageDisk(a, "wiped directory");
+        this.planBlocked.add(`${b.key}>${a.key}`);
+        plan.at = this.now + (t.rebootTicks + t.muteTicks) * STEPS_PER_TICK;
+        plan.stage = "rejoin";
+        this.record(`P ${this.now} wiped ${a.key}`);
+        return;
+      }
+      case "rejoin": {
+        const a = plan.a as SimProcess;
+        const b = plan.b as SimProcess;
+        if (this.now < plan.at) return;
+        this.planBlocked.delete(`${b.key}>${a.key}`);
+        const role = a.life?.role;
+        const rejoined = role instanceof Replica && !role.rejoining;
+        if (!rejoined && this.now < plan.at + t.rejoinWaitTicks * STEPS_PER_TICK) return;
+        this.planBlocked.clear();
+        const bRole = b.life?.role;
+        const bDelivered = bRole instanceof Replica ? bRole.learner.deliveredThrough : 0;
+        if (b.life !== null) this.crash(b, false, t.downTicks * STEPS_PER_TICK);
+        plan.stage = "done";
+        this.record(
+          `P ${this.now} down ${b.key} ${rejoined ? "rejoined" : "not rejoined"} ` +
+            `(decided through: ${a.key} ${role instanceof Replica ? role.learner.deliveredThrough : "-"}, ` +
+            `${b.key} ${bDelivered}; ${(plan.c as SimProcess).key} proposed through ${plan.deafProposedThrough})`,
+        );
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /**
+   * The `promise-crash` sequence, driven by what processes send (the trace an acceptor that forgets
+   * its newest promise breaks): the first leader to send an accept from `startTick` on goes slow
+   * (everything it sends for `slowTicks` is held back, see `transmit`), so another proposer takes
+   * over; every acceptor that promises a ballot above the slow leader's crashes right after the
+   * promise is sent (it was persisted first) and reboots `rebootTicks` later, and the slow leader's
+   * held-back accepts reach it first as it starts listening (`listen`); the rest go out `lateTicks`
+   * after the slow spell ends.
+   */
+  private advancePromiseCrash(life: Life, message: Message): void {
+    const t = this.scenario.targeted;
+    if (t?.kind !== "promise-crash" || !this.faultsOn) return;
+    const plan = this.plan;
+    const process = life.process;
+    if (plan.stage === "wait") {
+      if (message.type !== "accept" || this.now < t.startTick * STEPS_PER_TICK || !leaderOf(life.role))
+        return;
+      plan.c = process;
+      plan.ballot = message.ballot;
+      plan.at = this.now + t.slowTicks * STEPS_PER_TICK;
+      plan.stage = "slow";
+      this.queue.push(plan.at + t.lateTicks * STEPS_PER_TICK, { kind: "release" });
+      this.record(`P ${this.now} slow ${process.key}`);
+      return;
+    }
+    if (
+      plan.stage !== "slow" ||
+      message.type !== "promise" ||
+      (process.kind !== "acceptor" && process.kind !== "replica") ||
+      this.now >= plan.at + t.lateTicks * STEPS_PER_TICK ||
+      plan.crashed.has(process) ||
+      !ballotGreater(message.ballot, plan.ballot) ||
+      (process.kind === "replica" && message.ballot.node === process.id)
+    )
+      return;
+    plan.crashed.add(process);
+    this.record(`P ${this.now} promised ${process.key}`);
+    this.queue.push(this.now + 1, {
+      kind: "crash",
+      process,
+      incarnation: life.incarnation,
+      downSteps: t.rebootTicks * STEPS_PER_TICK,
+    });
   }
 
   /**
