@@ -60,7 +60,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { codecByName } from "../codec/index.js";
 import { Client, type Message, Prng } from "../core/index.js";
 import { LOG_MESSAGES, numberField, parseLogLine } from "../observe/index.js";
-import { ClusterAddressBook, type ClusterConfig, Driver, parseClusterConfig } from "../runtime/index.js";
+import {
+  ClusterAddressBook,
+  type ClusterConfig,
+  DATA_DIR_MESSAGES,
+  Driver,
+  parseClusterConfig,
+} from "../runtime/index.js";
 import { MemoryStorage } from "../storage/index.js";
 import { type StartedProcess, startPaxos, waitFor } from "../test-support/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
@@ -327,13 +333,13 @@ class Incarnation {
     const record = parseLogLine(line);
     if (record === null) return;
     switch (record.msg) {
-      case LOG_MESSAGES.durableStateDamaged:
+      case DATA_DIR_MESSAGES.damagedRejoin:
         if (this.phase === "spawned") this.phase = "found damage";
         break;
-      case LOG_MESSAGES.previousStateMovedAside:
+      case DATA_DIR_MESSAGES.movedAside:
         if (this.phase === "spawned" || this.phase === "found damage") this.phase = "moved state aside";
         break;
-      case LOG_MESSAGES.durableStateLoaded:
+      case DATA_DIR_MESSAGES.loaded:
         this.rejoining = record.rejoining === true;
         if (!this.started) this.phase = "loaded its log";
         break;

@@ -10,12 +10,8 @@ export const LOG_MESSAGES = {
   stopping: "stopping",
   /** A node's state machine as it stops: `{ commands, digest, deliveredThrough, ... }`. */
   stateMachine: "state machine",
-  /** `--data` was opened: `{ dir, stats, rejoining }`. */
-  durableStateLoaded: "durable state loaded",
-  /** `--data` held damaged state (error level): `{ error }`; the node moves it aside and rejoins. */
-  durableStateDamaged: "durable state is damaged: moving it aside and rejoining as a learner",
-  /** The damaged (or given-up) state was renamed: `{ dir, aside }`. */
-  previousStateMovedAside: "previous state moved aside",
+  // How a data directory was opened (loaded, damaged, moved aside, ...) is logged by
+  // runtime/data-dir.ts with the messages of `DATA_DIR_MESSAGES`: read those there.
   /** A node restarted from its own snapshot: `{ slot, commands, digest }`; it prints from `commands` on. */
   restoredFromSnapshot: "restored from snapshot",
   /** A node took a snapshot: `{ slot, commands, digest, how: "taken" }`. */
