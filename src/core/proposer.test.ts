@@ -580,6 +580,35 @@ describe("Multi-Paxos: a stable leader", () => {
     assert.equal(leader.mode, "leader");
   });
 
+  it("a leader keeps asking for the slots below an acceptor's floor, and recovers them from a late report when nobody can teach them (seed 68113)", () => {
+    // Slot 1 was chosen at 2.2 by acceptors 1 and 2. Acceptor 1 learned so, took a snapshot and
+    // dropped its vote (floor 2); then every node that knew slot 1 decided lost that knowledge (in
+    // seed 68113, acceptor 1's disk was wiped). Only acceptor 2's vote still holds the value.
+    const X = val(cmd(1, "X", 40));
+    const net = new Network({
+      proposers: [3],
+      restoreAcceptors: new Map([
+        [1, { promised: ballot(2, 2), accepted: [], floorSlot: 2 }],
+        [2, { promised: ballot(2, 2), accepted: [{ slot: 1, ballot: ballot(2, 2), value: X }] }],
+      ]),
+    });
+    net.down.add("acceptor:2"); // unreachable during the election: the quorum is {1, 3}
+    const leader = net.proposer(3);
+    net.handle("proposer:3", leader.submit([cmd(1, "fresh")]));
+    net.runUntil(() => leader.mode === "leader");
+    assert.equal(net.decidedBy("learner:1").length, 0, "slot 1 is left to the learners, who cannot learn it");
+    net.down.delete("acceptor:2");
+    net.runUntil(() => net.decidedBy("learner:1").length >= 2);
+    assert.deepEqual(
+      payloads(net.logOf("learner:1")),
+      [["X"], ["fresh"]],
+      "slot 1 recovers the chosen X from acceptor 2's late report; the new command follows",
+    );
+    for (const [slot, values] of net.chosenBySlot())
+      assert.equal(values.length, 1, `one value in slot ${slot}`);
+    assert.equal(leader.mode, "leader", "recovered at the same ballot, without a new election");
+  });
+
   it("the window bounds the slots in flight", () => {
     const net = new Network({ limits: { windowSlots: 3, batchCommandsMax: 1 } });
     net.elect(1);

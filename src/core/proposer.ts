@@ -139,6 +139,20 @@ interface Phase1 {
 }
 
 /**
+ * Phase 1 carried on by a leader for the slots it left to its learner: slots below some acceptors'
+ * floors, where the complete reports did not cover a phase-1 quorum (see `coveredFrom`). Those slots
+ * are decided, and the learner normally fetches them. But the nodes that knew them decided may have
+ * lost that knowledge since (a wiped disk), while a chosen value survives as votes on acceptors that
+ * had not answered: so the leader keeps asking those, and proposes the recovered values itself once
+ * the reports cover a slot.
+ */
+interface Gap {
+  readonly phase1: Phase1;
+  /** The last slot left to recover; slots after it were recovered or covered already. */
+  throughSlot: number;
+}
+
+/**
  * The proposer, and the distinguished proposer (leader) of Multi-Paxos.
  *
  * - A follower watches the leader's heartbeats. When they stop, it picks a ballot higher than any it
@@ -198,6 +212,8 @@ export class Proposer {
   /** Slots below this, at or after the phase-1 start, must re-propose a reported vote or a no-op. */
   private recoveryThrough = 0;
   private recoveryVotes = new Map<number, AcceptedEntry>();
+  /** Slots below our first open one that no phase-1 quorum reported on yet (leader only). */
+  private gap: Gap | null = null;
   /** Requests dropped because the pending queue was full. */
   droppedCommands = 0;
 
@@ -561,6 +577,7 @@ export class Proposer {
   private onPromise(message: PromiseMessage): Output {
     const output = emptyOutput();
     this.observeBallot(message.ballot);
+    if (this.modeValue === "leader") return this.onGapPromise(message);
     const phase1 = this.phase1;
     if (this.modeValue !== "candidate" || phase1 === null || !ballotEquals(message.ballot, this.current)) {
       return output;
@@ -622,16 +639,103 @@ export class Proposer {
     // Every slot up to the highest one voted in, or known decided, gets its reported value or a no-op.
     let highestVoted = this.learner.knownDecidedThrough;
     for (const slot of phase1.votes.keys()) highestVoted = Math.max(highestVoted, slot);
-    for (const slot of phase1.votes.keys()) if (slot < firstOpen) phase1.votes.delete(slot);
+    const gapVotes = new Map<number, AcceptedEntry>();
+    for (const [slot, vote] of phase1.votes) {
+      if (slot >= firstOpen) continue;
+      gapVotes.set(slot, vote);
+      phase1.votes.delete(slot);
+    }
     this.recoveryVotes = phase1.votes;
     this.recoveryThrough = highestVoted;
     this.nextSlot = firstOpen;
     // Commands already voted somewhere will be re-proposed in their slots: stop holding them.
     for (const entry of phase1.votes.values()) this.forgetPending(entry.value);
+    this.gap = null;
+    if (firstOpen > phase1.firstSlot) {
+      const timer = new Timeout("gap-prepare-retry");
+      timer.start(this.gapRetryTicks(0));
+      this.gap = {
+        phase1: { firstSlot: phase1.firstSlot, reports: phase1.reports, votes: gapVotes, timer, attempt: 0 },
+        throughSlot: firstOpen - 1,
+      };
+    }
     this.heartbeatTimer.start(this.timing.heartbeatTicks);
     const output = this.heartbeat();
     mergeOutput(output, this.fillWindow());
     return output;
+  }
+
+  /**
+   * A promise at our ballot while we lead: a late report for the slots we left to our learner (see
+   * `Gap`). Only votes in those slots matter; the rest of the acceptor's log is not asked for.
+   */
+  private onGapPromise(message: PromiseMessage): Output {
+    const output = emptyOutput();
+    const gap = this.gap;
+    if (gap === null || !ballotEquals(message.ballot, this.current)) return output;
+    const report = gap.phase1.reports.get(message.from);
+    if (report === undefined || report.expectedSlot === null) return output;
+    report.floorSlot = Math.max(report.floorSlot, message.floorSlot);
+    for (const entry of message.accepted) {
+      if (entry.slot < gap.phase1.firstSlot || entry.slot > gap.throughSlot) continue;
+      const known = gap.phase1.votes.get(entry.slot);
+      if (known === undefined || ballotGreater(entry.ballot, known.ballot))
+        gap.phase1.votes.set(entry.slot, entry);
+    }
+    if (message.firstSlot !== report.expectedSlot) return output;
+    const next = message.nextSlot;
+    report.expectedSlot = next !== null && next <= gap.throughSlot ? next : null;
+    if (report.expectedSlot !== null) {
+      output.send.push(this.prepareTo({ role: "acceptor", id: message.from }, report.expectedSlot));
+      return output;
+    }
+    return this.fillWindow();
+  }
+
+  /** Asks again, with backoff, the acceptors whose reports on the gap are incomplete. */
+  private tickGap(output: Output): void {
+    const gap = this.gap;
+    if (gap === null || !gap.phase1.timer.tick()) return;
+    gap.phase1.attempt++;
+    let asked = false;
+    for (const [acceptor, report] of gap.phase1.reports) {
+      if (report.expectedSlot === null) continue;
+      output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+      asked = true;
+    }
+    // Every report is in and some slots are still uncovered: only the learner can fetch those.
+    if (!asked) return;
+    gap.phase1.timer.start(this.gapRetryTicks(gap.phase1.attempt));
+  }
+
+  /** Backoff without jitter: one leader asking a few acceptors has nobody to collide with. */
+  private gapRetryTicks(attempt: number): number {
+    const wait = this.timing.prepareRetryTicks * 2 ** Math.min(attempt, 20);
+    return Math.max(1, Math.min(this.timing.retryTicksMax, wait));
+  }
+
+  /**
+   * Proposes, within the window, the gap slots that the reports now cover and that are not decided:
+   * the value voted at the highest ballot among the covering reports, or a no-op where they report
+   * none (standard Paxos on that phase-1 quorum; the promises need not have arrived together).
+   */
+  private recoverGap(output: Output): void {
+    const gap = this.gap;
+    if (gap === null) return;
+    if (this.learner.deliveredThrough >= gap.throughSlot) {
+      this.gap = null;
+      return;
+    }
+    const covered = coveredFrom(gap.phase1, this.quorum);
+    const from = Math.max(covered, this.learner.deliveredThrough + 1);
+    for (let slot = from; slot <= gap.throughSlot; slot++) {
+      if (this.learner.chosenValue(slot) !== undefined || this.inFlight.has(slot)) continue;
+      if (this.inFlight.size >= this.limits.windowSlots) return;
+      this.propose(slot, gap.phase1.votes.get(slot)?.value ?? NOOP, output);
+    }
+    if (covered > gap.throughSlot) return;
+    gap.throughSlot = covered - 1;
+    if (gap.throughSlot <= this.learner.deliveredThrough) this.gap = null;
   }
 
   // --- phase 2 -----------------------------------------------------------------------------------
@@ -640,6 +744,7 @@ export class Proposer {
   private fillWindow(): Output {
     const output = emptyOutput();
     if (this.modeValue !== "leader") return output;
+    this.recoverGap(output);
     while (this.inFlight.size < this.limits.windowSlots) {
       const slot = this.nextSlot;
       // Decided already: delivered (perhaps compacted into a snapshot since phase 1), or known chosen.
@@ -728,6 +833,7 @@ export class Proposer {
       );
       this.sendAccept(slot, flight.value, output);
     }
+    this.tickGap(output);
     return output;
   }
 
@@ -894,6 +1000,7 @@ export class Proposer {
     for (const vote of this.recoveryVotes.values()) this.requeue(vote.value);
     this.recoveryVotes = new Map();
     this.recoveryThrough = 0;
+    this.gap = null;
     this.current = ZERO_BALLOT;
     this.leaderBallot = ZERO_BALLOT; // we do not know who leads now
     if (!this.electionTimer.isRunning) this.electionTimer.start(this.electionWaitTicks());
