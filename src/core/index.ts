@@ -23,6 +23,7 @@ export {
   type ProposerTiming,
 } from "./proposer.js";
 export * from "./quorum.js";
+export { Refusals } from "./refusals.js";
 export {
   Replica,
   type ReplicaBugs,
