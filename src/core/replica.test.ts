@@ -5,20 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import type { AcceptorState } from "./acceptor.js";
+import { DurableModel, toReplicaState } from "../storage/storage.js";
 import { ballotGreater, ballotKey, type NodeId, ZERO_BALLOT } from "./ballot.js";
 import { Client } from "./client.js";
 import type { Limits } from "./limits.js";
-import type {
-  AcceptedEntry,
-  Command,
-  Decision,
-  Destination,
-  Envelope,
-  Message,
-  RequestMessage,
-  Value,
-} from "./messages.js";
+import type { Command, Decision, Destination, Envelope, Message, RequestMessage, Value } from "./messages.js";
 import { commandKey, valuesEqual } from "./messages.js";
 import type { Output } from "./output.js";
 import { Prng } from "./prng.js";
@@ -34,22 +25,16 @@ interface Queued {
   readonly message: Message;
 }
 
-interface Durable {
-  promised: AcceptorState["promised"];
-  readonly accepted: Map<number, AcceptedEntry>;
-  round: number;
-  floorSlot: number;
-}
-
 class Cluster {
   readonly quorum: QuorumSystem;
   readonly replicas = new Map<NodeId, Replica>();
   readonly clients = new Map<NodeId, Client>();
-  readonly durable = new Map<NodeId, Durable>();
+  /** Each replica's durable state: the one model of what survives a crash (storage's). */
+  readonly durable = new Map<NodeId, DurableModel>();
   readonly crashed = new Set<NodeId>();
   queue: Queued[] = [];
   readonly sent: Queued[] = [];
-  /** Deliveries per replica, across restarts (a restarted replica re-delivers from slot 1). */
+  /** Deliveries per replica, across restarts (a restart keeps those its persisted log holds). */
   readonly decided = new Map<NodeId, Decision[]>();
   /** Messages to or from these replicas are lost (a partition), but they keep running. */
   readonly cutOff = new Set<NodeId>();
@@ -71,7 +56,7 @@ class Cluster {
     this.quorum = result.value;
     this.prng = new Prng(options.seed ?? 1);
     for (const id of ids) {
-      this.durable.set(id, { promised: ZERO_BALLOT, accepted: new Map(), round: 0, floorSlot: 0 });
+      this.durable.set(id, new DurableModel());
       this.start(id);
     }
   }
@@ -87,7 +72,11 @@ class Cluster {
       ...(restore ? { restore } : {}),
     });
     this.replicas.set(id, replica);
-    this.decided.set(id, []);
+    // What was delivered and persisted survives (a process replays its log into its state machine
+    // at start); deliveries never persisted are gone. These tests take no snapshots.
+    assert.equal(restore?.snapshot ?? null, null, "no snapshots in these tests");
+    const kept = restore?.log?.length ?? 0;
+    this.decided.set(id, (this.decided.get(id) ?? []).slice(0, kept));
     return replica;
   }
 
@@ -102,22 +91,16 @@ class Cluster {
   }
 
   durableState(id: NodeId): ReplicaState {
-    const d = this.durable.get(id) as Durable;
-    return {
-      acceptor: {
-        promised: d.promised,
-        accepted: [...d.accepted.values()].sort((a, b) => a.slot - b.slot),
-        floorSlot: d.floorSlot,
-      },
-      round: d.round,
-    };
+    return toReplicaState((this.durable.get(id) as DurableModel).snapshot());
   }
 
   crash(id: NodeId): void {
     if (this.crashed.has(id)) return;
-    // What the replica says is durable must be exactly what its persists wrote.
+    // What the replica says is durable must be exactly what its persists wrote (the decided log
+    // too is durable, but `state()` leaves it out: the learner holds it).
+    const { log: _log, snapshot, ...persisted } = this.durableState(id);
     assert.deepEqual(
-      this.durableState(id),
+      { ...persisted, ...(snapshot ? { snapshot } : {}) },
       this.replica(id).state(),
       `replica ${id}: state() != persisted state`,
     );
@@ -133,12 +116,7 @@ class Cluster {
     const [role, idText] = from.split(":") as [string, string];
     const id = Number(idText);
     if (role === "replica" && output.persist) {
-      const d = this.durable.get(id) as Durable;
-      if (output.persist.promised) d.promised = output.persist.promised;
-      for (const entry of output.persist.accepted ?? []) d.accepted.set(entry.slot, entry);
-      if (output.persist.proposerRound !== undefined) d.round = output.persist.proposerRound;
-      if (output.persist.floorSlot !== undefined)
-        d.floorSlot = Math.max(d.floorSlot, output.persist.floorSlot);
+      (this.durable.get(id) as DurableModel).apply(output.persist);
     }
     for (const envelope of [...output.send, ...output.sendAfterPersist]) this.inject(from, envelope);
     if (role === "replica") (this.decided.get(id) as Decision[]).push(...output.decided);
@@ -224,7 +202,7 @@ class Cluster {
     return submitted.value.seq;
   }
 
-  /** The commands each replica applied, in order (across restarts, only the latest incarnation). */
+  /** The commands each replica applied, in order (a restart keeps those its persisted log holds). */
   applied(id: NodeId): Command[] {
     return (this.decided.get(id) as Decision[]).flatMap((d) => d.commands);
   }
