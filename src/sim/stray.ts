@@ -134,7 +134,7 @@ export function straySettings(
     endTick,
     framesPerTick: prng.pick([1, 1, 2, 4, 8]),
     floodEveryTicks: prng.pick([5, 20, 50]),
-    floodPrepares: prng.pick([5, 20, 100]),
+    floodPrepares: prng.pick([5, 10, 30]),
     attacks,
     forged,
     livenessTicks: prng.pick([0, 100, 300, 3000]),
@@ -554,7 +554,7 @@ export class StrayPeer {
    */
   private nonMember(view: StrayView, out: StrayFrame[]): void {
     const stranger = this.stranger();
-    const round = view.highestRound + this.prng.range(1, 3);
+    const round = atMost(view.highestRound + this.prng.range(1, 3));
     const slot = view.decidedThrough + this.prng.range(1, 3);
     if (!view.membersKnown || this.prng.chance(0.5)) {
       // A quorum's worth of made-up acceptors vote for a value nobody proposed.
@@ -609,7 +609,7 @@ export class StrayPeer {
   private flood(view: StrayView, out: StrayFrame[]): void {
     let round = view.highestRound;
     for (let i = 0; i < this.settings.floodPrepares; i++) {
-      round += this.prng.range(1, 3);
+      round = atMost(round + this.prng.range(1, 3));
       const node =
         view.membersKnown && this.prng.chance(0.25) ? this.stranger() : this.member(view, "proposer");
       this.emit(
@@ -702,7 +702,7 @@ export class StrayPeer {
     const value = this.unproposedValue();
     const ballot =
       view.leaderBallot.node === 0
-        ? { round: view.highestRound + 1, node: this.member(view, "proposer") }
+        ? { round: atMost(view.highestRound + 1), node: this.member(view, "proposer") }
         : view.leaderBallot;
     switch (attack) {
       case "forged-vote":
@@ -816,7 +816,7 @@ export class StrayPeer {
       case 2:
         return MAX - this.prng.range(2, 1000);
       default:
-        return view.highestRound + TWO_30 + this.prng.int(TWO_30);
+        return atMost(view.highestRound + TWO_30 + this.prng.int(TWO_30));
     }
   }
 
@@ -830,7 +830,7 @@ export class StrayPeer {
       case 2:
         return 10 ** 15;
       default:
-        return view.decidedThrough + TWO_30 + this.prng.int(TWO_30);
+        return atMost(view.decidedThrough + TWO_30 + this.prng.int(TWO_30));
     }
   }
 
@@ -846,6 +846,11 @@ export class StrayPeer {
     for (let i = 0; i < 2; i++) hex += this.prng.uint32().toString(16).padStart(8, "0");
     return `${count}:${hex}`;
   }
+}
+
+/** `n`, or the largest number the wire carries if `n` is past it (rounds seen may be near 2^53 already). */
+function atMost(n: number): number {
+  return Math.min(n, MAX);
 }
 
 /** One line per stray message, for the trace. */
