@@ -56,6 +56,8 @@ export interface SimBugs {
   readonly snapshotOneSlotBehind?: boolean;
   /** The replicas' state machine installs a snapshot only after applying the next decision. */
   readonly decideBeforeInstall?: boolean;
+  /** The replicas' state machine throws a `TypeError` when it applies a decision. */
+  readonly applyThrows?: boolean;
   /**
    * At a restart the role gets the promise made durable before the newest one (the newest promise
    * forgotten): an acceptor that forgets one promise on restart.
@@ -302,6 +304,14 @@ export class Simulation implements SimWire {
     readonly scenario: Scenario,
     private readonly options: SimOptions = {},
   ) {
+    // The hook for keyed runs (issue 9, section 2): give every Driver the key here, and leave the
+    // stray peer without it (its frames, forged ones included, must be dropped by the envelope
+    // check). Until then a keyed scenario would run unauthenticated and mean nothing: refuse it.
+    if (scenario.clusterKey !== null)
+      throw new Error(
+        `seed ${scenario.seed}: the simulator does not run keyed yet (Scenario.clusterKey): ` +
+          "pass the key to every Driver in Simulation.boot first",
+      );
     this.prng = new Prng(scenario.seed ^ 0x5eed);
     const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
     if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);

@@ -27,6 +27,8 @@ describe("the stray peer (issue 9, section 4)", () => {
     const keyed = scenarioForSeed(1, { stray: true, forged: true, clusterKey: "k" });
     assert.ok(keyed.stray?.forged);
     assert.ok(keyed.stray?.attacks.includes("forged-vote"));
+    // The simulator does not run keyed yet: a keyed scenario is refused rather than run unkeyed.
+    assert.throws(() => new Simulation(keyed), /does not run keyed yet/);
   });
 
   test("its frames reach the real drivers through the network, and frames that do not decode are counted there", async () => {
@@ -64,6 +66,17 @@ describe("the stray peer (issue 9, section 4)", () => {
       if (sent.size === REFUSABLE_ATTACKS.length) break;
     }
     assert.deepEqual([...sent].sort(), [...REFUSABLE_ATTACKS].sort());
+  });
+
+  test("an exception a process stops on is a 'crash' violation of the seed, not the end of the simulator", async () => {
+    // Seed 1 runs collapsed replicas; their application throws a TypeError at its first decision.
+    const result = await runSeed(1, { bugs: { applyThrows: true } });
+    const first = result.violations[0];
+    assert.equal(first?.property, "crash");
+    assert.match(
+      first?.detail ?? "",
+      /^replica:\d+ stopped on TypeError: deliberate: the application threw at slot 1$/,
+    );
   });
 
   test("the roles' refusals are summed into the run's report", async (t) => {
