@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Acceptor, createQuorumSystem, Learner } from "../core/index.js";
+import { binaryCodec, jsonCodec } from "../codec/index.js";
+import { Acceptor, createQuorumSystem, Learner, Prng, ZERO_BALLOT } from "../core/index.js";
 import { runSeed } from "./run.js";
 import { scenarioForSeed } from "./scenario.js";
 import { Simulation } from "./simulation.js";
-import { REFUSABLE_ATTACKS } from "./stray.js";
+import { REFUSABLE_ATTACKS, STRAY_ATTACKS, StrayPeer, type StraySettings, type StrayView } from "./stray.js";
 
 describe("the stray peer (issue 9, section 4)", () => {
   test("it is drawn last: a seed's other fields are the same with and without it", () => {
@@ -29,6 +30,48 @@ describe("the stray peer (issue 9, section 4)", () => {
     assert.ok(keyed.stray?.attacks.includes("forged-vote"));
     // The simulator does not run keyed yet: a keyed scenario is refused rather than run unkeyed.
     assert.throws(() => new Simulation(keyed), /does not run keyed yet/);
+  });
+
+  test("every frame but garbage is a valid encoding, in both codecs, even when rounds seen are near 2^53", () => {
+    for (const codec of [binaryCodec, jsonCodec]) {
+      const settings: StraySettings = {
+        startTick: 0,
+        endTick: 1000,
+        livenessTicks: 0,
+        framesPerTick: 8,
+        floodEveryTicks: 5,
+        floodPrepares: 10,
+        attacks: STRAY_ATTACKS,
+        forged: true,
+      };
+      const peer = new StrayPeer(settings, new Prng(7), codec);
+      const ids = { proposer: [1, 2, 3], acceptor: [1, 2, 3], learner: [1, 2, 3] };
+      for (let tick = 0; tick < 200; tick++) {
+        const highestRound = tick < 100 ? tick : Number.MAX_SAFE_INTEGER - (tick % 3);
+        const view: StrayView = {
+          tick,
+          ids,
+          membersKnown: tick % 2 === 0,
+          highestRound,
+          leaderBallot: tick % 4 === 0 ? ZERO_BALLOT : { round: highestRound, node: 2 },
+          decidedThrough: tick,
+        };
+        for (const frame of peer.framesFor(view)) {
+          const decoded = codec.decode(frame.frame);
+          if (frame.attack === "garbage") assert.ok(!decoded.ok, `${codec.name}: garbage decoded`);
+          else
+            assert.ok(
+              decoded.ok,
+              `${codec.name} ${frame.attack} ${frame.summary}: ${decoded.ok ? "" : decoded.error}`,
+            );
+        }
+      }
+      assert.deepEqual(
+        [...peer.sent.keys()].sort(),
+        [...STRAY_ATTACKS].sort(),
+        `${codec.name}: every attack sent`,
+      );
+    }
   });
 
   test("its frames reach the real drivers through the network, and frames that do not decode are counted there", async () => {
