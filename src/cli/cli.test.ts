@@ -25,8 +25,21 @@ describe("paxos command", () => {
     assert.match(run.stdout, /violations: 0/);
   });
 
+  test("sim --stray-attacks runs a stray peer and says what it sent and what did not decode", () => {
+    const run = paxos("sim", "--seed", "2", "--stray-attacks", "garbage");
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /stray peer: sent \d+ frames \(garbage \d+\)/);
+    assert.match(run.stdout, /(\d+) copies reached a process, \1 did not decode/);
+  });
+
   test("a bad flag or command is a one-line error with exit status 2", () => {
-    for (const args of [["sim", "--bogus"], ["sim", "--seeds", "9..1"], ["sim", "--seed", "x"], ["nope"]]) {
+    for (const args of [
+      ["sim", "--bogus"],
+      ["sim", "--seeds", "9..1"],
+      ["sim", "--seed", "x"],
+      ["sim", "--seed", "1", "--stray-attacks", "forged-vote"],
+      ["nope"],
+    ]) {
       const run = paxos(...args);
       assert.equal(run.status, 2, `paxos ${args.join(" ")}`);
       assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);

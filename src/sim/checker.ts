@@ -26,6 +26,7 @@ export interface Violation {
     | "snapshot"
     | "app-state"
     | "assertion"
+    | "crash"
     | "durability"
     | "liveness";
   readonly detail: string;
@@ -59,6 +60,11 @@ export class SafetyChecker {
   /** Per learner: the commands it delivered, and in which slot. */
   private readonly deliveredByLearner = new Map<string, Map<string, number>>();
   private readonly submitted = new Map<string, string>();
+  /**
+   * Commands the stray peer sent as made-up clients (`sim/stray.ts`): proposed, so they may be
+   * decided (validity), but nobody waits for them (liveness).
+   */
+  private readonly strayCommands = new Map<string, string>();
   private readonly votes = new Map<string, Value>();
   /** Which incarnation of a process first sent a prepare at each ballot. */
   private readonly prepares = new Map<string, string>();
@@ -81,6 +87,11 @@ export class SafetyChecker {
 
   submittedCount(): number {
     return this.submitted.size;
+  }
+
+  /** Records a command the stray peer sent as a made-up client: it may be decided, need not be. */
+  submitStray(command: Command): void {
+    this.strayCommands.set(commandKey(command), command.payload);
   }
 
   /** Records a command a client submitted: the only values that may be decided. */
@@ -288,7 +299,8 @@ export class SafetyChecker {
       );
     }
     for (const command of decision.value.commands) {
-      const payload = this.submitted.get(commandKey(command));
+      const key = commandKey(command);
+      const payload = this.submitted.get(key) ?? this.strayCommands.get(key);
       if (payload !== command.payload) {
         this.fail(
           "validity",

@@ -8,6 +8,8 @@ export interface MachineBugs {
   readonly snapshotOneSlotBehind?: boolean;
   /** A snapshot handed to `restore()` is installed only after the next decision is applied. */
   readonly decideBeforeInstall?: boolean;
+  /** `apply()` throws a `TypeError` (an application that crashes: the run must report it). */
+  readonly applyThrows?: boolean;
 }
 
 /**
@@ -27,6 +29,8 @@ export class SimMachine implements StateMachine {
   ) {}
 
   apply(decision: Decision): void {
+    if (this.bugs.applyThrows)
+      throw new TypeError(`deliberate: the application threw at slot ${decision.slot}`);
     this.app.applyDecision(decision);
     if (this.deferred !== null) {
       const { state, slot } = this.deferred;

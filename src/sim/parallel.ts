@@ -1,8 +1,11 @@
 import { Worker } from "node:worker_threads";
 import { emptySummary, mergeSummaries, type Summary } from "./run.js";
+import type { StrayOptions } from "./scenario.js";
 
 export interface BandOptions {
   readonly workers: number;
+  /** The stray peer for every seed (`StrayOptions`; absent: the default mix). */
+  readonly stray?: StrayOptions;
   /** Called after each chunk of seeds with the running totals. */
   readonly onProgress?: (summary: Summary) => void;
   /** Called with the report of each failing seed. */
@@ -23,7 +26,7 @@ export async function runSeedBand(seeds: readonly number[], options: BandOptions
       (jobSeeds) =>
         new Promise<void>((resolve, reject) => {
           const worker = new Worker(new URL("./worker.js", import.meta.url), {
-            workerData: { seeds: jobSeeds },
+            workerData: { seeds: jobSeeds, ...(options.stray === undefined ? {} : { stray: options.stray }) },
           });
           worker.on("message", (message: { kind: string; summary: Summary; failures: string[] }) => {
             mergeSummaries(total, message.summary);

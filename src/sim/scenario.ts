@@ -1,4 +1,11 @@
 import { type AcceptorSpec, Prng, type QuorumSpec } from "../core/index.js";
+import {
+  describeStray,
+  FORGED_ATTACKS,
+  type StrayAttack,
+  type StraySettings,
+  straySettings,
+} from "./stray.js";
 
 /** Everything one seed chooses about a simulated run. */
 export interface Scenario {
@@ -41,7 +48,47 @@ export interface Scenario {
    * rarely; null: faults are random only. Random faults go on beside it.
    */
   readonly targeted: TargetedFaults | null;
+  /**
+   * The stray peer (`sim/stray.ts`): when it attacks, how hard, with what; null: no stray peer.
+   * Drawn after everything else, so a seed's other fields are the same with or without it.
+   */
+  readonly stray: StraySettings | null;
+  /**
+   * The cluster key the nodes authenticate frames with (issue 9, section 2), or null: unkeyed, as
+   * every run is until the driver's authenticated envelope reaches the simulator. The hook for the
+   * forged attacks: they run only when this is set (the stray peer does not have the key, so the
+   * envelope check must drop its frames); see `StrayOptions.forged`.
+   */
+  readonly clusterKey: string | null;
 }
+
+/** How a seed's scenario includes the stray peer. */
+export interface StrayOptions {
+  /**
+   * true: every seed has a stray peer (`paxos sim --stray`); false: none; "share" (the default):
+   * {@link STRAY_SHARE} of the seeds.
+   */
+  readonly stray?: boolean | "share";
+  /**
+   * The stray peer also sends forged frames (member ids, valid-looking fields), which only
+   * authentication stops. Needs a cluster key: `scenarioForSeed` refuses it without one.
+   */
+  readonly forged?: boolean;
+  /**
+   * Only these attacks (`paxos sim --stray-attacks`), to look at one kind of frame at a time; the
+   * rest of the stray peer's settings are the seed's. Forged attacks need `forged` (and a key).
+   */
+  readonly attacks?: readonly StrayAttack[];
+  /** The cluster key of the run (see `Scenario.clusterKey`); null: unkeyed. */
+  readonly clusterKey?: string | null;
+}
+
+/**
+ * The share of the default mix's seeds that run a stray peer. 0 until the validation of issue 9
+ * (acceptor, proposer and learner) is merged and the checkers hold with it; then the lead raises it
+ * (e.g. to 1/8), which changes nothing else in any seed (the stray peer is drawn last).
+ */
+export const STRAY_SHARE = 0;
 
 /**
  * A deliberate fault sequence (see docs/simulator.md, "Targeted fault sequences"):
@@ -122,7 +169,7 @@ export const FAULT_PHASE_EVENTS_MIN = 2000;
  * Derives a scenario from a seed. Roughly a third of seeds are calm, a third rough and a third harsh,
  * so the band covers both the happy path and the corner cases.
  */
-export function scenarioForSeed(seed: number): Scenario {
+export function scenarioForSeed(seed: number, options: StrayOptions = {}): Scenario {
   const prng = new Prng(seed);
   const layout: Scenario["layout"] = prng.chance(0.5) ? "separate" : "collapsed";
   const acceptorCount = prng.pick([3, 5, 7]);
@@ -186,9 +233,38 @@ export function scenarioForSeed(seed: number): Scenario {
   const codec: Scenario["codec"] = prng.chance(0.125) ? "json" : "binary";
   if (roughness !== "calm") network.veryLongDelayStepsMax = prng.range(500, 3000);
   const segmentBytesMax = prng.pick([512, 2048, 65_536]);
-  const scenario: Scenario = { ...fields, snapshots, codec, segmentBytesMax, targeted: null };
+  const scenario: Scenario = {
+    ...fields,
+    snapshots,
+    codec,
+    segmentBytesMax,
+    targeted: null,
+    stray: null,
+    clusterKey: options.clusterKey ?? null,
+  };
   // Drawn after everything else, so that the other seven seeds in eight are what they were before.
-  return prng.chance(TARGETED_SHARE) ? targetedScenario(prng, scenario) : scenario;
+  const targeted = prng.chance(TARGETED_SHARE) ? targetedScenario(prng, scenario) : scenario;
+  return withStray(prng, targeted, options);
+}
+
+/**
+ * The stray peer, drawn last of all (so every other field is what it is without it). Forced on
+ * (`--stray`) or off, or in {@link STRAY_SHARE} of the seeds; the roll is drawn either way, so a
+ * seed's stray peer is the same whether it was forced or drawn.
+ */
+function withStray(prng: Prng, s: Scenario, options: StrayOptions): Scenario {
+  const mode = options.stray ?? "share";
+  if (mode === false) return s;
+  const roll = prng.float();
+  if (mode === "share" && roll >= STRAY_SHARE) return s;
+  const forged = options.forged === true;
+  if (forged && s.clusterKey === null)
+    throw new Error(
+      `seed ${s.seed}: the stray peer's forged frames need a cluster key (only authentication stops them)`,
+    );
+  if (!forged && options.attacks?.some((attack) => FORGED_ATTACKS.includes(attack)))
+    throw new Error(`seed ${s.seed}: forged attacks need the forged option (and a cluster key)`);
+  return { ...s, stray: straySettings(prng, s.faultPhaseTicksMin, forged, options.attacks) };
 }
 
 /** The share of seeds that schedule a targeted fault sequence (`Scenario.targeted`). */
@@ -273,7 +349,9 @@ export function describeScenario(s: Scenario): string {
     `drop ${(s.network.dropRate * 100).toFixed(0)}% dup ${(s.network.duplicateRate * 100).toFixed(0)}% ` +
     `delay ${s.network.delayStepsMin}-${s.network.delayStepsMax}; ${s.codec}, segments ${s.segmentBytesMax} bytes; partitions ${s.partitionChance}/tick crashes ${s.crashChance}/tick` +
     describeSnapshots(s.snapshots) +
-    describeTargeted(s.targeted)
+    describeTargeted(s.targeted) +
+    (s.stray === null ? "" : describeStray(s.stray)) +
+    (s.clusterKey === null ? "" : "; cluster key set")
   );
 }
 

@@ -5,6 +5,7 @@ import {
   type Ballot,
   ballotGreater,
   Client,
+  type Command,
   createQuorumSystem,
   DEFAULT_LIMITS,
   InvariantViolation,
@@ -16,6 +17,7 @@ import {
   Proposer,
   type ProposerBugs,
   type QuorumSystem,
+  Refusals,
   Replica,
   type ReplicaBugs,
   type Role,
@@ -39,6 +41,7 @@ import { EventQueue } from "./heap.js";
 import { SimMachine } from "./machine.js";
 import { SimTransport, type SimWire } from "./network.js";
 import { type Scenario, STEPS_PER_TICK } from "./scenario.js";
+import { type StrayAttack, type StrayFrame, StrayPeer, type StrayView } from "./stray.js";
 
 /** Deliberate bugs to switch on, to prove the checkers catch them. Tests only. */
 export interface SimBugs {
@@ -53,6 +56,8 @@ export interface SimBugs {
   readonly snapshotOneSlotBehind?: boolean;
   /** The replicas' state machine installs a snapshot only after applying the next decision. */
   readonly decideBeforeInstall?: boolean;
+  /** The replicas' state machine throws a `TypeError` when it applies a decision. */
+  readonly applyThrows?: boolean;
   /**
    * At a restart the role gets the promise made durable before the newest one (the newest promise
    * forgotten): an acceptor that forgets one promise on restart.
@@ -88,11 +93,32 @@ export interface RunResult {
   readonly snapshotsTaken: number;
   readonly snapshotsInstalled: number;
   readonly snapshotChunksSent: number;
+  /** What the stray peer sent and what came of it (null: the run had none). */
+  readonly stray: StrayReport | null;
   readonly violations: readonly Violation[];
   readonly traceHash: string;
 }
 
-type Kind = "acceptor" | "proposer" | "learner" | "replica" | "client";
+/** What the stray peer (`Scenario.stray`) did in a run. */
+export interface StrayReport {
+  /** Frames it sent, by attack (a frame to a whole role counts once). */
+  readonly sent: Readonly<Partial<Record<StrayAttack, number>>>;
+  readonly framesSent: number;
+  /** Copies of its frames that reached a listening process (after the network's faults). */
+  readonly framesDelivered: number;
+  /** Of those, frames the receiving driver could not decode (dropped, counted in `decodeErrors`). */
+  readonly decodeErrors: number;
+  /** Frames the cluster sent to the stray peer's address (answers to its requests) and their bytes. */
+  readonly repliesFrames: number;
+  readonly repliesBytes: number;
+  /**
+   * Input the roles refused over the run, by reason (`Refusals`, summed over every process and
+   * incarnation; all input, not only the stray peer's). Empty while the roles keep no `refusals`.
+   */
+  readonly refusals: Readonly<Record<string, number>>;
+}
+
+type Kind = "acceptor" | "proposer" | "learner" | "replica" | "client" | "stray";
 type RoleObject = Acceptor | Proposer | Learner | Replica | Client;
 
 /** One simulated process (a role at an address); each start is a new `Life`. */
@@ -165,7 +191,8 @@ type SimEvent =
   | { readonly kind: "heal" }
   | { readonly kind: "release" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
-  | { readonly kind: "world" };
+  | { readonly kind: "world" }
+  | { readonly kind: "stray" };
 
 const GROUP_PREFIX = "group:";
 
@@ -261,11 +288,30 @@ export class Simulation implements SimWire {
   };
   /** Links (`from>to`) the targeted sequence cuts, apart from random partitions (which heal on their own). */
   private readonly planBlocked = new Set<string>();
+  /** The stray peer (`Scenario.stray`), its process (an address, never started) and its tallies. */
+  private readonly stray: StrayPeer | null = null;
+  private readonly strayProcess: SimProcess | null = null;
+  private readonly strayStats = { framesDelivered: 0, decodeErrors: 0, repliesFrames: 0, repliesBytes: 0 };
+  /** Refusals counted by the roles of lives that ended (see `collectRefusals`). */
+  private readonly refusals = new Map<string, number>();
+  /** The highest ballot round any process sent, and the newest leader's ballot (for the stray peer). */
+  private highestRound = 0;
+  /** The tick the network healed (the liveness phase began); null before. */
+  private healTick: number | null = null;
+  private leaderBallot: Ballot = ZERO_BALLOT;
 
   constructor(
     readonly scenario: Scenario,
     private readonly options: SimOptions = {},
   ) {
+    // The hook for keyed runs (issue 9, section 2): give every Driver the key here, and leave the
+    // stray peer without it (its frames, forged ones included, must be dropped by the envelope
+    // check). Until then a keyed scenario would run unauthenticated and mean nothing: refuse it.
+    if (scenario.clusterKey !== null)
+      throw new Error(
+        `seed ${scenario.seed}: the simulator does not run keyed yet (Scenario.clusterKey): ` +
+          "pass the key to every Driver in Simulation.boot first",
+      );
     this.prng = new Prng(scenario.seed ^ 0x5eed);
     const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
     if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);
@@ -296,6 +342,28 @@ export class Simulation implements SimWire {
       },
     };
     this.buildProcesses();
+    if (scenario.stray !== null) {
+      const key = "stray:1";
+      const process: SimProcess = {
+        key,
+        kind: "stray",
+        id: 1,
+        endpoint: { host: key, port: 1 },
+        prng: this.prng.fork(),
+        disk: null,
+        started: false,
+        pendingDamage: null,
+        rejoining: false,
+        promises: { durable: ZERO_BALLOT, prior: ZERO_BALLOT },
+        life: null,
+        incarnation: 0,
+      };
+      // Known at its address (frames from it are sent, frames to it arrive nowhere), but not among
+      // `processes`: it is never started, crashed or waited for.
+      this.byHost.set(key, process);
+      this.strayProcess = process;
+      this.stray = new StrayPeer(scenario.stray, process.prng.fork(), this.codec);
+    }
   }
 
   /** Runs the fault phase, heals everything, then requires liveness. */
@@ -314,6 +382,8 @@ export class Simulation implements SimWire {
     this.scheduleSubmissions();
     this.scheduleLaggard();
     this.queue.push(STEPS_PER_TICK, { kind: "world" });
+    if (this.scenario.stray !== null)
+      this.queue.push(this.scenario.stray.startTick * STEPS_PER_TICK, { kind: "stray" });
     await this.settle();
   }
 
@@ -337,6 +407,7 @@ export class Simulation implements SimWire {
   async finish(): Promise<RunResult> {
     const s = this.scenario;
     this.faultsOn = false;
+    this.healTick = this.tick;
     this.blocked.clear();
     this.planBlocked.clear();
     this.partitionActive = false;
@@ -369,6 +440,7 @@ export class Simulation implements SimWire {
       snapshotsTaken: this.snapshotsTaken,
       snapshotsInstalled: this.snapshotsInstalled,
       snapshotChunksSent: this.snapshotChunksSent,
+      stray: this.strayReport(),
       violations: this.checker.violations,
       traceHash: this.hash.digest(),
     };
@@ -495,6 +567,8 @@ export class Simulation implements SimWire {
       }
       case "client":
         return new Client({ id: process.id, prng, retryTicks: 20, retryTicksMax: 80 });
+      case "stray":
+        throw new Error("sim: the stray peer is not a role");
     }
   }
 
@@ -514,7 +588,9 @@ export class Simulation implements SimWire {
     this.settleDue = true;
     this.boot(life).catch((error: unknown) => {
       if (!life.alive) return; // a file-system call in flight when the process crashed failed
-      this.fatalError ??= error instanceof Error ? error : new Error(String(error));
+      // A role that cannot start from its durable state (e.g. a ballot a stray frame got persisted)
+      // is a process that exits: a violation of the run, not a failure of the simulator.
+      this.processFailed(process, error);
     });
   }
 
@@ -587,8 +663,7 @@ export class Simulation implements SimWire {
       onTrace: (direction, message, peer) => this.observe(life, direction, message, peer),
       onFatal: (error) => {
         if (!life.alive) return; // a call in flight when the process crashed failed: it is gone
-        if (error instanceof InvariantViolation) this.checker.fail("assertion", error.message, this.events);
-        else if (!this.checker.failed) this.fatalError ??= error;
+        this.processFailed(process, error);
       },
     });
     life.driver = driver;
@@ -687,6 +762,21 @@ export class Simulation implements SimWire {
     this.checker.appState(process.key, appliedThrough, machine.encode(), this.events);
   }
 
+  /**
+   * A process stopped on an error: an `InvariantViolation` from the core is an `assertion`
+   * violation; anything else a role, the codec or the application threw (a `SyntaxError` from a
+   * state that does not restore, a `RangeError`) is a `crash`. Either way the run reports it as a
+   * violation with the seed, rather than the simulator dying with it.
+   */
+  private processFailed(process: SimProcess, error: unknown): void {
+    if (error instanceof InvariantViolation) {
+      this.checker.fail("assertion", `${process.key}: ${error.message}`, this.events);
+      return;
+    }
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.checker.fail("crash", `${process.key} stopped on ${text}`, this.events);
+  }
+
   /** The checkers watch every message a driver sends and receives. */
   private observe(life: Life, direction: "in" | "out", message: Message, peer: string): void {
     const process = life.process;
@@ -694,6 +784,7 @@ export class Simulation implements SimWire {
       this.record(`d ${this.now} ${peer}>${process.key} ${summarize(message)}`);
       return;
     }
+    if (this.stray !== null) this.watchBallots(message);
     if (this.scenario.targeted?.kind === "promise-crash") this.advancePromiseCrash(life, message);
     if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
     else if (message.type === "prepare")
@@ -885,6 +976,14 @@ export class Simulation implements SimWire {
     switch (event.kind) {
       case "frame": {
         const { to, from } = event;
+        if (to === this.strayProcess) {
+          // The cluster answering the stray peer (an ack to a made-up client, a catch-up): nobody
+          // listens there; counted, to show what the stray peer's requests cost.
+          this.strayStats.repliesFrames++;
+          this.strayStats.repliesBytes += event.frame.length;
+          this.messagesDropped++;
+          return;
+        }
         if (
           this.blocked.has(`${from.key}>${to.key}`) ||
           this.planBlocked.has(`${from.key}>${to.key}`) ||
@@ -896,6 +995,14 @@ export class Simulation implements SimWire {
         const transport = this.listeners.get(to.key);
         if (transport === undefined) {
           this.messagesDropped++; // nobody listening there now (down, or still starting)
+          return;
+        }
+        if (from === this.strayProcess) {
+          this.strayStats.framesDelivered++;
+          const driver = to.life?.driver ?? null;
+          const before = driver?.stats.decodeErrors ?? 0;
+          transport.deliver(event.frame, event.fromEndpoint);
+          this.strayStats.decodeErrors += (driver?.stats.decodeErrors ?? 0) - before;
           return;
         }
         transport.deliver(event.frame, event.fromEndpoint);
@@ -957,6 +1064,9 @@ export class Simulation implements SimWire {
         this.blocked.clear();
         this.partitionActive = false;
         this.record(`h ${this.now}`);
+        return;
+      case "stray":
+        if (this.strayTick()) this.queue.push(this.now + STEPS_PER_TICK, event);
         return;
       case "world":
         if (this.faultsOn) {
@@ -1025,6 +1135,7 @@ export class Simulation implements SimWire {
     this.record(`x ${this.now} ${process.key}`);
     const life = process.life;
     if (life !== null) {
+      this.collectRefusals(life);
       life.alive = false;
       life.transport.drop();
       if (life.role instanceof Replica) process.rejoining = life.role.rejoining;
@@ -1267,6 +1378,76 @@ export class Simulation implements SimWire {
     }
   }
 
+  // --- the stray peer (Scenario.stray) ---------------------------------------------------------------
+
+  /**
+   * Once a tick while the stray peer attacks (`StraySettings`: in the fault phase, and for a while
+   * after healing): its frames for this tick go out on the network. False once it has stopped.
+   */
+  private strayTick(): boolean {
+    const stray = this.stray;
+    const from = this.strayProcess;
+    if (stray === null || from === null) return false;
+    if (!stray.active(this.tick, this.healTick)) return this.healTick === null && this.faultsOn;
+    const known = stray.commands.length;
+    const frames = stray.framesFor(this.strayView());
+    for (let i = known; i < stray.commands.length; i++)
+      this.checker.submitStray(stray.commands[i] as Command);
+    for (const frame of frames) this.straySend(from, frame);
+    return true;
+  }
+
+  private straySend(from: SimProcess, frame: StrayFrame): void {
+    const { role, id } = frame.to;
+    this.record(`S ${this.now} ${frame.attack} ${role}${id === undefined ? "" : `:${id}`} ${frame.summary}`);
+    const members = (this.byRole.get(role) ?? []).filter((p) => id === undefined || p.id === id);
+    for (const to of members) this.transmit(from, from.endpoint, to, frame.frame);
+  }
+
+  /** What the stray peer sees of the run: who is there, the ballots sent, what is decided. */
+  private strayView(): StrayView {
+    const ids = (role: string) => (this.byRole.get(role) ?? []).map((p) => p.id);
+    return {
+      tick: this.tick,
+      ids: { proposer: ids("proposer"), acceptor: ids("acceptor"), learner: ids("learner") },
+      membersKnown: this.scenario.layout === "collapsed",
+      highestRound: this.highestRound,
+      leaderBallot: this.leaderBallot,
+      decidedThrough: this.checker.decidedLog().length,
+    };
+  }
+
+  /** Follows the ballots processes send (the stray peer aims past them). */
+  private watchBallots(message: Message): void {
+    if (message.type === "prepare" || message.type === "accept" || message.type === "heartbeat") {
+      if (message.ballot.round > this.highestRound) this.highestRound = message.ballot.round;
+      if (message.type !== "prepare" && ballotGreater(message.ballot, this.leaderBallot))
+        this.leaderBallot = message.ballot;
+    }
+  }
+
+  /** Adds a life's role's refusals (`Refusals`, where the role keeps them) to the run's. */
+  private collectRefusals(life: Life, into: Map<string, number> = this.refusals): void {
+    const refusals = refusalsOf(life.role);
+    if (refusals === null) return;
+    for (const [reason, n] of Object.entries(refusals.byReason()))
+      into.set(reason, (into.get(reason) ?? 0) + n);
+  }
+
+  private strayReport(): StrayReport | null {
+    const stray = this.stray;
+    if (stray === null) return null;
+    const refusals = new Map(this.refusals);
+    for (const process of this.processes)
+      if (process.life !== null) this.collectRefusals(process.life, refusals);
+    return {
+      sent: Object.fromEntries([...stray.sent].sort(([a], [b]) => (a < b ? -1 : 1))),
+      framesSent: stray.totalSent,
+      ...this.strayStats,
+      refusals: Object.fromEntries([...refusals].sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
+  }
+
   // --- liveness ------------------------------------------------------------------------------------
 
   private learnerKeys(): SimProcess[] {
@@ -1304,6 +1485,13 @@ export class Simulation implements SimWire {
     }
     return `not everything decided ${this.scenario.livenessTicksMax} ticks after healing: ${lines.join("; ")}`;
   }
+}
+
+/** A role's `Refusals`, where it keeps them (issue 9: every core role; a client keeps none). */
+function refusalsOf(role: RoleObject | null): Refusals | null {
+  if (role === null || !("refusals" in role)) return null;
+  const refusals = (role as { refusals?: unknown }).refusals;
+  return refusals instanceof Refusals ? refusals : null;
 }
 
 function leaderOf(node: RoleObject | null): boolean {

@@ -1,9 +1,12 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { addToSummary, describeRun, emptySummary, runSeed } from "./run.js";
+import type { StrayOptions } from "./scenario.js";
 
 /** A worker thread that runs every `stride`-th seed of a band and reports back in chunks. */
 interface Job {
   readonly seeds: readonly number[];
+  /** The stray peer (`paxos sim --stray`); absent: the default mix. */
+  readonly stray?: StrayOptions;
 }
 
 const job = workerData as Job;
@@ -13,9 +16,9 @@ let summary = emptySummary();
 const failures: string[] = [];
 let sinceReport = 0;
 for (const seed of job.seeds) {
-  const result = await runSeed(seed);
+  const result = await runSeed(seed, job.stray === undefined ? {} : { stray: job.stray });
   addToSummary(summary, result);
-  if (result.violations.length > 0) failures.push(describeRun(result));
+  if (result.violations.length > 0) failures.push(describeRun(result, job.stray));
   if (++sinceReport >= 25) {
     port.postMessage({ kind: "progress", summary, failures: failures.splice(0) });
     summary = emptySummary();
