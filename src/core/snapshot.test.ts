@@ -18,6 +18,18 @@ const slots = (from: number, to: number): SlotValue[] =>
 /** Small chunks, so that a snapshot takes several chunks and several requests. */
 const SMALL = { snapshotChunkUnits: 8, snapshotChunksPerRequest: 2 };
 
+/** Makes `entries` known chosen (as a co-located proposer tells its learner). */
+function given(learner: Learner, entries: readonly SlotValue[]): void {
+  for (const entry of entries) learner.learn(entry.slot, entry.value);
+}
+
+/** Has `learner` learn that slots through `slot` are decided, and ask for them (catch-up). */
+function asking(learner: Learner, slot: number): void {
+  learner.noteDecidedThrough(slot);
+  for (let tick = 0; tick < 10 && learner.outstandingRequests === 0; tick++) learner.tick();
+  assert.ok(learner.outstandingRequests > 0, "the learner asked");
+}
+
 function learner(id: number, options: Partial<LearnerOptions> = {}): Learner {
   return new Learner({ id, quorum: QUORUM, catchupTicks: 2, limits: SMALL, ...options });
 }
@@ -151,7 +163,7 @@ describe("SessionTable export and import (the limits travel with the table)", ()
 describe("Learner snapshots", () => {
   it("compact keeps logRetainSlots below the snapshot and persists it with a durable log", () => {
     const a = learner(1, { durableLog: true, logRetainSlots: 3, snapshotLogBytes: 1 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     assert.equal(a.snapshotDue, true);
     const out = a.compact("state@10");
     assert.equal(a.snapshotDue, false);
@@ -170,9 +182,9 @@ describe("Learner snapshots", () => {
 
   it("a peer behind the snapshot gets it in chunks, installs it, then learns the rest from the log", () => {
     const a = learner(1, { logRetainSlots: 0 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     a.compact("the application's state as of slot ten");
-    a.step({ type: "decide", from: 9, entries: slots(11, 12) });
+    given(a, slots(11, 12));
     const b = learner(2, { durableLog: true });
     b.noteDecidedThrough(12);
     const learners = new Map([
@@ -202,7 +214,7 @@ describe("Learner snapshots", () => {
 
   it("a transfer survives lost chunks: the stalled asker asks again from where it stopped", () => {
     const a = learner(1, { logRetainSlots: 0 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 30) });
+    given(a, slots(1, 30));
     a.compact("x".repeat(200));
     const b = learner(2);
     b.noteDecidedThrough(30);
@@ -229,25 +241,29 @@ describe("Learner snapshots", () => {
     data: text,
   });
 
+  /** Chunks large enough for a whole small snapshot. */
+  const WHOLE = { snapshotChunkUnits: 1024 };
+
   it("refuses a snapshot whose assembled text fails its checksum", () => {
-    const b = learner(2);
-    b.noteDecidedThrough(5);
+    const b = learner(2, { limits: WHOLE });
+    asking(b, 5);
     const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
     const out = b.step({ ...wholeChunk(5, text), checksum: textChecksum(text) ^ 1 });
     assert.equal(out.snapshot, null);
     assert.equal(b.snapshotsRefused, 1);
+    assert.equal(b.refusals.of("snapshot-checksum"), 1);
     assert.equal(b.deliveredThrough, 0);
   });
 
   it("a snapshot carries the limits its sessions were built with; a peer under the same limits installs it", () => {
     const limits = { ...SMALL, clientsMax: 5, clientRangesMax: 3 };
     const a = learner(1, { logRetainSlots: 0, limits });
-    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    given(a, slots(1, 4));
     a.compact("four");
     const sessions = a.currentSnapshot?.sessions ?? [];
     assert.deepEqual(sessions.slice(0, 4), [0, 5, 3, 0], "header: mark, clientsMax, clientRangesMax, closed");
-    const b = learner(2, { limits });
-    b.noteDecidedThrough(4);
+    const b = learner(2, { limits: { ...limits, ...WHOLE } });
+    asking(b, 4);
     const text = encodeSnapshot(a.currentSnapshot as Snapshot);
     assert.deepEqual(decodeSnapshot(text), { ok: true, value: a.currentSnapshot }, "round trip");
     const out = b.step(wholeChunk(4, text));
@@ -258,14 +274,15 @@ describe("Learner snapshots", () => {
 
   it("refuses, and counts, a snapshot whose sessions were built under other limits than its own", () => {
     const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, clientsMax: 5 } });
-    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    given(a, slots(1, 4));
     a.compact("four");
-    const b = learner(2); // the default clientsMax, 100,000
-    b.noteDecidedThrough(4);
+    const b = learner(2, { limits: WHOLE }); // the default clientsMax, 100,000
+    asking(b, 4);
     const out = b.step(wholeChunk(4, encodeSnapshot(a.currentSnapshot as Snapshot)));
     assert.equal(out.snapshot, null);
     assert.equal(b.deliveredThrough, 0);
     assert.equal(b.snapshotsRefused, 1);
+    assert.equal(b.refusals.of("snapshot-sessions"), 1);
     assert.match(
       b.snapshotRefusal ?? "",
       /snapshot through slot 4 from learner 1: sessions built with clientsMax 5, clientRangesMax 16384; this cluster is configured with clientsMax 100000/,
@@ -274,7 +291,7 @@ describe("Learner snapshots", () => {
 
   it("ignores chunks of snapshots it is already past, and of older snapshots mid-transfer", () => {
     const b = learner(2);
-    b.step({ type: "decide", from: 9, entries: slots(1, 3) });
+    given(b, slots(1, 3));
     const old = encodeSnapshot({ slot: 2, sessions: [], app: "" });
     const out = b.step(wholeChunk(2, old));
     assert.equal(out.snapshot, null);
@@ -307,7 +324,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
   /** A server that holds slots 1..10 in a snapshot only (nothing kept below it). */
   function server(limits: Partial<LearnerOptions["limits"]> = {}): Learner {
     const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, ...limits } });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     a.compact(appAt(10));
     return a;
   }
@@ -340,7 +357,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
         }
         take(1, a.step(message));
         const next = a.deliveredThrough + 1;
-        a.step({ type: "decide", from: 9, entries: slots(next, next) });
+        given(a, slots(next, next));
         assert.equal(a.compact(appAt(next)).persist, null);
         taken++;
       }
@@ -414,7 +431,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
     });
   /** The server learns slot `slot` and takes a snapshot as of it. */
   const advance = (a: Learner, slot: number) => {
-    a.step({ type: "decide", from: 9, entries: slots(slot, slot) });
+    given(a, slots(slot, slot));
     a.compact(appAt(slot));
   };
 

@@ -5,6 +5,8 @@ import {
   type Ballot,
   ballotGreater,
   Client,
+  type ClusterMembers,
+  clusterMembers,
   createQuorumSystem,
   DEFAULT_LIMITS,
   InvariantViolation,
@@ -448,6 +450,13 @@ export class Simulation implements SimWire {
     });
   }
 
+  /** The cluster's members by role (learners serve and take catch-up only among them). */
+  private members(): ClusterMembers {
+    const ids = (kind: Kind) => this.processes.filter((p) => p.kind === kind).map((p) => p.id);
+    if (this.scenario.layout === "collapsed") return clusterMembers(ids("replica"));
+    return { acceptors: ids("acceptor"), proposers: ids("proposer"), learners: ids("learner") };
+  }
+
   private createRole(process: SimProcess, state: DurableState): RoleObject {
     const bugs = this.options.bugs ?? {};
     const prng = process.prng.fork();
@@ -468,6 +477,7 @@ export class Simulation implements SimWire {
           quorum: this.quorum,
           prng,
           limits: this.limits,
+          members: this.members(),
           restore: { round: state.round },
           bugs: { ...bugs.proposer, ...(bugs.learner ? { learner: bugs.learner } : {}) },
         });
@@ -476,6 +486,7 @@ export class Simulation implements SimWire {
           id: process.id,
           quorum: this.quorum,
           limits: this.limits,
+          members: this.members(),
           ...(bugs.learner ? { bugs: bugs.learner } : {}),
         });
       case "replica": {
@@ -485,6 +496,7 @@ export class Simulation implements SimWire {
           quorum: this.quorum,
           prng,
           limits: this.limits,
+          members: this.members(),
           restore: { ...toReplicaState(state), acceptor: acceptorState },
           ...(state.rejoining ? { rejoining: true } : {}),
           ...(snapshots
