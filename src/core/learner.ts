@@ -376,6 +376,17 @@ export class Learner {
     return this.deliveredThrough + this.limits.windowSlots + this.limits.learnerMarginSlots;
   }
 
+  /** Slots with votes tallied or a chosen value waiting for a hole (all within the horizon). */
+  get trackedSlots(): number {
+    let ballots = 0;
+    for (const bySlot of this.tallies.values()) ballots = Math.max(ballots, bySlot.size);
+    assert(
+      ballots <= this.limits.tallyBallotsPerSlotMax,
+      `learner ${this.id}: a slot has ${ballots} tallies`,
+    );
+    return new Set([...this.tallies.keys(), ...this.chosen.keys()]).size;
+  }
+
   /** Requests awaiting answers (at most `learnerRequestsMax`). */
   get outstandingRequests(): number {
     return this.requests.length;
