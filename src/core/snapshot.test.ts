@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { Acceptor } from "./acceptor.js";
 import { ballot } from "./ballot.js";
 import { Learner, type LearnerOptions } from "./learner.js";
+import { DEFAULT_LIMITS } from "./limits.js";
 import type { Decision, Envelope, Message, SlotValue, SnapshotChunkMessage } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import { Prng } from "./prng.js";
@@ -576,5 +577,126 @@ describe("acceptor trimming after a snapshot", () => {
     assert.equal(out.persist?.floorSlot, 4);
     assert.equal(acceptor.voteCount, 0);
     assert.equal(replica.state().snapshot?.app, "app@3");
+  });
+});
+
+describe("Snapshot transfer: hostile and stray chunks (issue 9)", () => {
+  const MEMBERS = { acceptors: [1, 2, 3], proposers: [1, 2, 3], learners: [1, 2, 3] };
+  const WHOLE = { snapshotChunkUnits: 1024 };
+  const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
+  const chunk = (over: Partial<SnapshotChunkMessage> = {}): SnapshotChunkMessage => ({
+    type: "snapshot-chunk",
+    from: 1,
+    slot: 5,
+    length: text.length,
+    checksum: textChecksum(text),
+    offset: 0,
+    data: text,
+    ...over,
+  });
+  const receiver = (options: Partial<LearnerOptions> = {}) =>
+    learner(2, { members: MEMBERS, limits: WHOLE, ...options });
+
+  it("an unrequested snapshot is refused and counted; the state is untouched", () => {
+    const b = receiver();
+    const out = b.step(chunk());
+    assert.equal(out.snapshot, null);
+    assert.equal(b.deliveredThrough, 0);
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+  });
+
+  it("chunks from non-members are refused", () => {
+    const b = receiver();
+    asking(b, 5);
+    b.step(chunk({ from: 99 }));
+    assert.equal(b.refusals.of("snapshot-chunk-non-member"), 1);
+    assert.equal(b.deliveredThrough, 0);
+  });
+
+  it("once a transfer started, chunks come only from its peer and within its window", () => {
+    const long = encodeSnapshot({ slot: 5, sessions: [], app: "y".repeat(100) });
+    const part = (from: number, offset: number, units = 8): SnapshotChunkMessage => ({
+      type: "snapshot-chunk",
+      from,
+      slot: 5,
+      length: long.length,
+      checksum: textChecksum(long),
+      offset,
+      data: long.slice(offset, offset + units),
+    });
+    const b = learner(2, { members: MEMBERS }); // SMALL: 8 units a chunk, windows of 2
+    asking(b, 5);
+    b.step(part(1, 0));
+    b.step(part(3, 8)); // another member, not asked for this transfer
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+    b.step(part(1, 64)); // far past the window
+    assert.equal(b.refusals.of("snapshot-chunk-unexpected"), 1);
+    for (let offset = 8; offset < long.length; offset += 8) b.step(part(1, offset));
+    assert.equal(b.deliveredThrough, 5, "its peer's chunks in order finish the transfer");
+  });
+
+  it("a claimed length above snapshotUnitsMax is refused: 52,429 chunks of a 2^29-unit snapshot hold nothing", () => {
+    const b = receiver();
+    asking(b, 5);
+    for (let i = 0; i < 52_429; i++)
+      b.step(chunk({ length: 2 ** 29, offset: i * 10_240, data: "z".repeat(16), checksum: 1 }));
+    assert.equal(b.refusals.of("snapshot-too-large"), 52_429);
+    assert.ok(DEFAULT_LIMITS.snapshotUnitsMax < 2 ** 29 - 24, "below V8's longest string");
+  });
+
+  it("a snapshot slot beyond the horizon is refused (slot 2^53 - 1)", () => {
+    const b = receiver();
+    asking(b, 5);
+    const far = encodeSnapshot({ slot: 2 ** 53 - 1, sessions: [], app: "" });
+    b.step(chunk({ slot: 2 ** 53 - 1, length: far.length, checksum: textChecksum(far), data: far }));
+    assert.equal(b.refusals.of("snapshot-beyond-horizon"), 1);
+    assert.equal(b.deliveredThrough, 0);
+  });
+
+  it("a snapshot the application cannot restore is refused and counted, and nothing of it is kept", () => {
+    const a = learner(1, { logRetainSlots: 0, limits: WHOLE });
+    given(a, slots(1, 5));
+    a.compact("not the application's state");
+    const b = receiver();
+    given(b, [{ slot: 1, value: val(cmd(8, 1)) }]);
+    const tried: string[] = [];
+    b.checkSnapshotsWith((snapshot) => {
+      tried.push(snapshot.app);
+      return snapshot.app.startsWith("{") ? null : "SyntaxError: not JSON";
+    });
+    asking(b, 5);
+    const bad = encodeSnapshot(a.currentSnapshot as Snapshot);
+    const out = b.step(chunk({ length: bad.length, checksum: textChecksum(bad), data: bad }));
+    assert.equal(out.snapshot, null);
+    assert.deepEqual(tried, ["not the application's state"]);
+    assert.equal(b.refusals.of("snapshot-restore-failed"), 1);
+    assert.match(b.snapshotRefusal ?? "", /SyntaxError: not JSON/);
+    assert.equal(b.deliveredThrough, 1, "nothing of it kept");
+    assert.equal(b.isDelivered(cmd(8, 1)), true, "the session table is the one it had");
+    assert.equal(b.isDelivered(cmd(7, 3)), false);
+    // A snapshot the application takes installs.
+    const good = encodeSnapshot({ ...(a.currentSnapshot as Snapshot), app: '{"ok":true}' });
+    const installed = b.step(chunk({ length: good.length, checksum: textChecksum(good), data: good }));
+    assert.equal(installed.snapshot?.slot, 5);
+    assert.equal(b.isDelivered(cmd(7, 3)), true);
+  });
+
+  it("snapshot requests are answered for members only; an answer is at most snapshotAnswerBytesMax", () => {
+    const a = learner(1, {
+      logRetainSlots: 0,
+      members: MEMBERS,
+      limits: { snapshotChunkUnits: 10 * 1024, snapshotChunksPerRequest: 8 },
+    });
+    given(a, slots(1, 5));
+    a.compact("q".repeat(200_000));
+    assert.deepEqual(
+      a.step({ type: "snapshot-request", from: 9, role: "learner", slot: 0, offset: 0 }).send,
+      [],
+    );
+    assert.equal(a.refusals.of("snapshot-request-non-member"), 1);
+    const out = a.step({ type: "snapshot-request", from: 2, role: "learner", slot: 0, offset: 0 });
+    const units = out.send.reduce((sum, e) => sum + (e.message as SnapshotChunkMessage).data.length, 0);
+    assert.equal(out.send.length, 2, "two chunks of 10 Ki units (estimated 30 KiB each) in 64 KiB");
+    assert.ok(units * 3 <= DEFAULT_LIMITS.snapshotAnswerBytesMax);
   });
 });
