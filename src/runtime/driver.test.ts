@@ -648,10 +648,7 @@ describe("Driver: a snapshot the state machine cannot restore (issue 9)", () => 
       await cluster.start(3);
       const learner = cluster.node(3).role.learner;
       await waitFor(() => learner.refusals.of("snapshot-restore-failed") >= 1, "node 3 to refuse a snapshot");
-      assert.match(
-        learner.snapshotRefusal ?? "",
-        /the state machine cannot restore it: .*is not valid JSON/,
-      );
+      assert.match(learner.snapshotRefusal ?? "", /the state machine cannot restore it: .*is not valid JSON/);
       assert.deepEqual(cluster.fatal, [], "not fatal");
       assert.equal(late.commands, 0, "the machine's state is untouched");
       assert.equal(cluster.node(3).stats.snapshotsInstalled, 0);
