@@ -527,15 +527,17 @@ export class Learner {
   /**
    * The tally of (slot, ballot), made if needed; undefined if the slot is decided or beyond the
    * horizon, or if it has `tallyBallotsPerSlotMax` ballots already (a vote's is then refused; our
-   * own proposal's replaces the lowest ballot's).
+   * own proposal's replaces the lowest ballot's). Our own proposals are tallied beyond the horizon
+   * too (a leader whose learner lags still learns what it proposed: they are as many as its window),
+   * and so are votes for a (slot, ballot) of ours.
    */
   private tallyFor(slot: number, ballot: Ballot, own: boolean): Tally | undefined {
     if (slot < 1 || slot <= this.deliveredThrough || this.chosen.has(slot)) return undefined;
-    if (slot > this.horizonSlot) {
+    let bySlot = this.tallies.get(slot);
+    if (slot > this.horizonSlot && !own && bySlot?.get(ballotKey(ballot)) === undefined) {
       this.refusals.count("vote-beyond-horizon");
       return undefined;
     }
-    let bySlot = this.tallies.get(slot);
     if (bySlot === undefined) {
       bySlot = new Map();
       this.tallies.set(slot, bySlot);
@@ -939,6 +941,10 @@ export class Learner {
       // A new transfer: only from a peer we asked, only its first window.
       if (!this.hasRequestTo(message.from) || message.offset >= this.chunkWindowUnits) {
         this.refuseChunk("snapshot-chunk-unrequested");
+        // A member offering a snapshot we did not ask for (a replica answering our leader's accept
+        // below its floor: see `Replica.step`) is asked for those slots; its answer is then ours.
+        if (this.assembly === null && !this.askedRecently(message.from))
+          this.requestFrom(message.from, message.slot, output);
         return output;
       }
       assembly = {

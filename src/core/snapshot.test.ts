@@ -605,6 +605,25 @@ describe("Snapshot transfer: hostile and stray chunks (issue 9)", () => {
     assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
   });
 
+  it("an unrequested first chunk from a member makes the learner ask that member, whose answer it takes", () => {
+    const a = learner(1, { logRetainSlots: 0, members: MEMBERS, limits: WHOLE });
+    given(a, slots(1, 5));
+    a.compact("five");
+    const b = receiver();
+    // A replica answers a leader's accept below its floor with its snapshot, unasked (Replica.step).
+    const offered = a.step({ type: "catchup", from: 2, role: "learner", fromSlot: 1, toSlot: 1 });
+    const asked = offered.send.flatMap((e) => b.step(e.message).send);
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+    assert.deepEqual(
+      asked.map((e) => [e.to, e.message.type]),
+      [[{ role: "learner", id: 1 }, "catchup"]],
+    );
+    const answer = asked.flatMap((e) => a.step(e.message).send);
+    for (const envelope of answer) b.step(envelope.message);
+    assert.equal(b.deliveredThrough, 5);
+    assert.equal(b.currentSnapshot?.app, "five");
+  });
+
   it("chunks from non-members are refused", () => {
     const b = receiver();
     asking(b, 5);
