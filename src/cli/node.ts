@@ -228,6 +228,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
         snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
         heldSlots: replica.learner.heldSlots,
         snapshotsRefused: replica.learner.snapshotsRefused,
+        // Input the learner refused, by reason (docs/security.md).
+        learnerRefusals: replica.learner.refusals.byReason(),
         ...(replica.learner.snapshotRefusal !== null
           ? { snapshotRefusal: replica.learner.snapshotRefusal }
           : {}),
