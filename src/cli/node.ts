@@ -150,6 +150,12 @@ export async function nodeCommand(args: string[]): Promise<number> {
     },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
+    // Catch-up and snapshots are served to, and taken from, the cluster's nodes only (issue 9).
+    members: {
+      acceptors: cluster.acceptors.map((a) => a.id),
+      proposers: cluster.nodes.map((n) => n.id),
+      learners: cluster.nodes.map((n) => n.id),
+    },
     snapshotLogBytes: cluster.snapshotLogBytes,
     ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   });
@@ -222,6 +228,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
         snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
         heldSlots: replica.learner.heldSlots,
         snapshotsRefused: replica.learner.snapshotsRefused,
+        // Input the learner refused, by reason (docs/security.md).
+        learnerRefusals: replica.learner.refusals.byReason(),
         ...(replica.learner.snapshotRefusal !== null
           ? { snapshotRefusal: replica.learner.snapshotRefusal }
           : {}),

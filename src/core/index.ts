@@ -7,8 +7,16 @@ export { Acceptor, type AcceptorBugs, type AcceptorOptions, type AcceptorState }
 export { assert, InvariantViolation } from "./assert.js";
 export * from "./ballot.js";
 export { Client, type ClientOptions } from "./client.js";
-export { DEFAULT_LOG_RETAIN_SLOTS, Learner, type LearnerBugs, type LearnerOptions } from "./learner.js";
+export {
+  CLAIMED_SLOT_CEILING,
+  DEFAULT_LOG_RETAIN_SLOTS,
+  Learner,
+  type LearnerBugs,
+  type LearnerOptions,
+  snapshotWindowChunks,
+} from "./learner.js";
 export { DEFAULT_LIMITS, type Limits } from "./limits.js";
+export { type ClusterMembers, clusterMembers, MemberSet } from "./members.js";
 export * from "./messages.js";
 export * from "./output.js";
 export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InvariantViolation } from "./assert.js";
 import { type Ballot, ballot } from "./ballot.js";
 import { Learner, type LearnerOptions } from "./learner.js";
+import { DEFAULT_LIMITS } from "./limits.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
@@ -32,6 +32,14 @@ const decide = (entries: SlotValue[], from = 99): DecideMessage => ({ type: "dec
 
 function newLearner(options: Partial<LearnerOptions> = {}): Learner {
   return new Learner({ id: 1, quorum: QUORUM, ...options });
+}
+
+/**
+ * Makes `entries` known chosen, as the learner's own proposer would tell it (`learn`): setup for
+ * tests about what follows. (A `decide` is taken only in answer to a request: see "unrequested".)
+ */
+function given(learner: Learner, entries: readonly SlotValue[]): Decision[] {
+  return entries.flatMap((entry) => learner.learn(entry.slot, entry.value).decided);
 }
 
 /** Steps every message and returns everything decided, in order. */
@@ -138,11 +146,23 @@ describe("Learner: learning a chosen value (Paxos Made Simple 2.3)", () => {
     assert.deepEqual(feed(learner, [decide([{ slot: 1, value: X }])])[0]?.value, X);
   });
 
-  it("a decide for a chosen slot with a different value is an invariant violation (two values chosen)", () => {
-    const learner = newLearner();
+  it("a decide contradicting a delivered slot is refused and counted, never an assertion", () => {
+    const learner = newLearner({ catchupTicks: 1 });
+    learner.noteDecidedThrough(1);
+    learner.tick(); // asks for slot 1
     learner.step(decide([{ slot: 1, value: X }]));
-    assert.throws(() => learner.step(decide([{ slot: 1, value: Y }])), InvariantViolation);
+    assert.deepEqual(learner.chosenValue(1), X);
+    learner.noteDecidedThrough(2);
+    learner.tick(); // asks for slot 2 (slot 1 is delivered)
+    learner.step(decide([{ slot: 1, value: Y }])); // unrequested now, and contradicting
+    assert.equal(learner.refusals.of("decide-conflict"), 1);
+    assert.deepEqual(learner.chosenValue(1), X, "the delivered value stands");
+    const votes = [vote(1, 2, ballot(1, 1), Y), vote(2, 2, ballot(1, 1), Y)];
+    learner.learn(2, X);
+    assert.doesNotThrow(() => feed(learner, votes));
+    assert.deepEqual(learner.chosenValue(2), X);
     learner.step(decide([{ slot: 1, value: X }])); // the same value again is fine
+    assert.equal(learner.refusals.of("decide-conflict"), 1);
   });
 
   it("delivers in slot order with no gaps: slot 2 chosen before slot 1 waits for it", () => {
@@ -153,7 +173,7 @@ describe("Learner: learning a chosen value (Paxos Made Simple 2.3)", () => {
     assert.deepEqual(feed(learner, [vote(1, 2, ballot(1, 1), B), vote(2, 2, ballot(1, 1), B)]), []);
     assert.deepEqual(learner.chosenValue(2), B, "known chosen");
     assert.equal(learner.deliveredThrough, 0, "but not delivered");
-    assert.deepEqual(feed(learner, [decide([{ slot: 3, value: C }])]), []);
+    assert.deepEqual(given(learner, [{ slot: 3, value: C }]), []);
     const decided = feed(learner, [vote(2, 1, ballot(1, 1), A), vote(3, 1, ballot(1, 1), A)]);
     assert.deepEqual(
       decided.map((d) => d.slot),
@@ -175,12 +195,10 @@ describe("Learner: learning a chosen value (Paxos Made Simple 2.3)", () => {
     const learner = newLearner();
     const first = val(cmd(1, 1), cmd(1, 2));
     const second = val(cmd(1, 2), cmd(2, 1), cmd(1, 1, "same seq, other payload"));
-    const decided = feed(learner, [
-      decide([
-        { slot: 1, value: first },
-        { slot: 2, value: second },
-        { slot: 3, value: NOOP },
-      ]),
+    const decided = given(learner, [
+      { slot: 1, value: first },
+      { slot: 2, value: second },
+      { slot: 3, value: NOOP },
     ]);
     assert.deepEqual(decided, [
       { slot: 1, value: first, commands: first.commands },
@@ -229,7 +247,7 @@ describe("Learner: holes and catch-up", () => {
       catchupFrom: ["learner"],
       role: "proposer",
     });
-    learner.step(decide([{ slot: 2, value: B }]));
+    given(learner, [{ slot: 2, value: B }]);
     const sent = tickCollect(learner, 1);
     assert.deepEqual(sent, [
       {
@@ -244,21 +262,17 @@ describe("Learner: holes and catch-up", () => {
 
   it("an up-to-date learner never asks", () => {
     const learner = newLearner({ catchupTicks: 2 });
-    feed(learner, [
-      decide([{ slot: 1, value: A }]),
-      { type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1, proposedThrough: 0 },
-    ]);
+    given(learner, [{ slot: 1, value: A }]);
+    learner.step({ type: "heartbeat", from: 1, ballot: ballot(1, 1), decidedThrough: 1, proposedThrough: 0 });
     assert.deepEqual(tickCollect(learner, 20), []);
   });
 
   it("a missing LAST value is noticed through the heartbeat's decidedThrough and asked for", () => {
     const catchupTicks = 4;
     const learner = newLearner({ catchupTicks });
-    feed(learner, [
-      decide([
-        { slot: 1, value: A },
-        { slot: 2, value: B },
-      ]),
+    given(learner, [
+      { slot: 1, value: A },
+      { slot: 2, value: B },
     ]);
     // Nothing below a chosen slot is missing, so only the heartbeat can reveal slot 3.
     assert.deepEqual(tickCollect(learner, 10), []);
@@ -287,25 +301,29 @@ describe("Learner: holes and catch-up", () => {
     assert.deepEqual(tickCollect(learner, 20), [], "once delivered, no more requests");
   });
 
-  it("answers a catch-up request with decide messages, paged, to the asker's role and id", () => {
+  it("answers a catch-up request with one decide message, to the asker's role and id", () => {
     const learner = newLearner({ limits: { entriesPerMessageMax: 2 } });
     const values = [1, 2, 3, 4, 5].map((seq) => val(cmd(1, seq)));
-    feed(learner, [decide(values.map((value, i) => ({ slot: i + 1, value })))]);
+    given(
+      learner,
+      values.map((value, i) => ({ slot: i + 1, value })),
+    );
     const request: CatchupMessage = { type: "catchup", from: 7, role: "proposer", fromSlot: 1, toSlot: 9 };
     const out = learner.step(request);
     assert.deepEqual(out.sendAfterPersist, [], "decided values depend on nothing unsynced");
     assert.deepEqual(
       out.send.map((e) => e.to),
-      [
-        { role: "proposer", id: 7 },
-        { role: "proposer", id: 7 },
-        { role: "proposer", id: 7 },
-      ],
+      [{ role: "proposer", id: 7 }],
     );
     assert.deepEqual(
       out.send.map((e) => (e.message as DecideMessage).entries.map((entry) => entry.slot)),
-      [[1, 2], [3, 4], [5]],
-      "slots 6..9 are unknown and left out",
+      [[1, 2]],
+      "one message: the asker asks again from slot 3",
+    );
+    const rest = learner.step({ ...request, fromSlot: 3 });
+    assert.deepEqual(
+      rest.send.map((e) => (e.message as DecideMessage).entries.map((entry) => entry.slot)),
+      [[3, 4]],
     );
     const firstPage = out.send[0]?.message as DecideMessage | undefined;
     assert.deepEqual(firstPage?.entries[1]?.value, values[1]);
@@ -313,12 +331,10 @@ describe("Learner: holes and catch-up", () => {
 
   it("answers with chosen-but-undelivered slots too, and bounds a request by catchupSlotsMax", () => {
     const learner = newLearner({ limits: { catchupSlotsMax: 3 } });
-    feed(learner, [
-      decide([
-        { slot: 2, value: B },
-        { slot: 3, value: C },
-        { slot: 5, value: A },
-      ]),
+    given(learner, [
+      { slot: 2, value: B },
+      { slot: 3, value: C },
+      { slot: 5, value: A },
     ]);
     const out = learner.step({ type: "catchup", from: 2, role: "learner", fromSlot: 1, toSlot: 100 });
     assert.deepEqual(
@@ -330,7 +346,7 @@ describe("Learner: holes and catch-up", () => {
 
   it("ignores its own catch-up request", () => {
     const learner = newLearner();
-    feed(learner, [decide([{ slot: 1, value: A }])]);
+    given(learner, [{ slot: 1, value: A }]);
     assert.deepEqual(
       learner.step({ type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 1 }).send,
       [],
@@ -345,7 +361,10 @@ describe("Learner: holes and catch-up", () => {
     const N = 10;
     const veteran = newLearner({ limits: { entriesPerMessageMax: 3 } });
     const log = Array.from({ length: N }, (_, i) => val(cmd(5, i + 1)));
-    feed(veteran, [decide(log.map((value, i) => ({ slot: i + 1, value })))]);
+    given(
+      veteran,
+      log.map((value, i) => ({ slot: i + 1, value })),
+    );
 
     const late = new Learner({ id: 2, quorum: QUORUM, catchupTicks: 3, limits: { catchupSlotsMax: 4 } });
     const delivered: Decision[] = [];
@@ -383,18 +402,273 @@ describe("Learner: holes and catch-up", () => {
       delivered.map((d) => d.value),
       log,
     );
-    assert.deepEqual(requests, [
-      [1, 4],
-      [5, 8],
-      [9, 10],
-    ]);
+    assert.deepEqual(
+      requests,
+      [
+        [1, 4],
+        [4, 7],
+        [7, 10],
+        [10, 10],
+      ],
+      "each answer (one message of 3 slots) used up, the next range is asked of its sender at once",
+    );
   });
 
-  it("votes far ahead of the delivered prefix are not tallied (aheadSlotsMax)", () => {
-    const learner = newLearner({ aheadSlotsMax: 5 });
+  it("votes far ahead of the delivered prefix are not tallied (the horizon), and are counted", () => {
+    const learner = newLearner({ limits: { windowSlots: 2, learnerMarginSlots: 3 } });
     feed(learner, [vote(1, 7, ballot(1, 1), A), vote(2, 7, ballot(1, 1), A)]);
     assert.equal(learner.chosenValue(7), undefined);
+    assert.equal(learner.refusals.of("vote-beyond-horizon"), 2);
     feed(learner, [vote(1, 5, ballot(1, 1), A), vote(2, 5, ballot(1, 1), A)]);
     assert.deepEqual(learner.chosenValue(5), A);
+  });
+});
+
+describe("Learner: hostile and stray input (issue 9)", () => {
+  const X = val(cmd(7, 1, "x"));
+  const Y = val(cmd(7, 1, "y"));
+  const MEMBERS = { acceptors: [1, 2, 3], proposers: [1, 2, 3], learners: [1, 2, 3] };
+  const member = (options: Partial<LearnerOptions> = {}) => newLearner({ members: MEMBERS, ...options });
+
+  /** Has the learner ask everyone for slots through `slot` (a heartbeat, then catchupTicks ticks). */
+  function askEveryone(learner: Learner, slot: number): CatchupMessage[] {
+    learner.noteDecidedThrough(slot);
+    return tickCollect(learner, 10).flatMap((s) =>
+      s.envelope.message.type === "catchup" ? [s.envelope.message] : [],
+    );
+  }
+
+  it("an unrequested decide is refused and counted, and delivers nothing", () => {
+    const learner = member();
+    const out = learner.step(decide([{ slot: 1, value: X }], 2));
+    assert.deepEqual(out.decided, []);
+    assert.equal(learner.chosenValue(1), undefined);
+    assert.equal(learner.refusals.of("decide-unrequested"), 1);
+  });
+
+  it("a decide from a non-member is refused before anything else", () => {
+    const learner = member({ catchupTicks: 1 });
+    askEveryone(learner, 1);
+    assert.deepEqual(learner.step(decide([{ slot: 1, value: X }], 99)).decided, []);
+    assert.equal(learner.refusals.of("decide-non-member"), 1);
+    assert.deepEqual(
+      learner.step(decide([{ slot: 1, value: X }], 2)).decided.length,
+      1,
+      "a member's answer is taken",
+    );
+  });
+
+  it("takes a decide only for the range it asked, from the peer it asked, while the request is live", () => {
+    const learner = member({ catchupTicks: 1, limits: { learnerRequestTicks: 20 } });
+    // An unrequested decide from member 2 makes the learner ask member 2 (directed) for slots 1..3.
+    const asked = catchups(learner.step(decide([{ slot: 3, value: X }], 2)));
+    assert.deepEqual(asked, [
+      {
+        to: { role: "learner", id: 2 },
+        message: { type: "catchup", from: 1, role: "learner", fromSlot: 1, toSlot: 3 },
+      },
+    ]);
+    // Member 3 was not asked: its answer is refused. Slot 4 was not asked: refused.
+    learner.step(decide([{ slot: 1, value: X }], 3));
+    learner.step(decide([{ slot: 4, value: X }], 2));
+    assert.equal(learner.deliveredThrough, 0);
+    assert.equal(learner.refusals.of("decide-unrequested"), 3);
+    // Member 2's answer in range is taken.
+    assert.deepEqual(learner.step(decide([{ slot: 1, value: X }], 2)).decided.length, 1);
+    // After learnerRequestTicks the request is forgotten: a late answer is refused.
+    tickCollect(learner, 25);
+    learner.step(decide([{ slot: 2, value: Y }], 2));
+    assert.equal(learner.chosenValue(2), undefined);
+    assert.equal(learner.refusals.of("decide-unrequested"), 4);
+  });
+
+  it("the leader's learner hears of a slot below an acceptor's floor by asking the peer that told it", () => {
+    // A replica answers a leader's accept below its floor with the decided value, unasked
+    // (Replica.step): the leader's learner refuses it, asks that replica, and takes the answer.
+    const replica = member({ id: 2 } as Partial<LearnerOptions>);
+    given(
+      replica,
+      [1, 2, 3].map((seq) => ({ slot: seq, value: val(cmd(7, seq)) })),
+    );
+    const leader = member();
+    const told = replica.step({ type: "catchup", from: 1, role: "learner", fromSlot: 3, toSlot: 3 });
+    let inbox = told.send.map((e) => e.message);
+    const delivered: Decision[] = [];
+    for (let round = 0; round < 5 && inbox.length > 0; round++) {
+      const next: Message[] = [];
+      for (const message of inbox) {
+        const out = message.type === "decide" ? leader.step(message) : replica.step(message);
+        delivered.push(...out.decided);
+        next.push(...out.send.map((e) => e.message));
+      }
+      inbox = next;
+    }
+    assert.deepEqual(
+      delivered.map((d) => d.slot),
+      [1, 2, 3],
+    );
+    assert.equal(leader.refusals.of("decide-unrequested"), 1);
+  });
+
+  it("requests awaiting answers are bounded (learnerRequestsMax) and expire (learnerRequestTicks)", () => {
+    const learner = member({ catchupTicks: 1, limits: { learnerRequestsMax: 4, learnerRequestTicks: 10 } });
+    learner.noteDecidedThrough(100);
+    for (let tick = 0; tick < 8; tick++) {
+      learner.tick();
+      assert.ok(learner.outstandingRequests <= 4);
+    }
+    assert.equal(learner.outstandingRequests, 4);
+    const quiet = member({ catchupTicks: 1, limits: { learnerRequestTicks: 10 } });
+    quiet.noteDecidedThrough(1);
+    quiet.tick();
+    assert.equal(quiet.outstandingRequests, 1);
+    quiet.step(decide([{ slot: 1, value: X }], 2));
+    quiet.tick();
+    assert.equal(quiet.outstandingRequests, 0, "answered: forgotten");
+  });
+
+  it("votes count only from the quorum's acceptors (counted otherwise), and copies of accepts only from member proposers", () => {
+    const learner = member();
+    feed(learner, [vote(4, 1, ballot(1, 1), X), vote(5, 1, ballot(1, 1), X)]);
+    assert.equal(learner.refusals.of("vote-non-member"), 2);
+    learner.step({ type: "accept", from: 9, ballot: ballot(1, 9), slot: 1, value: Y });
+    assert.equal(learner.refusals.of("accept-non-member"), 1);
+    feed(learner, [vote(1, 1, ballot(1, 9), null), vote(2, 1, ballot(1, 9), null)]);
+    assert.equal(learner.deliveredThrough, 0, "the value of a non-member's accept is never delivered");
+  });
+
+  it("tallies are bounded per slot (tallyBallotsPerSlotMax) and in total (the horizon)", () => {
+    const learner = member();
+    for (let round = 1; round <= 1000; round++) learner.step(vote(1, 1, ballot(round, 2), X));
+    assert.equal(learner.refusals.of("tally-ballots-full"), 1000 - DEFAULT_LIMITS.tallyBallotsPerSlotMax);
+    // The node's own proposal still gets a tally (it replaces the lowest), and its votes count.
+    learner.knowProposal(1, ballot(2000, 1), Y);
+    feed(learner, [vote(1, 1, ballot(2000, 1), null), vote(2, 1, ballot(2000, 1), null)]);
+    assert.deepEqual(learner.chosenValue(1), Y);
+    for (let slot = 2; slot <= 100_000; slot += 7) learner.step(vote(1, slot, ballot(1, 1), X));
+    const horizon = learner.horizonSlot;
+    assert.equal(horizon, 1 + DEFAULT_LIMITS.windowSlots + DEFAULT_LIMITS.learnerMarginSlots);
+    assert.ok(learner.trackedSlots <= horizon - 1, `tracked ${learner.trackedSlots}`);
+    assert.ok(learner.refusals.of("vote-beyond-horizon") > 14_000);
+  });
+
+  it("a heartbeat's decidedThrough beyond the horizon is refused past it: catch-up stays bounded", () => {
+    const learner = member({ catchupTicks: 1 });
+    learner.step({
+      type: "heartbeat",
+      from: 2,
+      ballot: ballot(1, 2),
+      decidedThrough: 10 ** 15,
+      proposedThrough: 0,
+    });
+    assert.equal(learner.refusals.of("heartbeat-beyond-horizon"), 1);
+    assert.equal(learner.knownDecidedThrough, learner.horizonSlot);
+    const asked = catchups(learner.tick());
+    assert.ok(asked.length > 0);
+    for (const { message } of asked)
+      assert.deepEqual([message.fromSlot, message.toSlot], [1, DEFAULT_LIMITS.catchupSlotsMax]);
+    learner.step({
+      type: "heartbeat",
+      from: 2,
+      ballot: ballot(1, 2),
+      decidedThrough: 2 ** 53 - 1,
+      proposedThrough: 0,
+    });
+    assert.equal(learner.refusals.of("heartbeat-beyond-horizon"), 2);
+    learner.step({ type: "heartbeat", from: 7, ballot: ballot(1, 7), decidedThrough: 3, proposedThrough: 0 });
+    assert.equal(learner.refusals.of("heartbeat-non-member"), 1);
+  });
+
+  it("answers catch-up for members only, at a bounded rate per peer (a token bucket in ticks)", () => {
+    const learner = member({ limits: { serveRequestsBurst: 3, serveRequestsPerTick: 1 } });
+    given(learner, [{ slot: 1, value: X }]);
+    const ask = (from: number, role: CatchupMessage["role"] = "learner") =>
+      learner.step({ type: "catchup", from, role, fromSlot: 1, toSlot: 1 }).send.length;
+    assert.equal(ask(9), 0);
+    assert.equal(ask(2, "client"), 0);
+    assert.equal(learner.refusals.of("catchup-non-member"), 2);
+    assert.deepEqual([ask(2), ask(2), ask(2), ask(2)], [1, 1, 1, 0], "a burst of 3, then refused");
+    assert.equal(ask(3), 1, "another peer has its own bucket");
+    assert.equal(learner.refusals.of("serve-rate"), 1);
+    learner.tick();
+    assert.deepEqual([ask(2), ask(2)], [1, 0], "one token back per tick");
+    learner.step({ type: "snapshot-request", from: 9, role: "learner", slot: 0, offset: 0 });
+    assert.equal(learner.refusals.of("snapshot-request-non-member"), 0, "no snapshot: nothing to serve");
+  });
+
+  it("without known members, the peers it keeps buckets for are bounded (servePeersMax)", () => {
+    const learner = newLearner({ limits: { servePeersMax: 10, serveRequestsBurst: 2 } });
+    given(learner, [{ slot: 1, value: X }]);
+    for (let id = 100; id < 1100; id++) {
+      learner.step({ type: "catchup", from: id, role: "learner", fromSlot: 1, toSlot: 1 });
+      learner.step({ type: "catchup", from: id, role: "learner", fromSlot: 1, toSlot: 1 });
+    }
+    assert.ok(learner.servedPeers <= 10);
+    assert.ok(learner.refusals.of("serve-peers-full") > 0);
+  });
+
+  it("a catch-up for a range near 2^53 ends (it is cut to the horizon) and answers nothing", () => {
+    const learner = member();
+    given(learner, [{ slot: 1, value: X }]);
+    const out = learner.step({
+      type: "catchup",
+      from: 2,
+      role: "learner",
+      fromSlot: 2 ** 53 - 1,
+      toSlot: 2 ** 53 - 1,
+    });
+    assert.deepEqual(out.send, []);
+  });
+
+  it("a decide can never reach an assertion: contradicting values are refused and counted", () => {
+    const learner = member({ catchupTicks: 1 });
+    askEveryone(learner, 2);
+    learner.step(
+      decide(
+        [
+          { slot: 1, value: X },
+          { slot: 2, value: X },
+        ],
+        2,
+      ),
+    );
+    assert.doesNotThrow(() =>
+      learner.step(
+        decide(
+          [
+            { slot: 1, value: Y },
+            { slot: 2, value: Y },
+          ],
+          3,
+        ),
+      ),
+    );
+    assert.equal(learner.refusals.of("decide-conflict"), 2);
+    assert.deepEqual([learner.chosenValue(1), learner.chosenValue(2)], [X, X]);
+  });
+});
+
+describe("Learner: the session table never evicts a session (issue 8 1e, issue 9)", () => {
+  it("100,000 made-up client ids do not make a real client's retried value deliver twice", () => {
+    const learner = newLearner();
+    const real = cmd(424242, 1, "pay 10");
+    let slot = 1;
+    const first = learner.learn(slot++, val(real)).decided;
+    assert.deepEqual(first[0]?.commands, [real]);
+    // 100,000 made-up clients, a command each, in batches of 1,000: the table fills up.
+    for (let batch = 0; batch < 100; batch++) {
+      const commands = Array.from({ length: 1000 }, (_, i) => cmd(1_000_000 + batch * 1000 + i, 1, "junk"));
+      learner.learn(slot++, val(...commands));
+    }
+    const retried = learner.learn(slot++, val(real)).decided;
+    assert.deepEqual(retried[0]?.commands, [], "the resent value is recognised, not applied again");
+    assert.ok(learner.isDelivered(real));
+    const stranger = learner.learn(slot++, val(cmd(5_000_000, 1, "new"))).decided;
+    assert.deepEqual(stranger[0]?.commands, []);
+    assert.equal(
+      stranger[0]?.refused?.[0]?.reason,
+      "clients-full",
+      "a new client is refused, not someone evicted",
+    );
   });
 });

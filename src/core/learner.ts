@@ -1,12 +1,14 @@
 import { assert } from "./assert.js";
-import { type Ballot, ballotKey, type NodeId } from "./ballot.js";
+import { type Ballot, ballotGreater, ballotKey, type NodeId } from "./ballot.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
+import { type ClusterMembers, MemberSet } from "./members.js";
 import type {
   AcceptedMessage,
   CatchupMessage,
   Command,
   DecideMessage,
   Decision,
+  HeartbeatMessage,
   Message,
   RefusalReason,
   Role,
@@ -18,6 +20,7 @@ import type {
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import type { QuorumSystem } from "./quorum.js";
+import { Refusals } from "./refusals.js";
 import { type SessionBugs, SessionTable } from "./sessions.js";
 import { chunkEnd, decodeSnapshot, encodeSnapshot, type Snapshot, textChecksum } from "./snapshot.js";
 import { valueBytesEstimate } from "./value-size.js";
@@ -40,8 +43,14 @@ export interface LearnerOptions {
   readonly catchupFrom?: readonly Role[];
   /** The role this learner answers as (a proposer embeds a learner of its own). */
   readonly role?: Role;
-  /** Votes for slots further than this past the delivered prefix are not tallied (memory bound). */
-  readonly aheadSlotsMax?: number;
+  /**
+   * The cluster's members: requests are answered, and decided values, snapshot chunks, heartbeats
+   * and copies of accepts taken, only from them. Absent: membership is not known (the course
+   * layout), and only the other rules hold. Votes count only from the quorum's acceptors either way.
+   */
+  readonly members?: ClusterMembers;
+  /** Where refused input is counted (a replica shares one among its roles). */
+  readonly refusals?: Refusals;
   /** Ask for every delivered slot to be persisted (`Output.persist.decided`). */
   readonly durableLog?: boolean;
   /** The snapshot from a previous run: the learner starts as of its slot. */
@@ -67,8 +76,12 @@ export interface LearnerOptions {
 
 /** A snapshot being put together from `snapshot-chunk` messages. */
 interface Assembly {
-  /** Who we ask for the rest (the first sender). Chunks of the same text from anyone are taken. */
+  /**
+   * Who we ask for the rest (the first sender, answering a request of ours). Chunks are taken from
+   * it, or from any member once the stalled transfer was asked of everyone (`askedAll`).
+   */
   readonly from: NodeId;
+  askedAll: boolean;
   readonly slot: number;
   readonly length: number;
   readonly checksum: number;
@@ -85,6 +98,42 @@ interface Assembly {
 
 /** Retries of a stalled snapshot transfer before the learner gives it up and starts over. */
 const SNAPSHOT_RETRIES_MAX = 8;
+
+/**
+ * Highest slot a heartbeat may claim decided at all: 2^52. Far above any real log (a million slots
+ * a second for 140 years), far enough below 2^53 that slot arithmetic past it (a horizon, a window)
+ * stays exact. A heartbeat above it is refused outright ("heartbeat-beyond-horizon").
+ */
+export const CLAIMED_SLOT_CEILING = 2 ** 52;
+
+/**
+ * A request this learner sent and still takes answers to: a catch-up for slots `fromSlot ..=
+ * toSlot`, or a snapshot request (`fromSlot` 0). `peer` is who was asked (null: every member of the
+ * roles asked). A `decide` is taken only for slots of such a request, from its peer; the first chunk
+ * of a snapshot only from a peer some request went to.
+ */
+interface Request {
+  readonly peer: NodeId | null;
+  readonly fromSlot: number;
+  readonly toSlot: number;
+  readonly sentTick: number;
+}
+
+/** A peer's token bucket for the requests this learner answers (see `serveRequestsBurst`). */
+interface Bucket {
+  tokens: number;
+  tick: number;
+}
+
+/**
+ * Chunks a learner sends for one snapshot request: `snapshotChunksPerRequest`, fewer if their
+ * estimated bytes (3 a unit) would pass `snapshotAnswerBytesMax`; at least one. Receivers use the
+ * same number for the window they ask for.
+ */
+export function snapshotWindowChunks(limits: Limits): number {
+  const byBytes = Math.floor(limits.snapshotAnswerBytesMax / (limits.snapshotChunkUnits * 3));
+  return Math.max(1, Math.min(limits.snapshotChunksPerRequest, byBytes));
+}
 
 /**
  * A snapshot a learner keeps serving to one peer until that peer's transfer is over: the snapshot
@@ -140,8 +189,18 @@ export class Learner {
   private readonly catchupTicks: number;
   private readonly catchupFrom: readonly Role[];
   private readonly role: Role;
-  private readonly aheadSlotsMax: number;
   private readonly bugs: LearnerBugs;
+  /** Refused input, by reason (docs/security.md, "Validation in the core: learner, catch-up and snapshots"). */
+  readonly refusals: Refusals;
+  private readonly members: MemberSet;
+  /** Ticks since the start (the clock of requests and token buckets). */
+  private now = 0;
+  /** Requests still awaiting answers, oldest first (at most `learnerRequestsMax`). */
+  private requests: Request[] = [];
+  /** Token buckets of the peers we serve, by `pinKey`. */
+  private readonly buckets = new Map<string, Bucket>();
+  /** Checks an assembled snapshot restores before it is installed (see `checkSnapshotsWith`). */
+  private snapshotCheck: ((snapshot: Snapshot) => string | null) | null = null;
 
   /** Delivered values still held; `log[i]` is slot `logStart + i`. */
   private log: Value[] = [];
@@ -160,12 +219,13 @@ export class Learner {
   /** Chosen but not yet delivered (waiting for a hole below them). */
   private readonly chosen = new Map<number, Value>();
   private readonly tallies = new Map<number, Map<string, Tally>>();
-  private readonly sessions: SessionTable;
+  private sessions: SessionTable;
   private readonly durableLog: boolean;
   private restored: Decision[] = [];
   private newlyChosen: SlotValue[] = [];
   private highestChosenSlot = 0;
-  private leaderDecidedThrough = 0;
+  /** The highest `decidedThrough` a member's heartbeat claimed (taken only up to the horizon). */
+  private claimedDecidedThrough = 0;
   private ticksSinceProgress = 0;
   private requestedThrough = 0;
   /** Votes that named a value other than the one first seen at the same (slot, ballot). */
@@ -189,12 +249,10 @@ export class Learner {
     this.catchupTicks = options.catchupTicks ?? 10;
     this.catchupFrom = options.catchupFrom ?? ["learner", "proposer"];
     this.role = options.role ?? "learner";
-    this.aheadSlotsMax = options.aheadSlotsMax ?? 100_000;
     this.bugs = options.bugs ?? {};
-    this.sessions = new SessionTable(
-      { clientsMax: this.limits.clientsMax, clientRangesMax: this.limits.clientRangesMax },
-      this.bugs.sessions,
-    );
+    this.refusals = options.refusals ?? new Refusals();
+    this.members = new MemberSet(options.members ?? null);
+    this.sessions = this.newSessionTable();
     this.durableLog = options.durableLog ?? false;
     this.snapshotLogBytes = options.snapshotLogBytes ?? 0;
     this.logRetainSlots = options.logRetainSlots ?? DEFAULT_LOG_RETAIN_SLOTS;
@@ -298,9 +356,56 @@ export class Learner {
     this.logStart += drop;
   }
 
-  /** The highest slot known to be chosen, or said decided by the leader. */
+  /**
+   * The highest slot known to be chosen, or said decided by a member's heartbeat (taken only up to
+   * the horizon: see `horizonSlot`). It drives catch-up, and a new leader fills up to it.
+   */
   get knownDecidedThrough(): number {
-    return Math.max(this.highestChosenSlot, this.leaderDecidedThrough, this.deliveredThrough);
+    return Math.max(
+      this.highestChosenSlot,
+      Math.min(this.claimedDecidedThrough, this.horizonSlot),
+      this.deliveredThrough,
+    );
+  }
+
+  /**
+   * The last slot this learner tracks: votes, chosen values and heartbeat claims past it are refused
+   * (`learnerMarginSlots`). It moves on with the delivered prefix, so no input can push it on.
+   */
+  get horizonSlot(): number {
+    return this.deliveredThrough + this.limits.windowSlots + this.limits.learnerMarginSlots;
+  }
+
+  /** Slots with votes tallied or a chosen value waiting for a hole (all within the horizon). */
+  get trackedSlots(): number {
+    let ballots = 0;
+    for (const bySlot of this.tallies.values()) ballots = Math.max(ballots, bySlot.size);
+    assert(
+      ballots <= this.limits.tallyBallotsPerSlotMax,
+      `learner ${this.id}: a slot has ${ballots} tallies`,
+    );
+    return new Set([...this.tallies.keys(), ...this.chosen.keys()]).size;
+  }
+
+  /** Requests awaiting answers (at most `learnerRequestsMax`). */
+  get outstandingRequests(): number {
+    return this.requests.length;
+  }
+
+  /** Peers with a token bucket (members, or at most `servePeersMax`). */
+  get servedPeers(): number {
+    return this.buckets.size;
+  }
+
+  /**
+   * Has every snapshot assembled from peers checked by `check` before it is installed: `check`
+   * returns null if the application took the state (it has restored it: the driver then does not
+   * restore it again), or why not, and then the snapshot is refused ("snapshot-restore-failed") and
+   * nothing of it is kept. Called during `step`; the application must not change its state when it
+   * refuses one. Null: snapshots are installed unchecked.
+   */
+  checkSnapshotsWith(check: ((snapshot: Snapshot) => string | null) | null): void {
+    this.snapshotCheck = check;
   }
 
   /**
@@ -338,30 +443,56 @@ export class Learner {
         return this.onSnapshotChunk(message);
       case "accept":
         // With separate roles the leader copies its accepts to the learners: votes carry no value.
-        return this.knowProposal(message.slot, message.ballot, message.value);
+        if (!this.members.has("proposer", message.from)) {
+          this.refusals.count("accept-non-member");
+          return emptyOutput();
+        }
+        return this.noteProposal(message.slot, message.ballot, message.value, false);
       case "heartbeat":
-        // Only noted: votes in flight usually close the gap. If it stays open for catchupTicks,
-        // tick() asks. (Asking at every heartbeat had every learner answer every learner.)
-        this.leaderDecidedThrough = Math.max(this.leaderDecidedThrough, message.decidedThrough);
+        this.onHeartbeat(message);
         return emptyOutput();
       default:
         return emptyOutput();
     }
   }
 
+  /**
+   * Only noted: votes in flight usually close the gap. If it stays open for catchupTicks, tick()
+   * asks. (Asking at every heartbeat had every learner answer every learner.) A claim past the
+   * horizon is taken only up to it, as the delivered prefix moves on: a learner far behind catches
+   * up one horizon at a time, and no heartbeat can make it (or a new leader it serves) believe in
+   * slots far ahead.
+   */
+  private onHeartbeat(message: HeartbeatMessage): void {
+    if (!this.members.has("proposer", message.from)) {
+      this.refusals.count("heartbeat-non-member");
+      return;
+    }
+    const claimed = message.decidedThrough;
+    if (claimed > CLAIMED_SLOT_CEILING) {
+      this.refusals.count("heartbeat-beyond-horizon");
+      return;
+    }
+    if (claimed > this.horizonSlot) this.refusals.count("heartbeat-beyond-horizon");
+    this.claimedDecidedThrough = Math.max(this.claimedDecidedThrough, claimed);
+  }
+
   /** Notes that every slot up to `slot` is decided (so holes below it get fetched). */
   noteDecidedThrough(slot: number): void {
-    this.leaderDecidedThrough = Math.max(this.leaderDecidedThrough, slot);
+    this.claimedDecidedThrough = Math.max(this.claimedDecidedThrough, Math.min(slot, CLAIMED_SLOT_CEILING));
   }
 
   /** Learns a chosen value from outside the message flow (a co-located proposer). */
   learn(slot: number, value: Value): Output {
     const output = emptyOutput();
-    this.markChosen(slot, value, output);
+    if (slot >= 1 && slot <= this.horizonSlot && !this.markChosen(slot, value, output))
+      this.refusals.count("chosen-conflict");
     return output;
   }
 
   tick(): Output {
+    this.now++;
+    this.expireRequests();
     this.agePins();
     if (this.assembly !== null) return this.tickAssembly(this.assembly);
     if (this.deliveredThrough >= this.knownDecidedThrough) {
@@ -379,8 +510,13 @@ export class Learner {
    * its replica's acceptor took), so that votes without a value can be counted for it.
    */
   knowProposal(slot: number, ballot: Ballot, value: Value): Output {
+    return this.noteProposal(slot, ballot, value, true);
+  }
+
+  /** `own`: from this node (its proposer or acceptor), which always gets a tally. */
+  private noteProposal(slot: number, ballot: Ballot, value: Value, own: boolean): Output {
     const output = emptyOutput();
-    const tally = this.tallyFor(slot, ballot);
+    const tally = this.tallyFor(slot, ballot, own);
     if (tally === undefined) return output;
     if (tally.value === null) tally.value = value;
     else if (!valuesEqual(tally.value, value)) this.conflictingVotes++;
@@ -388,10 +524,20 @@ export class Learner {
     return output;
   }
 
-  private tallyFor(slot: number, ballot: Ballot): Tally | undefined {
+  /**
+   * The tally of (slot, ballot), made if needed; undefined if the slot is decided or beyond the
+   * horizon, or if it has `tallyBallotsPerSlotMax` ballots already (a vote's is then refused; our
+   * own proposal's replaces the lowest ballot's). Our own proposals are tallied beyond the horizon
+   * too (a leader whose learner lags still learns what it proposed: they are as many as its window),
+   * and so are votes for a (slot, ballot) of ours.
+   */
+  private tallyFor(slot: number, ballot: Ballot, own: boolean): Tally | undefined {
     if (slot < 1 || slot <= this.deliveredThrough || this.chosen.has(slot)) return undefined;
-    if (slot > this.deliveredThrough + this.aheadSlotsMax) return undefined;
     let bySlot = this.tallies.get(slot);
+    if (slot > this.horizonSlot && !own && bySlot?.get(ballotKey(ballot)) === undefined) {
+      this.refusals.count("vote-beyond-horizon");
+      return undefined;
+    }
     if (bySlot === undefined) {
       bySlot = new Map();
       this.tallies.set(slot, bySlot);
@@ -399,6 +545,21 @@ export class Learner {
     const key = ballotKey(ballot);
     let tally = bySlot.get(key);
     if (tally === undefined) {
+      if (bySlot.size >= this.limits.tallyBallotsPerSlotMax) {
+        if (!own) {
+          this.refusals.count("tally-ballots-full");
+          return undefined;
+        }
+        let lowest: string | null = null;
+        let lowestBallot: Ballot | null = null;
+        for (const [other, t] of bySlot) {
+          if (lowestBallot === null || ballotGreater(lowestBallot, t.ballot)) {
+            lowest = other;
+            lowestBallot = t.ballot;
+          }
+        }
+        if (lowest !== null) bySlot.delete(lowest);
+      }
       tally = { ballot, value: null, voters: new Set(), messages: 0 };
       bySlot.set(key, tally);
     }
@@ -407,8 +568,11 @@ export class Learner {
 
   private onAccepted(message: AcceptedMessage): Output {
     const output = emptyOutput();
-    if (!this.quorum.isAcceptor(message.from)) return output;
-    const tally = this.tallyFor(message.slot, message.ballot);
+    if (!this.quorum.isAcceptor(message.from)) {
+      this.refusals.count("vote-non-member");
+      return output;
+    }
+    const tally = this.tallyFor(message.slot, message.ballot, false);
     if (tally === undefined) return output;
     if (message.value !== null) {
       if (tally.value === null) tally.value = message.value;
@@ -429,21 +593,177 @@ export class Learner {
       ? tally.messages >= this.quorum.phase2Weight
       : this.quorum.isPhase2Quorum(tally.voters);
     if (!reached) return;
-    if (tally.value !== null) this.markChosen(slot, tally.value, output);
+    if (tally.value !== null) {
+      // A quorum of votes for another value than one already chosen: forged votes or a real
+      // disagreement (the simulator's checkers catch the latter). Refused, never asserted.
+      if (!this.markChosen(slot, tally.value, output)) this.refusals.count("chosen-conflict");
+    }
     // Chosen, but the value has not reached us: the slot is a hole that catch-up will fill.
     else if (slot > this.highestChosenSlot) this.highestChosenSlot = slot;
   }
 
+  /**
+   * Decided values, taken only for slots of a request of ours still awaiting answers, from the peer
+   * it went to (any member, for a request to every member). The rest are refused
+   * ("decide-unrequested"); from a member, they prompt a request of our own to that peer (the
+   * leader's learner hears this way of a slot below an acceptor's floor: see `Replica.step`).
+   */
   private onDecide(message: DecideMessage): Output {
     const output = emptyOutput();
-    for (const entry of message.entries) this.markChosen(entry.slot, entry.value, output);
+    const from = message.from;
+    if (!this.isServer(from)) {
+      this.refusals.count("decide-non-member");
+      return output;
+    }
+    const delivered = this.deliveredThrough;
+    let lastSlot = 0;
+    let unrequestedSlot = 0;
+    for (const entry of message.entries) {
+      const slot = entry.slot;
+      if (slot <= this.deliveredThrough && slot < this.logStart) continue; // compacted: nothing to check
+      if (!this.answersRequest(from, slot)) {
+        if (slot > this.deliveredThrough) unrequestedSlot = Math.max(unrequestedSlot, slot);
+        else if (!this.sameAsDelivered(slot, entry.value)) this.refusals.count("decide-conflict");
+        continue;
+      }
+      if (slot > this.horizonSlot) continue; // within a request, but the request ran ahead of us
+      if (!this.markChosen(slot, entry.value, output)) this.refusals.count("decide-conflict");
+      lastSlot = Math.max(lastSlot, slot);
+    }
+    if (unrequestedSlot > 0) {
+      this.refusals.count("decide-unrequested");
+      if (!this.askedRecently(from)) this.requestFrom(from, unrequestedSlot, output);
+    }
+    if (this.deliveredThrough > delivered && this.deliveredThrough >= lastSlot) {
+      // The answer is used up and we are still behind: ask its sender for the next range at once
+      // (an answer is one decide message, so a long catch-up is a chain of them).
+      if (this.deliveredThrough < this.knownDecidedThrough && this.assembly === null) {
+        this.requestFrom(from, this.knownDecidedThrough, output);
+        return output;
+      }
+    }
     mergeOutput(output, this.maybeRequestNow());
     return output;
   }
 
+  /** Whether a delivered slot (still held) has this value; slots compacted away count as the same. */
+  private sameAsDelivered(slot: number, value: Value): boolean {
+    const known = this.chosenValue(slot);
+    return known === undefined || valuesEqual(known, value);
+  }
+
+  /** A member that serves catch-up: a learner, or a proposer (its embedded learner). */
+  private isServer(id: NodeId): boolean {
+    return this.members.has("learner", id) || this.members.has("proposer", id);
+  }
+
+  /** Whether a decided value for `slot` from `from` answers a request of ours. */
+  private answersRequest(from: NodeId, slot: number): boolean {
+    for (const request of this.requests)
+      if (
+        request.fromSlot <= slot &&
+        slot <= request.toSlot &&
+        (request.peer === null || request.peer === from)
+      )
+        return true;
+    return false;
+  }
+
+  /** Whether some request of ours went to `from` (or to every member): it may start a transfer. */
+  private hasRequestTo(from: NodeId): boolean {
+    for (const request of this.requests) if (request.peer === null || request.peer === from) return true;
+    return false;
+  }
+
+  /** Whether we sent `from` a request of its own within the last `catchupTicks`. */
+  private askedRecently(from: NodeId): boolean {
+    for (const request of this.requests)
+      if (request.peer === from && request.sentTick > this.now - this.catchupTicks) return true;
+    return false;
+  }
+
+  /** Keeps track of a request sent (dropping the oldest past `learnerRequestsMax`). */
+  private noteRequest(peer: NodeId | null, fromSlot: number, toSlot: number): void {
+    this.requests.push({ peer, fromSlot, toSlot, sentTick: this.now });
+    if (this.requests.length > this.limits.learnerRequestsMax)
+      this.requests.splice(0, this.requests.length - this.limits.learnerRequestsMax);
+  }
+
+  /** Forgets requests older than `learnerRequestTicks`, and catch-ups for slots delivered since. */
+  private expireRequests(): void {
+    const delivered = this.deliveredThrough;
+    const oldest = this.now - this.limits.learnerRequestTicks;
+    if (this.requests.every((r) => r.sentTick >= oldest && (r.fromSlot === 0 || r.toSlot > delivered)))
+      return;
+    this.requests = this.requests.filter(
+      (r) => r.sentTick >= oldest && (r.fromSlot === 0 || r.toSlot > delivered),
+    );
+  }
+
+  /** Asks one peer for the slots from the first undelivered one, up to `throughSlot` (bounded). */
+  private requestFrom(peer: NodeId, throughSlot: number, output: Output): void {
+    const fromSlot = this.deliveredThrough + 1;
+    const toSlot = Math.min(throughSlot, fromSlot + this.limits.catchupSlotsMax - 1, this.horizonSlot);
+    if (toSlot < fromSlot) return;
+    this.requestedThrough = Math.max(this.requestedThrough, toSlot);
+    this.noteRequest(peer, fromSlot, toSlot);
+    const role: Role = this.catchupFrom.includes("learner") ? "learner" : (this.catchupFrom[0] ?? "learner");
+    const message = { type: "catchup" as const, from: this.id, role: this.role, fromSlot, toSlot };
+    output.send.push({ to: { role, id: peer }, message });
+  }
+
+  /**
+   * Whether to answer a request from `role` `id`: members only, at a bounded rate (a token bucket
+   * per peer, `serveRequestsBurst` deep, `serveRequestsPerTick` back each tick).
+   */
+  private mayServe(role: Role, id: NodeId, kind: "catchup" | "snapshot-request"): boolean {
+    if ((role !== "learner" && role !== "proposer") || !this.members.has(role, id)) {
+      this.refusals.count(`${kind}-non-member`);
+      return false;
+    }
+    const key = pinKey(id, role);
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      if (this.buckets.size >= this.limits.servePeersMax) this.dropFullBuckets();
+      if (this.buckets.size >= this.limits.servePeersMax) {
+        this.refusals.count("serve-peers-full");
+        return false;
+      }
+      bucket = { tokens: this.limits.serveRequestsBurst, tick: this.now };
+      this.buckets.set(key, bucket);
+    }
+    this.refill(bucket);
+    if (bucket.tokens < 1) {
+      this.refusals.count("serve-rate");
+      return false;
+    }
+    bucket.tokens--;
+    return true;
+  }
+
+  private refill(bucket: Bucket): void {
+    const added = (this.now - bucket.tick) * this.limits.serveRequestsPerTick;
+    bucket.tokens = Math.min(this.limits.serveRequestsBurst, bucket.tokens + added);
+    bucket.tick = this.now;
+  }
+
+  /** Forgets the buckets of peers idle long enough to be full again (they start full anyway). */
+  private dropFullBuckets(): void {
+    for (const [key, bucket] of this.buckets) {
+      this.refill(bucket);
+      if (bucket.tokens >= this.limits.serveRequestsBurst) this.buckets.delete(key);
+    }
+  }
+
+  /**
+   * Answers a catch-up with one `decide` message (at most `entriesPerMessageMax` slots and
+   * `bytesPerMessageMax` estimated bytes): the asker asks again from where the answer ends. Slots
+   * held only in the snapshot are answered with a window of the snapshot instead.
+   */
   private onCatchup(message: CatchupMessage): Output {
     const output = emptyOutput();
     if (message.from === this.id && message.role === this.role) return output;
+    if (!this.mayServe(message.role, message.from, "catchup")) return output;
     // Slots we hold only in the snapshot: send the snapshot (the asker then asks for the rest).
     if (message.fromSlot < this.logStart && this.snapshotValue !== null) {
       const key = pinKey(message.from, message.role);
@@ -459,8 +779,13 @@ export class Learner {
       }
       return output;
     }
-    const toSlot = Math.min(message.toSlot, message.fromSlot + this.limits.catchupSlotsMax - 1);
-    let entries: SlotValue[] = [];
+    // Only slots we could hold: a range far past them (up to 2^53) would not even count up exactly.
+    const toSlot = Math.min(
+      message.toSlot,
+      message.fromSlot + this.limits.catchupSlotsMax - 1,
+      this.horizonSlot,
+    );
+    const entries: SlotValue[] = [];
     let bytes = 0;
     for (let slot = Math.max(1, message.fromSlot); slot <= toSlot; slot++) {
       const value = this.chosenValue(slot);
@@ -469,11 +794,8 @@ export class Learner {
       if (
         entries.length > 0 &&
         (entries.length >= this.limits.entriesPerMessageMax || bytes + size > this.limits.bytesPerMessageMax)
-      ) {
-        output.send.push(this.decideTo(message, entries));
-        entries = [];
-        bytes = 0;
-      }
+      )
+        break;
       entries.push({ slot, value });
       bytes += size;
     }
@@ -496,6 +818,7 @@ export class Learner {
     const output = emptyOutput();
     if (this.snapshotValue === null || (message.from === this.id && message.role === this.role))
       return output;
+    if (!this.mayServe(message.role, message.from, "snapshot-request")) return output;
     const key = pinKey(message.from, message.role);
     const pin = this.pins.get(key);
     if (pin !== undefined && message.slot <= pin.slot) {
@@ -548,11 +871,12 @@ export class Learner {
       if (++pin.idleTicks > this.limits.snapshotPinIdleTicks) this.pins.delete(key);
   }
 
-  /** Sends a window of chunks of a pinned snapshot from `offset` on. */
+  /** Sends a window of chunks of a pinned snapshot from `offset` on (`snapshotWindowChunks`). */
   private sendSnapshot(to: NodeId, role: Role, pin: Pin, offset: number, output: Output): void {
     const { text, slot } = pin;
     let at = Math.max(0, Math.min(offset, text.length));
-    for (let i = 0; i < this.limits.snapshotChunksPerRequest && (at < text.length || i === 0); i++) {
+    const chunks = snapshotWindowChunks(this.limits);
+    for (let i = 0; i < chunks && (at < text.length || i === 0); i++) {
       const end = chunkEnd(text, at, this.limits.snapshotChunkUnits);
       const message: SnapshotChunkMessage = {
         type: "snapshot-chunk",
@@ -568,18 +892,64 @@ export class Learner {
     }
   }
 
+  /** Units of a snapshot a receiver takes ahead of what it has assembled: two windows. */
+  private get chunkWindowUnits(): number {
+    return 2 * snapshotWindowChunks(this.limits) * this.limits.snapshotChunkUnits;
+  }
+
+  /**
+   * Takes a chunk only for a transfer this learner asked for: the first chunks of a snapshot from a
+   * peer it sent a request to, within the first window; then only from that peer (or any member,
+   * once the stalled transfer was asked of everyone), of the same text, at offsets within the window
+   * it expects. Anything else is refused and counted, and no assembly grows past two windows ahead.
+   */
   private onSnapshotChunk(message: SnapshotChunkMessage): Output {
     const output = emptyOutput();
     if (message.slot <= this.deliveredThrough) return output; // we are past it already
+    if (!this.isServer(message.from)) {
+      this.refusals.count("snapshot-chunk-non-member");
+      return output;
+    }
     const end = message.offset + message.data.length;
-    if (message.length > this.limits.snapshotUnitsMax || end > message.length || message.data.length === 0) {
-      if (message.length !== 0) this.snapshotsRefused++;
+    if (message.length > this.limits.snapshotUnitsMax) {
+      this.refuseChunk("snapshot-too-large");
+      return output;
+    }
+    if (
+      end > message.length ||
+      message.data.length === 0 ||
+      message.data.length > this.limits.snapshotChunkUnits
+    ) {
+      if (message.length !== 0) this.refuseChunk("snapshot-chunk-malformed");
+      return output;
+    }
+    const horizon =
+      Math.max(this.claimedDecidedThrough, this.knownDecidedThrough) +
+      this.limits.windowSlots +
+      this.limits.learnerMarginSlots;
+    if (message.slot > horizon) {
+      this.refuseChunk("snapshot-beyond-horizon");
       return output;
     }
     let assembly = this.assembly;
-    if (assembly === null || message.slot > assembly.slot) {
+    const sameText =
+      assembly !== null &&
+      message.slot === assembly.slot &&
+      message.length === assembly.length &&
+      message.checksum === assembly.checksum;
+    if (assembly === null || (!sameText && message.slot > assembly.slot)) {
+      // A new transfer: only from a peer we asked, only its first window.
+      if (!this.hasRequestTo(message.from) || message.offset >= this.chunkWindowUnits) {
+        this.refuseChunk("snapshot-chunk-unrequested");
+        // A member offering a snapshot we did not ask for (a replica answering our leader's accept
+        // below its floor: see `Replica.step`) is asked for those slots; its answer is then ours.
+        if (this.assembly === null && !this.askedRecently(message.from))
+          this.requestFrom(message.from, message.slot, output);
+        return output;
+      }
       assembly = {
         from: message.from,
+        askedAll: false,
         slot: message.slot,
         length: message.length,
         checksum: message.checksum,
@@ -591,14 +961,20 @@ export class Learner {
         retries: 0,
       };
       this.assembly = assembly;
-    } else if (
-      message.slot !== assembly.slot ||
-      message.length !== assembly.length ||
-      message.checksum !== assembly.checksum
-    ) {
+    } else if (!sameText) {
       return output; // an older snapshot, or another text for the same slot: not the one we assemble
+    } else if (message.from !== assembly.from && !assembly.askedAll) {
+      this.refuseChunk("snapshot-chunk-unrequested");
+      return output;
     }
     if (message.offset < assembly.received) return output; // a duplicate
+    if (
+      message.offset >= assembly.received + this.chunkWindowUnits ||
+      (!assembly.ahead.has(message.offset) && assembly.ahead.size >= 2 * snapshotWindowChunks(this.limits))
+    ) {
+      this.refuseChunk("snapshot-chunk-unexpected");
+      return output;
+    }
     assembly.ahead.set(message.offset, message.data);
     let next = assembly.ahead.get(assembly.received);
     while (next !== undefined) {
@@ -609,7 +985,11 @@ export class Learner {
       assembly.retries = 0;
       next = assembly.ahead.get(assembly.received);
     }
-    if (assembly.received === assembly.length) {
+    if (assembly.received > assembly.length) {
+      // Overlapping chunks (offsets that are not where chunks start) ran past the text.
+      this.assembly = null;
+      this.refuseChunk("snapshot-chunk-unexpected");
+    } else if (assembly.received === assembly.length) {
       this.assembly = null;
       this.install(assembly, output);
     } else if (assembly.received >= assembly.requestedTo) {
@@ -618,9 +998,14 @@ export class Learner {
     return output;
   }
 
+  private refuseChunk(reason: string): void {
+    this.refusals.count(reason);
+    this.snapshotsRefused++;
+  }
+
   private requestChunks(assembly: Assembly, output: Output, from: NodeId | null = assembly.from): void {
     assembly.requestedTo =
-      assembly.received + this.limits.snapshotChunkUnits * this.limits.snapshotChunksPerRequest;
+      assembly.received + this.limits.snapshotChunkUnits * snapshotWindowChunks(this.limits);
     const message: SnapshotRequestMessage = {
       type: "snapshot-request",
       from: this.id,
@@ -628,8 +1013,12 @@ export class Learner {
       slot: assembly.slot,
       offset: assembly.received,
     };
+    this.noteRequest(from, 0, 0);
     if (from !== null) output.send.push({ to: { role: "learner", id: from }, message });
-    else for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
+    else {
+      assembly.askedAll = true;
+      for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
+    }
   }
 
   /** A stalled transfer is asked again; after repeated silence, of everyone; then given up. */
@@ -652,29 +1041,39 @@ export class Learner {
 
   /**
    * Installs an assembled snapshot: the application's state and the sessions as of its slot replace
-   * ours, and delivery goes on from the slot after it.
+   * ours, and delivery goes on from the slot after it. Everything is checked before anything is
+   * kept: the checksum, the text, the sessions (built into a table of their own), then whether the
+   * application takes the state (`checkSnapshotsWith`). A refusal leaves the learner as it was.
    */
   private install(assembly: Assembly, output: Output): void {
     const text = assembly.parts.join("");
     if (textChecksum(text) !== assembly.checksum) {
-      this.snapshotsRefused++;
+      this.refuseChunk("snapshot-checksum");
       return;
     }
     const decoded = decodeSnapshot(text);
     if (!decoded.ok || decoded.value.slot !== assembly.slot) {
-      this.snapshotsRefused++;
+      this.refuseChunk("snapshot-malformed");
       return;
     }
     const snapshot = decoded.value;
     if (snapshot.slot <= this.deliveredThrough) return;
-    const problem = this.sessions.import(snapshot.sessions);
+    const sessions = this.newSessionTable();
+    const problem = sessions.import(snapshot.sessions);
     if (problem !== null) {
       // Sessions built under other limits would make this replica refuse or apply other commands
       // than its peers from here on: refuse the snapshot rather than diverge (docs/durability.md).
-      this.snapshotsRefused++;
+      this.refuseChunk("snapshot-sessions");
       this.snapshotRefusal = `snapshot through slot ${snapshot.slot} from learner ${assembly.from}: ${problem}`;
       return;
     }
+    const restoreProblem = this.snapshotCheck?.(snapshot) ?? null;
+    if (restoreProblem !== null) {
+      this.refuseChunk("snapshot-restore-failed");
+      this.snapshotRefusal = `snapshot through slot ${snapshot.slot} from learner ${assembly.from}: ${restoreProblem}`;
+      return;
+    }
+    this.sessions = sessions;
     this.snapshotsInstalled++;
     this.setSnapshot(snapshot, text, assembly.checksum);
     this.log = [];
@@ -689,6 +1088,13 @@ export class Learner {
     mergeOutput(output, this.maybeRequestNow());
   }
 
+  private newSessionTable(): SessionTable {
+    return new SessionTable(
+      { clientsMax: this.limits.clientsMax, clientRangesMax: this.limits.clientRangesMax },
+      this.bugs.sessions,
+    );
+  }
+
   private decideTo(request: CatchupMessage, entries: SlotValue[]) {
     return {
       to: { role: request.role, id: request.from },
@@ -696,19 +1102,20 @@ export class Learner {
     };
   }
 
-  private markChosen(slot: number, value: Value, output: Output): void {
-    if (slot < this.logStart) return; // delivered, and compacted into the snapshot
+  /**
+   * Takes `value` as chosen in `slot` (which callers keep within the horizon). False, and nothing
+   * changed, if another value is known chosen there: the caller counts the refusal.
+   */
+  private markChosen(slot: number, value: Value, output: Output): boolean {
+    if (slot < this.logStart) return true; // delivered, and compacted into the snapshot
     const known = this.chosenValue(slot);
-    if (known !== undefined) {
-      assert(valuesEqual(known, value), `learner ${this.id}: two different values chosen in slot ${slot}`);
-      return;
-    }
-    if (slot > this.deliveredThrough + this.aheadSlotsMax) return;
+    if (known !== undefined) return valuesEqual(known, value);
     this.chosen.set(slot, value);
     this.tallies.delete(slot);
     this.newlyChosen.push({ slot, value });
     if (slot > this.highestChosenSlot) this.highestChosenSlot = slot;
     this.deliverReady(output);
+    return true;
   }
 
   private deliverReady(output: Output): void {
@@ -766,6 +1173,7 @@ export class Learner {
     const toSlot = Math.min(this.knownDecidedThrough, fromSlot + this.limits.catchupSlotsMax - 1);
     if (toSlot < fromSlot) return output;
     this.requestedThrough = toSlot;
+    this.noteRequest(null, fromSlot, toSlot);
     const message = { type: "catchup" as const, from: this.id, role: this.role, fromSlot, toSlot };
     for (const role of this.catchupFrom) output.send.push({ to: { role }, message });
     return output;

@@ -22,6 +22,54 @@ export interface Limits {
   readonly bytesPerMessageMax: number;
   /** Most slots one catch-up request asks for. */
   readonly catchupSlotsMax: number;
+  /**
+   * Slots past `deliveredThrough + windowSlots` a learner still tracks: 256 (issue 9). Votes, decided
+   * values waiting for a hole below them, and the part of a heartbeat's `decidedThrough` it takes on,
+   * all lie within this horizon; beyond it votes are refused ("vote-beyond-horizon") and a heartbeat
+   * is taken only up to it ("heartbeat-beyond-horizon"). At least `catchupSlotsMax`, so one catch-up
+   * answer always fits. Honest votes come at most a window past the leader's delivered prefix; a
+   * learner further behind drops them and catches up instead. The bound keeps a learner's tallies at
+   * (windowSlots + this) slots times `tallyBallotsPerSlotMax`, whatever arrives.
+   */
+  readonly learnerMarginSlots: number;
+  /**
+   * Ballots a learner tallies votes for in one slot: 4. An honest slot sees a new ballot only when
+   * a leader changes before it is decided; a vote at a fifth ballot is refused
+   * ("tally-ballots-full"), and the slot is learned by catch-up instead. The learner's own
+   * proposer's ballot always gets a tally (it replaces the lowest).
+   */
+  readonly tallyBallotsPerSlotMax: number;
+  /**
+   * Catch-up and snapshot requests a learner keeps track of (oldest dropped first): 32. A `decide`
+   * or the first chunk of a snapshot is taken only in answer to one of them (issue 9).
+   */
+  readonly learnerRequestsMax: number;
+  /**
+   * Ticks a learner waits for answers to one request before it forgets it: 200 (2 s at 10 ms ticks;
+   * twenty catch-up rounds). A late answer after that is refused ("decide-unrequested") and only
+   * prompts a fresh request.
+   */
+  readonly learnerRequestTicks: number;
+  /**
+   * Catch-up and snapshot requests a learner answers per peer in a burst (the size of a token
+   * bucket), and the tokens each tick adds back (`serveRequestsPerTick`): 64 and 2, so a peer
+   * catching up is served 200 answers a second at 10 ms ticks (one decide message or one snapshot
+   * window each). Past it, requests are refused ("serve-rate").
+   */
+  readonly serveRequestsBurst: number;
+  readonly serveRequestsPerTick: number;
+  /**
+   * Peers a learner keeps a token bucket for when it does not know the cluster's members (the
+   * course-harness layout, where ids are not listed anywhere): 256. Idle buckets go first; past it a
+   * new peer is refused ("serve-peers-full"). With members known, only they get one.
+   */
+  readonly servePeersMax: number;
+  /**
+   * Estimated bytes (3 a UTF-16 unit) of snapshot chunks sent in answer to one request: 64 KiB, so
+   * a 20-byte request is answered with at most about 64 KiB (two chunks at the default chunk size).
+   * A catch-up is answered with one `decide` message (`entriesPerMessageMax`, `bytesPerMessageMax`).
+   */
+  readonly snapshotAnswerBytesMax: number;
   /** Most commands in one client request message. */
   readonly requestCommandsMax: number;
   /**
@@ -48,7 +96,14 @@ export interface Limits {
   readonly snapshotChunkUnits: number;
   /** Chunks a learner sends for one request: the transfer's window. */
   readonly snapshotChunksPerRequest: number;
-  /** Largest snapshot a learner assembles from chunks, in UTF-16 units (a bound on memory). */
+  /**
+   * Largest snapshot a learner assembles from chunks, in UTF-16 units (a bound on memory): 64 Mi
+   * units. A chunk claiming more is refused ("snapshot-too-large"). It must stay below V8's longest
+   * string (2^29 - 24 units; the former 512 Mi was above it, and assembling that much threw a
+   * RangeError), and assembly holds the parts, the joined text and the decoded state at once: about
+   * 3 x 128 MiB at this bound, within a default Node heap. A state larger than this cannot be
+   * transferred by snapshot; compact it or raise the bound on every node together.
+   */
   readonly snapshotUnitsMax: number;
   /**
    * Peers a learner serves a snapshot transfer to at once, each from the snapshot its transfer
@@ -78,12 +133,20 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   entriesPerMessageMax: 64,
   bytesPerMessageMax: 48 * 1024,
   catchupSlotsMax: 256,
+  learnerMarginSlots: 256,
+  tallyBallotsPerSlotMax: 4,
+  learnerRequestsMax: 32,
+  learnerRequestTicks: 200,
+  serveRequestsBurst: 64,
+  serveRequestsPerTick: 2,
+  servePeersMax: 256,
+  snapshotAnswerBytesMax: 64 * 1024,
   requestCommandsMax: 256,
   clientsMax: 100_000,
   clientRangesMax: 16_384,
   snapshotChunkUnits: 10 * 1024,
   snapshotChunksPerRequest: 8,
-  snapshotUnitsMax: 512 * 1024 * 1024,
+  snapshotUnitsMax: 64 * 1024 * 1024,
   snapshotPinsMax: 8,
   snapshotPinIdleTicks: 1000,
 });

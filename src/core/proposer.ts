@@ -12,6 +12,7 @@ import {
 import { CommandSet } from "./command-set.js";
 import { Learner, type LearnerBugs } from "./learner.js";
 import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
+import type { ClusterMembers } from "./members.js";
 import type {
   AcceptedEntry,
   Command,
@@ -31,6 +32,7 @@ import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
 import type { QuorumSystem } from "./quorum.js";
+import type { Refusals } from "./refusals.js";
 import type { Snapshot } from "./snapshot.js";
 import { backoffTicks, Timeout } from "./timeout.js";
 import { valueBytesEstimate } from "./value-size.js";
@@ -99,6 +101,9 @@ export interface ProposerOptions {
   readonly restoreSnapshot?: Snapshot;
   readonly snapshotLogBytes?: number;
   readonly logRetainSlots?: number;
+  /** The cluster's members and the refusal counters, for the embedded learner (see `LearnerOptions`). */
+  readonly members?: ClusterMembers;
+  readonly refusals?: Refusals;
   readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
 }
 
@@ -242,6 +247,8 @@ export class Proposer {
       ...(options.restoreSnapshot ? { restoreSnapshot: options.restoreSnapshot } : {}),
       ...(options.snapshotLogBytes !== undefined ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
       ...(options.logRetainSlots !== undefined ? { logRetainSlots: options.logRetainSlots } : {}),
+      ...(options.members ? { members: options.members } : {}),
+      ...(options.refusals ? { refusals: options.refusals } : {}),
     });
     // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
     if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);

@@ -35,7 +35,7 @@ export interface ReplicaBugs {
 }
 
 export interface ReplicaOptions
-  extends Pick<ProposerOptions, "id" | "quorum" | "prng" | "limits" | "timing" | "catchupTicks"> {
+  extends Pick<ProposerOptions, "id" | "quorum" | "prng" | "limits" | "timing" | "catchupTicks" | "members"> {
   readonly restore?: ReplicaState;
   /**
    * This node's durable state was lost or found damaged. It comes back as a learner: it neither
@@ -154,6 +154,7 @@ export class Replica {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timing ? { timing: options.timing } : {}),
       ...(options.catchupTicks !== undefined ? { catchupTicks: options.catchupTicks } : {}),
+      ...(options.members ? { members: options.members } : {}),
       ...(options.restore
         ? { restore: { round: options.restore.round }, seenBallot: options.restore.acceptor.promised }
         : {}),

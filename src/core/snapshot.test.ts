@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { Acceptor } from "./acceptor.js";
 import { ballot } from "./ballot.js";
 import { Learner, type LearnerOptions } from "./learner.js";
+import { DEFAULT_LIMITS } from "./limits.js";
 import type { Decision, Envelope, Message, SlotValue, SnapshotChunkMessage } from "./messages.js";
 import { emptyOutput, mergeDelta, mergeOutput, type Output } from "./output.js";
 import { Prng } from "./prng.js";
@@ -17,6 +18,18 @@ const slots = (from: number, to: number): SlotValue[] =>
 
 /** Small chunks, so that a snapshot takes several chunks and several requests. */
 const SMALL = { snapshotChunkUnits: 8, snapshotChunksPerRequest: 2 };
+
+/** Makes `entries` known chosen (as a co-located proposer tells its learner). */
+function given(learner: Learner, entries: readonly SlotValue[]): void {
+  for (const entry of entries) learner.learn(entry.slot, entry.value);
+}
+
+/** Has `learner` learn that slots through `slot` are decided, and ask for them (catch-up). */
+function asking(learner: Learner, slot: number): void {
+  learner.noteDecidedThrough(slot);
+  for (let tick = 0; tick < 10 && learner.outstandingRequests === 0; tick++) learner.tick();
+  assert.ok(learner.outstandingRequests > 0, "the learner asked");
+}
 
 function learner(id: number, options: Partial<LearnerOptions> = {}): Learner {
   return new Learner({ id, quorum: QUORUM, catchupTicks: 2, limits: SMALL, ...options });
@@ -151,7 +164,7 @@ describe("SessionTable export and import (the limits travel with the table)", ()
 describe("Learner snapshots", () => {
   it("compact keeps logRetainSlots below the snapshot and persists it with a durable log", () => {
     const a = learner(1, { durableLog: true, logRetainSlots: 3, snapshotLogBytes: 1 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     assert.equal(a.snapshotDue, true);
     const out = a.compact("state@10");
     assert.equal(a.snapshotDue, false);
@@ -170,9 +183,9 @@ describe("Learner snapshots", () => {
 
   it("a peer behind the snapshot gets it in chunks, installs it, then learns the rest from the log", () => {
     const a = learner(1, { logRetainSlots: 0 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     a.compact("the application's state as of slot ten");
-    a.step({ type: "decide", from: 9, entries: slots(11, 12) });
+    given(a, slots(11, 12));
     const b = learner(2, { durableLog: true });
     b.noteDecidedThrough(12);
     const learners = new Map([
@@ -202,7 +215,7 @@ describe("Learner snapshots", () => {
 
   it("a transfer survives lost chunks: the stalled asker asks again from where it stopped", () => {
     const a = learner(1, { logRetainSlots: 0 });
-    a.step({ type: "decide", from: 9, entries: slots(1, 30) });
+    given(a, slots(1, 30));
     a.compact("x".repeat(200));
     const b = learner(2);
     b.noteDecidedThrough(30);
@@ -229,25 +242,29 @@ describe("Learner snapshots", () => {
     data: text,
   });
 
+  /** Chunks large enough for a whole small snapshot. */
+  const WHOLE = { snapshotChunkUnits: 1024 };
+
   it("refuses a snapshot whose assembled text fails its checksum", () => {
-    const b = learner(2);
-    b.noteDecidedThrough(5);
+    const b = learner(2, { limits: WHOLE });
+    asking(b, 5);
     const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
     const out = b.step({ ...wholeChunk(5, text), checksum: textChecksum(text) ^ 1 });
     assert.equal(out.snapshot, null);
     assert.equal(b.snapshotsRefused, 1);
+    assert.equal(b.refusals.of("snapshot-checksum"), 1);
     assert.equal(b.deliveredThrough, 0);
   });
 
   it("a snapshot carries the limits its sessions were built with; a peer under the same limits installs it", () => {
     const limits = { ...SMALL, clientsMax: 5, clientRangesMax: 3 };
     const a = learner(1, { logRetainSlots: 0, limits });
-    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    given(a, slots(1, 4));
     a.compact("four");
     const sessions = a.currentSnapshot?.sessions ?? [];
     assert.deepEqual(sessions.slice(0, 4), [0, 5, 3, 0], "header: mark, clientsMax, clientRangesMax, closed");
-    const b = learner(2, { limits });
-    b.noteDecidedThrough(4);
+    const b = learner(2, { limits: { ...limits, ...WHOLE } });
+    asking(b, 4);
     const text = encodeSnapshot(a.currentSnapshot as Snapshot);
     assert.deepEqual(decodeSnapshot(text), { ok: true, value: a.currentSnapshot }, "round trip");
     const out = b.step(wholeChunk(4, text));
@@ -258,14 +275,15 @@ describe("Learner snapshots", () => {
 
   it("refuses, and counts, a snapshot whose sessions were built under other limits than its own", () => {
     const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, clientsMax: 5 } });
-    a.step({ type: "decide", from: 9, entries: slots(1, 4) });
+    given(a, slots(1, 4));
     a.compact("four");
-    const b = learner(2); // the default clientsMax, 100,000
-    b.noteDecidedThrough(4);
+    const b = learner(2, { limits: WHOLE }); // the default clientsMax, 100,000
+    asking(b, 4);
     const out = b.step(wholeChunk(4, encodeSnapshot(a.currentSnapshot as Snapshot)));
     assert.equal(out.snapshot, null);
     assert.equal(b.deliveredThrough, 0);
     assert.equal(b.snapshotsRefused, 1);
+    assert.equal(b.refusals.of("snapshot-sessions"), 1);
     assert.match(
       b.snapshotRefusal ?? "",
       /snapshot through slot 4 from learner 1: sessions built with clientsMax 5, clientRangesMax 16384; this cluster is configured with clientsMax 100000/,
@@ -274,7 +292,7 @@ describe("Learner snapshots", () => {
 
   it("ignores chunks of snapshots it is already past, and of older snapshots mid-transfer", () => {
     const b = learner(2);
-    b.step({ type: "decide", from: 9, entries: slots(1, 3) });
+    given(b, slots(1, 3));
     const old = encodeSnapshot({ slot: 2, sessions: [], app: "" });
     const out = b.step(wholeChunk(2, old));
     assert.equal(out.snapshot, null);
@@ -307,7 +325,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
   /** A server that holds slots 1..10 in a snapshot only (nothing kept below it). */
   function server(limits: Partial<LearnerOptions["limits"]> = {}): Learner {
     const a = learner(1, { logRetainSlots: 0, limits: { ...SMALL, ...limits } });
-    a.step({ type: "decide", from: 9, entries: slots(1, 10) });
+    given(a, slots(1, 10));
     a.compact(appAt(10));
     return a;
   }
@@ -340,7 +358,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
         }
         take(1, a.step(message));
         const next = a.deliveredThrough + 1;
-        a.step({ type: "decide", from: 9, entries: slots(next, next) });
+        given(a, slots(next, next));
         assert.equal(a.compact(appAt(next)).persist, null);
         taken++;
       }
@@ -414,7 +432,7 @@ describe("Snapshot transfer: the snapshot a transfer started on stays pinned", (
     });
   /** The server learns slot `slot` and takes a snapshot as of it. */
   const advance = (a: Learner, slot: number) => {
-    a.step({ type: "decide", from: 9, entries: slots(slot, slot) });
+    given(a, slots(slot, slot));
     a.compact(appAt(slot));
   };
 
@@ -559,5 +577,145 @@ describe("acceptor trimming after a snapshot", () => {
     assert.equal(out.persist?.floorSlot, 4);
     assert.equal(acceptor.voteCount, 0);
     assert.equal(replica.state().snapshot?.app, "app@3");
+  });
+});
+
+describe("Snapshot transfer: hostile and stray chunks (issue 9)", () => {
+  const MEMBERS = { acceptors: [1, 2, 3], proposers: [1, 2, 3], learners: [1, 2, 3] };
+  const WHOLE = { snapshotChunkUnits: 1024 };
+  const text = encodeSnapshot({ slot: 5, sessions: [], app: "abc" });
+  const chunk = (over: Partial<SnapshotChunkMessage> = {}): SnapshotChunkMessage => ({
+    type: "snapshot-chunk",
+    from: 1,
+    slot: 5,
+    length: text.length,
+    checksum: textChecksum(text),
+    offset: 0,
+    data: text,
+    ...over,
+  });
+  const receiver = (options: Partial<LearnerOptions> = {}) =>
+    learner(2, { members: MEMBERS, limits: WHOLE, ...options });
+
+  it("an unrequested snapshot is refused and counted; the state is untouched", () => {
+    const b = receiver();
+    const out = b.step(chunk());
+    assert.equal(out.snapshot, null);
+    assert.equal(b.deliveredThrough, 0);
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+  });
+
+  it("an unrequested first chunk from a member makes the learner ask that member, whose answer it takes", () => {
+    const a = learner(1, { logRetainSlots: 0, members: MEMBERS, limits: WHOLE });
+    given(a, slots(1, 5));
+    a.compact("five");
+    const b = receiver();
+    // A replica answers a leader's accept below its floor with its snapshot, unasked (Replica.step).
+    const offered = a.step({ type: "catchup", from: 2, role: "learner", fromSlot: 1, toSlot: 1 });
+    const asked = offered.send.flatMap((e) => b.step(e.message).send);
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+    assert.deepEqual(
+      asked.map((e) => [e.to, e.message.type]),
+      [[{ role: "learner", id: 1 }, "catchup"]],
+    );
+    const answer = asked.flatMap((e) => a.step(e.message).send);
+    for (const envelope of answer) b.step(envelope.message);
+    assert.equal(b.deliveredThrough, 5);
+    assert.equal(b.currentSnapshot?.app, "five");
+  });
+
+  it("chunks from non-members are refused", () => {
+    const b = receiver();
+    asking(b, 5);
+    b.step(chunk({ from: 99 }));
+    assert.equal(b.refusals.of("snapshot-chunk-non-member"), 1);
+    assert.equal(b.deliveredThrough, 0);
+  });
+
+  it("once a transfer started, chunks come only from its peer and within its window", () => {
+    const long = encodeSnapshot({ slot: 5, sessions: [], app: "y".repeat(100) });
+    const part = (from: number, offset: number, units = 8): SnapshotChunkMessage => ({
+      type: "snapshot-chunk",
+      from,
+      slot: 5,
+      length: long.length,
+      checksum: textChecksum(long),
+      offset,
+      data: long.slice(offset, offset + units),
+    });
+    const b = learner(2, { members: MEMBERS }); // SMALL: 8 units a chunk, windows of 2
+    asking(b, 5);
+    b.step(part(1, 0));
+    b.step(part(3, 8)); // another member, not asked for this transfer
+    assert.equal(b.refusals.of("snapshot-chunk-unrequested"), 1);
+    b.step(part(1, 64)); // far past the window
+    assert.equal(b.refusals.of("snapshot-chunk-unexpected"), 1);
+    for (let offset = 8; offset < long.length; offset += 8) b.step(part(1, offset));
+    assert.equal(b.deliveredThrough, 5, "its peer's chunks in order finish the transfer");
+  });
+
+  it("a claimed length above snapshotUnitsMax is refused: 52,429 chunks of a 2^29-unit snapshot hold nothing", () => {
+    const b = receiver();
+    asking(b, 5);
+    for (let i = 0; i < 52_429; i++)
+      b.step(chunk({ length: 2 ** 29, offset: i * 10_240, data: "z".repeat(16), checksum: 1 }));
+    assert.equal(b.refusals.of("snapshot-too-large"), 52_429);
+    assert.ok(DEFAULT_LIMITS.snapshotUnitsMax < 2 ** 29 - 24, "below V8's longest string");
+  });
+
+  it("a snapshot slot beyond the horizon is refused (slot 2^53 - 1)", () => {
+    const b = receiver();
+    asking(b, 5);
+    const far = encodeSnapshot({ slot: 2 ** 53 - 1, sessions: [], app: "" });
+    b.step(chunk({ slot: 2 ** 53 - 1, length: far.length, checksum: textChecksum(far), data: far }));
+    assert.equal(b.refusals.of("snapshot-beyond-horizon"), 1);
+    assert.equal(b.deliveredThrough, 0);
+  });
+
+  it("a snapshot the application cannot restore is refused and counted, and nothing of it is kept", () => {
+    const a = learner(1, { logRetainSlots: 0, limits: WHOLE });
+    given(a, slots(1, 5));
+    a.compact("not the application's state");
+    const b = receiver();
+    given(b, [{ slot: 1, value: val(cmd(8, 1)) }]);
+    const tried: string[] = [];
+    b.checkSnapshotsWith((snapshot) => {
+      tried.push(snapshot.app);
+      return snapshot.app.startsWith("{") ? null : "SyntaxError: not JSON";
+    });
+    asking(b, 5);
+    const bad = encodeSnapshot(a.currentSnapshot as Snapshot);
+    const out = b.step(chunk({ length: bad.length, checksum: textChecksum(bad), data: bad }));
+    assert.equal(out.snapshot, null);
+    assert.deepEqual(tried, ["not the application's state"]);
+    assert.equal(b.refusals.of("snapshot-restore-failed"), 1);
+    assert.match(b.snapshotRefusal ?? "", /SyntaxError: not JSON/);
+    assert.equal(b.deliveredThrough, 1, "nothing of it kept");
+    assert.equal(b.isDelivered(cmd(8, 1)), true, "the session table is the one it had");
+    assert.equal(b.isDelivered(cmd(7, 3)), false);
+    // A snapshot the application takes installs.
+    const good = encodeSnapshot({ ...(a.currentSnapshot as Snapshot), app: '{"ok":true}' });
+    const installed = b.step(chunk({ length: good.length, checksum: textChecksum(good), data: good }));
+    assert.equal(installed.snapshot?.slot, 5);
+    assert.equal(b.isDelivered(cmd(7, 3)), true);
+  });
+
+  it("snapshot requests are answered for members only; an answer is at most snapshotAnswerBytesMax", () => {
+    const a = learner(1, {
+      logRetainSlots: 0,
+      members: MEMBERS,
+      limits: { snapshotChunkUnits: 10 * 1024, snapshotChunksPerRequest: 8 },
+    });
+    given(a, slots(1, 5));
+    a.compact("q".repeat(200_000));
+    assert.deepEqual(
+      a.step({ type: "snapshot-request", from: 9, role: "learner", slot: 0, offset: 0 }).send,
+      [],
+    );
+    assert.equal(a.refusals.of("snapshot-request-non-member"), 1);
+    const out = a.step({ type: "snapshot-request", from: 2, role: "learner", slot: 0, offset: 0 });
+    const units = out.send.reduce((sum, e) => sum + (e.message as SnapshotChunkMessage).data.length, 0);
+    assert.equal(out.send.length, 2, "two chunks of 10 Ki units (estimated 30 KiB each) in 64 KiB");
+    assert.ok(units * 3 <= DEFAULT_LIMITS.snapshotAnswerBytesMax);
   });
 });

@@ -622,6 +622,43 @@ describe("Driver: snapshots", () => {
   });
 });
 
+/** A state machine whose snapshots no `DigestMachine` can restore (its `restore` throws on them). */
+class UnreadableSnapshots extends DigestMachine {
+  override snapshot(): string {
+    return "this is not a digest machine's state";
+  }
+}
+
+describe("Driver: a snapshot the state machine cannot restore (issue 9)", () => {
+  test("is refused and counted by the learner, not fatal; the machine keeps its state", async () => {
+    const writers = [new UnreadableSnapshots(), new UnreadableSnapshots()];
+    const late = new DigestMachine();
+    const snapshots = { snapshotLogBytes: 500, logRetainSlots: 1 };
+    const cluster = await startCluster(3, {
+      1: { ...snapshots, stateMachine: writers[0] as DigestMachine },
+      2: { ...snapshots, stateMachine: writers[1] as DigestMachine },
+      3: { stateMachine: late, startLater: true },
+    });
+    try {
+      for (let seq = 1; seq <= 40; seq++) {
+        cluster.node(1).run((replica) => replica.submit(commands(7, seq, 1)));
+        await waitFor(() => (writers[0] as DigestMachine).commands >= seq, `value ${seq}`);
+      }
+      assert.ok(cluster.node(1).stats.snapshotsTaken >= 1);
+      await cluster.start(3);
+      const learner = cluster.node(3).role.learner;
+      await waitFor(() => learner.refusals.of("snapshot-restore-failed") >= 1, "node 3 to refuse a snapshot");
+      assert.match(learner.snapshotRefusal ?? "", /the state machine cannot restore it: .*is not valid JSON/);
+      assert.deepEqual(cluster.fatal, [], "not fatal");
+      assert.equal(late.commands, 0, "the machine's state is untouched");
+      assert.equal(cluster.node(3).stats.snapshotsInstalled, 0);
+      assert.equal(learner.currentSnapshot, null);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
 describe("Driver: persist before send", () => {
   async function gatedAcceptor() {
     const network = new MemoryNetwork();

@@ -3,6 +3,7 @@ import {
   type Decision,
   type Envelope,
   InvariantViolation,
+  Learner,
   type Message,
   type MessageType,
   type Output,
@@ -23,6 +24,8 @@ export interface RoleLike {
   /** A replica: whether a snapshot is due, and taking one as of its last delivered slot. */
   readonly snapshotDue?: boolean;
   snapshot?(app: string): Output;
+  /** The role's learner (a replica's or a proposer's), whose snapshots from peers are checked. */
+  readonly learner?: Learner;
 }
 
 /**
@@ -153,11 +156,38 @@ export class Driver<R extends RoleLike> {
   private closed = false;
   private lastMessage: Message | null = null;
   private lastFrame: Uint8Array | null = null;
+  /** What the current turn delivered so far and the application has not yet seen. */
+  private turnDelivered: Array<Decision | Snapshot> = [];
+  /** Snapshots from peers the application restored already, when the learner asked (see below). */
+  private readonly restoredEarly = new WeakSet<Snapshot>();
 
   constructor(private readonly options: DriverOptions<R>) {
     this.mailboxMax = options.mailboxMax ?? 100_000;
     this.turnMessagesMax = options.turnMessagesMax ?? 64;
     this.scheduler = options.scheduler ?? REAL_SCHEDULER;
+    // A snapshot from a peer is restored into the application before the learner installs it: one
+    // the application cannot restore is refused and counted by the learner, never fatal (issue 9).
+    const learner = options.role instanceof Learner ? options.role : options.role.learner;
+    const machine = options.stateMachine;
+    if (learner !== undefined && machine !== undefined)
+      learner.checkSnapshotsWith((snapshot) => this.restoreFromPeer(machine, snapshot));
+  }
+
+  /**
+   * Restores a snapshot a learner has assembled, in the middle of a turn: first the application
+   * gets what the turn delivered before it (so it stands where the snapshot takes over), then the
+   * state. Null if it took it; otherwise why not, with the application as it was (a `restore` that
+   * throws must change nothing: see `StateMachine`).
+   */
+  private restoreFromPeer(machine: StateMachine, snapshot: Snapshot): string | null {
+    this.deliver(this.turnDelivered.splice(0));
+    try {
+      machine.restore(snapshot.app, snapshot.slot);
+    } catch (error) {
+      return `the state machine cannot restore it: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    this.restoredEarly.add(snapshot);
+    return null;
   }
 
   get role(): R {
@@ -258,7 +288,7 @@ export class Driver<R extends RoleLike> {
     const send: Envelope[] = [];
     const sendAfterPersist: Envelope[] = [];
     /** Decisions and installed snapshots, in the order the role produced them. */
-    const delivered: Array<Decision | Snapshot> = [];
+    const delivered = this.turnDelivered;
     let persisted = false;
     const take = (output: Output) => {
       if (output.persist !== null) {
@@ -281,7 +311,7 @@ export class Driver<R extends RoleLike> {
         take(role.tick());
       }
       // The application sees this turn's decisions now: a snapshot taken below must include them.
-      this.deliver(delivered);
+      this.deliver(delivered.splice(0));
       const machine = this.options.stateMachine;
       if (machine !== undefined && role.snapshotDue === true && role.snapshot !== undefined) {
         const out = role.snapshot(machine.snapshot());
@@ -321,7 +351,7 @@ export class Driver<R extends RoleLike> {
     for (const item of delivered) {
       if ("sessions" in item) {
         this.stats.snapshotsInstalled++;
-        machine?.restore(item.app, item.slot);
+        if (!this.restoredEarly.has(item)) machine?.restore(item.app, item.slot);
         this.options.onSnapshot?.(item, "installed");
         continue;
       }

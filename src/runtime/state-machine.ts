@@ -20,8 +20,11 @@ export interface StateMachine {
   snapshot(): string;
   /**
    * Replaces the whole state with one `snapshot()` returned, here or on another replica, as of
-   * `slot`. Throws if the text is not a state of this machine (the driver then stops the process:
-   * a replica must not go on from a state it cannot trust).
+   * `slot`. Throws if the text is not a state of this machine, and then leaves the state exactly as
+   * it was (check everything before changing anything). A snapshot from a peer that throws here is
+   * refused and counted by the learner ("snapshot-restore-failed"), and the node goes on as before;
+   * one restored from this node's own disk at start-up is fatal (it must not go on from a state it
+   * cannot trust).
    */
   restore(state: string, slot: number): void;
 }

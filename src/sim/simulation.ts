@@ -5,7 +5,9 @@ import {
   type Ballot,
   ballotGreater,
   Client,
+  type ClusterMembers,
   type Command,
+  clusterMembers,
   createQuorumSystem,
   DEFAULT_LIMITS,
   InvariantViolation,
@@ -520,6 +522,13 @@ export class Simulation implements SimWire {
     });
   }
 
+  /** The cluster's members by role (learners serve and take catch-up only among them). */
+  private members(): ClusterMembers {
+    const ids = (kind: Kind) => this.processes.filter((p) => p.kind === kind).map((p) => p.id);
+    if (this.scenario.layout === "collapsed") return clusterMembers(ids("replica"));
+    return { acceptors: ids("acceptor"), proposers: ids("proposer"), learners: ids("learner") };
+  }
+
   private createRole(process: SimProcess, state: DurableState): RoleObject {
     const bugs = this.options.bugs ?? {};
     const prng = process.prng.fork();
@@ -540,6 +549,7 @@ export class Simulation implements SimWire {
           quorum: this.quorum,
           prng,
           limits: this.limits,
+          members: this.members(),
           restore: { round: state.round },
           bugs: { ...bugs.proposer, ...(bugs.learner ? { learner: bugs.learner } : {}) },
         });
@@ -548,6 +558,7 @@ export class Simulation implements SimWire {
           id: process.id,
           quorum: this.quorum,
           limits: this.limits,
+          members: this.members(),
           ...(bugs.learner ? { bugs: bugs.learner } : {}),
         });
       case "replica": {
@@ -557,6 +568,7 @@ export class Simulation implements SimWire {
           quorum: this.quorum,
           prng,
           limits: this.limits,
+          members: this.members(),
           restore: { ...toReplicaState(state), acceptor: acceptorState },
           ...(state.rejoining ? { rejoining: true } : {}),
           ...(snapshots
