@@ -9,6 +9,7 @@ import {
   Learner,
   type Output,
   Proposer,
+  printableLine,
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
@@ -184,7 +185,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       onDecision = (decision) => {
         if (decision.commands.length === 0) return;
         // In decision order; a slow reader pauses the intake rather than filling memory.
-        write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
+        // One line a value, escaped where it must be (see `printableLine`).
+        write(`${decision.commands.map((c) => printableLine(c.payload)).join("\n")}\n`);
       };
       break;
     case "client":

@@ -12,6 +12,7 @@ export { DEFAULT_LIMITS, type Limits } from "./limits.js";
 export * from "./messages.js";
 export * from "./output.js";
 export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
+export { isPrintableAsIs, parsePrintedLine, printableLine } from "./printable.js";
 export { Prng } from "./prng.js";
 export {
   DEFAULT_PROPOSER_TIMING,
