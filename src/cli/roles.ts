@@ -272,7 +272,9 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
     lines.on("close", () => {
       closed = true;
     });
+    const busy = busyReporter("paxos client");
     const check = setInterval(() => {
+      busy(driver.role);
       // A refused value is an error for its seq: never applied (the cluster's session limits).
       for (const { seq, reason } of driver.role.drainRefused()) {
         refused++;
@@ -291,4 +293,24 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
       }
     }, 20);
   });
+}
+
+/**
+ * Says on stderr, at most once a second, that the leader could not take some values for now (its
+ * pending queue, or this client's share of it, is full: `BusyReason`). Those values are not lost:
+ * the client sends them again with backoff. Call it often with the client; it drains the counts.
+ */
+export function busyReporter(name: string): (client: Client) => void {
+  const counts = new Map<string, number>();
+  let lastReportMs = 0;
+  return (client) => {
+    for (const { reason, count } of client.drainBusy()) counts.set(reason, (counts.get(reason) ?? 0) + count);
+    if (counts.size === 0 || performance.now() - lastReportMs < 1000) return;
+    lastReportMs = performance.now();
+    const said = [...counts].map(([reason, count]) => `${count} (${reason})`).join(", ");
+    counts.clear();
+    process.stderr.write(
+      `${name}: the cluster is busy: values not taken for now: ${said}; sending them again\n`,
+    );
+  };
 }
