@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { Client, Prng } from "../core/index.js";
 import { ProcessGroup } from "../test-support/index.js";
+import { busyReporter } from "./roles.js";
 
 describe("paxos client at the edge", () => {
   test("an oversize line is refused before it is sent, with a clear error, and the client exits 1", async () => {
@@ -30,5 +32,34 @@ describe("paxos client at the edge", () => {
       await processes.stopAll();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("a leader's busy refusals are said on stderr at most once a second, with counts by reason", () => {
+    const said: string[] = [];
+    let now = 0;
+    const report = busyReporter(
+      "paxos client",
+      (text) => said.push(text),
+      () => now,
+    );
+    const client = new Client({ id: 7, prng: new Prng(7) });
+    for (const payload of ["a", "b", "c"]) assert.ok(client.submit(payload).ok);
+    client.step({ type: "refuse", from: 1, client: 7, reason: "client-pending-full", seqs: [1, 2] });
+    report(client);
+    assert.deepEqual(said, [
+      "paxos client: the cluster is busy: values not taken for now: 2 (client-pending-full); sending them again\n",
+    ]);
+    client.step({ type: "refuse", from: 1, client: 7, reason: "pending-full", seqs: [3] });
+    now = 500;
+    report(client);
+    assert.equal(said.length, 1, "not again within a second");
+    now = 1000;
+    report(client);
+    assert.equal(
+      said[1],
+      "paxos client: the cluster is busy: values not taken for now: 1 (pending-full); sending them again\n",
+    );
+    report(client);
+    assert.equal(said.length, 2, "nothing new, nothing said");
   });
 });

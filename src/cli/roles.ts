@@ -299,18 +299,21 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
  * Says on stderr, at most once a second, that the leader could not take some values for now (its
  * pending queue, or this client's share of it, is full: `BusyReason`). Those values are not lost:
  * the client sends them again with backoff. Call it often with the client; it drains the counts.
+ * `write` and `nowMs` are for tests (stderr and the monotonic clock by default).
  */
-export function busyReporter(name: string): (client: Client) => void {
+export function busyReporter(
+  name: string,
+  write: (text: string) => void = (text) => process.stderr.write(text),
+  nowMs: () => number = () => performance.now(),
+): (client: Client) => void {
   const counts = new Map<string, number>();
-  let lastReportMs = 0;
+  let lastReportMs: number | null = null;
   return (client) => {
     for (const { reason, count } of client.drainBusy()) counts.set(reason, (counts.get(reason) ?? 0) + count);
-    if (counts.size === 0 || performance.now() - lastReportMs < 1000) return;
-    lastReportMs = performance.now();
+    if (counts.size === 0 || (lastReportMs !== null && nowMs() - lastReportMs < 1000)) return;
+    lastReportMs = nowMs();
     const said = [...counts].map(([reason, count]) => `${count} (${reason})`).join(", ");
     counts.clear();
-    process.stderr.write(
-      `${name}: the cluster is busy: values not taken for now: ${said}; sending them again\n`,
-    );
+    write(`${name}: the cluster is busy: values not taken for now: ${said}; sending them again\n`);
   };
 }
