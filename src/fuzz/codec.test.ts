@@ -12,7 +12,7 @@ import {
   SNAPSHOT_UNITS_MAX,
 } from "../codec/validate.js";
 import type { Message, Result } from "../core/index.js";
-import { fuzzParameters } from "./scale.js";
+import { fuzzParameters } from "../test-support/index.js";
 
 // Fuzzing the decoders (docs/security.md, "Evidence: fuzzing"): random bytes, mutated valid frames,
 // and semantically crafted frames (valid encodings with extreme or inconsistent fields) go into

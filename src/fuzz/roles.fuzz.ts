@@ -25,7 +25,7 @@ import {
   Prng,
   Replica,
 } from "../core/index.js";
-import { fuzzParameters } from "./scale.js";
+import { fuzzParameters } from "../test-support/index.js";
 
 /** The timing `paxos node` runs with (`RUNTIME_TIMING` in cli/process-kit.ts). */
 const TIMING = { heartbeatTicks: 3, electionTimeoutTicks: 30 };

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { AcceptedEntry, Ballot, Command, DurableDelta, SlotValue } from "../core/index.js";
-import { fuzzParameters } from "../fuzz/scale.js";
+import { fuzzParameters } from "../test-support/index.js";
 import { crc32 } from "./crc32.js";
 import { MemoryFileSystem } from "./memory-fs.js";
 import { scanSegment, WalStorage } from "./wal.js";
