@@ -19,7 +19,7 @@ import { MemoryStorage } from "../storage/index.js";
 import { TcpTransport, UdpTransport } from "../transport/index.js";
 import { StartError, UsageError } from "./errors.js";
 import { fatalHandler, lockDataDir, parsePositiveInt, pickCodec, processPrng } from "./process-kit.js";
-import { RECEIVE_BUFFER_BYTES } from "./roles.js";
+import { busyReporter, RECEIVE_BUFFER_BYTES } from "./roles.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
 
@@ -105,6 +105,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   // An in-process client submits what is typed (and, with --demo, a value every half second).
   const prng = processPrng(undefined);
   const client = new Client({ id: 1_000_000 + (process.pid % 1_000_000), prng });
+  const busy = busyReporter("paxos cluster");
   const driver = new Driver({
     name: "cluster client",
     role: client,
@@ -119,6 +120,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
     onFatal: fatalHandler(logger),
     // A value refused by the cluster's session limits is an error, never applied.
     onTurnEnd: (c) => {
+      busy(c);
       for (const { seq, reason } of c.drainRefused())
         process.stderr.write(`paxos cluster: seq ${seq} refused by the cluster (${reason}); not applied\n`);
     },

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { printableLine, type Value } from "../core/index.js";
 import { type Scenario, Simulation, scenarioForSeed } from "../sim/index.js";
 
 export const DEMO_HELP = `Usage: paxos demo [--seconds S] [--seed N]
@@ -59,12 +60,21 @@ export async function demoCommand(args: string[]): Promise<number> {
   if (tty) process.stdout.write("\n");
   process.stdout.write(`healed the network; everything decided by tick ${result.ticks}\n`);
   sim.checker.decidedLog().forEach((value, index) => {
-    const text = value.commands.length === 0 ? "(no-op)" : value.commands.map((c) => c.payload).join(" ");
-    process.stdout.write(`slot ${String(index + 1).padStart(3)}: ${text}\n`);
+    process.stdout.write(demoSlotLine(index + 1, value));
   });
   process.stdout.write(
     `${result.submitted} values submitted, ${result.violations.length === 0 ? "all decided exactly once, no safety violation" : "VIOLATIONS:"}\n`,
   );
   for (const v of result.violations) process.stdout.write(`  ${v.property}: ${v.detail}\n`);
   return result.violations.length === 0 ? 0 : 1;
+}
+
+/**
+ * The demo's line for one decided slot: its values, each escaped as every printer escapes a decided
+ * value (`printableLine`), separated by spaces; "(no-op)" for an empty slot.
+ */
+export function demoSlotLine(slot: number, value: Value): string {
+  const text =
+    value.commands.length === 0 ? "(no-op)" : value.commands.map((c) => printableLine(c.payload)).join(" ");
+  return `slot ${String(slot).padStart(3)}: ${text}\n`;
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createQuorumSystem, Replica, sessionLimitsProblem } from "../core/index.js";
+import { createQuorumSystem, printableLine, Replica, sessionLimitsProblem } from "../core/index.js";
 import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   ClusterAddressBook,
@@ -167,7 +167,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
   let stdoutLines = 0;
   const machine = new DigestMachine((command) => {
     if (values.quiet) return;
-    write(`${command.payload}\n`);
+    write(`${printableLine(command.payload)}\n`);
     stdoutLines++;
   });
   // A rejoining node says once when it votes again (operators and tests wait for it).

@@ -9,6 +9,7 @@ import {
   Learner,
   type Output,
   Proposer,
+  printableLine,
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
@@ -184,7 +185,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       onDecision = (decision) => {
         if (decision.commands.length === 0) return;
         // In decision order; a slow reader pauses the intake rather than filling memory.
-        write(`${decision.commands.map((c) => c.payload).join("\n")}\n`);
+        // One line a value, escaped where it must be (see `printableLine`).
+        write(`${decision.commands.map((c) => printableLine(c.payload)).join("\n")}\n`);
       };
       break;
     case "client":
@@ -270,7 +272,9 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
     lines.on("close", () => {
       closed = true;
     });
+    const busy = busyReporter("paxos client");
     const check = setInterval(() => {
+      busy(driver.role);
       // A refused value is an error for its seq: never applied (the cluster's session limits).
       for (const { seq, reason } of driver.role.drainRefused()) {
         refused++;
@@ -289,4 +293,27 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
       }
     }, 20);
   });
+}
+
+/**
+ * Says on stderr, at most once a second, that the leader could not take some values for now (its
+ * pending queue, or this client's share of it, is full: `BusyReason`). Those values are not lost:
+ * the client sends them again with backoff. Call it often with the client; it drains the counts.
+ * `write` and `nowMs` are for tests (stderr and the monotonic clock by default).
+ */
+export function busyReporter(
+  name: string,
+  write: (text: string) => void = (text) => process.stderr.write(text),
+  nowMs: () => number = () => performance.now(),
+): (client: Client) => void {
+  const counts = new Map<string, number>();
+  let lastReportMs: number | null = null;
+  return (client) => {
+    for (const { reason, count } of client.drainBusy()) counts.set(reason, (counts.get(reason) ?? 0) + count);
+    if (counts.size === 0 || (lastReportMs !== null && nowMs() - lastReportMs < 1000)) return;
+    lastReportMs = nowMs();
+    const said = [...counts].map(([reason, count]) => `${count} (${reason})`).join(", ");
+    counts.clear();
+    write(`${name}: the cluster is busy: values not taken for now: ${said}; sending them again\n`);
+  };
 }

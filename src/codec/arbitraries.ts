@@ -16,7 +16,7 @@ import type {
   SnapshotChunkMessage,
   Value,
 } from "../core/index.js";
-import { REFUSAL_REASONS, ROLES } from "../core/index.js";
+import { REFUSE_REASONS, ROLES } from "../core/index.js";
 import { CHECKSUM_MAX, SNAPSHOT_CHUNK_UNITS_MAX, SNAPSHOT_UNITS_MAX } from "./validate.js";
 
 /** Plain objects, as a decoder builds them (fast-check may otherwise give them a null prototype). */
@@ -157,7 +157,7 @@ export const messageArbitraries: {
     type: fc.constant("refuse" as const),
     from: uintArbitrary,
     client: uintArbitrary,
-    reason: fc.constantFrom(...REFUSAL_REASONS),
+    reason: fc.constantFrom(...REFUSE_REASONS),
     seqs: fc.array(uintArbitrary, { maxLength: 10 }),
   }),
   prepare: record({

@@ -151,7 +151,11 @@ test("enum bytes and markers outside their range are refused", () => {
   assert.match(errorOf(frame(M, TAG.catchup, 1, 4, 1, 2)), /catchup: unknown role code 4/);
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 4, 1, 0)), /snapshot-request: unknown role code 4/);
   assert.match(errorOf(frame(M, TAG.snapshotRequest, 1, 0xff, 1, 0)), /unknown role code 255/);
-  assert.match(errorOf(frame(M, TAG.refuse, 1, 7, 2, 1, 5)), /refuse: unknown refusal reason code 2/);
+  assert.match(errorOf(frame(M, TAG.refuse, 1, 7, 4, 1, 5)), /refuse: unknown refusal reason code 4/);
+  assert.deepStrictEqual(decodeBinary(frame(M, TAG.refuse, 1, 7, 3, 1, 5)), {
+    ok: true,
+    value: { type: "refuse", from: 1, client: 7, reason: "client-pending-full", seqs: [5] },
+  });
   assert.deepStrictEqual(decodeBinary(frame(M, TAG.refuse, 1, 7, 1, 1, 5)), {
     ok: true,
     value: { type: "refuse", from: 1, client: 7, reason: "client-gaps", seqs: [5] },

@@ -47,7 +47,7 @@
  * 14 rejoin-report     from:uint  nonce:uint  voting:u8 (0 or 1)  promised:ballot  votedThrough:uint
  *                        decidedThrough:uint  leaderBallot:ballot  proposedThrough:uint
  * 15 refuse            from:uint  client:uint  reason:u8  count:uint  seq:uint × count    (count <= 65536)
- *                        reason = 0 clients-full, 1 client-gaps
+ *                        reason = 0 clients-full, 1 client-gaps, 2 pending-full, 3 client-pending-full
  * ```
  *
  * A whole frame is at most FRAME_BYTES_MAX (1 MiB); a UDP transport also needs it within
@@ -65,7 +65,7 @@ import {
   err,
   type Message,
   type MessageType,
-  type RefusalReason,
+  type RefuseReason,
   type Result,
   type Role,
 } from "../core/index.js";
@@ -108,9 +108,19 @@ const TAG_BY_TYPE: Readonly<Record<MessageType, number>> = {
   refuse: 15,
 };
 
-const REFUSAL_BY_CODE: readonly RefusalReason[] = ["clients-full", "client-gaps"];
+const REFUSAL_BY_CODE: readonly RefuseReason[] = [
+  "clients-full",
+  "client-gaps",
+  "pending-full",
+  "client-pending-full",
+];
 
-const CODE_BY_REFUSAL: Readonly<Record<RefusalReason, number>> = { "clients-full": 0, "client-gaps": 1 };
+const CODE_BY_REFUSAL: Readonly<Record<RefuseReason, number>> = {
+  "clients-full": 0,
+  "client-gaps": 1,
+  "pending-full": 2,
+  "client-pending-full": 3,
+};
 
 const ROLE_BY_CODE: readonly Role[] = ["proposer", "acceptor", "learner", "client"];
 

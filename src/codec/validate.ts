@@ -4,7 +4,7 @@ import {
   isWellFormedUnicode,
   type Message,
   ok,
-  REFUSAL_REASONS,
+  REFUSE_REASONS,
   type Result,
   ROLES,
   utf8ByteLength,
@@ -332,9 +332,9 @@ function nextSlotProblem(x: unknown): Problem {
 }
 
 function refusalReasonProblem(x: unknown): Problem {
-  return typeof x === "string" && (REFUSAL_REASONS as readonly string[]).includes(x)
+  return typeof x === "string" && (REFUSE_REASONS as readonly string[]).includes(x)
     ? null
-    : `: expected one of ${REFUSAL_REASONS.join(", ")}, got ${describe(x)}`;
+    : `: expected one of ${REFUSE_REASONS.join(", ")}, got ${describe(x)}`;
 }
 
 function roleProblem(x: unknown): Problem {

@@ -1,7 +1,14 @@
 import { assert } from "./assert.js";
 import type { NodeId } from "./ballot.js";
 import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
-import type { Command, Destination, Message, RefusalReason } from "./messages.js";
+import {
+  type BusyReason,
+  type Command,
+  type Destination,
+  isBusyReason,
+  type Message,
+  type RefusalReason,
+} from "./messages.js";
 import { emptyOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
@@ -62,6 +69,9 @@ export class Client {
   private readonly refusedSeqs = new Map<number, RefusalReason>();
   /** Refusals not yet drained by the caller. */
   private newRefusals: { seq: number; reason: RefusalReason }[] = [];
+  /** "Not now" refusals (see `BusyReason`) by reason, since the caller last drained them. */
+  private newBusy = new Map<BusyReason, number>();
+  private busyCount = 0;
   private smoothedRoundTrip: number | null = null;
   private roundTripDeviation = 0;
   private readonly retryTicksMin: number;
@@ -111,6 +121,22 @@ export class Client {
     return drained;
   }
 
+  /**
+   * Commands a leader could not take for now (see `BusyReason`: its pending queue, or this client's
+   * share of it, is full), counted once per refusal. Each stays unacked and is sent again later,
+   * with backoff; none is given up.
+   */
+  get busy(): number {
+    return this.busyCount;
+  }
+
+  /** The "not now" refusals since the last call, by reason (so a caller can say the cluster is busy). */
+  drainBusy(): { reason: BusyReason; count: number }[] {
+    const drained = [...this.newBusy].map(([reason, count]) => ({ reason, count }));
+    this.newBusy = new Map();
+    return drained;
+  }
+
   /** Why `seq` was refused, or null if it was not (it is acked, pending or unknown). */
   refusalOf(seq: number): RefusalReason | null {
     return this.refusedSeqs.get(seq) ?? null;
@@ -149,12 +175,17 @@ export class Client {
 
   step(message: Message): Output {
     if (message.type === "refuse" && message.client === this.id) {
+      const reason = message.reason;
+      if (isBusyReason(reason)) {
+        this.onBusy(reason, message.seqs);
+        return emptyOutput();
+      }
       for (const seq of message.seqs) {
         // Only a seq still waiting for an answer: a refusal after an ack cannot be (an acked command
         // was applied, and the cluster never refuses an applied one), and a repeated one counts once.
         if (!this.outstanding.delete(seq)) continue;
-        this.refusedSeqs.set(seq, message.reason);
-        this.newRefusals.push({ seq, reason: message.reason });
+        this.refusedSeqs.set(seq, reason);
+        this.newRefusals.push({ seq, reason });
       }
       return this.sendWaiting();
     }
@@ -197,6 +228,25 @@ export class Client {
     const fresh = this.sendWaiting();
     for (const envelope of fresh.send) output.send.push(envelope);
     return output;
+  }
+
+  /**
+   * A leader could not take these commands for now: each stays outstanding and waits longer before
+   * it is sent again (the next backoff step), so a full leader is not hammered. Moved to the back of
+   * `outstanding`, which `tick` reads in due order.
+   */
+  private onBusy(reason: BusyReason, seqs: readonly number[]): void {
+    for (const seq of seqs) {
+      const entry = this.outstanding.get(seq);
+      if (entry === undefined) continue;
+      entry.attempt++;
+      entry.dueTick =
+        this.now + backoffTicks(this.prng, this.retryBaseTicks(), this.retryTicksMax, entry.attempt);
+      this.outstanding.delete(seq);
+      this.outstanding.set(seq, entry);
+      this.busyCount++;
+      this.newBusy.set(reason, (this.newBusy.get(reason) ?? 0) + 1);
+    }
   }
 
   /**

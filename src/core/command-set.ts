@@ -28,6 +28,13 @@ export class CommandSet {
     return this.count;
   }
 
+  /** How many commands of `client` the set holds. */
+  countOf(client: NodeId): number {
+    const seqs = this.byClient.get(client);
+    if (seqs === undefined) return 0;
+    return seqs.near.size + (seqs.far?.size ?? 0);
+  }
+
   has(command: Command): boolean {
     const seqs = this.byClient.get(command.client);
     if (seqs === undefined) return false;

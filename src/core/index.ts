@@ -20,6 +20,7 @@ export { type ClusterMembers, clusterMembers, MemberSet } from "./members.js";
 export * from "./messages.js";
 export * from "./output.js";
 export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
+export { isPrintableAsIs, parsePrintedLine, printableLine } from "./printable.js";
 export { Prng } from "./prng.js";
 export {
   DEFAULT_PROPOSER_TIMING,

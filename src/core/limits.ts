@@ -14,8 +14,20 @@ export interface Limits {
   readonly batchBytesMax: number;
   /** Slots a leader may have in flight (proposed, not yet decided): the pipelining window. */
   readonly windowSlots: number;
-  /** Client commands a proposer holds waiting for a slot; beyond this new requests are dropped. */
+  /**
+   * Client commands a proposer holds waiting for a slot, from all clients. Beyond it a new command is
+   * not taken, and the leader tells its client so (`refuse`, "pending-full": not final, the client
+   * sends it again later). Bounds the queue's memory at this many payloads (`payloadBytesMax` each).
+   */
   readonly pendingCommandsMax: number;
+  /**
+   * Commands of one client a proposer holds waiting for a slot. Beyond it that client's new commands
+   * are not taken, and the leader tells it so (`refuse`, "client-pending-full": not final), so one
+   * client (or one flood under one made-up id) cannot take the whole pending queue from the others.
+   * As large as a client's default window (`Client` `windowCommands`, 16,384): an honest client
+   * never has more commands unacked, so never more pending.
+   */
+  readonly clientPendingCommandsMax: number;
   /** Most votes in one promise page, and most decided slots in one decide message. */
   readonly entriesPerMessageMax: number;
   /** Most estimated bytes of values in one promise page or decide message. */
@@ -130,6 +142,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   batchBytesMax: 48 * 1024,
   windowSlots: 64,
   pendingCommandsMax: 1_000_000,
+  clientPendingCommandsMax: 16_384,
   entriesPerMessageMax: 64,
   bytesPerMessageMax: 48 * 1024,
   catchupSlotsMax: 256,

@@ -72,14 +72,36 @@ export type RefusalReason = "clients-full" | "client-gaps";
 export const REFUSAL_REASONS: readonly RefusalReason[] = ["clients-full", "client-gaps"];
 
 /**
- * Leader -> client: these sequence numbers of yours were refused and will never be applied (the
- * opposite of an ack, and as final). Resending them gets the same answer.
+ * Why a leader did not take a command for now: its pending queue is full (`"pending-full"`, the
+ * limit `pendingCommandsMax`), or it holds as many of this client's commands as one client may have
+ * waiting (`"client-pending-full"`, `clientPendingCommandsMax`). Unlike a {@link RefusalReason} this
+ * is not final: the command was not queued here, but another proposer may hold it, so it may still
+ * be decided. The client keeps it and sends it again later, with backoff.
+ */
+export type BusyReason = "pending-full" | "client-pending-full";
+
+export const BUSY_REASONS: readonly BusyReason[] = ["pending-full", "client-pending-full"];
+
+/** Every reason a `refuse` message may carry: final refusals, then refusals for now. */
+export type RefuseReason = RefusalReason | BusyReason;
+
+export const REFUSE_REASONS: readonly RefuseReason[] = [...REFUSAL_REASONS, ...BUSY_REASONS];
+
+/** Whether a `refuse` says "not now" (the command may be sent again) rather than "never". */
+export function isBusyReason(reason: RefuseReason): reason is BusyReason {
+  return reason === "pending-full" || reason === "client-pending-full";
+}
+
+/**
+ * Leader -> client: these sequence numbers of yours were refused. With a {@link RefusalReason} they
+ * will never be applied (the opposite of an ack, and as final): resending them gets the same answer.
+ * With a {@link BusyReason} the leader could not take them now: the client sends them again later.
  */
 export interface RefuseMessage {
   readonly type: "refuse";
   readonly from: NodeId;
   readonly client: NodeId;
-  readonly reason: RefusalReason;
+  readonly reason: RefuseReason;
   readonly seqs: readonly number[];
 }
 

@@ -15,13 +15,14 @@ import { commandBytesEstimate, DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type { ClusterMembers } from "./members.js";
 import type {
   AcceptedEntry,
+  BusyReason,
   Command,
   Envelope,
   HeartbeatMessage,
   Message,
   MessageType,
   PromiseMessage,
-  RefusalReason,
+  RefuseReason,
   RejectMessage,
   RequestMessage,
   SlotValue,
@@ -475,8 +476,17 @@ export class Proposer {
         continue;
       }
       if (this.pendingKeys.has(command) || this.inFlightKeys.has(command)) continue;
-      if (this.pendingCount >= this.limits.pendingCommandsMax) {
+      // Over a pending bound the command is not taken, for now: the leader says so (not final: the
+      // client sends it again later), as it acks; the client's other commands still count.
+      const busy: BusyReason | null =
+        this.pendingCount >= this.limits.pendingCommandsMax
+          ? "pending-full"
+          : this.pendingKeys.countOf(command.client) >= this.limits.clientPendingCommandsMax
+            ? "client-pending-full"
+            : null;
+      if (busy !== null) {
         this.droppedCommands++;
+        if (this.modeValue === "leader") pushRefusal(refusals, command, busy);
         continue;
       }
       this.pending.push(command);
@@ -1042,7 +1052,7 @@ function coveredFrom(phase1: Phase1, quorum: QuorumSystem): number {
   assert(false, "a leader has a phase-1 quorum of complete reports");
 }
 
-function pushRefusal(refusals: Map<string, RefusalList>, command: Command, reason: RefusalReason): void {
+function pushRefusal(refusals: Map<string, RefusalList>, command: Command, reason: RefuseReason): void {
   const key = `${command.client}:${reason}`;
   const known = refusals.get(key);
   if (known !== undefined) known.seqs.push(command.seq);
@@ -1052,7 +1062,7 @@ function pushRefusal(refusals: Map<string, RefusalList>, command: Command, reaso
 /** Refused seqs of one client for one reason, collected for one `refuse` message. */
 interface RefusalList {
   readonly client: NodeId;
-  readonly reason: RefusalReason;
+  readonly reason: RefuseReason;
   readonly seqs: number[];
 }
 

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { parsePrintedLine } from "../core/index.js";
 import { LOG_MESSAGES } from "../observe/index.js";
 import { startProcess } from "../test-support/index.js";
 import { readLines } from "./lines.js";
@@ -255,7 +256,10 @@ function checkOutputs(
   const quorumRuns = (options.acceptors ?? [1, 2, 3]).length >= 2;
   learned.forEach((lines, index) => {
     const seen = new Set<string>();
-    for (const line of lines) {
+    for (const printed of lines) {
+      // Learners print each value on one line, escaped where it must be (see `printableLine`).
+      const parsed = parsePrintedLine(printed);
+      const line = parsed.ok ? parsed.value : printed;
       if (!sentSet.has(line)) problems.push(`learner ${index + 1} printed "${line}", which no client sent`);
       if (seen.has(line)) problems.push(`learner ${index + 1} printed "${line}" twice`);
       seen.add(line);

@@ -109,7 +109,7 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
  * silently forget votes. A delta or a checkpoint without its last record at the end of the last
  * segment is torn as a whole: each is written within one group commit.
  */
-function scanSegment(
+export function scanSegment(
   bytes: Buffer,
   segment: number,
   isLast: boolean,

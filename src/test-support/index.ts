@@ -2,6 +2,7 @@
  * What tests, harnesses and benchmarks share: one `waitFor`, one way to start (and stop) a process.
  * Imports only node:*; nothing in the library imports it.
  */
+export { fuzzParameters } from "./fuzz.js";
 export {
   childrenOf,
   type Exit,
