@@ -227,6 +227,7 @@ export const messageArbitraries: {
     type: fc.constant("rejoin-query" as const),
     from: uintArbitrary,
     nonce: uintArbitrary,
+    promised: ballotArbitrary,
   }),
   "rejoin-report": record({
     type: fc.constant("rejoin-report" as const),
@@ -306,7 +307,7 @@ export const SAMPLE_MESSAGES: readonly Message[] = [
     offset: 16_384,
     data: '{"slot":300,"sessions":[]}\nключ ✓ 😀',
   },
-  { type: "rejoin-query", from: 2, nonce: 0xfeed_f00d },
+  { type: "rejoin-query", from: 2, nonce: 0xfeed_f00d, promised: { round: 7, node: 3 } },
   {
     type: "rejoin-report",
     from: 3,

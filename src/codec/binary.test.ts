@@ -169,9 +169,9 @@ test("enum bytes and markers outside their range are refused", () => {
 });
 
 test("rejoin-query and rejoin-report have the byte layout the format comment gives", () => {
-  assert.deepStrictEqual(decodeBinary(frame(M, TAG.rejoinQuery, 2, 0xac, 0x02)), {
+  assert.deepStrictEqual(decodeBinary(frame(M, TAG.rejoinQuery, 2, 0xac, 0x02, 5, 3)), {
     ok: true,
-    value: { type: "rejoin-query", from: 2, nonce: 300 },
+    value: { type: "rejoin-query", from: 2, nonce: 300, promised: { round: 5, node: 3 } },
   });
   assert.deepStrictEqual(decodeBinary(frame(M, TAG.rejoinReport, 3, 7, 1, 4, 1, 9, 8, 4, 1, 10)), {
     ok: true,

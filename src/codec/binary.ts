@@ -43,7 +43,7 @@
  * 11 snapshot-request  from:uint  role  slot:uint  offset:uint
  * 12 snapshot-chunk    from:uint  slot:uint  length:uint  checksum:uint  offset:uint  data:text
  *                        (length <= SNAPSHOT_UNITS_MAX, checksum <= 2^32 - 1, offset + data units <= length)
- * 13 rejoin-query      from:uint  nonce:uint
+ * 13 rejoin-query      from:uint  nonce:uint  promised:ballot
  * 14 rejoin-report     from:uint  nonce:uint  voting:u8 (0 or 1)  promised:ballot  votedThrough:uint
  *                        decidedThrough:uint  leaderBallot:ballot  proposedThrough:uint
  * 15 refuse            from:uint  client:uint  reason:u8  count:uint  seq:uint × count    (count <= 65536)
@@ -411,6 +411,7 @@ export function encodeBinary(message: Message): Uint8Array {
       break;
     case "rejoin-query":
       w.uint(message.nonce, "nonce");
+      writeBallot(w, message.promised);
       break;
     case "rejoin-report":
       w.uint(message.nonce, "nonce");
@@ -651,8 +652,10 @@ function readBody(r: Reader): Message {
       const offset = r.uint("offset");
       return { type: "snapshot-chunk", from, slot, length, checksum, offset, data: r.snapshotData() };
     }
-    case "rejoin-query":
-      return { type: "rejoin-query", from, nonce: r.uint("nonce") };
+    case "rejoin-query": {
+      const nonce = r.uint("nonce");
+      return { type: "rejoin-query", from, nonce, promised: r.ballot() };
+    }
     case "rejoin-report": {
       const nonce = r.uint("nonce");
       const flag = r.byte("voting");

@@ -159,7 +159,12 @@ function project(message: Message): Message {
         data: message.data,
       };
     case "rejoin-query":
-      return { type: message.type, from: message.from, nonce: message.nonce };
+      return {
+        type: message.type,
+        from: message.from,
+        nonce: message.nonce,
+        promised: ballot(message.promised),
+      };
     case "rejoin-report":
       return {
         type: message.type,

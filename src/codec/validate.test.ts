@@ -142,7 +142,7 @@ test("problems are reported with the path to the field", () => {
       "rejoin-report.voting: expected true or false, got 1",
     ],
     [
-      { type: "rejoin-query", from: 3, nonce: -1 },
+      { type: "rejoin-query", from: 3, nonce: -1, promised: { round: 0, node: 0 } },
       "rejoin-query.nonce: expected a non-negative safe integer, got -1",
     ],
     [

@@ -101,7 +101,7 @@ const MESSAGE_KEYS: Readonly<Record<Message["type"], readonly string[]>> = {
   catchup: ["type", "from", "role", "fromSlot", "toSlot"],
   "snapshot-request": ["type", "from", "role", "slot", "offset"],
   "snapshot-chunk": ["type", "from", "slot", "length", "checksum", "offset", "data"],
-  "rejoin-query": ["type", "from", "nonce"],
+  "rejoin-query": ["type", "from", "nonce", "promised"],
   "rejoin-report": [
     "type",
     "from",
@@ -241,7 +241,10 @@ function messageProblem(m: Fields, type: Message["type"]): Problem {
       );
     case "rejoin-query":
       return (
-        field(m, "from", uintProblem) ?? field(m, "nonce", uintProblem) ?? extraKeys(m, MESSAGE_KEYS[type])
+        field(m, "from", uintProblem) ??
+        field(m, "nonce", uintProblem) ??
+        field(m, "promised", ballotProblem) ??
+        extraKeys(m, MESSAGE_KEYS[type])
       );
     case "rejoin-report":
       return (

@@ -240,6 +240,13 @@ export interface RejoinQueryMessage {
   readonly type: "rejoin-query";
   readonly from: NodeId;
   readonly nonce: number;
+  /**
+   * The highest promise the asker has been told of so far (P*; zero before any report). Its floor
+   * must come from a leader at least that high, so a leader below it steps down and campaigns above
+   * it: otherwise a stable leader under a promise lost since (a wiped acceptor's) would keep the
+   * asker waiting forever (seed 157184).
+   */
+  readonly promised: Ballot;
 }
 
 /**

@@ -988,6 +988,15 @@ export class Proposer {
     }
   }
 
+  /**
+   * Notes a ballot someone needs a leader at or above (a rejoining replica's P*: see
+   * `Replica.checkRejoin`): a leader or candidate below it steps down, and our next campaign goes
+   * above it.
+   */
+  noteBallot(ballot: Ballot): void {
+    this.observeBallot(ballot);
+  }
+
   private onReject(message: RejectMessage): Output {
     this.observeBallot(message.promised);
     return emptyOutput();

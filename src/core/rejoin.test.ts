@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Ballot, ballotAtLeast, type NodeId, ZERO_BALLOT } from "./ballot.js";
+import { type Ballot, ballotAtLeast, ballotGreater, type NodeId, ZERO_BALLOT } from "./ballot.js";
 import type { Destination, Message, Value } from "./messages.js";
 import { valuesEqual } from "./messages.js";
 import type { Output } from "./output.js";
@@ -279,7 +279,12 @@ describe("Rejoin after a lost disk (issue 8, 1a)", () => {
     net.tickUntil([B], () => net.replica(B).mode === "leader", "B leads");
     const rejoining = net.loseDisk(A);
     const before = JSON.stringify(net.replica(C).state());
-    const reply = net.replica(C).step({ type: "rejoin-query", from: A, nonce: 12345 });
+    const reply = net.replica(C).step({
+      type: "rejoin-query",
+      from: A,
+      nonce: 12345,
+      promised: { round: 0, node: 0 },
+    });
     assert.equal(JSON.stringify(net.replica(C).state()), before, "a query is read-only");
     assert.equal(reply.persist, null);
     assert.equal(reply.send.length, 1);
@@ -287,6 +292,21 @@ describe("Rejoin after a lost disk (issue 8, 1a)", () => {
     assert.ok(report?.type === "rejoin-report" && report.voting && report.nonce === 12345);
     rejoining.step(report);
     assert.equal(rejoining.rejoinReports, 0, "the nonce is not this incarnation's");
+  });
+  it("a leader below the promise a rejoining replica was told of steps down, and the next leader is above it (seed 157184)", () => {
+    // P* can exceed every live ballot: a replica that promised it lost its disk since and rejoined
+    // lower. A floor needs a leader at P* or above; a stable leader below it would never be replaced.
+    const net = new Net(majorityOf(3), [A, B, C]);
+    net.tickUntil([B], () => net.replica(B).mode === "leader", "B leads");
+    const below = net.replica(B).proposer.ballot;
+    const stale = { round: below.round + 5, node: C };
+    // The query goes to every replica, as a rejoining one sends it.
+    for (const id of [B, C])
+      net.replica(id).step({ type: "rejoin-query", from: A, nonce: 1, promised: stale });
+    assert.notEqual(net.replica(B).mode, "leader", "B steps down");
+    net.tickUntil([B, C], () => [B, C].some((id) => net.replica(id).mode === "leader"), "a new leader");
+    const leader = [B, C].map((id) => net.replica(id)).find((r) => r.mode === "leader");
+    assert.ok(leader && ballotGreater(leader.proposer.ballot, stale), "the new leader's ballot is above P*");
   });
 });
 

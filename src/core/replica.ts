@@ -249,6 +249,9 @@ export class Replica {
         break;
       }
       case "rejoin-query":
+        // The asker needs a leader at its P* or above: a leader below steps down and everyone's next
+        // campaign goes above it (changes no acceptor state, so the answer stays read-only).
+        if (message.from !== this.id) this.proposer.noteBallot(message.promised);
         output = this.reportForRejoin(message.from, message.nonce);
         break;
       case "rejoin-report":
@@ -274,7 +277,12 @@ export class Replica {
         // the promise the acceptor rejoins with rises with every round of answers.
         output.send.push({
           to: { role: "proposer" },
-          message: { type: "rejoin-query", from: this.id, nonce: this.rejoinNonce },
+          message: {
+            type: "rejoin-query",
+            from: this.id,
+            nonce: this.rejoinNonce,
+            promised: this.rejoinPromised,
+          },
         });
       }
     }
@@ -360,7 +368,10 @@ export class Replica {
    * 2. The floor F comes from a leader at ballot at least P*: its own report, or a heartbeat at a
    *    ballot above P*. F is one past every slot that leader proposed, every slot reported voted or
    *    decided, and every slot this node saw in an accept: F is above every slot the node voted in.
-   *    It asks the leader for a slot (a no-op if the cluster is idle).
+   *    It asks the leader for a slot (a no-op if the cluster is idle). Its queries carry P*: a
+   *    leader below P* steps down, and the next campaign of every replica that hears one goes
+   *    above it (a promise reported once may since have been lost with a wiped disk, leaving a
+   *    stable leader below it that no one would otherwise replace: seed 157184).
    * 3. Once its learner has delivered every slot through F, the acceptor rejoins: it promises the
    *    highest of P*, the floor leader's ballot and every ballot seen, keeps no votes below F
    *    (promises report F as their floor, so no proposer counts this node for those slots), and the

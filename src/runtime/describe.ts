@@ -31,7 +31,7 @@ export function describeMessage(message: Message): string {
     case "snapshot-chunk":
       return `snapshot-chunk from ${message.from}: slot ${message.slot} ${message.offset}+${message.data.length}/${message.length}`;
     case "rejoin-query":
-      return `rejoin-query from ${message.from} nonce ${message.nonce}`;
+      return `rejoin-query from ${message.from} nonce ${message.nonce} promised ${message.promised.round}.${message.promised.node}`;
     case "rejoin-report":
       return `rejoin-report from ${message.from} nonce ${message.nonce} ${message.voting ? `promised ${b(message.promised)}` : "not voting"} voted through ${message.votedThrough} leads ${b(message.leaderBallot)} proposed through ${message.proposedThrough}`;
   }
