@@ -4,17 +4,22 @@ import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
+  clusterEnvelope,
   DigestMachine,
   Driver,
+  nextIncarnation,
   parseClusterConfig,
+  UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
 import {
+  clusterKeys,
   debugTracer,
   fatalHandler,
   handleSignals,
+  noticeLogger,
   openStorage,
   pacedWriter,
   parseId,
@@ -71,6 +76,10 @@ Options:
   --rejoin        this node's state was lost (say, a new disk): start empty in DIR and rejoin as a
                   learner, voting again only once the cluster has moved past every slot it might
                   have voted in
+  --key-file F    the cluster key (wins over the cluster file's "auth": {"keyFile": F} and over
+                  PAXOS_CLUSTER_KEY). With a key every frame carries an HMAC-SHA256 and frames
+                  without a valid one are refused; without one the node warns once that cluster
+                  traffic is unauthenticated. See docs/security.md.
   --debug         print every message sent and received on stderr
   --quiet         do not print decided values
   --seed N        seed for this process's random choices (default: from the OS)
@@ -89,6 +98,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       data: { type: "string" },
       new: { type: "boolean", default: false },
       rejoin: { type: "boolean", default: false },
+      "key-file": { type: "string" },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       seed: { type: "string" },
@@ -106,6 +116,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   if (values.config === undefined) throw new UsageError("missing --config cluster.json");
   const id = parseId(values.id, "node");
   const parsed = parseClusterConfig(readConfigFile(values.config));
+  const keys = clusterKeys({
+    keyFile: values["key-file"],
+    auth: parsed.ok ? parsed.value.auth : undefined,
+    configPath: values.config,
+  });
   if (!parsed.ok) throw new UsageError(`${values.config}: ${parsed.error}`);
   const cluster: ClusterConfig = parsed.value;
   const self = cluster.nodes.find((node) => node.id === id);
@@ -166,9 +181,17 @@ export async function nodeCommand(args: string[]): Promise<number> {
   });
   // A rejoining node says once when it votes again (operators and tests wait for it).
   let rejoining = replica.rejoining;
+  const envelope = clusterEnvelope(
+    cluster,
+    { kind: "node", id },
+    { keys, incarnation: nextIncarnation(values.data) },
+  );
+  if (!envelope.authenticated) logger.warn({ clusterId: envelope.clusterId }, UNAUTHENTICATED_WARNING);
   const driver = new Driver({
     name,
     role: replica,
+    envelope,
+    onNotice: noticeLogger(logger),
     onTurnEnd: () => {
       if (!rejoining || replica.rejoining) return;
       rejoining = false;
@@ -237,6 +260,9 @@ export async function nodeCommand(args: string[]): Promise<number> {
       transport: cluster.transport,
       quorum: quorum.value.description,
       data: values.data ?? null,
+      clusterId: envelope.clusterId,
+      authenticated: envelope.authenticated,
+      incarnation: envelope.incarnation,
     },
     LOG_MESSAGES.started,
   );

@@ -1,11 +1,14 @@
 import { randomInt } from "node:crypto";
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { type Codec, codecByName } from "../codec/index.js";
+import { type Codec, codecByName, type NoticeReason, type Party } from "../codec/index.js";
 import { Prng } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
 import {
+  type ClusterKeys,
   type Driver,
   describeMessage,
+  type KeySources,
+  loadClusterKeys,
   openDataDir,
   prepareDataDirPath,
   type RejoinStep,
@@ -228,7 +231,7 @@ export function handleSignals<R extends RoleLike>(
     const stop = (signal: string) => {
       if (stopping) process.exit(130);
       stopping = true;
-      logger.info({ signal, stats: driver.stats }, "stopping");
+      logger.info({ signal, stats: driver.stats, refusals: driver.refusals.byReason() }, "stopping");
       onStop?.();
       setTimeout(() => process.exit(0), 500).unref();
       void driver.stop().then(() => resolve(0));
@@ -280,5 +283,38 @@ export function pacedWriter(
       paused = false;
       intake().resumeIntake();
     });
+  };
+}
+
+/** The cluster keys (see `loadClusterKeys`); a key that cannot be read is a usage error. */
+export function clusterKeys(sources: Omit<KeySources, "env">): ClusterKeys {
+  const keys = loadClusterKeys({ ...sources, env: process.env });
+  if (!keys.ok) throw new UsageError(keys.error);
+  return keys.value;
+}
+
+/** Logged (at warn, once per reason and peer) when a peer says it refuses this process's frames. */
+export const NOTICE_MESSAGE = "a peer refuses our frames";
+
+/** What a refusal notice means, for a log line or a client's error. */
+export function noticeExplanation(reason: NoticeReason): string {
+  switch (reason) {
+    case "unauthenticated":
+      return "our frames carry no MAC but the cluster requires its key (set auth.keyFile in the cluster file, --key-file, or PAXOS_CLUSTER_KEY)";
+    case "bad-mac":
+      return "our frames' MAC does not verify: this process has another cluster key than the peer";
+    case "stale-incarnation":
+      return "the peer has seen a later incarnation of this process (the clock stepped back? run with --data, or wait)";
+  }
+}
+
+/** Logs each (reason, peer) of refusal notices once: they are unauthenticated hints. */
+export function noticeLogger(logger: Logger) {
+  const seen = new Set<string>();
+  return (reason: NoticeReason, sender: Party) => {
+    const key = `${reason} ${sender.kind}:${sender.id}`;
+    if (seen.has(key) || seen.size >= 64) return;
+    seen.add(key);
+    logger.warn({ reason, peer: sender, explanation: noticeExplanation(reason) }, NOTICE_MESSAGE);
   };
 }

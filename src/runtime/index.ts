@@ -1,10 +1,13 @@
 /** The runtime: real time, sockets and storage driving the pure core. */
 export { type AddressBook, ClusterAddressBook, GroupAddressBook } from "./address-book.js";
 export {
+  type ClusterAuth,
   type ClusterConfig,
   type ClusterNode,
   COURSE_GROUPS,
   type CourseConfig,
+  clusterIdOfConfig,
+  clusterIdOfCourse,
   DEFAULT_SNAPSHOT_LOG_BYTES,
   parseClusterConfig,
   parseCourseConfig,
@@ -31,8 +34,23 @@ export {
   Driver,
   type DriverOptions,
   type DriverStats,
+  NOTICES_PER_SECOND_MAX,
   REAL_SCHEDULER,
   type RoleLike,
   type Scheduler,
 } from "./driver.js";
+export {
+  CLUSTER_ACCEPT_KEY_ENV,
+  CLUSTER_KEY_ENV,
+  type ClusterKeys,
+  clusterEnvelope,
+  courseEnvelope,
+  type IdentityOptions,
+  type KeySources,
+  loadClusterKeys,
+  NO_KEYS,
+  NODE_ROLES,
+  nextIncarnation,
+  UNAUTHENTICATED_WARNING,
+} from "./identity.js";
 export { DigestMachine, type StateMachine } from "./state-machine.js";

@@ -1,4 +1,4 @@
-import { binaryCodec, type Codec, jsonCodec } from "../codec/index.js";
+import { binaryCodec, type Codec, clusterIdOf, EnvelopeGuard, jsonCodec } from "../codec/index.js";
 import {
   Acceptor,
   type AcceptorBugs,
@@ -25,6 +25,7 @@ import {
   type AddressBook,
   ClusterAddressBook,
   type ClusterConfig,
+  clusterEnvelope,
   Driver,
   GroupAddressBook,
   openDataDir,
@@ -435,6 +436,30 @@ export class Simulation implements SimWire {
     this.queue.push(at, { kind: "io", process, done });
   }
 
+  /**
+   * The envelope a process's driver seals and opens frames with, as production builds it: the
+   * cluster's id, and for one seed in three a cluster key (so that the MAC, the incarnations and the
+   * replay window run under the simulator's duplicated, reordered and delayed frames). A process's
+   * incarnation is its life's number, strictly increasing across its restarts.
+   */
+  private envelope(process: SimProcess, life: Life): EnvelopeGuard {
+    const seed = this.scenario.seed;
+    const key = seed % 3 === 0 ? new TextEncoder().encode(`sim cluster key for seed ${seed}`) : null;
+    const kind = process.kind === "replica" ? "node" : process.kind;
+    const self = { kind, id: process.id } as const;
+    const keys = { key, acceptKey: null };
+    if (this.scenario.layout === "collapsed")
+      return clusterEnvelope(this.clusterConfig, self, { keys, incarnation: life.incarnation });
+    return new EnvelopeGuard({
+      clusterId: clusterIdOf(`sim ${seed}`),
+      self,
+      roles: [kind === "node" ? "proposer" : kind],
+      incarnation: life.incarnation,
+      key,
+      groupDelivery: true,
+    });
+  }
+
   /** The address book a process's driver resolves destinations with: what production uses. */
   private addressBook(): AddressBook {
     if (this.scenario.layout === "collapsed") return new ClusterAddressBook(this.clusterConfig);
@@ -559,6 +584,7 @@ export class Simulation implements SimWire {
     const driver = new Driver<RoleObject>({
       name: process.key,
       role,
+      envelope: this.envelope(process, life),
       transport: life.transport,
       codec: this.codec,
       addressBook: this.addressBook(),
