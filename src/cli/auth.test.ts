@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -170,3 +172,110 @@ describe("paxos node with a cluster key (docs/security.md, Authentication and id
     }
   });
 });
+
+describe("paxos node over mutual TLS (docs/security.md, Mutual TLS)", () => {
+  test("three nodes over TCP with TLS certificates decide a client's values; a client whose certificate the CA did not sign gets nothing", async () => {
+    const processes = new ProcessGroup();
+    const dir = mkdtempSync(join(tmpdir(), "paxos-tls-node-test-"));
+    const openssl = (args: string[]) => {
+      const result = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+      assert.equal(result.error, undefined, `openssl is needed for this test: ${result.error?.message}`);
+      assert.equal(result.status, 0, `openssl ${args.join(" ")}: ${result.stderr}`);
+    };
+    const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    const ca = (name: string) =>
+      openssl([
+        "req",
+        "-x509",
+        ...newKey,
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.pem`,
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${name}`,
+      ]);
+    const cert = (name: string, by: string) => {
+      openssl(["req", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
+      writeFileSync(join(dir, `${name}.ext`), `subjectAltName=DNS:${name}\n`);
+      openssl(
+        [
+          "x509",
+          "-req",
+          "-in",
+          `${name}.csr`,
+          "-CA",
+          `${by}.pem`,
+          "-CAkey",
+          `${by}.key`,
+          "-CAcreateserial",
+        ].concat(["-out", `${name}.pem`, "-days", "2", "-extfile", `${name}.ext`]),
+      );
+    };
+    try {
+      ca("ca");
+      ca("rogue-ca");
+      for (const name of ["node-1", "node-2", "node-3", "client-9"]) cert(name, "ca");
+      cert("client-10", "rogue-ca");
+      const ports = await freeTcpPorts(3);
+      const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
+      const configPath = join(dir, "cluster.json");
+      const tls = {
+        caFile: "ca.pem",
+        certFile: "node-{id}.pem",
+        keyFile: "node-{id}.key",
+        clientCertFile: "client-{id}.pem",
+        clientKeyFile: "client-{id}.key",
+      };
+      writeFileSync(configPath, JSON.stringify({ nodes, transport: "tcp", tls }));
+      const nodeProcs = nodes.map((node) =>
+        processes.start(`node ${node.id}`, [
+          "node",
+          "--config",
+          configPath,
+          "--id",
+          String(node.id),
+          "--new",
+        ]),
+      );
+      for (const proc of nodeProcs) await waitFor(started(proc), `${proc.name} to start`);
+      const values = ["tls 1", "tls 2", "tls 3"];
+      const client = processes.start("client 9", ["client", "9", configPath], { stdin: true });
+      client.child.stdin?.end(`${values.join("\n")}\n`);
+      await waitFor(
+        () => nodeProcs.every((proc) => lines(proc.stdout).length >= values.length),
+        "every node to print every value",
+      );
+      assert.deepEqual(await client.finish(10_000), { code: 0, signal: null }, client.stderr);
+
+      const rogue = processes.start("client 10", ["client", "10", configPath], { stdin: true });
+      rogue.child.stdin?.end("from a rogue certificate\n");
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // a fixed window to show nothing is decided
+      await processes.stop(rogue);
+      for (const proc of nodeProcs) assert.equal((await processes.stop(proc)).code, 0, proc.stderr);
+      for (const proc of nodeProcs) {
+        assert.deepEqual(lines(proc.stdout).sort(), [...values].sort(), `${proc.name} printed other values`);
+        assert.doesNotMatch(proc.stderr, /FATAL/);
+      }
+    } finally {
+      await processes.stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `count` TCP ports the OS says are free on 127.0.0.1 (free a moment ago). */
+async function freeTcpPorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    ports.add(address.port);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  return [...ports];
+}

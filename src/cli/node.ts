@@ -28,6 +28,8 @@ import {
   processPrng,
   RUNTIME_TIMING,
   readConfigFile,
+  tcpTls,
+  tlsOption,
 } from "./process-kit.js";
 import { RECEIVE_BUFFER_BYTES } from "./roles.js";
 
@@ -47,6 +49,13 @@ nodes, and optionally weights, quorums, the transport and the codec:
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
 Clients reach the cluster with "paxos client <id> cluster.json".
+
+Identity and authentication (docs/security.md): every frame carries the cluster's id ("clusterId",
+default: a hash of the name and the nodes), so two clusters never mix. "auth": {"keyFile": F} (or
+PAXOS_CLUSTER_KEY, or --key-file) turns on an HMAC-SHA256 on every frame; "acceptKeyFile" names a
+second key accepted while the key is rotated. With "transport": "tcp", "tls": {"caFile": C,
+"certFile": "node-{id}.pem", "keyFile": "node-{id}.key", "clientCertFile": ..., "clientKeyFile": ...}
+turns on mutual TLS: a peer's certificate must name a member (node-<id>) or a client (client-<id>).
 
 "clientsMax" (distinct client ids the cluster ever serves) and "clientRangesMax" (gaps in one client's
 sequence numbers) bound the sessions that make delivery exactly-once. Past them a value is refused,
@@ -150,7 +159,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   }
   const transport: Transport =
     cluster.transport === "tcp"
-      ? new TcpTransport({ host: self.host, port: self.port })
+      ? new TcpTransport({
+          host: self.host,
+          port: self.port,
+          ...tlsOption(tcpTls(cluster, values.config, { kind: "node", id })),
+        })
       : new UdpTransport({ host: self.host, port: self.port, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
   const replica = new Replica({
     id,

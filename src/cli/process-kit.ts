@@ -1,9 +1,11 @@
 import { randomInt } from "node:crypto";
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { type Codec, codecByName, type NoticeReason, type Party } from "../codec/index.js";
 import { Prng } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
 import {
+  type ClusterConfig,
   type ClusterKeys,
   type Driver,
   describeMessage,
@@ -15,6 +17,7 @@ import {
   type RoleLike,
 } from "../runtime/index.js";
 import { WalStorage } from "../storage/index.js";
+import type { TcpTlsOptions } from "../transport/index.js";
 import { StartError, UsageError } from "./errors.js";
 
 /**
@@ -317,4 +320,53 @@ export function noticeLogger(logger: Logger) {
     seen.add(key);
     logger.warn({ reason, peer: sender, explanation: noticeExplanation(reason) }, NOTICE_MESSAGE);
   };
+}
+
+/**
+ * Mutual TLS options for a TCP transport from the cluster file's `"tls"`, for node `id` or client
+ * `id`: its certificate and key (`{id}` replaced), the cluster CA, and who may be the peer. Nodes take
+ * `node-<id>` of a member and any `client-<n>` the CA signed; clients take members only. Undefined
+ * without `"tls"`; a file that cannot be read is a usage error.
+ */
+export function tcpTls(
+  cluster: ClusterConfig,
+  configPath: string,
+  self: { kind: "node" | "client"; id: number },
+): TcpTlsOptions | undefined {
+  const tls = cluster.tls;
+  if (tls === undefined) return undefined;
+  const read = (template: string | undefined, what: string): string => {
+    if (template === undefined)
+      throw new UsageError(`${configPath}: tls.${what} is needed for a client over TLS`);
+    const path = template.replaceAll("{id}", String(self.id));
+    const full = isAbsolute(path) ? path : resolve(dirname(configPath), path);
+    try {
+      return readFileSync(full, "utf8");
+    } catch (error) {
+      throw new UsageError(
+        `cannot read tls.${what} "${full}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  };
+  const members = new Set(cluster.nodes.map((node) => `node-${node.id}`));
+  return {
+    ca: read(tls.caFile, "caFile"),
+    cert: read(
+      self.kind === "node" ? tls.certFile : tls.clientCertFile,
+      self.kind === "node" ? "certFile" : "clientCertFile",
+    ),
+    key: read(
+      self.kind === "node" ? tls.keyFile : tls.clientKeyFile,
+      self.kind === "node" ? "keyFile" : "clientKeyFile",
+    ),
+    peerAllowed:
+      self.kind === "node"
+        ? (name) => members.has(name) || /^client-[1-9]\d*$/.test(name)
+        : (name) => members.has(name),
+  };
+}
+
+/** `{ tls }` when there is one (for an options object under exactOptionalPropertyTypes). */
+export function tlsOption(tls: TcpTlsOptions | undefined): { tls?: TcpTlsOptions } {
+  return tls === undefined ? {} : { tls };
 }

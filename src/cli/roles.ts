@@ -46,6 +46,8 @@ import {
   processPrng,
   RUNTIME_TIMING,
   readConfigFile,
+  tcpTls,
+  tlsOption,
 } from "./process-kit.js";
 
 /**
@@ -146,7 +148,11 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     quorum = q.value;
     transport =
       cluster.value.transport === "tcp"
-        ? new TcpTransport({ host: "0.0.0.0", port: 0 })
+        ? new TcpTransport({
+            host: "0.0.0.0",
+            port: 0,
+            ...tlsOption(tcpTls(cluster.value, configPath, { kind: "client", id })),
+          })
         : // Any local address: the nodes may be on other hosts (answers come back to the source address).
           new UdpTransport({ host: "0.0.0.0", port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
     addressBook = new ClusterAddressBook(cluster.value);

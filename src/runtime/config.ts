@@ -88,6 +88,17 @@ const authSchema = z.strictObject({
   acceptKeyFile: z.string().min(1).optional(),
 });
 
+const tlsSchema = z.strictObject({
+  /** The cluster CA's certificate (PEM): the only CA trusted. */
+  caFile: z.string().min(1),
+  /** A node's certificate and key; `{id}` is replaced by the node's id. The certificate names `node-<id>`. */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  /** A client's certificate and key (`{id}`: the client's id); the certificate names `client-<id>`. */
+  clientCertFile: z.string().min(1).optional(),
+  clientKeyFile: z.string().min(1).optional(),
+});
+
 const clusterSchema = z.strictObject({
   name: z.string().min(1).max(100).optional(),
   /**
@@ -97,6 +108,8 @@ const clusterSchema = z.strictObject({
   clusterId: z.int().min(1).max(0xffff_ffff).optional(),
   /** Authentication: the cluster key (docs/security.md, "Authentication and identity"). */
   auth: authSchema.optional(),
+  /** Mutual TLS for `"transport": "tcp"` (docs/security.md, "Mutual TLS"). */
+  tls: tlsSchema.optional(),
   nodes: z.array(nodeSchema).min(1).max(255),
   quorum: quorumSchema.optional(),
   transport: z.enum(["udp", "tcp"]).optional(),
@@ -122,6 +135,9 @@ const clusterSchema = z.strictObject({
 
 export type ClusterNode = z.infer<typeof nodeSchema>;
 
+/** Mutual TLS files, as written in the cluster file (relative to it; `{id}` replaced by an id). */
+export type ClusterTls = z.infer<typeof tlsSchema>;
+
 /** Where a cluster's key comes from: paths as written in the cluster file (relative to it). */
 export interface ClusterAuth {
   readonly keyFile?: string;
@@ -135,6 +151,8 @@ export interface ClusterConfig {
   readonly clusterId?: number;
   /** The cluster key's files; absent: `PAXOS_CLUSTER_KEY`, or none (unauthenticated). */
   readonly auth?: ClusterAuth;
+  /** Mutual TLS over TCP; absent: plain TCP. */
+  readonly tls?: ClusterTls;
   readonly nodes: readonly ClusterNode[];
   readonly acceptors: readonly AcceptorSpec[];
   readonly quorum: QuorumSpec;
@@ -181,6 +199,7 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     return err(`${path}: ${issue?.message ?? "invalid"}`);
   }
   const config = parsed.data;
+  if (config.tls !== undefined && config.transport !== "tcp") return err(`tls: needs "transport": "tcp"`);
   const seen = new Set<number>();
   for (const node of config.nodes) {
     if (seen.has(node.id)) return err(`nodes: id ${node.id} appears twice`);
@@ -196,6 +215,7 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     name: config.name ?? "paxos",
     ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}),
     ...(config.auth !== undefined ? { auth: config.auth } : {}),
+    ...(config.tls !== undefined ? { tls: config.tls } : {}),
     nodes: config.nodes,
     acceptors,
     quorum,

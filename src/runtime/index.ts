@@ -4,6 +4,7 @@ export {
   type ClusterAuth,
   type ClusterConfig,
   type ClusterNode,
+  type ClusterTls,
   COURSE_GROUPS,
   type CourseConfig,
   clusterIdOfConfig,
