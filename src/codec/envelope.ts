@@ -15,7 +15,7 @@
  * (128 bits, as IPsec's HMAC-SHA-256-128). A receiver compares it in constant time.
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { type Destination, type NodeId, Refusals, type Role } from "../core/index.js";
 
 /** First byte of every envelope: distinct from the binary codec's 0xA1 and JSON's `{`. */
@@ -221,8 +221,11 @@ export class EnvelopeGuard {
   readonly incarnation: number;
   readonly refusals: Refusals;
   private readonly roles: ReadonlySet<Role>;
-  private readonly key: Uint8Array | null;
-  private readonly acceptKey: Uint8Array | null;
+  /** Imported once: importing a raw key on every HMAC costs more than the HMAC of a small frame. */
+  private readonly key: KeyObject | null;
+  private readonly acceptKey: KeyObject | null;
+  /** The header is built here, then copied into the frame (one allocation per frame). */
+  private readonly header = new Uint8Array(ENVELOPE_BYTES_MAX - MAC_BYTES);
   private readonly groupDelivery: boolean;
   private nextSeq = 1;
   private readonly members: Map<string, ReplayWindow> | null;
@@ -242,8 +245,8 @@ export class EnvelopeGuard {
     this.self = options.self;
     this.incarnation = options.incarnation;
     this.roles = new Set(options.roles);
-    this.key = options.key ?? null;
-    this.acceptKey = options.acceptKey ?? null;
+    this.key = options.key ? createSecretKey(options.key) : null;
+    this.acceptKey = options.acceptKey ? createSecretKey(options.acceptKey) : null;
     this.groupDelivery = options.groupDelivery ?? false;
     this.refusals = options.refusals ?? new Refusals();
     this.members =
@@ -279,10 +282,13 @@ export class EnvelopeGuard {
 
   private build(flags: number, receiverCode: number, receiverId: number, body: Uint8Array): Uint8Array {
     const mac = this.key !== null && (flags & FLAG_NOTICE) === 0;
-    const header = new Uint8Array(ENVELOPE_BYTES_MAX - MAC_BYTES);
+    const header = this.header;
     header[0] = ENVELOPE_MAGIC;
     header[1] = flags | (mac ? FLAG_MAC : 0);
-    new DataView(header.buffer).setUint32(2, this.clusterId);
+    header[2] = this.clusterId >>> 24;
+    header[3] = (this.clusterId >>> 16) & 0xff;
+    header[4] = (this.clusterId >>> 8) & 0xff;
+    header[5] = this.clusterId & 0xff;
     let at = 6;
     header[at++] = SENDER_KINDS.indexOf(this.self.kind);
     at = writeUint(header, at, this.self.id);
@@ -294,7 +300,7 @@ export class EnvelopeGuard {
     frame.set(header.subarray(0, at), 0);
     frame.set(body, at);
     if (mac) {
-      const tag = computeMac(this.key as Uint8Array, frame.subarray(0, at + body.length));
+      const tag = computeMac(this.key as KeyObject, frame.subarray(0, at + body.length));
       frame.set(tag, at + body.length);
     }
     return frame;
@@ -406,7 +412,11 @@ function parseHeader(frame: Uint8Array): Header | null {
   if (frame.length < 6 || frame[0] !== ENVELOPE_MAGIC) return null;
   const flags = frame[1] as number;
   if ((flags & ~(FLAG_MAC | FLAG_NOTICE)) !== 0) return null;
-  const clusterId = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(2);
+  const clusterId =
+    (frame[2] as number) * 0x100_0000 +
+    (frame[3] as number) * 0x1_0000 +
+    (frame[4] as number) * 0x100 +
+    (frame[5] as number);
   const reader = { at: 6 };
   const kind = SENDER_KINDS[readByte(frame, reader)];
   const senderId = readUint(frame, reader);
@@ -465,11 +475,11 @@ function writeUint(into: Uint8Array, at: number, value: number): number {
   return at;
 }
 
-function computeMac(key: Uint8Array, signed: Uint8Array): Uint8Array {
+function computeMac(key: KeyObject, signed: Uint8Array): Uint8Array {
   return createHmac("sha256", key).update(signed).digest().subarray(0, MAC_BYTES);
 }
 
-function macMatches(key: Uint8Array, signed: Uint8Array, tag: Uint8Array): boolean {
+function macMatches(key: KeyObject, signed: Uint8Array, tag: Uint8Array): boolean {
   const expected = computeMac(key, signed);
   return tag.length === MAC_BYTES && timingSafeEqual(expected, tag);
 }
