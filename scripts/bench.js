@@ -127,15 +127,25 @@ async function startNodes({ extra = {}, nodeArgs = [], execArgs = [], stdout, st
 /** An in-process client (id `id`) for a cluster file, started, with a leader found (one value acked). */
 async function startClient(config, id, transport = "udp") {
   const { Client, Prng } = await import("../dist/core/index.js");
-  const { ClusterAddressBook, Driver, parseClusterConfig } = await import("../dist/runtime/index.js");
+  const { ClusterAddressBook, Driver, parseClusterConfig, clusterEnvelope, loadClusterKeys } = await import(
+    "../dist/runtime/index.js"
+  );
   const { UdpTransport, TcpTransport } = await import("../dist/transport/index.js");
   const { MemoryStorage } = await import("../dist/storage/index.js");
   const { binaryCodec } = await import("../dist/codec/index.js");
   const cluster = parseClusterConfig(JSON.stringify(config));
   const client = new Client({ id, prng: new Prng(id), windowCommands: 16384, firstSeq: Date.now() * 1000 });
+  // With PAXOS_CLUSTER_KEY set, the nodes (which inherit the environment) and this client authenticate.
+  const keys = loadClusterKeys({ env: process.env });
+  if (!keys.ok) throw new Error(keys.error);
   const driver = new Driver({
     name: "bench client",
     role: client,
+    envelope: clusterEnvelope(
+      cluster.value,
+      { kind: "client", id },
+      { keys: keys.value, incarnation: Date.now() },
+    ),
     transport:
       transport === "tcp"
         ? new TcpTransport({ host: "127.0.0.1", port: 0 })
@@ -211,10 +221,12 @@ benchmarks.durable = async () => {
   const attempts = Number(process.env.PAXOS_BENCH_ATTEMPTS ?? 3);
   const runs = [];
   const medians = [];
+  // PAXOS_BENCH_VALUES scales the runs down (or up) for a quick A/B; the recorded figures use 1M.
+  const scale = Number(process.env.PAXOS_BENCH_VALUES ?? 1_000_000) / 1_000_000;
   for (const setup of [
-    { values: 1_000_000, batchCommandsMax: 512 },
-    { values: 1_000_000, batchCommandsMax: 512, transport: "tcp" },
-    { values: 20_000, batchCommandsMax: 1 },
+    { values: Math.round(1_000_000 * scale), batchCommandsMax: 512 },
+    { values: Math.round(1_000_000 * scale), batchCommandsMax: 512, transport: "tcp" },
+    { values: Math.round(20_000 * scale), batchCommandsMax: 1 },
   ]) {
     const figures = [];
     for (let attempt = 1; attempt <= attempts; attempt++) {

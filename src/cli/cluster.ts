@@ -9,6 +9,7 @@ import { Client, emptyOutput } from "../core/index.js";
 import { createLogger } from "../observe/index.js";
 import {
   ClusterAddressBook,
+  clusterEnvelope,
   Driver,
   isLogFileName,
   nodeDataDirFileSystem,
@@ -18,7 +19,15 @@ import {
 import { MemoryStorage } from "../storage/index.js";
 import { TcpTransport, UdpTransport } from "../transport/index.js";
 import { StartError, UsageError } from "./errors.js";
-import { fatalHandler, lockDataDir, parsePositiveInt, pickCodec, processPrng } from "./process-kit.js";
+import {
+  clusterKeys,
+  fatalHandler,
+  lockDataDir,
+  noticeLogger,
+  parsePositiveInt,
+  pickCodec,
+  processPrng,
+} from "./process-kit.js";
 import { busyReporter, RECEIVE_BUFFER_BYTES } from "./roles.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
@@ -36,7 +45,10 @@ Options:
                      nodes get --new); otherwise each node loads its state, and a node whose
                      directory is missing or empty rejoins as a learner
   --demo             also submit a value every half second, to watch the cluster work
-  -h, --help         this text`;
+  -h, --help         this text
+
+With PAXOS_CLUSTER_KEY set, the nodes and the client authenticate every frame with it (see
+docs/security.md); without it the nodes warn that cluster traffic is unauthenticated.`;
 
 const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 
@@ -109,6 +121,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const driver = new Driver({
     name: "cluster client",
     role: client,
+    envelope: clusterEnvelope(
+      cluster.value,
+      { kind: "client", id: client.id },
+      { keys: clusterKeys({}), incarnation: Date.now() },
+    ),
+    onNotice: noticeLogger(logger),
     transport:
       transportName === "tcp"
         ? new TcpTransport({ host: "127.0.0.1", port: 0 })

@@ -378,7 +378,16 @@ describe("the data directory belongs to one node, and only our files in it", () 
       // (A node stopped before its signal handlers were installed may leave its lock: the next
       // start takes it over.)
       const entries = readdirSync(data).filter((name) => !name.endsWith(".lock"));
-      assert.deepEqual(entries.sort(), ["cluster.json", "node-1", "node-2", "node-3"]);
+      // Beside each node's directory, its incarnation (docs/security.md, "Incarnations").
+      assert.deepEqual(entries.sort(), [
+        "cluster.json",
+        "node-1",
+        "node-1.incarnation",
+        "node-2",
+        "node-2.incarnation",
+        "node-3",
+        "node-3.incarnation",
+      ]);
     });
   });
 });

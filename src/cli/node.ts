@@ -4,17 +4,22 @@ import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
+  clusterEnvelope,
   DigestMachine,
   Driver,
+  nextIncarnation,
   parseClusterConfig,
+  UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
 import {
+  clusterKeys,
   debugTracer,
   fatalHandler,
   handleSignals,
+  noticeLogger,
   openStorage,
   pacedWriter,
   parseId,
@@ -23,6 +28,8 @@ import {
   processPrng,
   RUNTIME_TIMING,
   readConfigFile,
+  tcpTls,
+  tlsOption,
 } from "./process-kit.js";
 import { RECEIVE_BUFFER_BYTES } from "./roles.js";
 
@@ -42,6 +49,13 @@ nodes, and optionally weights, quorums, the transport and the codec:
 "quorum" is {"kind": "majority"}, {"kind": "weighted"} or {"kind": "flexible", "phase1Weight": W1,
 "phase2Weight": W2}. A node with "acceptor": false proposes and learns but does not vote.
 Clients reach the cluster with "paxos client <id> cluster.json".
+
+Identity and authentication (docs/security.md): every frame carries the cluster's id ("clusterId",
+default: a hash of the name and the nodes), so two clusters never mix. "auth": {"keyFile": F} (or
+PAXOS_CLUSTER_KEY, or --key-file) turns on an HMAC-SHA256 on every frame; "acceptKeyFile" names a
+second key accepted while the key is rotated. With "transport": "tcp", "tls": {"caFile": C,
+"certFile": "node-{id}.pem", "keyFile": "node-{id}.key", "clientCertFile": ..., "clientKeyFile": ...}
+turns on mutual TLS: a peer's certificate must name a member (node-<id>) or a client (client-<id>).
 
 "clientsMax" (distinct client ids the cluster ever serves) and "clientRangesMax" (gaps in one client's
 sequence numbers) bound the sessions that make delivery exactly-once. Past them a value is refused,
@@ -71,6 +85,10 @@ Options:
   --rejoin        this node's state was lost (say, a new disk): start empty in DIR and rejoin as a
                   learner, voting again only once the cluster has moved past every slot it might
                   have voted in
+  --key-file F    the cluster key (wins over the cluster file's "auth": {"keyFile": F} and over
+                  PAXOS_CLUSTER_KEY). With a key every frame carries an HMAC-SHA256 and frames
+                  without a valid one are refused; without one the node warns once that cluster
+                  traffic is unauthenticated. See docs/security.md.
   --debug         print every message sent and received on stderr
   --quiet         do not print decided values
   --seed N        seed for this process's random choices (default: from the OS)
@@ -89,6 +107,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       data: { type: "string" },
       new: { type: "boolean", default: false },
       rejoin: { type: "boolean", default: false },
+      "key-file": { type: "string" },
       debug: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       seed: { type: "string" },
@@ -106,6 +125,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   if (values.config === undefined) throw new UsageError("missing --config cluster.json");
   const id = parseId(values.id, "node");
   const parsed = parseClusterConfig(readConfigFile(values.config));
+  const keys = clusterKeys({
+    keyFile: values["key-file"],
+    auth: parsed.ok ? parsed.value.auth : undefined,
+    configPath: values.config,
+  });
   if (!parsed.ok) throw new UsageError(`${values.config}: ${parsed.error}`);
   const cluster: ClusterConfig = parsed.value;
   const self = cluster.nodes.find((node) => node.id === id);
@@ -135,7 +159,11 @@ export async function nodeCommand(args: string[]): Promise<number> {
   }
   const transport: Transport =
     cluster.transport === "tcp"
-      ? new TcpTransport({ host: self.host, port: self.port })
+      ? new TcpTransport({
+          host: self.host,
+          port: self.port,
+          ...tlsOption(tcpTls(cluster, values.config, { kind: "node", id })),
+        })
       : new UdpTransport({ host: self.host, port: self.port, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
   const replica = new Replica({
     id,
@@ -172,9 +200,17 @@ export async function nodeCommand(args: string[]): Promise<number> {
   });
   // A rejoining node says once when it votes again (operators and tests wait for it).
   let rejoining = replica.rejoining;
+  const envelope = clusterEnvelope(
+    cluster,
+    { kind: "node", id },
+    { keys, incarnation: nextIncarnation(values.data) },
+  );
+  if (!envelope.authenticated) logger.warn({ clusterId: envelope.clusterId }, UNAUTHENTICATED_WARNING);
   const driver = new Driver({
     name,
     role: replica,
+    envelope,
+    onNotice: noticeLogger(logger),
     onTurnEnd: () => {
       if (!rejoining || replica.rejoining) return;
       rejoining = false;
@@ -245,6 +281,9 @@ export async function nodeCommand(args: string[]): Promise<number> {
       transport: cluster.transport,
       quorum: quorum.value.description,
       data: values.data ?? null,
+      clusterId: envelope.clusterId,
+      authenticated: envelope.authenticated,
+      incarnation: envelope.incarnation,
     },
     LOG_MESSAGES.started,
   );

@@ -4,14 +4,18 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import type { EnvelopeGuard } from "../codec/index.js";
 import { binaryCodec } from "../codec/index.js";
 import { Client, type Command, Prng, parsePrintedLine, printableLine } from "../core/index.js";
 import { hasLogged, LOG_MESSAGES } from "../observe/index.js";
 import {
   type AddressBook,
   ClusterAddressBook,
+  clusterEnvelope,
+  courseEnvelope,
   Driver,
   GroupAddressBook,
+  NO_KEYS,
   parseClusterConfig,
   parseCourseConfig,
 } from "../runtime/index.js";
@@ -73,9 +77,14 @@ async function freeUdpPorts(count: number): Promise<number[]> {
  * A library `Client` in this process, driven by a real `Driver`: the way an application (and the KV
  * store) submits values that no stdin line can hold, such as one with a newline.
  */
-async function libraryClient(transport: Transport, addressBook: AddressBook): Promise<Driver<Client>> {
+async function libraryClient(
+  transport: Transport,
+  addressBook: AddressBook,
+  envelope: EnvelopeGuard,
+): Promise<Driver<Client>> {
   const driver = new Driver({
     name: "test client",
+    envelope,
     role: new Client({ id: 4242, prng: new Prng(4242) }),
     transport,
     codec: binaryCodec,
@@ -141,6 +150,7 @@ describe("printers of decided values escape what would break a line", () => {
       driver = await libraryClient(
         new UdpTransport({ host: "127.0.0.1", port: 0 }),
         new ClusterAddressBook(cluster.value),
+        clusterEnvelope(cluster.value, { kind: "client", id: 4242 }, { keys: NO_KEYS, incarnation: 1 }),
       );
       submitAll(driver, HOSTILE_PAYLOADS);
       await waitFor(
@@ -182,6 +192,7 @@ describe("printers of decided values escape what would break a line", () => {
       driver = await libraryClient(
         new MulticastTransport({ groups: [course.value.groups.client], interfaceAddress: "127.0.0.1" }),
         new GroupAddressBook(course.value.groups),
+        courseEnvelope(course.value, { kind: "client", id: 4242 }, { keys: NO_KEYS, incarnation: 1 }),
       );
       submitAll(driver, HOSTILE_PAYLOADS);
       await waitFor(

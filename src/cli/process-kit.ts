@@ -1,17 +1,23 @@
 import { randomInt } from "node:crypto";
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { type Codec, codecByName } from "../codec/index.js";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { type Codec, codecByName, type NoticeReason, type Party } from "../codec/index.js";
 import { Prng } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
 import {
+  type ClusterConfig,
+  type ClusterKeys,
   type Driver,
   describeMessage,
+  type KeySources,
+  loadClusterKeys,
   openDataDir,
   prepareDataDirPath,
   type RejoinStep,
   type RoleLike,
 } from "../runtime/index.js";
 import { WalStorage } from "../storage/index.js";
+import type { TcpTlsOptions } from "../transport/index.js";
 import { StartError, UsageError } from "./errors.js";
 
 /**
@@ -228,7 +234,7 @@ export function handleSignals<R extends RoleLike>(
     const stop = (signal: string) => {
       if (stopping) process.exit(130);
       stopping = true;
-      logger.info({ signal, stats: driver.stats }, "stopping");
+      logger.info({ signal, stats: driver.stats, refusals: driver.refusals.byReason() }, "stopping");
       onStop?.();
       setTimeout(() => process.exit(0), 500).unref();
       void driver.stop().then(() => resolve(0));
@@ -281,4 +287,86 @@ export function pacedWriter(
       intake().resumeIntake();
     });
   };
+}
+
+/** The cluster keys (see `loadClusterKeys`); a key that cannot be read is a usage error. */
+export function clusterKeys(sources: Omit<KeySources, "env">): ClusterKeys {
+  const keys = loadClusterKeys({ ...sources, env: process.env });
+  if (!keys.ok) throw new UsageError(keys.error);
+  return keys.value;
+}
+
+/** Logged (at warn, once per reason and peer) when a peer says it refuses this process's frames. */
+export const NOTICE_MESSAGE = "a peer refuses our frames";
+
+/** What a refusal notice means, for a log line or a client's error. */
+export function noticeExplanation(reason: NoticeReason): string {
+  switch (reason) {
+    case "unauthenticated":
+      return "our frames carry no MAC but the cluster requires its key (set auth.keyFile in the cluster file, --key-file, or PAXOS_CLUSTER_KEY)";
+    case "bad-mac":
+      return "our frames' MAC does not verify: this process has another cluster key than the peer";
+    case "stale-incarnation":
+      return "the peer has seen a later incarnation of this process (the clock stepped back? run with --data, or wait)";
+  }
+}
+
+/** Logs each (reason, peer) of refusal notices once: they are unauthenticated hints. */
+export function noticeLogger(logger: Logger) {
+  const seen = new Set<string>();
+  return (reason: NoticeReason, sender: Party) => {
+    const key = `${reason} ${sender.kind}:${sender.id}`;
+    if (seen.has(key) || seen.size >= 64) return;
+    seen.add(key);
+    logger.warn({ reason, peer: sender, explanation: noticeExplanation(reason) }, NOTICE_MESSAGE);
+  };
+}
+
+/**
+ * Mutual TLS options for a TCP transport from the cluster file's `"tls"`, for node `id` or client
+ * `id`: its certificate and key (`{id}` replaced), the cluster CA, and who may be the peer. Nodes take
+ * `node-<id>` of a member and any `client-<n>` the CA signed; clients take members only. Undefined
+ * without `"tls"`; a file that cannot be read is a usage error.
+ */
+export function tcpTls(
+  cluster: ClusterConfig,
+  configPath: string,
+  self: { kind: "node" | "client"; id: number },
+): TcpTlsOptions | undefined {
+  const tls = cluster.tls;
+  if (tls === undefined) return undefined;
+  const read = (template: string | undefined, what: string): string => {
+    if (template === undefined)
+      throw new UsageError(`${configPath}: tls.${what} is needed for a client over TLS`);
+    const path = template.replaceAll("{id}", String(self.id));
+    const full = isAbsolute(path) ? path : resolve(dirname(configPath), path);
+    try {
+      return readFileSync(full, "utf8");
+    } catch (error) {
+      throw new UsageError(
+        `cannot read tls.${what} "${full}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  };
+  const members = new Set(cluster.nodes.map((node) => `node-${node.id}`));
+  return {
+    ca: read(tls.caFile, "caFile"),
+    cert: read(
+      self.kind === "node" ? tls.certFile : tls.clientCertFile,
+      self.kind === "node" ? "certFile" : "clientCertFile",
+    ),
+    key: read(
+      self.kind === "node" ? tls.keyFile : tls.clientKeyFile,
+      self.kind === "node" ? "keyFile" : "clientKeyFile",
+    ),
+    peerAllowed:
+      self.kind === "node"
+        ? (name) => members.has(name) || /^client-[1-9]\d*$/.test(name)
+        : (name) => members.has(name),
+  };
+}
+
+/** `{ tls }` when there is one (for an options object under exactOptionalPropertyTypes). */
+export function tlsOption(tls: TcpTlsOptions | undefined): { tls?: TcpTlsOptions } {
+  return tls === undefined ? {} : { tls };
 }

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { binaryCodec } from "../codec/index.js";
+import { binaryCodec, EnvelopeGuard } from "../codec/index.js";
 import { hasLogged, LOG_MESSAGES, logRecords } from "../observe/index.js";
+import { clusterIdOfCourse, parseCourseConfig } from "../runtime/index.js";
 import { ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
 const GROUP = "239.0.0.1";
@@ -262,7 +263,16 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
         entries: [{ slot: 1, value: { commands: [{ client: 66, seq: 1, payload: "forged" }] } }],
       });
       garbage.push(Buffer.from(decide.subarray(0, decide.length - 4)), Buffer.concat([decide, Buffer.of(0)]));
-      for (const frame of garbage) {
+      // Each bare (refused as not an envelope) and in a well-formed envelope (refused by the decoder).
+      const course = parseCourseConfig(courseConfig(base));
+      assert.ok(course.ok);
+      const envelope = new EnvelopeGuard({
+        clusterId: clusterIdOfCourse(course.value),
+        self: { kind: "proposer", id: 1 },
+        roles: [],
+        incarnation: Date.now(),
+      });
+      for (const frame of [...garbage, ...garbage.map((bare) => envelope.seal(bare, { role: "learner" }))]) {
         await new Promise<void>((resolve, reject) =>
           socket.send(frame, base + 3, GROUP, (error) => (error ? reject(error) : resolve())),
         );
@@ -278,6 +288,7 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
       assert.ok(stats !== null, learner.stderr);
       // Datagrams on a loopback group are not lost, but allow for it: most must have been seen as bad.
       assert.ok((stats.decodeErrors ?? 0) >= garbage.length - 2, `decodeErrors ${stats.decodeErrors}`);
+      assert.ok((stats.framesRefused ?? 0) >= garbage.length - 2, `framesRefused ${stats.framesRefused}`);
       assert.doesNotMatch(learner.stderr, /FATAL|Error:/);
     } finally {
       socket.close();

@@ -1,5 +1,6 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import type { EnvelopeGuard, NoticeReason, Party } from "../codec/index.js";
 import {
   Acceptor,
   Client,
@@ -17,18 +18,26 @@ import { createLogger, LOG_MESSAGES, proposerModeMessage } from "../observe/inde
 import {
   type AddressBook,
   ClusterAddressBook,
+  clusterEnvelope,
+  courseEnvelope,
   Driver,
   GroupAddressBook,
+  nextIncarnation,
   parseClusterConfig,
   parseCourseConfig,
   type RoleLike,
+  UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { MulticastTransport, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
 import {
+  clusterKeys,
   debugTracer,
   fatalHandler,
   handleSignals,
+  NOTICE_MESSAGE,
+  noticeExplanation,
+  noticeLogger,
   openStorage,
   pacedWriter,
   parseId,
@@ -38,6 +47,8 @@ import {
   processPrng,
   RUNTIME_TIMING,
   readConfigFile,
+  tcpTls,
+  tlsOption,
 } from "./process-kit.js";
 
 /**
@@ -72,6 +83,10 @@ Options:
                     course script acceptor.sh passes --new on an acceptor's first start in a run.
   --interface IP    the interface to join and send multicast on (default 127.0.0.1: this machine only)
   --codec NAME      binary (default) or json; every process of a deployment must use the same
+  --key-file F      the cluster key (else a cluster JSON's "auth": {"keyFile": F}, else
+                    PAXOS_CLUSTER_KEY). Every process of a deployment must use the same; without one
+                    a process warns once that its traffic is unauthenticated (the course harness runs
+                    so). A client without the key that a cluster requires gets an error and exits 1.
   --tick-ms MS      milliseconds per protocol tick (default 10)
   --debug           print every message sent and received on stderr
   --drop-rate P     testing only: drop this share of received datagrams at random (or set
@@ -90,6 +105,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       new: { type: "boolean", default: false },
       interface: { type: "string" },
       codec: { type: "string" },
+      "key-file": { type: "string" },
       "tick-ms": { type: "string" },
       debug: { type: "boolean", default: false },
       "drop-rate": { type: "string" },
@@ -121,6 +137,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   let addressBook: AddressBook;
   let clientTarget: Destination = { role: "proposer" };
   let quorum: QuorumSystem;
+  let makeEnvelope: (self: Party, keys: ReturnType<typeof clusterKeys>, incarnation: number) => EnvelopeGuard;
+  let keys = clusterKeys({ keyFile: values["key-file"] });
   if (text.trimStart().startsWith("{")) {
     if (kind !== "client")
       throw new UsageError(`${configPath}: a cluster JSON file is for "paxos node" and "paxos client"`);
@@ -131,11 +149,17 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     quorum = q.value;
     transport =
       cluster.value.transport === "tcp"
-        ? new TcpTransport({ host: "0.0.0.0", port: 0 })
+        ? new TcpTransport({
+            host: "0.0.0.0",
+            port: 0,
+            ...tlsOption(tcpTls(cluster.value, configPath, { kind: "client", id })),
+          })
         : // Any local address: the nodes may be on other hosts (answers come back to the source address).
           new UdpTransport({ host: "0.0.0.0", port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
     addressBook = new ClusterAddressBook(cluster.value);
     clientTarget = { role: "proposer" };
+    keys = clusterKeys({ keyFile: values["key-file"], auth: cluster.value.auth, configPath });
+    makeEnvelope = (self, k, incarnation) => clusterEnvelope(cluster.value, self, { keys: k, incarnation });
   } else {
     const course = parseCourseConfig(text);
     if (!course.ok) throw new UsageError(`${configPath}: ${course.error}`);
@@ -152,6 +176,7 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
       receiveBufferBytes: RECEIVE_BUFFER_BYTES,
     });
     addressBook = new GroupAddressBook(course.value.groups);
+    makeEnvelope = (self, k, incarnation) => courseEnvelope(course.value, self, { keys: k, incarnation });
   }
   if (values.new && kind !== "acceptor") throw new UsageError("--new is for acceptors");
   if (kind === "acceptor" && !quorum.isAcceptor(id))
@@ -206,9 +231,27 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
           logger.info({ mode, ballot }, proposerModeMessage(mode));
         }
       : undefined;
+  // Only a process with a data directory can keep its incarnation above a clock that stepped back.
+  const envelope = makeEnvelope(
+    { kind, id },
+    keys,
+    nextIncarnation(kind === "acceptor" || kind === "proposer" ? values.data : undefined),
+  );
+  if (!envelope.authenticated) logger.warn({ clusterId: envelope.clusterId }, UNAUTHENTICATED_WARNING);
+  const logNotice = noticeLogger(logger);
+  let noticeExit: ((reason: NoticeReason) => void) | null = null;
   const driver = new Driver({
     name,
     role,
+    envelope,
+    onNotice: (reason, sender) => {
+      // A client without a key that the cluster requires: nothing it sends will be decided. (The
+      // notice is unauthenticated, but so is everything a keyless client hears.) A client with a key
+      // only logs it: a forged notice must not stop it.
+      if (kind === "client" && !envelope.authenticated && reason === "unauthenticated" && noticeExit !== null)
+        noticeExit(reason);
+      else logNotice(reason, sender);
+    },
     ...(onTurnEnd ? { onTurnEnd } : {}),
     transport,
     codec,
@@ -232,8 +275,17 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     { transport: transport.localEndpoint, codec: codec.name, data: values.data ?? null },
     LOG_MESSAGES.started,
   );
-  if (kind === "client")
-    return Promise.race([stopped, feedClient(driver as unknown as Driver<Client>, logger)]);
+  if (kind === "client") {
+    const refusedByCluster = new Promise<number>((resolve) => {
+      noticeExit = (reason) => {
+        noticeExit = null;
+        logger.error({ reason }, NOTICE_MESSAGE);
+        process.stderr.write(`paxos client: the cluster refuses this client: ${noticeExplanation(reason)}\n`);
+        void driver.stop().then(() => resolve(1));
+      };
+    });
+    return Promise.race([stopped, refusedByCluster, feedClient(driver as unknown as Driver<Client>, logger)]);
+  }
   return stopped;
 }
 

@@ -11,6 +11,24 @@ import { decodeJson, encodeJson } from "./json.js";
 
 export { BINARY_MAGIC_VERSION, decodeBinary, encodeBinary, peekBinaryType } from "./binary.js";
 
+export {
+  CLIENT_SENDERS_MAX,
+  CLUSTER_KEY_BYTES_MIN,
+  clusterIdOf,
+  ENVELOPE_BYTES_MAX,
+  ENVELOPE_MAGIC,
+  EnvelopeGuard,
+  type EnvelopeOptions,
+  type EnvelopeRefusal,
+  MAC_BYTES,
+  type NoticeReason,
+  type Opened,
+  OTHER_SENDERS_MAX,
+  type Party,
+  parseEnvelope,
+  REPLAY_WINDOW_FRAMES,
+  type SenderKind,
+} from "./envelope.js";
 export { decodeJson, encodeJson } from "./json.js";
 export {
   COMMANDS_PER_MESSAGE_MAX,

@@ -9,6 +9,7 @@ import {
   ROLES,
   utf8ByteLength,
 } from "../core/index.js";
+import { ENVELOPE_BYTES_MAX } from "./envelope.js";
 
 /**
  * The one gate every decoded message passes, whatever codec produced it. Bytes from the network are
@@ -30,10 +31,11 @@ import {
 export const FRAME_BYTES_MAX = 1024 * 1024;
 
 /**
- * Largest frame that fits one UDP datagram over IPv4: 65535 bytes less the 20-byte IP header and the
- * 8-byte UDP header. Datagram transports check encoded frames against it; decoders do not.
+ * Largest encoded message that fits one UDP datagram over IPv4 inside its envelope: 65535 bytes less
+ * the 20-byte IP header, the 8-byte UDP header and the envelope's header and MAC
+ * ({@link ENVELOPE_BYTES_MAX}, envelope.ts). Datagram transports check whole frames against 65,507.
  */
-export const DATAGRAM_BYTES_MAX = 65_507;
+export const DATAGRAM_BYTES_MAX = 65_507 - ENVELOPE_BYTES_MAX;
 
 /**
  * Most commands in one request or one value (a slot's batch): 8 times the core's `batchCommandsMax`

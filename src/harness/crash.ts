@@ -63,8 +63,10 @@ import { LOG_MESSAGES, numberField, parseLogLine } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
+  clusterEnvelope,
   DATA_DIR_MESSAGES,
   Driver,
+  loadClusterKeys,
   parseClusterConfig,
 } from "../runtime/index.js";
 import { MemoryStorage } from "../storage/index.js";
@@ -623,9 +625,16 @@ class CrashRun {
       this.transportName === "tcp"
         ? new TcpTransport({ host: "127.0.0.1", port: 0 })
         : new UdpTransport({ host: "127.0.0.1", port: 0, receiveBufferBytes: CLIENT_RECEIVE_BUFFER_BYTES });
+    const keys = loadClusterKeys({ auth: c.config.auth, env: process.env });
+    if (!keys.ok) throw new Error(keys.error);
     const driver = new Driver<Client>({
       name: "crash client",
       role: client,
+      envelope: clusterEnvelope(
+        c.config,
+        { kind: "client", id: client.id },
+        { keys: keys.value, incarnation: Date.now() },
+      ),
       transport,
       codec: codec.value,
       addressBook: new ClusterAddressBook(c.config),

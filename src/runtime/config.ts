@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { clusterIdOf } from "../codec/index.js";
 import type { AcceptorSpec, QuorumSpec, Role, SessionLimits } from "../core/index.js";
 import { createQuorumSystem, DEFAULT_LIMITS, err, ok, type Result } from "../core/index.js";
 import type { Endpoint } from "../transport/index.js";
@@ -80,8 +81,35 @@ const quorumSchema = z.discriminatedUnion("kind", [
   }),
 ]);
 
+const authSchema = z.strictObject({
+  /** A file holding the cluster key (at least 16 bytes; trailing whitespace is not part of it). */
+  keyFile: z.string().min(1).optional(),
+  /** During a key rotation: a second key accepted on receipt, never sent with. */
+  acceptKeyFile: z.string().min(1).optional(),
+});
+
+const tlsSchema = z.strictObject({
+  /** The cluster CA's certificate (PEM): the only CA trusted. */
+  caFile: z.string().min(1),
+  /** A node's certificate and key; `{id}` is replaced by the node's id. The certificate names `node-<id>`. */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  /** A client's certificate and key (`{id}`: the client's id); the certificate names `client-<id>`. */
+  clientCertFile: z.string().min(1).optional(),
+  clientKeyFile: z.string().min(1).optional(),
+});
+
 const clusterSchema = z.strictObject({
   name: z.string().min(1).max(100).optional(),
+  /**
+   * The cluster's id in every frame's envelope (1..2^32-1): frames of another cluster are refused.
+   * Default: derived from the name and the nodes' ids and addresses (see {@link clusterIdOfConfig}).
+   */
+  clusterId: z.int().min(1).max(0xffff_ffff).optional(),
+  /** Authentication: the cluster key (docs/security.md, "Authentication and identity"). */
+  auth: authSchema.optional(),
+  /** Mutual TLS for `"transport": "tcp"` (docs/security.md, "Mutual TLS"). */
+  tls: tlsSchema.optional(),
   nodes: z.array(nodeSchema).min(1).max(255),
   quorum: quorumSchema.optional(),
   transport: z.enum(["udp", "tcp"]).optional(),
@@ -107,9 +135,24 @@ const clusterSchema = z.strictObject({
 
 export type ClusterNode = z.infer<typeof nodeSchema>;
 
+/** Mutual TLS files, as written in the cluster file (relative to it; `{id}` replaced by an id). */
+export type ClusterTls = z.infer<typeof tlsSchema>;
+
+/** Where a cluster's key comes from: paths as written in the cluster file (relative to it). */
+export interface ClusterAuth {
+  readonly keyFile?: string;
+  readonly acceptKeyFile?: string;
+}
+
 /** A cluster of collapsed nodes (`paxos node`, `paxos cluster`). */
 export interface ClusterConfig {
   readonly name: string;
+  /** The cluster id in every envelope; absent: derived ({@link clusterIdOfConfig}). */
+  readonly clusterId?: number;
+  /** The cluster key's files; absent: `PAXOS_CLUSTER_KEY`, or none (unauthenticated). */
+  readonly auth?: ClusterAuth;
+  /** Mutual TLS over TCP; absent: plain TCP. */
+  readonly tls?: ClusterTls;
   readonly nodes: readonly ClusterNode[];
   readonly acceptors: readonly AcceptorSpec[];
   readonly quorum: QuorumSpec;
@@ -156,6 +199,7 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
     return err(`${path}: ${issue?.message ?? "invalid"}`);
   }
   const config = parsed.data;
+  if (config.tls !== undefined && config.transport !== "tcp") return err(`tls: needs "transport": "tcp"`);
   const seen = new Set<number>();
   for (const node of config.nodes) {
     if (seen.has(node.id)) return err(`nodes: id ${node.id} appears twice`);
@@ -169,6 +213,9 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
   if (!check.ok) return err(`quorum: ${check.error}`);
   return ok({
     name: config.name ?? "paxos",
+    ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}),
+    ...(config.auth !== undefined ? { auth: config.auth } : {}),
+    ...(config.tls !== undefined ? { tls: config.tls } : {}),
     nodes: config.nodes,
     acceptors,
     quorum,
@@ -184,4 +231,23 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
       clientRangesMax: config.clientRangesMax ?? DEFAULT_LIMITS.clientRangesMax,
     },
   });
+}
+
+/**
+ * The cluster id a cluster's frames carry: the file's `clusterId`, or else a 32-bit hash of its name
+ * and of every node's id, host and port, so that two clusters on one network differ unless they are
+ * configured alike. Set `clusterId` to keep the id when the node list changes.
+ */
+export function clusterIdOfConfig(config: Pick<ClusterConfig, "name" | "nodes" | "clusterId">): number {
+  if (config.clusterId !== undefined) return config.clusterId;
+  const nodes = config.nodes.map((node) => `${node.id}@${node.host}:${node.port}`).join(",");
+  return clusterIdOf(`cluster ${config.name} ${nodes}`);
+}
+
+/** The cluster id of a course deployment: a hash of its four group addresses. */
+export function clusterIdOfCourse(config: CourseConfig): number {
+  const groups = (["client", "proposer", "acceptor", "learner"] as const)
+    .map((role) => `${role}=${config.groups[role].host}:${config.groups[role].port}`)
+    .join(",");
+  return clusterIdOf(`course ${groups}`);
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { binaryCodec } from "../codec/index.js";
+import { binaryCodec, EnvelopeGuard, parseEnvelope } from "../codec/index.js";
 import {
   Acceptor,
   type Ballot,
@@ -36,6 +36,7 @@ import {
 import { type AddressBook, ClusterAddressBook } from "./address-book.js";
 import { type ClusterConfig, parseClusterConfig } from "./config.js";
 import { Driver, type DriverStats, type RoleLike, type Scheduler } from "./driver.js";
+import { clusterEnvelope, NO_KEYS } from "./identity.js";
 import { DigestMachine, type StateMachine } from "./state-machine.js";
 
 /** Real milliseconds per tick: small, so elections and retries take a few tens of milliseconds. */
@@ -198,7 +199,9 @@ class RecordingTransport implements Transport {
     this.inner.onFrame(handler);
   }
   send(to: Endpoint, frame: Uint8Array) {
-    const decoded = binaryCodec.decode(frame);
+    const opened = parseEnvelope(frame);
+    assert.ok(opened !== null, "the driver sent a frame without an envelope");
+    const decoded = binaryCodec.decode(opened.body);
     assert.ok(decoded.ok, "the driver sent a frame its own codec cannot read");
     this.events.push({ kind: "out", message: decoded.value, to });
     this.inner.send(to, frame);
@@ -216,12 +219,37 @@ function roleBook(byRole: Partial<Record<Role, Endpoint>>): AddressBook {
   };
 }
 
+/** The cluster id of the test cluster of `clusterConfig`. */
+const TEST_CLUSTER_ID = 4242;
+
+/** An unauthenticated envelope for a driver under test that takes frames for every role. */
+function testEnvelope(id = 1): EnvelopeGuard {
+  return new EnvelopeGuard({
+    clusterId: TEST_CLUSTER_ID,
+    self: { kind: "node", id },
+    roles: ["proposer", "acceptor", "learner", "client"],
+    incarnation: 1,
+  });
+}
+
+/** `body` in an envelope from node `from` to every acceptor of the test cluster (no key). */
+function sealed(body: Uint8Array, from: number): Uint8Array {
+  return new EnvelopeGuard({
+    clusterId: TEST_CLUSTER_ID,
+    self: { kind: "node", id: from },
+    roles: [],
+    incarnation: 1,
+  }).seal(body, { role: "acceptor" });
+}
+
 /** A test peer on the memory network that records (decoded) what it receives. */
 async function peer(network: MemoryNetwork, port: number) {
   const transport = network.createTransport({ host: "127.0.0.1", port });
   const received: Message[] = [];
   transport.onFrame((frame) => {
-    const decoded = binaryCodec.decode(frame);
+    const opened = parseEnvelope(frame);
+    assert.ok(opened !== null, "a peer received a frame without an envelope");
+    const decoded = binaryCodec.decode(opened.body);
     assert.ok(decoded.ok, "a peer received a frame that does not decode");
     received.push(decoded.value);
   });
@@ -231,13 +259,14 @@ async function peer(network: MemoryNetwork, port: number) {
     received,
     of: <T extends Message["type"]>(type: T) =>
       received.filter((message): message is Extract<Message, { type: T }> => message.type === type),
-    send: (to: Endpoint, message: Message) => transport.send(to, binaryCodec.encode(message)),
+    send: (to: Endpoint, message: Message) =>
+      transport.send(to, sealed(binaryCodec.encode(message), message.from)),
   };
 }
 
 function clusterConfig(count: number): ClusterConfig {
   const nodes = Array.from({ length: count }, (_, i) => ({ id: i + 1, host: "127.0.0.1", port: i + 1 }));
-  const parsed = parseClusterConfig(JSON.stringify({ nodes }));
+  const parsed = parseClusterConfig(JSON.stringify({ nodes, clusterId: TEST_CLUSTER_ID }));
   assert.ok(parsed.ok, parsed.ok ? "" : parsed.error);
   return parsed.value;
 }
@@ -283,6 +312,7 @@ async function startCluster(count: number, setups: Record<number, NodeSetup> = {
       new Driver({
         name: `node ${node.id}`,
         role: replica,
+        envelope: clusterEnvelope(config, { kind: "node", id: node.id }, { keys: NO_KEYS, incarnation: 1 }),
         transport,
         codec: binaryCodec,
         addressBook: new ClusterAddressBook(config),
@@ -452,8 +482,9 @@ describe("Driver over the memory network", () => {
       for (const frame of garbage)
         assert.equal(binaryCodec.decode(frame).ok, false, "test frames must be bad");
 
+      // In a well-formed envelope, so that the decoder is what refuses them.
       const attacker = await peer(cluster.network, 666);
-      for (const frame of garbage) attacker.transport.send({ host: "127.0.0.1", port: 2 }, frame);
+      for (const frame of garbage) attacker.transport.send({ host: "127.0.0.1", port: 2 }, sealed(frame, 3));
       await waitFor(
         () => target.stats.decodeErrors === decodeErrorsBefore + garbage.length,
         "every bad frame counted",
@@ -549,6 +580,7 @@ describe("Driver on virtual time (an injected Scheduler)", () => {
     const driver = new Driver({
       name: "node 1",
       role: replica,
+      envelope: clusterEnvelope(config, { kind: "node", id: 1 }, { keys: NO_KEYS, incarnation: 1 }),
       transport: network.createTransport({ host: "127.0.0.1", port: 1 }),
       codec: binaryCodec,
       addressBook: new ClusterAddressBook(config),
@@ -672,6 +704,7 @@ describe("Driver: persist before send", () => {
     const driver = new Driver<RoleLike>({
       name: "acceptor 1",
       role: new Acceptor({ id: 1 }),
+      envelope: testEnvelope(),
       transport,
       codec: binaryCodec,
       addressBook: roleBook({
@@ -994,6 +1027,7 @@ describe("Driver: fatal trouble", () => {
     const driver = new Driver<R>({
       name: "test",
       role,
+      envelope: testEnvelope(),
       transport,
       codec: binaryCodec,
       addressBook: roleBook({
@@ -1154,6 +1188,7 @@ describe("Driver: fatal trouble", () => {
     const driver = new Driver({
       name: "small",
       role,
+      envelope: testEnvelope(),
       transport,
       codec: binaryCodec,
       addressBook: roleBook({}),

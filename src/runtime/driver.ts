@@ -1,4 +1,4 @@
-import type { Codec } from "../codec/index.js";
+import type { Codec, EnvelopeGuard, NoticeReason, Party } from "../codec/index.js";
 import {
   type Decision,
   type Envelope,
@@ -8,12 +8,19 @@ import {
   type MessageType,
   type Output,
   type Prng,
+  type Refusals,
   type Snapshot,
 } from "../core/index.js";
 import type { Storage } from "../storage/index.js";
 import type { Endpoint, Transport } from "../transport/index.js";
 import type { AddressBook } from "./address-book.js";
 import type { StateMachine } from "./state-machine.js";
+
+/**
+ * Most notices (telling a sender its frames are refused) a driver sends a second, in all: a flood of
+ * bad frames costs the node at most this many tiny replies.
+ */
+export const NOTICES_PER_SECOND_MAX = 10;
 
 /** Anything the driver can run: every core role has this shape. */
 export interface RoleLike {
@@ -57,6 +64,16 @@ export interface DriverOptions<R extends RoleLike> {
   readonly role: R;
   readonly transport: Transport;
   readonly codec: Codec;
+  /**
+   * Seals every frame sent (cluster id, sender, receiver, incarnation, seq, MAC with a key) and opens
+   * every frame received; refused frames are dropped and counted in its `refusals` (docs/security.md).
+   */
+  readonly envelope: EnvelopeGuard;
+  /**
+   * A peer said it refuses our frames (see `EnvelopeGuard.notice`). Unauthenticated: a hint for a log
+   * line or a clear error, never proof.
+   */
+  readonly onNotice?: (reason: NoticeReason, sender: Party, from: Endpoint) => void;
   readonly addressBook: AddressBook;
   /** Where persisted state goes. The role must have been built from what `open()` returned. */
   readonly storage: Storage;
@@ -94,6 +111,11 @@ export interface DriverStats {
   framesOut: number;
   /** Frames that did not decode (malformed, truncated, oversized): dropped, state untouched. */
   decodeErrors: number;
+  /** Frames the envelope refused (wrong cluster, bad MAC, replay, ...; by reason in `refusals`). */
+  framesRefused: number;
+  /** Notices sent to senders whose frames were refused (rate-limited), and received from peers. */
+  noticesSent: number;
+  noticesReceived: number;
   /** Frames dropped because the mailbox was full, or by test fault injection. */
   framesDropped: number;
   /** Frames the role would have ignored, dropped before decoding. */
@@ -123,6 +145,9 @@ export class Driver<R extends RoleLike> {
     framesIn: 0,
     framesOut: 0,
     decodeErrors: 0,
+    framesRefused: 0,
+    noticesSent: 0,
+    noticesReceived: 0,
     framesDropped: 0,
     framesIgnored: 0,
     framesPaused: 0,
@@ -155,11 +180,14 @@ export class Driver<R extends RoleLike> {
   /** stop() has released the transport and storage (also after a fatal error stopped the turns). */
   private closed = false;
   private lastMessage: Message | null = null;
-  private lastFrame: Uint8Array | null = null;
   /** What the current turn delivered so far and the application has not yet seen. */
   private turnDelivered: Array<Decision | Snapshot> = [];
   /** Snapshots from peers the application restored already, when the learner asked (see below). */
   private readonly restoredEarly = new WeakSet<Snapshot>();
+  private lastBody: Uint8Array | null = null;
+  /** Notices that may still go out in the current second (see NOTICES_PER_SECOND_MAX). */
+  private noticeBudget = NOTICES_PER_SECOND_MAX;
+  private ticksSinceNoticeRefill = 0;
 
   constructor(private readonly options: DriverOptions<R>) {
     this.mailboxMax = options.mailboxMax ?? 100_000;
@@ -194,12 +222,21 @@ export class Driver<R extends RoleLike> {
     return this.options.role;
   }
 
+  /** Frames the envelope refused, by reason (and `sender-mismatch`: a message whose `from` is not its sender). */
+  get refusals(): Refusals {
+    return this.options.envelope.refusals;
+  }
+
   /** Starts the transport and the tick timer. */
   async start(): Promise<void> {
     const { transport } = this.options;
     transport.onFrame((frame, from) => this.receive(frame, from));
     await transport.start();
     this.cancelTicks = this.scheduler.every(this.options.tickMs, () => {
+      if (++this.ticksSinceNoticeRefill * this.options.tickMs >= 1000) {
+        this.ticksSinceNoticeRefill = 0;
+        this.noticeBudget = NOTICES_PER_SECOND_MAX;
+      }
       if (this.intakePaused) return; // a paused node's time stands still (see pauseIntake)
       this.ticksDue++;
       this.schedule();
@@ -253,14 +290,30 @@ export class Driver<R extends RoleLike> {
       this.stats.framesDropped++;
       return;
     }
-    const type = this.options.codec.peekType(frame);
+    const opened = this.options.envelope.open(frame);
+    if (opened.kind !== "message") {
+      this.unopened(opened, from);
+      return;
+    }
+    const body = opened.body;
+    const type = this.options.codec.peekType(body);
     if (type !== null && this.options.role.ignores?.(type)) {
       this.stats.framesIgnored++;
       return;
     }
-    const decoded = this.options.codec.decode(frame);
+    const decoded = this.options.codec.decode(body);
     if (!decoded.ok) {
       this.stats.decodeErrors++;
+      return;
+    }
+    // The envelope names who sent it (and, with a key, proves it): the message must agree. A client
+    // only sends requests.
+    if (
+      decoded.value.from !== opened.sender.id ||
+      (opened.sender.kind === "client" && decoded.value.type !== "request")
+    ) {
+      this.stats.framesRefused++;
+      this.options.envelope.refusals.count("sender-mismatch");
       return;
     }
     if (this.mailbox.length >= this.mailboxMax) {
@@ -271,6 +324,30 @@ export class Driver<R extends RoleLike> {
     this.options.onTrace?.("in", decoded.value, `${from.host}:${from.port}`);
     this.mailbox.push(decoded.value);
     this.schedule();
+  }
+
+  /** A frame that carries no message for us: a notice, another member's multicast, or a refusal. */
+  private unopened(
+    opened: Exclude<ReturnType<EnvelopeGuard["open"]>, { kind: "message" }>,
+    from: Endpoint,
+  ): void {
+    if (opened.kind === "ignored") {
+      this.stats.framesIgnored++;
+      return;
+    }
+    if (opened.kind === "notice") {
+      this.stats.noticesReceived++;
+      this.options.onNotice?.(opened.reason, opened.sender, from);
+      return;
+    }
+    this.stats.framesRefused++;
+    // Tell the sender why, so a client without the key (or with the wrong one) gets a clear error
+    // instead of silence. Rate-limited, and smaller than the frame refused: no amplifier.
+    if (opened.notify !== null && opened.sender !== null && this.noticeBudget > 0) {
+      this.noticeBudget--;
+      this.stats.noticesSent++;
+      this.options.transport.send(from, this.options.envelope.notice(opened.notify, opened.sender));
+    }
   }
 
   private schedule(): void {
@@ -392,13 +469,16 @@ export class Driver<R extends RoleLike> {
   private send(envelope: Envelope): void {
     const endpoints = this.options.addressBook.resolve(envelope.to);
     if (endpoints.length === 0) return;
-    // One message often goes to several destinations (acceptors and learners): encode it once.
-    let frame = this.lastFrame;
-    if (envelope.message !== this.lastMessage || frame === null) {
-      frame = this.options.codec.encode(envelope.message);
+    // One message often goes to several destinations (acceptors and learners): encode it once. The
+    // envelope is per destination (it names the receiver and takes a sequence number); every endpoint
+    // of one destination gets the same frame.
+    let body = this.lastBody;
+    if (envelope.message !== this.lastMessage || body === null) {
+      body = this.options.codec.encode(envelope.message);
       this.lastMessage = envelope.message;
-      this.lastFrame = frame;
+      this.lastBody = body;
     }
+    const frame = this.options.envelope.seal(body, envelope.to);
     for (const endpoint of endpoints) {
       this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
       this.options.transport.send(endpoint, frame);

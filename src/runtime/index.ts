@@ -1,10 +1,14 @@
 /** The runtime: real time, sockets and storage driving the pure core. */
 export { type AddressBook, ClusterAddressBook, GroupAddressBook } from "./address-book.js";
 export {
+  type ClusterAuth,
   type ClusterConfig,
   type ClusterNode,
+  type ClusterTls,
   COURSE_GROUPS,
   type CourseConfig,
+  clusterIdOfConfig,
+  clusterIdOfCourse,
   DEFAULT_SNAPSHOT_LOG_BYTES,
   parseClusterConfig,
   parseCourseConfig,
@@ -31,8 +35,23 @@ export {
   Driver,
   type DriverOptions,
   type DriverStats,
+  NOTICES_PER_SECOND_MAX,
   REAL_SCHEDULER,
   type RoleLike,
   type Scheduler,
 } from "./driver.js";
+export {
+  CLUSTER_ACCEPT_KEY_ENV,
+  CLUSTER_KEY_ENV,
+  type ClusterKeys,
+  clusterEnvelope,
+  courseEnvelope,
+  type IdentityOptions,
+  type KeySources,
+  loadClusterKeys,
+  NO_KEYS,
+  NODE_ROLES,
+  nextIncarnation,
+  UNAUTHENTICATED_WARNING,
+} from "./identity.js";
 export { DigestMachine, type StateMachine } from "./state-machine.js";

@@ -1,4 +1,4 @@
-import { binaryCodec, type Codec, jsonCodec } from "../codec/index.js";
+import { binaryCodec, type Codec, clusterIdOf, EnvelopeGuard, jsonCodec } from "../codec/index.js";
 import {
   Acceptor,
   type AcceptorBugs,
@@ -29,6 +29,8 @@ import {
   type AddressBook,
   ClusterAddressBook,
   type ClusterConfig,
+  clusterEnvelope,
+  clusterIdOfConfig,
   Driver,
   GroupAddressBook,
   openDataDir,
@@ -243,6 +245,8 @@ export class Simulation implements SimWire {
   private readonly hash = new TraceHash();
   readonly processes: SimProcess[] = [];
   private readonly byRole = new Map<string, SimProcess[]>();
+  /** The stray peer's envelopes, one per sender it claims (see `straySeal`). */
+  private readonly strayGuards = new Map<string, EnvelopeGuard>();
   private readonly byHost = new Map<string, SimProcess>();
   /** Who listens at each address now (a process's current incarnation, once started). */
   private readonly listeners = new Map<string, SimTransport>();
@@ -306,14 +310,8 @@ export class Simulation implements SimWire {
     readonly scenario: Scenario,
     private readonly options: SimOptions = {},
   ) {
-    // The hook for keyed runs (issue 9, section 2): give every Driver the key here, and leave the
-    // stray peer without it (its frames, forged ones included, must be dropped by the envelope
-    // check). Until then a keyed scenario would run unauthenticated and mean nothing: refuse it.
-    if (scenario.clusterKey !== null)
-      throw new Error(
-        `seed ${scenario.seed}: the simulator does not run keyed yet (Scenario.clusterKey): ` +
-          "pass the key to every Driver in Simulation.boot first",
-      );
+    // Keyed runs (Scenario.clusterKey): every Driver gets the key (see `envelope`); the stray peer
+    // never has it, so its frames, forged ones included, must be dropped by the envelope check.
     this.prng = new Prng(scenario.seed ^ 0x5eed);
     const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
     if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);
@@ -509,6 +507,31 @@ export class Simulation implements SimWire {
     this.queue.push(at, { kind: "io", process, done });
   }
 
+  /**
+   * The envelope a process's driver seals and opens frames with, as production builds it: the
+   * cluster's id, and for one seed in three a cluster key (so that the MAC, the incarnations and the
+   * replay window run under the simulator's duplicated, reordered and delayed frames). A process's
+   * incarnation is its life's number, strictly increasing across its restarts.
+   */
+  private envelope(process: SimProcess, life: Life): EnvelopeGuard {
+    const clusterKey = this.scenario.clusterKey;
+    const key = clusterKey === null ? null : new TextEncoder().encode(clusterKey);
+    if (process.kind === "stray") throw new Error("sim: the stray peer has no driver");
+    const kind = process.kind === "replica" ? "node" : process.kind;
+    const self = { kind, id: process.id } as const;
+    const keys = { key, acceptKey: null };
+    if (this.scenario.layout === "collapsed")
+      return clusterEnvelope(this.clusterConfig, self, { keys, incarnation: life.incarnation });
+    return new EnvelopeGuard({
+      clusterId: this.clusterId(),
+      self,
+      roles: [kind === "node" ? "proposer" : kind],
+      incarnation: life.incarnation,
+      key,
+      groupDelivery: true,
+    });
+  }
+
   /** The address book a process's driver resolves destinations with: what production uses. */
   private addressBook(): AddressBook {
     if (this.scenario.layout === "collapsed") return new ClusterAddressBook(this.clusterConfig);
@@ -647,6 +670,7 @@ export class Simulation implements SimWire {
     const driver = new Driver<RoleObject>({
       name: process.key,
       role,
+      envelope: this.envelope(process, life),
       transport: life.transport,
       codec: this.codec,
       addressBook: this.addressBook(),
@@ -1413,7 +1437,40 @@ export class Simulation implements SimWire {
     const { role, id } = frame.to;
     this.record(`S ${this.now} ${frame.attack} ${role}${id === undefined ? "" : `:${id}`} ${frame.summary}`);
     const members = (this.byRole.get(role) ?? []).filter((p) => id === undefined || p.id === id);
-    for (const to of members) this.transmit(from, from.endpoint, to, frame.frame);
+    const sealed = this.straySeal(frame);
+    for (const to of members) this.transmit(from, from.endpoint, to, sealed);
+  }
+
+  /**
+   * The stray peer's envelope: the right cluster id and, without a key, whatever sender its message
+   * claims (nothing authenticates it, so it reaches validation); it never has the cluster key, so in
+   * a keyed run every frame of it must be refused by the envelope check.
+   */
+  private straySeal(frame: StrayFrame): Uint8Array {
+    const decoded = this.codec.decode(frame.frame);
+    const request = decoded.ok && decoded.value.type === "request";
+    const kind = request ? "client" : this.scenario.layout === "collapsed" ? "node" : "proposer";
+    const id = frame.from;
+    const key = `${kind}:${id}`;
+    let guard = this.strayGuards.get(key);
+    if (guard === undefined) {
+      guard = new EnvelopeGuard({
+        clusterId: this.clusterId(),
+        self: { kind, id },
+        roles: [],
+        incarnation: 1,
+        key: null,
+      });
+      this.strayGuards.set(key, guard);
+    }
+    return guard.seal(frame.frame, frame.to);
+  }
+
+  /** The cluster id every process's envelope carries (as production derives it). */
+  private clusterId(): number {
+    return this.scenario.layout === "collapsed"
+      ? clusterIdOfConfig(this.clusterConfig)
+      : clusterIdOf(`sim ${this.scenario.seed}`);
   }
 
   /** What the stray peer sees of the run: who is there, the ballots sent, what is decided. */

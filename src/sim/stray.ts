@@ -173,6 +173,8 @@ export interface StrayFrame {
   readonly attack: StrayAttack;
   readonly to: StrayTarget;
   readonly frame: Uint8Array;
+  /** The sender the frame claims to be (its message's `from`): the envelope names it too. */
+  readonly from: number;
   /** For the trace: the message, briefly. */
   readonly summary: string;
 }
@@ -501,13 +503,15 @@ export class StrayPeer {
     const slot = view.decidedThrough + this.prng.range(1, 50);
     const kind = this.prng.pick(["app", "header", "sessions", "checksum", "length"] as const);
     if (kind === "length") {
-      // The first chunk of a snapshot claiming 2^29 characters: no receiver should start on it.
+      // The first chunk of a snapshot claiming the most characters the wire carries (issue 9 found
+      // 52,429 chunks claiming 2^29 exhausting memory; 2^29 itself no longer encodes): no receiver
+      // should start on it.
       const data = "x".repeat(64);
       this.emit(out, "snapshot-unrestorable", target, {
         type: "snapshot-chunk",
         from,
         slot,
-        length: 2 ** 29,
+        length: DEFAULT_LIMITS.snapshotUnitsMax,
         checksum: this.prng.uint32(),
         offset: 0,
         data,
@@ -674,9 +678,10 @@ export class StrayPeer {
 
   /** A real frame cut short, or with bytes of junk: the decoder must refuse it. */
   private garbage(view: StrayView, out: StrayFrame[]): void {
+    const from = this.member(view, "proposer");
     const frame = this.codec.encode({
       type: "heartbeat",
-      from: this.member(view, "proposer"),
+      from,
       ballot: view.leaderBallot,
       decidedThrough: view.decidedThrough,
       proposedThrough: view.decidedThrough,
@@ -690,7 +695,7 @@ export class StrayPeer {
     }
     const to: StrayTarget = { role: this.prng.pick(["proposer", "acceptor", "learner"] as const) };
     this.count("garbage");
-    out.push({ attack: "garbage", to, frame: bytes, summary: `${bytes.length} bytes` });
+    out.push({ attack: "garbage", to, frame: bytes, from, summary: `${bytes.length} bytes` });
   }
 
   /**
@@ -748,7 +753,13 @@ export class StrayPeer {
 
   private emit(out: StrayFrame[], attack: StrayAttack, to: StrayTarget, message: Message): void {
     this.count(attack);
-    out.push({ attack, to, frame: this.codec.encode(message), summary: summarizeStray(message) });
+    out.push({
+      attack,
+      to,
+      frame: this.codec.encode(message),
+      from: message.from,
+      summary: summarizeStray(message),
+    });
   }
 
   private count(attack: StrayAttack): void {

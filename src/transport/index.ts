@@ -12,7 +12,13 @@ export {
   MemoryTransport,
 } from "./memory.js";
 export { isMulticastAddress, MulticastTransport, type MulticastTransportOptions } from "./multicast.js";
-export { DEFAULT_TCP_FRAME_BYTES_MAX, TcpTransport, type TcpTransportOptions } from "./tcp.js";
+export {
+  certificateNames,
+  DEFAULT_TCP_FRAME_BYTES_MAX,
+  type TcpTlsOptions,
+  TcpTransport,
+  type TcpTransportOptions,
+} from "./tcp.js";
 export {
   createTransportStats,
   type Endpoint,

@@ -15,6 +15,12 @@
  */
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import {
+  type PeerCertificate,
+  type TLSSocket,
+  connect as tlsConnect,
+  createServer as tlsCreateServer,
+} from "node:tls";
 import { encodeFrames, FRAME_HEADER_BYTES, FrameDecoder } from "./framing.js";
 import {
   createTransportStats,
@@ -57,6 +63,38 @@ export interface TcpTransportOptions {
   readonly writeBatchBytesMax?: number;
   /** Returns a float in [0, 1) for backoff jitter. Default `Math.random`. */
   readonly random?: () => number;
+  /** Mutual TLS on every connection, in and out (see {@link TcpTlsOptions}). Default: plain TCP. */
+  readonly tls?: TcpTlsOptions;
+}
+
+/**
+ * Mutual TLS: both ends present a certificate signed by the cluster's CA, and each checks that the
+ * other's names a member (its subject CN or a DNS subject alternative name, e.g. `node-2`). A
+ * connection whose peer fails either check is closed before any frame is read, and counted in
+ * `tlsRefused`. How to make the certificates: docs/security.md ("Mutual TLS").
+ */
+export interface TcpTlsOptions {
+  /** This end's certificate chain and private key (PEM). */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** The CA(s) that sign the cluster's certificates (PEM); the system's CAs are not trusted. */
+  readonly ca: string | Buffer;
+  /** Whether a peer whose certificate carries `name` may talk to this end. */
+  readonly peerAllowed: (name: string) => boolean;
+}
+
+/** The names a certificate carries: its subject CN and its DNS subject alternative names. */
+export function certificateNames(certificate: PeerCertificate | null | undefined): string[] {
+  if (certificate === null || certificate === undefined) return [];
+  const names: string[] = [];
+  const cn = certificate.subject?.CN;
+  if (typeof cn === "string") names.push(cn);
+  else if (Array.isArray(cn)) names.push(...(cn as string[]));
+  for (const entry of (certificate.subjectaltname ?? "").split(",")) {
+    const trimmed = entry.trim();
+    if (trimmed.startsWith("DNS:")) names.push(trimmed.slice(4));
+  }
+  return names;
 }
 
 type PeerState = "idle" | "connecting" | "open" | "waiting";
@@ -136,6 +174,9 @@ export class TcpTransport implements Transport {
   private readonly random: () => number;
   private readonly peers = new Map<string, Peer>();
   private readonly inbound = new Set<Socket>();
+  /** Connections closed because the peer's certificate was missing, not trusted or names no member. */
+  tlsRefused = 0;
+  private readonly tls: TcpTlsOptions | null;
   /** Inbound connections by the peer's address, to answer a peer that has no listener (a client). */
   private readonly inboundByPeer = new Map<string, Socket>();
   private readonly flushPending = new Set<Peer>();
@@ -161,6 +202,7 @@ export class TcpTransport implements Transport {
     this.peersMax = options.peersMax ?? 1024;
     this.writeBatchBytesMax = options.writeBatchBytesMax ?? 4 * 1024 * 1024;
     this.random = options.random ?? Math.random;
+    this.tls = options.tls ?? null;
     new FrameDecoder(this.frameBytesMax); // validates frameBytesMax
     if (!(this.queueFramesMax >= 1)) throw new RangeError("queueFramesMax must be at least 1");
     if (!(this.queueBytesMax >= this.frameBytesMax)) {
@@ -184,7 +226,29 @@ export class TcpTransport implements Transport {
   }
 
   private listen(): Promise<void> {
-    const server = createServer({ noDelay: true, keepAlive: true }, (socket) => this.accept(socket));
+    const tls = this.tls;
+    const server =
+      tls === null
+        ? createServer({ noDelay: true, keepAlive: true }, (socket) => this.accept(socket))
+        : tlsCreateServer(
+            {
+              noDelay: true,
+              keepAlive: true,
+              cert: tls.cert,
+              key: tls.key,
+              ca: tls.ca,
+              requestCert: true,
+              rejectUnauthorized: true,
+            },
+            (socket) => {
+              if (!this.memberCertificate(socket)) return;
+              this.accept(socket);
+            },
+          );
+    if (tls !== null)
+      server.on("tlsClientError", () => {
+        this.tlsRefused++;
+      });
     server.maxConnections = this.inboundConnectionsMax;
     this.server = server;
     return new Promise<void>((resolve, reject) => {
@@ -306,19 +370,37 @@ export class TcpTransport implements Transport {
   private connect(peer: Peer): void {
     peer.state = "connecting";
     peer.blocked = false;
-    const socket = createConnection({
-      host: peer.endpoint.host,
-      port: peer.endpoint.port,
-      noDelay: true,
-      keepAlive: true,
-    });
+    const tls = this.tls;
+    const socket: Socket =
+      tls === null
+        ? createConnection({
+            host: peer.endpoint.host,
+            port: peer.endpoint.port,
+            noDelay: true,
+            keepAlive: true,
+          })
+        : tlsConnect({
+            host: peer.endpoint.host,
+            port: peer.endpoint.port,
+            cert: tls.cert,
+            key: tls.key,
+            ca: tls.ca,
+            rejectUnauthorized: true,
+            // The member check below replaces the host-name check: peers are named by id, not host.
+            checkServerIdentity: () => undefined,
+          });
+    if (tls !== null) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true);
+    }
     peer.socket = socket;
     socket.setTimeout(this.connectTimeoutMs, () => {
       socket.destroy(new Error(`connect to ${endpointKey(peer.endpoint)} timed out`));
     });
-    socket.once("connect", () => {
+    socket.once(tls === null ? "connect" : "secureConnect", () => {
       socket.setTimeout(0);
       if (peer.socket !== socket || this.closed) return;
+      if (tls !== null && !this.memberCertificate(socket as TLSSocket)) return;
       peer.state = "open";
       peer.failures = 0;
       this.counters.connects++;
@@ -395,6 +477,16 @@ export class TcpTransport implements Transport {
       this.counters.bytesSent += frameBytes;
       if (!socket.write(encodeFrames(batch))) peer.blocked = true;
     }
+  }
+
+  /** Whether a TLS peer's certificate names a member; if not, the connection is closed and counted. */
+  private memberCertificate(socket: TLSSocket): boolean {
+    const tls = this.tls as TcpTlsOptions;
+    const names = certificateNames(socket.getPeerCertificate());
+    if (socket.authorized && names.some((name) => tls.peerAllowed(name))) return true;
+    this.tlsRefused++;
+    socket.destroy();
+    return false;
   }
 
   private accept(socket: Socket): void {
