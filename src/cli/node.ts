@@ -142,6 +142,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
     quorum: quorum.value,
     prng,
     timing: RUNTIME_TIMING,
+    // Every node of the cluster proposes: prepares, accepts and heartbeats from other ids are refused.
+    proposers: cluster.nodes.map((node) => node.id),
     limits: {
       ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
       ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
