@@ -304,7 +304,8 @@ export class Replica {
         const refused = this.refusals.total;
         output = this.proposer.step(message);
         // The node heard the leader: our acceptor's disruption guard holds while it is heard.
-        if (this.refusals.total === refused && this.acceptor !== null && message.from !== this.id)
+        // (Our own heartbeats too: a leader is alive to itself, until check-quorum says otherwise.)
+        if (this.refusals.total === refused && this.acceptor !== null)
           this.acceptor.noteLeader(message.ballot);
         break;
       }
