@@ -245,13 +245,21 @@ export class Acceptor {
    * of (voted in, dropped votes below, promised a prepare from, or known decided by its learner).
    */
   get slotHorizon(): number {
-    const known = Math.max(
-      this.highestSlot,
-      this.floor - 1,
-      this.promisedFirstSlot - 1,
-      this.knownSlotOutside(),
-    );
-    return known + this.limits.windowSlots + this.limits.slotHorizonMarginSlots;
+    return Math.max(this.ownKnownSlot, this.knownSlotOutside()) + this.horizonMarginSlots;
+  }
+
+  private get ownKnownSlot(): number {
+    return Math.max(this.highestSlot, this.floor - 1, this.promisedFirstSlot - 1);
+  }
+
+  private get horizonMarginSlots(): number {
+    return this.limits.windowSlots + this.limits.slotHorizonMarginSlots;
+  }
+
+  /** The horizon check, cheap first: what the node knows from outside is asked only when needed. */
+  private beyondHorizon(slot: number): boolean {
+    if (slot <= this.ownKnownSlot + this.horizonMarginSlots) return false;
+    return slot > this.slotHorizon;
   }
 
   /**
@@ -262,10 +270,10 @@ export class Acceptor {
   private screen(message: PrepareMessage | AcceptMessage): string | null {
     if (this.proposers !== null && !this.proposers.has(message.from)) return "not-a-proposer";
     if (message.ballot.node !== message.from) return "ballot-not-sender";
-    const knownRound = Math.max(this.promisedBallot.round, this.seenBallot.round, this.knownRoundOutside());
-    const refusal = ballotRefusal(message.ballot, knownRound, this.limits);
+    const knownRound = Math.max(this.promisedBallot.round, this.seenBallot.round);
+    const refusal = ballotRefusal(message.ballot, knownRound, this.limits, this.knownRoundOutside);
     if (refusal !== null) return refusal;
-    if (message.type === "accept" && message.slot > this.slotHorizon) return "slot-beyond-horizon";
+    if (message.type === "accept" && this.beyondHorizon(message.slot)) return "slot-beyond-horizon";
     return null;
   }
 
