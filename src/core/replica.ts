@@ -291,7 +291,11 @@ export class Replica {
         break;
       }
       case "rejoin-query":
-        output = this.reportForRejoin(message.from, message.nonce);
+        // Answered for members only: a report tells the asker our promise and our log's extent.
+        if (this.proposers !== null && !this.proposers.has(message.from)) {
+          this.refusals.count("not-a-proposer");
+          output = emptyOutput();
+        } else output = this.reportForRejoin(message.from, message.nonce);
         break;
       case "rejoin-report": {
         const refusal = this.screenRejoinReport(message);

@@ -547,4 +547,12 @@ describe("Replicas: legitimate peers still get their work done (issue 9, section
     replica.step(report(2, ballot(1, 3), 1));
     assert.equal(replica.rejoinReports, 1);
   });
+
+  it("a rejoin query from a non-member gets no report", () => {
+    const replica = new Replica({ id: 1, quorum: majorityOf(3), prng: new Prng(1), proposers: [1, 2, 3] });
+    assert.ok(isEmpty(replica.step({ type: "rejoin-query", from: 4, nonce: 7 })));
+    assert.equal(replica.refusals.of("not-a-proposer"), 1);
+    const out = replica.step({ type: "rejoin-query", from: 2, nonce: 7 });
+    assert.equal(out.send[0]?.message.type, "rejoin-report");
+  });
 });
