@@ -344,7 +344,10 @@ class Net {
   readonly lost: { from: NodeId; to: NodeId }[] = [];
   private queue: Queued[] = [];
 
-  constructor(ids: readonly NodeId[], limits: Partial<typeof DEFAULT_LIMITS> = {}) {
+  constructor(
+    ids: readonly NodeId[],
+    readonly limits: Partial<typeof DEFAULT_LIMITS> = {},
+  ) {
     const quorum = majorityOf(ids.length);
     for (const id of ids) {
       this.replicas.set(
@@ -410,6 +413,23 @@ class Net {
     return null;
   }
 
+  /** Replaces `id` with an incarnation that lost its whole state and rejoins. */
+  wipe(id: NodeId): Replica {
+    const ids = [...this.replicas.keys()];
+    const replica = new Replica({
+      id,
+      quorum: majorityOf(ids.length),
+      prng: new Prng(100 + id),
+      catchupTicks: 4,
+      proposers: ids,
+      limits: this.limits,
+      rejoining: true,
+    });
+    this.replicas.set(id, replica);
+    this.queue = this.queue.filter((q) => q.to !== id);
+    return replica;
+  }
+
   submit(id: NodeId, client: number, seq: number): void {
     this.absorb(id, this.replica(id).submit([cmd(client, seq, `v${client}.${seq}`)]));
     this.run();
@@ -458,6 +478,32 @@ describe("Replicas: legitimate peers still get their work done (issue 9, section
     const theirs = net.delivered.get(lagging) as Value[];
     for (let i = 0; i < Math.min(mine.length, theirs.length); i++)
       assert.ok(valuesEqual(mine[i] as Value, theirs[i] as Value));
+  });
+
+  it("a wiped replica rejoins a cluster far past its horizon: it learns the level from a quorum, catches up, votes again", () => {
+    const net = new Net([1, 2, 3], { windowSlots: 4, slotHorizonMarginSlots: 8, batchCommandsMax: 1 });
+    net.tickUntil(() => net.leader() !== null, "a leader");
+    const leader = net.leader() as NodeId;
+    for (let seq = 1; seq <= 60; seq++) {
+      net.submit(leader, 7, seq);
+      net.tick();
+    }
+    net.tickUntil(() => net.replica(leader).learner.deliveredThrough >= 60, "60 slots decided");
+    const wiped = ([1, 2, 3] as NodeId[]).find((id) => id !== leader) as NodeId;
+    const fresh = net.wipe(wiped);
+    // Keep the cluster busy, as a rejoin needs fresh slots decided past its floor.
+    for (let seq = 61; seq <= 120 && fresh.rejoining; seq++) {
+      net.submit(net.leader() ?? leader, 7, seq);
+      for (let tick = 0; tick < 5; tick++) net.tick();
+    }
+    net.tickUntil(() => !fresh.rejoining, "the wiped replica rejoins");
+    assert.ok(fresh.refusals.of("slot-beyond-horizon") > 0, "it refused far slots at first");
+    assert.ok(fresh.proposer.vouchedSlot.level >= 60, "it learned how far the cluster got from a quorum");
+    const current = net.leader() as NodeId;
+    const next = net.replica(current).learner.deliveredThrough + 1;
+    net.submit(current, 8, 1);
+    net.tickUntil(() => net.replica(current).learner.deliveredThrough >= next, "the next slot decided", 300);
+    assert.ok(fresh.acceptor?.voteFor(next) !== undefined, "the rejoined acceptor votes again");
   });
 
   it("with the disruption guard, a prepare flood from a member does not stop decisions; when the leader dies another takes over", () => {
