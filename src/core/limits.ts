@@ -73,8 +73,8 @@ export interface Limits {
    * campaign ("ballot-rounds-exhausted"). Far below 2^53 so that round arithmetic (a round plus one,
    * plus a jump) stays exact; far above any honest use: rounds rise by one per election over the
    * highest seen, and at a thousand elections a second 2^40 rounds last 34 years. A member that runs
-   * them up must do so in jumps of at most `ballotJumpRoundsMax` (2^16 of them, each only while no
-   * leader is alive: see the disruption guard in docs/security.md).
+   * them up must do so in jumps of at most `ballotJumpRoundsMax`: 2^16 frames, none of which alone
+   * does it (see docs/security.md).
    */
   readonly ballotRoundMax: number;
   /**
