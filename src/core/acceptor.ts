@@ -34,6 +34,12 @@ export interface AcceptorState {
 export interface AcceptorBugs {
   /** Accept at any ballot, ignoring the promise (breaks safety). */
   readonly ignorePromiseInPhase2?: boolean;
+  /**
+   * No disruption guard: promise a higher ballot though the leader is alive (the acceptor before
+   * issue 9). Not a safety bug: the simulator's canaries use it to reach the deaf-leader traces
+   * that the guard and check-quorum now cut short.
+   */
+  readonly noDisruptionGuard?: boolean;
 }
 
 export interface AcceptorOptions {
@@ -233,6 +239,7 @@ export class Acceptor {
   /** True while the leader at the promised ballot was heard within the election timeout. */
   get leaderAlive(): boolean {
     return (
+      !this.bugs.noDisruptionGuard &&
       this.guardTicks > 0 &&
       this.leaderSilentTicks < this.guardTicks &&
       !ballotEquals(this.promisedBallot, ZERO_BALLOT) &&

@@ -74,6 +74,12 @@ export interface ProposerBugs {
   readonly ignorePromisedValues?: boolean;
   /** Do not persist the ballot round, so a restarted proposer reuses ballots (breaks safety). */
   readonly reuseBallotAfterRestart?: boolean;
+  /**
+   * No check-quorum: a leader neither asks silent acceptors nor steps down when no phase-2 quorum
+   * answers it (the proposer before issue 9). Not a safety bug: the simulator's canaries use it to
+   * reach the deaf-leader traces that check-quorum now cuts short.
+   */
+  readonly noCheckQuorum?: boolean;
 }
 
 export interface ProposerOptions {
@@ -869,7 +875,7 @@ export class Proposer {
 
   private tickLeader(): Output {
     const output = emptyOutput();
-    if (this.checkQuorumTimer.tick()) {
+    if (this.checkQuorumTimer.tick() && !this.bugs.noCheckQuorum) {
       if (!this.quorum.isPhase2Quorum(this.heardAcceptors)) {
         // Check-quorum: no phase-2 quorum answered within the election timeout (we may be cut off
         // one way, hearing nobody while our heartbeats still go out). Stepping down lets the
@@ -888,7 +894,7 @@ export class Proposer {
       this.heartbeatTimer.start(this.timing.heartbeatTicks);
       // An idle leader gets no votes: it asks the acceptors it has not heard from since the last
       // check for a promise at its own ballot, from its next slot on (an empty report, normally).
-      if (!this.quorum.isPhase2Quorum(this.heardAcceptors)) {
+      if (!this.bugs.noCheckQuorum && !this.quorum.isPhase2Quorum(this.heardAcceptors)) {
         for (const acceptor of this.quorum.acceptors)
           if (!this.heardAcceptors.has(acceptor))
             output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, this.nextSlot));
