@@ -170,6 +170,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
     quorum: quorum.value,
     prng,
     timing: RUNTIME_TIMING,
+    // Every node of the cluster proposes: prepares, accepts and heartbeats from other ids are refused.
+    proposers: cluster.nodes.map((node) => node.id),
     limits: {
       ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
       ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
@@ -264,8 +266,8 @@ export async function nodeCommand(args: string[]): Promise<number> {
         snapshotSlot: replica.learner.currentSnapshot?.slot ?? 0,
         heldSlots: replica.learner.heldSlots,
         snapshotsRefused: replica.learner.snapshotsRefused,
-        // Input the learner refused, by reason (docs/security.md).
-        learnerRefusals: replica.learner.refusals.byReason(),
+        // Input the node's roles refused, by reason (docs/security.md; the envelope's are logged apart).
+        roleRefusals: replica.refusals.byReason(),
         ...(replica.learner.snapshotRefusal !== null
           ? { snapshotRefusal: replica.learner.snapshotRefusal }
           : {}),

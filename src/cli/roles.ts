@@ -200,6 +200,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
         id,
         restore: { promised: state.promised, accepted: state.accepted },
         rejoining: state.rejoining,
+        // The disruption guard; the course layout does not name its proposers, so any id proposes.
+        electionTimeoutTicks: RUNTIME_TIMING.electionTimeoutTicks,
       });
       break;
     case "proposer":

@@ -1,4 +1,13 @@
-import { type Ballot, ballotAtLeast, ballotEquals, maxBallot, type NodeId, ZERO_BALLOT } from "./ballot.js";
+import {
+  type Ballot,
+  ballotAtLeast,
+  ballotEquals,
+  ballotGreater,
+  ballotRefusal,
+  maxBallot,
+  type NodeId,
+  ZERO_BALLOT,
+} from "./ballot.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import type {
   AcceptedEntry,
@@ -10,6 +19,7 @@ import type {
 } from "./messages.js";
 import { valuesEqual } from "./messages.js";
 import { emptyOutput, type Output } from "./output.js";
+import { Refusals } from "./refusals.js";
 import { valueBytesEstimate } from "./value-size.js";
 
 /** What an acceptor keeps on stable storage. */
@@ -24,6 +34,12 @@ export interface AcceptorState {
 export interface AcceptorBugs {
   /** Accept at any ballot, ignoring the promise (breaks safety). */
   readonly ignorePromiseInPhase2?: boolean;
+  /**
+   * No disruption guard: promise a higher ballot though the leader is alive (the acceptor before
+   * issue 9). Not a safety bug: the simulator's canaries use it to reach the deaf-leader traces
+   * that the guard and check-quorum now cut short.
+   */
+  readonly noDisruptionGuard?: boolean;
 }
 
 export interface AcceptorOptions {
@@ -42,6 +58,27 @@ export interface AcceptorOptions {
    */
   readonly rejoining?: boolean;
   readonly bugs?: AcceptorBugs;
+  /** Where refused input is counted (a `Replica` passes the one its roles share). */
+  readonly refusals?: Refusals;
+  /**
+   * The proposers' ids: a prepare or accept from any other id is refused ("not-a-proposer").
+   * Absent: any id is taken (tests, and drivers that do not know the membership).
+   */
+  readonly proposers?: readonly NodeId[];
+  /**
+   * The disruption guard: while the leader at the promised ballot was heard within this many ticks
+   * (an accept or a prepare of its own at that ballot, or `noteLeader`), a prepare at a higher ballot
+   * from another proposer is refused ("leader-alive") and answered with a reject. Absent: no guard.
+   */
+  readonly electionTimeoutTicks?: number;
+  /**
+   * The highest slot the node knows decided, from outside the acceptor (a `Replica` passes its
+   * learner's knowledge): the slot horizon is measured from it too, so a lagging replica's acceptor
+   * votes again as soon as its learner has caught up.
+   */
+  readonly knownSlot?: () => number;
+  /** The highest ballot round the node knows of from outside the acceptor (its co-located proposer). */
+  readonly knownRound?: () => number;
 }
 
 /**
@@ -72,6 +109,17 @@ export class Acceptor {
   private readonly limits: Limits;
   private readonly votesTo: "proposer-and-learners" | "learners";
   private readonly bugs: AcceptorBugs;
+  /** Refused input, counted by reason (see docs/security.md). */
+  readonly refusals: Refusals;
+  private readonly proposers: ReadonlySet<NodeId> | null;
+  private readonly guardTicks: number;
+  private readonly knownSlotOutside: () => number;
+  private readonly knownRoundOutside: () => number;
+  /** Ticks since the leader at `leaderHeardBallot` was last heard (Infinity: never). */
+  private leaderSilentTicks = Number.POSITIVE_INFINITY;
+  private leaderHeardBallot: Ballot = ZERO_BALLOT;
+  /** The first slot of the last prepare promised: its proposer has delivered every slot below it. */
+  private promisedFirstSlot = 0;
 
   constructor(options: AcceptorOptions) {
     this.id = options.id;
@@ -83,6 +131,12 @@ export class Acceptor {
     for (const entry of options.restore?.accepted ?? [])
       if (entry.slot >= this.floor) this.votes.set(entry.slot, entry);
     this.isRejoining = options.rejoining ?? false;
+    this.refusals = options.refusals ?? new Refusals();
+    this.proposers = options.proposers ? new Set(options.proposers) : null;
+    this.guardTicks = options.electionTimeoutTicks ?? 0;
+    this.knownSlotOutside = options.knownSlot ?? (() => 0);
+    this.knownRoundOutside = options.knownRound ?? (() => 0);
+    for (const entry of this.votes.values()) if (entry.slot > this.highestSlot) this.highestSlot = entry.slot;
   }
 
   /** The highest ballot promised. */
@@ -163,9 +217,71 @@ export class Acceptor {
     };
   }
 
-  /** Acceptors have no timeouts; present so every role can be driven alike. */
+  /** Advances the disruption guard's clock; acceptors have no other timeouts. */
   tick(): Output {
+    this.leaderSilentTicks++;
     return emptyOutput();
+  }
+
+  /**
+   * The node heard the leader at `ballot` (its co-located proposer took that leader's heartbeat):
+   * if it is the ballot promised, the disruption guard holds for another election timeout.
+   */
+  noteLeader(ballot: Ballot): void {
+    if (ballotEquals(ballot, this.promisedBallot)) this.heardLeader(ballot);
+  }
+
+  private heardLeader(ballot: Ballot): void {
+    this.leaderHeardBallot = ballot;
+    this.leaderSilentTicks = 0;
+  }
+
+  /** True while the leader at the promised ballot was heard within the election timeout. */
+  get leaderAlive(): boolean {
+    return (
+      !this.bugs.noDisruptionGuard &&
+      this.guardTicks > 0 &&
+      this.leaderSilentTicks < this.guardTicks &&
+      !ballotEquals(this.promisedBallot, ZERO_BALLOT) &&
+      ballotEquals(this.leaderHeardBallot, this.promisedBallot)
+    );
+  }
+
+  /**
+   * The last slot an accept may name: one window plus a margin past the highest slot this node knows
+   * of (voted in, dropped votes below, promised a prepare from, or known decided by its learner).
+   */
+  get slotHorizon(): number {
+    return Math.max(this.ownKnownSlot, this.knownSlotOutside()) + this.horizonMarginSlots;
+  }
+
+  private get ownKnownSlot(): number {
+    return Math.max(this.highestSlot, this.floor - 1, this.promisedFirstSlot - 1);
+  }
+
+  private get horizonMarginSlots(): number {
+    return this.limits.windowSlots + this.limits.slotHorizonMarginSlots;
+  }
+
+  /** The horizon check, cheap first: what the node knows from outside is asked only when needed. */
+  private beyondHorizon(slot: number): boolean {
+    if (slot <= this.ownKnownSlot + this.horizonMarginSlots) return false;
+    return slot > this.slotHorizon;
+  }
+
+  /**
+   * Why a prepare or accept must be refused before it touches anything, or null: a sender that is
+   * not a proposer, a ballot that is not the sender's, past the ceiling or too far above every round
+   * known here, or (an accept) a slot past the horizon. Refused input is dropped unanswered.
+   */
+  private screen(message: PrepareMessage | AcceptMessage): string | null {
+    if (this.proposers !== null && !this.proposers.has(message.from)) return "not-a-proposer";
+    if (message.ballot.node !== message.from) return "ballot-not-sender";
+    const knownRound = Math.max(this.promisedBallot.round, this.seenBallot.round);
+    const refusal = ballotRefusal(message.ballot, knownRound, this.limits, this.knownRoundOutside);
+    if (refusal !== null) return refusal;
+    if (message.type === "accept" && this.beyondHorizon(message.slot)) return "slot-beyond-horizon";
+    return null;
   }
 
   step(message: Message): Output {
@@ -181,6 +297,24 @@ export class Acceptor {
 
   private onPrepare(message: PrepareMessage): Output {
     const output = emptyOutput();
+    const refusal = this.screen(message);
+    if (refusal !== null) {
+      this.refusals.count(refusal);
+      return output;
+    }
+    if (
+      this.leaderAlive &&
+      !this.isRejoining &&
+      ballotGreater(message.ballot, this.promisedBallot) &&
+      message.from !== this.promisedBallot.node
+    ) {
+      // The disruption guard: a leader we hear is alive. A candidate that does not hear it (cut off,
+      // or disruptive) gets our promised ballot back and waits; once the leader has been silent for
+      // the election timeout, prepares are promised again.
+      this.refusals.count("leader-alive");
+      output.sendAfterPersist.push(this.reject({ role: "proposer", id: message.from }, message.ballot, 0));
+      return output;
+    }
     this.seenBallot = maxBallot(this.seenBallot, message.ballot);
     if (this.isRejoining) {
       this.unanswered++;
@@ -196,8 +330,12 @@ export class Acceptor {
     if (!ballotEquals(message.ballot, this.promisedBallot)) {
       this.promisedBallot = message.ballot;
       output.persist = { promised: message.ballot };
+    } else if (message.from === message.ballot.node) {
+      // The leader at the promised ballot asks again (a page, or its check-quorum probe): alive.
+      this.heardLeader(message.ballot);
     }
     const firstSlot = Math.max(1, message.firstSlot);
+    this.promisedFirstSlot = Math.max(this.promisedFirstSlot, Math.min(firstSlot, this.slotHorizon));
     const slots: number[] = [];
     for (const slot of this.votes.keys()) if (slot >= firstSlot) slots.push(slot);
     slots.sort((a, b) => a - b);
@@ -235,6 +373,11 @@ export class Acceptor {
 
   private onAccept(message: AcceptMessage): Output {
     const output = emptyOutput();
+    const refusal = this.screen(message);
+    if (refusal !== null) {
+      this.refusals.count(refusal);
+      return output;
+    }
     this.seenBallot = maxBallot(this.seenBallot, message.ballot);
     if (message.slot > this.highestSlot) this.highestSlot = message.slot;
     if (this.isRejoining || message.slot < this.floor) {
@@ -264,6 +407,7 @@ export class Acceptor {
       }
       output.persist = delta;
     }
+    this.heardLeader(message.ballot);
     // Votes carry no value: the proposer knows what it proposed, separate learners get a copy of
     // the accept, and a replica's learner takes it from the accept its own acceptor took.
     const vote = {

@@ -134,6 +134,32 @@ export interface Limits {
    * memory of a peer that went away comes back soon.
    */
   readonly snapshotPinIdleTicks: number;
+  /**
+   * Highest ballot round a role takes from a message or uses itself: 2^40. A message with a ballot
+   * above it is refused ("ballot-above-ceiling"); a proposer that would need a higher round does not
+   * campaign ("ballot-rounds-exhausted"). Far below 2^53 so that round arithmetic (a round plus one,
+   * plus a jump) stays exact; far above any honest use: rounds rise by one per election over the
+   * highest seen, and at a thousand elections a second 2^40 rounds last 34 years. A member that runs
+   * them up must do so in jumps of at most `ballotJumpRoundsMax`: 2^16 frames, none of which alone
+   * does it (see docs/security.md).
+   */
+  readonly ballotRoundMax: number;
+  /**
+   * Most rounds a ballot taken from a message may lie above the highest round this node knows of
+   * (seen or used itself, or vouched for by a quorum of acceptors): 2^24. Beyond it the message is
+   * refused ("ballot-jump"). Honest ballots are one round above what their proposer has seen; a node
+   * falls 2^24 rounds behind only if the cluster held 16 million elections while it was away, and
+   * even then it learns the current level from a quorum of acceptors' votes (see docs/security.md).
+   */
+  readonly ballotJumpRoundsMax: number;
+  /**
+   * Slots beyond what a node knows (decided, voted or proposed) plus the window that a message may
+   * still name: 4096. An accept, a heartbeat's `decidedThrough`/`proposedThrough`, a promise's slots
+   * or a reject's slot beyond it is refused ("slot-beyond-horizon"). Honest messages name slots at
+   * most a window past what their sender knows decided; the margin covers a node a few thousand slots
+   * behind, and a node further behind learns the level from a quorum of acceptors' votes.
+   */
+  readonly slotHorizonMarginSlots: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -162,6 +188,9 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   snapshotUnitsMax: 64 * 1024 * 1024,
   snapshotPinsMax: 8,
   snapshotPinIdleTicks: 1000,
+  ballotRoundMax: 2 ** 40,
+  ballotJumpRoundsMax: 2 ** 24,
+  slotHorizonMarginSlots: 4096,
 });
 
 /**

@@ -4,9 +4,11 @@ import {
   ballotAtLeast,
   ballotEquals,
   ballotGreater,
+  ballotRefusal,
   ballot as makeBallot,
   maxBallot,
   type NodeId,
+  VouchedLevel,
   ZERO_BALLOT,
 } from "./ballot.js";
 import { CommandSet } from "./command-set.js";
@@ -33,7 +35,7 @@ import { emptyOutput, mergeOutput, type Output } from "./output.js";
 import { payloadProblem } from "./payload.js";
 import type { Prng } from "./prng.js";
 import type { QuorumSystem } from "./quorum.js";
-import type { Refusals } from "./refusals.js";
+import { Refusals } from "./refusals.js";
 import type { Snapshot } from "./snapshot.js";
 import { backoffTicks, Timeout } from "./timeout.js";
 import { valueBytesEstimate } from "./value-size.js";
@@ -74,6 +76,12 @@ export interface ProposerBugs {
   readonly ignorePromisedValues?: boolean;
   /** Do not persist the ballot round, so a restarted proposer reuses ballots (breaks safety). */
   readonly reuseBallotAfterRestart?: boolean;
+  /**
+   * No check-quorum: a leader neither asks silent acceptors nor steps down when no phase-2 quorum
+   * answers it (the proposer before issue 9). Not a safety bug: the simulator's canaries use it to
+   * reach the deaf-leader traces that check-quorum now cuts short.
+   */
+  readonly noCheckQuorum?: boolean;
 }
 
 export interface ProposerOptions {
@@ -102,10 +110,16 @@ export interface ProposerOptions {
   readonly restoreSnapshot?: Snapshot;
   readonly snapshotLogBytes?: number;
   readonly logRetainSlots?: number;
-  /** The cluster's members and the refusal counters, for the embedded learner (see `LearnerOptions`). */
+  /** The cluster's members, for the embedded learner (see `LearnerOptions`). */
   readonly members?: ClusterMembers;
-  readonly refusals?: Refusals;
   readonly bugs?: ProposerBugs & { readonly learner?: LearnerBugs };
+  /** Where refused input is counted (a `Replica` passes the one its roles share; so does the learner). */
+  readonly refusals?: Refusals;
+  /**
+   * The proposers' ids: a heartbeat, prepare or accept from any other id is refused
+   * ("not-a-proposer"). Absent: any id is taken (tests, drivers that do not know the membership).
+   */
+  readonly proposers?: readonly NodeId[];
 }
 
 export type ProposerMode = "follower" | "candidate" | "leader";
@@ -222,6 +236,17 @@ export class Proposer {
   private gap: Gap | null = null;
   /** Requests dropped because the pending queue was full. */
   droppedCommands = 0;
+  /** Refused input, counted by reason (see docs/security.md). */
+  readonly refusals: Refusals;
+  private readonly proposerIds: ReadonlySet<NodeId> | null;
+  /** The ballot round and the slot a quorum of acceptors vouches for (see `VouchedLevel`). */
+  readonly vouchedRound: VouchedLevel;
+  readonly vouchedSlot: VouchedLevel;
+  /** Check-quorum: acceptors that answered us since the last check, while we lead. */
+  private heardAcceptors = new Set<NodeId>();
+  private readonly checkQuorumTimer = new Timeout("check-quorum");
+  /** Times this proposer stepped down because no phase-2 quorum answered it within the timeout. */
+  checkQuorumStepDowns = 0;
 
   constructor(options: ProposerOptions) {
     this.id = options.id;
@@ -232,6 +257,10 @@ export class Proposer {
     this.timing = { ...DEFAULT_PROPOSER_TIMING, ...options.timing };
     this.colocated = options.colocated ?? false;
     this.bugs = options.bugs ?? {};
+    this.refusals = options.refusals ?? new Refusals();
+    this.proposerIds = options.proposers ? new Set(options.proposers) : null;
+    this.vouchedRound = new VouchedLevel(this.quorum);
+    this.vouchedSlot = new VouchedLevel(this.quorum);
     this.electionHeld = options.holdElection ?? false;
     this.round = this.bugs.reuseBallotAfterRestart ? 0 : (options.restore?.round ?? 0);
     this.learner = new Learner({
@@ -249,7 +278,7 @@ export class Proposer {
       ...(options.snapshotLogBytes !== undefined ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
       ...(options.logRetainSlots !== undefined ? { logRetainSlots: options.logRetainSlots } : {}),
       ...(options.members ? { members: options.members } : {}),
-      ...(options.refusals ? { refusals: options.refusals } : {}),
+      refusals: this.refusals,
     });
     // Our own earlier ballots count as seen: a leader heartbeating below them is stale.
     if (this.round > 0) this.highestSeen = makeBallot(this.round, this.id);
@@ -361,8 +390,18 @@ export class Proposer {
     return this.modeValue === "follower" && this.leaderBallot.node !== 0 && this.electionTimer.isRunning;
   }
 
-  step(message: Message): Output {
+  /**
+   * Takes one message. Every ballot and slot in it is checked first (see `screen`): refused input is
+   * counted in `refusals` and changes nothing. `screened`: a co-located acceptor has checked this
+   * prepare or accept already (a `Replica`), so it is not counted twice.
+   */
+  step(message: Message, screened = false): Output {
     const output = emptyOutput();
+    const refusal = screened ? null : this.screen(message);
+    if (refusal !== null) {
+      this.refusals.count(refusal);
+      return output;
+    }
     switch (message.type) {
       case "request":
         mergeOutput(output, this.onRequest(message));
@@ -378,6 +417,7 @@ export class Proposer {
         mergeOutput(output, this.onHeartbeat(message));
         break;
       case "accepted":
+        this.noteAnswer(message.from, message.ballot);
         this.noteLeaderActivity(message.ballot);
         mergeOutput(output, this.learner.step(message));
         break;
@@ -541,8 +581,16 @@ export class Proposer {
 
   private startPhase1(): Output {
     const output = emptyOutput();
+    const round = Math.max(this.round, this.highestSeen.round) + 1;
+    if (round > this.limits.ballotRoundMax) {
+      // Out of rounds: an error the node reports (counted), never an assertion. Only an operator can
+      // help (see docs/security.md); the node goes on following and learning.
+      this.refusals.count("ballot-rounds-exhausted");
+      this.electionTimer.start(this.electionWaitTicks());
+      return output;
+    }
     this.stepDown();
-    this.round = Math.max(this.round, this.highestSeen.round) + 1;
+    this.round = round;
     this.current = makeBallot(this.round, this.id);
     this.highestSeen = maxBallot(this.highestSeen, this.current);
     this.modeValue = "candidate";
@@ -593,6 +641,7 @@ export class Proposer {
 
   private onPromise(message: PromiseMessage): Output {
     const output = emptyOutput();
+    this.noteAnswer(message.from, message.ballot);
     this.observeBallot(message.ballot);
     if (this.modeValue === "leader") return this.onGapPromise(message);
     const phase1 = this.phase1;
@@ -677,6 +726,9 @@ export class Proposer {
       };
     }
     this.heartbeatTimer.start(this.timing.heartbeatTicks);
+    // The promises just received are answers: check-quorum starts from them.
+    this.heardAcceptors = new Set(complete(phase1));
+    this.checkQuorumTimer.start(this.timing.electionTimeoutTicks);
     const output = this.heartbeat();
     mergeOutput(output, this.fillWindow());
     return output;
@@ -838,9 +890,30 @@ export class Proposer {
 
   private tickLeader(): Output {
     const output = emptyOutput();
+    if (this.checkQuorumTimer.tick() && !this.bugs.noCheckQuorum) {
+      if (!this.quorum.isPhase2Quorum(this.heardAcceptors)) {
+        // Check-quorum: no phase-2 quorum answered within the election timeout (we may be cut off
+        // one way, hearing nobody while our heartbeats still go out). Stepping down lets the
+        // acceptors' disruption guard lapse, so the rest of the cluster can elect a leader.
+        this.checkQuorumStepDowns++;
+        this.stepDown();
+        this.electionAttempts++;
+        this.electionTimer.start(this.electionWaitTicks());
+        return output;
+      }
+      this.heardAcceptors = new Set();
+      this.checkQuorumTimer.start(this.timing.electionTimeoutTicks);
+    }
     if (this.heartbeatTimer.tick()) {
       mergeOutput(output, this.heartbeat());
       this.heartbeatTimer.start(this.timing.heartbeatTicks);
+      // An idle leader gets no votes: it asks the acceptors it has not heard from since the last
+      // check for a promise at its own ballot, from its next slot on (an empty report, normally).
+      if (!this.bugs.noCheckQuorum && !this.quorum.isPhase2Quorum(this.heardAcceptors)) {
+        for (const acceptor of this.quorum.acceptors)
+          if (!this.heardAcceptors.has(acceptor))
+            output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, this.nextSlot));
+      }
     }
     for (const [slot, flight] of this.inFlight) {
       if (!flight.timer.tick()) continue;
@@ -998,6 +1071,7 @@ export class Proposer {
   }
 
   private onReject(message: RejectMessage): Output {
+    this.noteAnswer(message.from, message.ballot);
     this.observeBallot(message.promised);
     return emptyOutput();
   }
@@ -1012,12 +1086,98 @@ export class Proposer {
     }
   }
 
+  /** An acceptor answered a message of ours at `ballot`: while we lead, check-quorum counts it. */
+  private noteAnswer(acceptor: NodeId, ballot: Ballot): void {
+    if (this.modeValue === "leader" && ballotEquals(ballot, this.current)) this.heardAcceptors.add(acceptor);
+  }
+
+  // --- screening input ---------------------------------------------------------------------------
+
+  /** The highest round this proposer knows of itself: used, or seen in input it took. */
+  private get knownRound(): number {
+    return Math.max(this.round, this.highestSeen.round);
+  }
+
+  /**
+   * Why a ballot from a message must be refused, or null (see `ballotRefusal`): past the ceiling, or
+   * more than the jump above every round this proposer knows of or a quorum of acceptors vouches for.
+   */
+  ballotRefusal(ballot: Ballot): string | null {
+    return ballotRefusal(ballot, this.knownRound, this.limits, () => this.vouchedRound.level);
+  }
+
+  /**
+   * The last slot a message may name: a window plus a margin past the highest slot this proposer
+   * knows of (delivered, or proposed while leading) or a quorum of acceptors vouches for. Heartbeats'
+   * `decidedThrough` is deliberately not part of it, so a member cannot ratchet it up heartbeat by
+   * heartbeat.
+   */
+  slotBeyondHorizon(slot: number): boolean {
+    const margin = this.limits.windowSlots + this.limits.slotHorizonMarginSlots;
+    const known = Math.max(this.learner.deliveredThrough, this.proposedThrough);
+    if (slot <= known + margin) return false;
+    return slot > this.vouchedSlot.level + margin;
+  }
+
+  /**
+   * Checks a message before it touches anything: the sender's role (acceptor messages from an
+   * acceptor, proposer messages from a proposer), its ballots (the ceiling, the jump, a promise's
+   * votes at or below its ballot) and its slots (the horizon). A whole message is refused or taken:
+   * a promise in particular is never taken in part, since ignoring one vote it reports could let us
+   * choose a second value in that slot. Claims of acceptors are noted (`vouchedRound`,
+   * `vouchedSlot`) even when their message is refused: that is how a node far behind catches up.
+   */
+  private screen(message: Message): string | null {
+    switch (message.type) {
+      case "promise":
+      case "accepted":
+      case "reject": {
+        if (!this.quorum.isAcceptor(message.from)) return "not-an-acceptor";
+        const ballot =
+          message.type === "reject" ? maxBallot(message.ballot, message.promised) : message.ballot;
+        if (ballot.round <= this.limits.ballotRoundMax) this.vouchedRound.claim(message.from, ballot.round);
+        let slot =
+          message.type === "promise" ? Math.max(message.floorSlot, message.nextSlot ?? 0) : message.slot;
+        if (message.type === "promise")
+          for (const entry of message.accepted) slot = Math.max(slot, entry.slot);
+        this.vouchedSlot.claim(message.from, slot);
+        const refusal = this.ballotRefusal(ballot);
+        if (refusal !== null) return refusal;
+        if (message.type === "promise") {
+          for (const entry of message.accepted)
+            if (ballotGreater(entry.ballot, message.ballot) || entry.slot < 1) return "promise-inconsistent";
+          if (message.nextSlot !== null && message.nextSlot <= message.firstSlot)
+            return "promise-inconsistent";
+        }
+        return this.slotBeyondHorizon(slot) ? "slot-beyond-horizon" : null;
+      }
+      case "heartbeat":
+      case "prepare":
+      case "accept": {
+        if (this.proposerIds !== null && !this.proposerIds.has(message.from)) return "not-a-proposer";
+        if (message.ballot.node !== message.from) return "ballot-not-sender";
+        const refusal = this.ballotRefusal(message.ballot);
+        if (refusal !== null) return refusal;
+        if (message.type === "heartbeat")
+          return this.slotBeyondHorizon(Math.max(message.decidedThrough, message.proposedThrough))
+            ? "slot-beyond-horizon"
+            : null;
+        return message.type === "accept" && this.slotBeyondHorizon(message.slot)
+          ? "slot-beyond-horizon"
+          : null;
+      }
+      default:
+        return null;
+    }
+  }
+
   /** Leaves candidate or leader mode; undecided commands of ours go back to the pending queue. */
   private stepDown(): void {
     if (this.modeValue === "follower") return;
     this.modeValue = "follower";
     this.phase1 = null;
     this.heartbeatTimer.stop();
+    this.checkQuorumTimer.stop();
     const flights = [...this.inFlight.entries()].sort((a, b) => a[0] - b[0]);
     this.inFlight.clear();
     this.inFlightKeys.clear();
@@ -1059,6 +1219,13 @@ function coveredFrom(phase1: Phase1, quorum: QuorumSystem): number {
     if (quorum.isPhase1Quorum(covering)) return floor;
   }
   assert(false, "a leader has a phase-1 quorum of complete reports");
+}
+
+/** The acceptors whose phase-1 reports are complete. */
+function complete(phase1: Phase1): NodeId[] {
+  const ids: NodeId[] = [];
+  for (const [acceptor, report] of phase1.reports) if (report.expectedSlot === null) ids.push(acceptor);
+  return ids;
 }
 
 function pushRefusal(refusals: Map<string, RefusalList>, command: Command, reason: RefuseReason): void {

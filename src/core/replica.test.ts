@@ -326,7 +326,9 @@ describe("Replica: collapsed proposer + acceptor + learner", () => {
     cluster.runUntil(() => cluster.leader() !== undefined);
     const leader = cluster.leader() as Replica;
     const higher = { round: leader.proposer.ballot.round + 5, node: 9 };
-    leader.step({ type: "prepare", from: 9, ballot: higher, firstSlot: 1 });
+    // An accept at a higher ballot (another proposer won phase 1 elsewhere). A prepare would be
+    // refused while this leader is alive: the disruption guard (see screening.test.ts).
+    leader.step({ type: "accept", from: 9, ballot: higher, slot: 1, value: { commands: [] } });
     assert.equal(leader.mode, "follower");
   });
 

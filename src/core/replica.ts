@@ -9,10 +9,18 @@ import {
   ZERO_BALLOT,
 } from "./ballot.js";
 import type { Learner, LearnerBugs } from "./learner.js";
+import { DEFAULT_LIMITS } from "./limits.js";
 import type { Command, Message, RejoinReportMessage, Value } from "./messages.js";
 import { emptyOutput, mergeOutput, type Output } from "./output.js";
-import { Proposer, type ProposerBugs, type ProposerMode, type ProposerOptions } from "./proposer.js";
+import {
+  DEFAULT_PROPOSER_TIMING,
+  Proposer,
+  type ProposerBugs,
+  type ProposerMode,
+  type ProposerOptions,
+} from "./proposer.js";
 import type { QuorumSystem } from "./quorum.js";
+import { Refusals } from "./refusals.js";
 import type { Snapshot } from "./snapshot.js";
 
 /** What a replica keeps on stable storage: its acceptor's state and its proposer's round. */
@@ -35,7 +43,12 @@ export interface ReplicaBugs {
 }
 
 export interface ReplicaOptions
-  extends Pick<ProposerOptions, "id" | "quorum" | "prng" | "limits" | "timing" | "catchupTicks" | "members"> {
+  extends Pick<
+    ProposerOptions,
+    "id" | "quorum" | "prng" | "limits" | "timing" | "catchupTicks" | "members" | "proposers"
+  > {
+  /** Where refused input is counted; a new one by default. Shared by the replica's roles. */
+  readonly refusals?: Refusals;
   readonly restore?: ReplicaState;
   /**
    * This node's durable state was lost or found damaged. It comes back as a learner: it neither
@@ -104,8 +117,12 @@ export class Replica {
   readonly id: NodeId;
   readonly acceptor: Acceptor | null;
   readonly proposer: Proposer;
+  /** Refused input of all three roles, counted by reason (see docs/security.md). */
+  readonly refusals: Refusals;
   private readonly quorum: QuorumSystem;
   private readonly bugs: ReplicaBugs;
+  private readonly proposers: ReadonlySet<NodeId> | null;
+  private readonly limits: { readonly ballotRoundMax: number };
   private rejoinFloor = 0;
   private rejoinTicks = 0;
   /** This incarnation's rejoin queries carry it; reports with another are ignored. */
@@ -128,12 +145,24 @@ export class Replica {
     this.id = options.id;
     this.quorum = options.quorum;
     this.bugs = options.bugs?.replica ?? {};
+    this.proposers = options.proposers ? new Set(options.proposers) : null;
+    this.limits = { ballotRoundMax: options.limits?.ballotRoundMax ?? DEFAULT_LIMITS.ballotRoundMax };
     // Drawn only when rejoining, so a node that is not does not shift its random stream.
     this.rejoinNonce = options.rejoining ? options.prng.uint32() : 0;
+    const refusals = options.refusals ?? new Refusals();
+    this.refusals = refusals;
     this.acceptor = options.quorum.isAcceptor(options.id)
       ? new Acceptor({
           id: options.id,
           votesTo: "learners",
+          refusals,
+          electionTimeoutTicks:
+            options.timing?.electionTimeoutTicks ?? DEFAULT_PROPOSER_TIMING.electionTimeoutTicks,
+          // The horizon and the jump are measured from what the whole node knows: a replica whose
+          // learner has caught up votes again, however far behind its acceptor was.
+          knownSlot: () => Math.max(this.learner.knownDecidedThrough, this.proposer.vouchedSlot.level),
+          knownRound: () => Math.max(this.proposer.highestBallotSeen.round, this.proposer.vouchedRound.level),
+          ...(options.proposers ? { proposers: options.proposers } : {}),
           ...(options.limits ? { limits: options.limits } : {}),
           ...(options.restore ? { restore: options.restore.acceptor } : {}),
           ...(options.rejoining ? { rejoining: true } : {}),
@@ -146,6 +175,8 @@ export class Replica {
       prng: options.prng,
       colocated: true,
       durableLog: true,
+      refusals,
+      ...(options.proposers ? { proposers: options.proposers } : {}),
       ...(options.restore?.log ? { restoreLog: options.restore.log } : {}),
       ...(options.restore?.snapshot ? { restoreSnapshot: options.restore.snapshot } : {}),
       ...(options.snapshotLogBytes !== undefined ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
@@ -219,23 +250,35 @@ export class Replica {
     let output: Output;
     switch (message.type) {
       case "prepare": {
-        output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
-        // The co-located proposer notices a higher ballot and stands down.
-        mergeOutput(output, this.proposer.step(message));
+        if (this.acceptor === null) {
+          output = this.proposer.step(message);
+          break;
+        }
+        const refused = this.refusals.total;
+        output = this.acceptor.step(message);
+        // The co-located proposer notices a higher ballot and stands down, unless our acceptor
+        // refused the prepare (out of range, or the disruption guard: our leader is alive).
+        if (this.refusals.total === refused) mergeOutput(output, this.proposer.step(message, true));
         break;
       }
       case "accept": {
-        output = this.acceptor ? this.acceptor.step(message) : emptyOutput();
+        if (this.acceptor === null) {
+          output = this.proposer.step(message);
+          break;
+        }
+        const refused = this.refusals.total;
+        output = this.acceptor.step(message);
+        if (this.refusals.total !== refused) break;
         // Votes between replicas carry no value: our learner takes it from the accept our acceptor took.
         const vote = this.acceptor?.voteFor(message.slot);
         if (vote !== undefined && ballotEquals(vote.ballot, message.ballot)) {
           mergeOutput(output, this.learner.knowProposal(message.slot, message.ballot, message.value));
         }
-        mergeOutput(output, this.proposer.step(message));
+        mergeOutput(output, this.proposer.step(message, true));
         // Below our acceptor's floor the slot is decided and our vote is gone: the acceptor stays
         // silent, so tell the proposer's learner the outcome instead (the value, or our snapshot if
         // the slot is compacted), or a leader that missed the votes would retry it forever.
-        if (this.acceptor !== null && message.slot < this.acceptor.floorSlot && message.from !== this.id) {
+        if (message.slot < this.acceptor.floorSlot && message.from !== this.id) {
           const slot = message.slot;
           const ask = {
             type: "catchup",
@@ -249,15 +292,38 @@ export class Replica {
         break;
       }
       case "rejoin-query":
+        // Answered for members only: a report tells the asker our promise and our log's extent.
+        if (this.proposers !== null && !this.proposers.has(message.from)) {
+          this.refusals.count("not-a-proposer");
+          output = emptyOutput();
+          break;
+        }
         // The asker needs a leader at its P* or above: a leader below steps down and everyone's next
-        // campaign goes above it (changes no acceptor state, so the answer stays read-only).
-        if (message.from !== this.id) this.proposer.noteBallot(message.promised);
+        // campaign goes above it (changes no acceptor state, so the answer stays read-only). A P*
+        // past the ballot ceiling or jump is refused like any ballot from the wire.
+        if (message.from !== this.id) {
+          const refusal = this.proposer.ballotRefusal(message.promised);
+          if (refusal !== null) this.refusals.count(refusal);
+          else this.proposer.noteBallot(message.promised);
+        }
         output = this.reportForRejoin(message.from, message.nonce);
         break;
-      case "rejoin-report":
-        this.noteRejoinReport(message);
+      case "rejoin-report": {
+        const refusal = this.screenRejoinReport(message);
+        if (refusal !== null) this.refusals.count(refusal);
+        else this.noteRejoinReport(message);
         output = emptyOutput();
         break;
+      }
+      case "heartbeat": {
+        const refused = this.refusals.total;
+        output = this.proposer.step(message);
+        // The node heard the leader: our acceptor's disruption guard holds while it is heard.
+        // (Our own heartbeats too: a leader is alive to itself, until check-quorum says otherwise.)
+        if (this.refusals.total === refused && this.acceptor !== null)
+          this.acceptor.noteLeader(message.ballot);
+        break;
+      }
       default:
         output = this.proposer.step(message);
     }
@@ -265,6 +331,7 @@ export class Replica {
   }
 
   tick(): Output {
+    this.acceptor?.tick();
     const output = this.proposer.tick();
     if (this.rejoining) {
       this.rejoinTicks++;
@@ -311,6 +378,27 @@ export class Replica {
       },
     });
     return output;
+  }
+
+  /**
+   * Why a rejoin report must be refused, or null: a reporter that is not a proposer, a ballot past
+   * the ceiling or the jump, a slot past the horizon. Refusing a whole report is safe: the rejoin
+   * only waits for more reports (a refused reporter does not count towards the set it needs).
+   * A voting acceptor's claims are noted first, so a wiped node learns how far the cluster has got.
+   */
+  private screenRejoinReport(report: RejoinReportMessage): string | null {
+    if (!this.rejoining || report.nonce !== this.rejoinNonce || report.from === this.id) return null;
+    if (this.proposers !== null && !this.proposers.has(report.from)) return "not-a-proposer";
+    const proposer = this.proposer;
+    if (report.voting && this.quorum.isAcceptor(report.from)) {
+      if (report.promised.round <= this.limits.ballotRoundMax)
+        proposer.vouchedRound.claim(report.from, report.promised.round);
+      proposer.vouchedSlot.claim(report.from, report.votedThrough);
+    }
+    const refusal = proposer.ballotRefusal(report.promised) ?? proposer.ballotRefusal(report.leaderBallot);
+    if (refusal !== null) return refusal;
+    const slot = Math.max(report.votedThrough, report.decidedThrough, report.proposedThrough);
+    return proposer.slotBeyondHorizon(slot) ? "slot-beyond-horizon" : null;
   }
 
   private noteRejoinReport(report: RejoinReportMessage): void {
@@ -409,19 +497,14 @@ export class Replica {
       maxBallot(this.rejoinPromised, this.rejoinFloorBallot),
     );
     mergeOutput(output, acceptor.rejoin(seen, this.rejoinFloor));
-    // The rounds this node used before are lost; one it might reuse would let two proposals share a
-    // ballot. Each rejoin has a larger floor than any before it (floors pass every slot proposed so
-    // far), so rounds from floor x 2^20 on are fresh unless this node ran over a million elections
-    // since its previous rejoin.
-    return mergeOutput(
-      output,
-      this.proposer.releaseElection(acceptor.promised, this.rejoinFloor * REJOIN_ROUND_SPACING),
-    );
+    // The rounds this node used before are lost. Any ballot of ours that reached phase 2 had a
+    // phase-1 quorum promise it before we lost our state, so some reporter promised it or more: it
+    // is at most P*, and our acceptor now promises P* or more. The proposer campaigns above that,
+    // so it never sends an accept at a ballot it used before (a ballot it only prepared with carries
+    // no value, and preparing it again is harmless). Rounds stay within the jump the others take.
+    return mergeOutput(output, this.proposer.releaseElection(acceptor.promised));
   }
 }
-
-/** Rounds a rejoined proposer skips per slot of its floor (see `checkRejoin`). */
-const REJOIN_ROUND_SPACING = 2 ** 20;
 
 /** How often a rejoining replica asks the leader for a fresh slot while it waits. */
 const REJOIN_NUDGE_TICKS = 20;

@@ -10,6 +10,7 @@ import {
   clusterMembers,
   createQuorumSystem,
   DEFAULT_LIMITS,
+  DEFAULT_PROPOSER_TIMING,
   InvariantViolation,
   Learner,
   type LearnerBugs,
@@ -557,12 +558,19 @@ export class Simulation implements SimWire {
     const prng = process.prng.fork();
     const promised = bugs.forgetNewestPromise ? process.promises.prior : state.promised;
     const acceptorState = { promised, accepted: state.accepted, floorSlot: state.trimmedBelowSlot };
+    // The membership the roles check messages against (issue 9): who may prepare, accept, heartbeat.
+    const proposers =
+      this.scenario.layout === "separate"
+        ? Array.from({ length: this.scenario.proposers }, (_, i) => i + 1)
+        : this.scenario.acceptors.map((a) => a.id);
     switch (process.kind) {
       case "acceptor":
         return new Acceptor({
           id: process.id,
           limits: this.limits,
           restore: acceptorState,
+          proposers,
+          electionTimeoutTicks: DEFAULT_PROPOSER_TIMING.electionTimeoutTicks,
           ...(state.rejoining ? { rejoining: true } : {}),
           ...(bugs.acceptor ? { bugs: bugs.acceptor } : {}),
         });
@@ -574,6 +582,7 @@ export class Simulation implements SimWire {
           limits: this.limits,
           members: this.members(),
           restore: { round: state.round },
+          proposers,
           bugs: { ...bugs.proposer, ...(bugs.learner ? { learner: bugs.learner } : {}) },
         });
       case "learner":
@@ -593,6 +602,7 @@ export class Simulation implements SimWire {
           limits: this.limits,
           members: this.members(),
           restore: { ...toReplicaState(state), acceptor: acceptorState },
+          proposers,
           ...(state.rejoining ? { rejoining: true } : {}),
           ...(snapshots
             ? { snapshotLogBytes: snapshots.snapshotLogBytes, logRetainSlots: snapshots.logRetainSlots }
