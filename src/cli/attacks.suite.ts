@@ -39,7 +39,7 @@ describe("attacks against a running 3-node UDP cluster, unauthenticated (issue 9
       const printedForged = cluster.printed(target).some((line) => line.includes(FORGED));
       const exited = cluster.ids.filter((id) => cluster.proc(id).done());
       t.diagnostic(
-        `node ${target} ${printedForged ? "delivered" : "did not deliver"} the forged value; exited: [${exited.join(", ")}]`,
+        `node ${target} ${printedForged ? "delivered" : "did not deliver"} the forged value; exited: [${exited.join(", ")}]\n${cluster.describe()}`,
       );
       // The frames reached the node (settle saw them counted); nothing else can be promised here.
       assert.ok(cluster.stats(target) !== null);

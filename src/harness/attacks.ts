@@ -170,6 +170,7 @@ export class AttackCluster {
       );
       await waitFor(() => cluster.leader() !== null, "a leader", { detail: () => cluster.describe() });
       await cluster.decide(["warm-up"]);
+      await cluster.assertAgree();
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -341,7 +342,11 @@ export class AttackCluster {
     const timer = setInterval(send, 300);
     try {
       await waitFor(
-        () => markersCounted(this.stats(id)) >= target,
+        () => {
+          // A node that exited takes nothing in any more: fail at once, saying so.
+          if (this.proc(id).done()) assert.fail(`node ${id} exited under the attack:\n${this.describe()}`);
+          return markersCounted(this.stats(id)) >= target;
+        },
         `node ${id} to take in the attacker's frames (its decodeErrors to count marker ${target})`,
         { detail: () => this.describe() },
       );
@@ -350,9 +355,22 @@ export class AttackCluster {
     }
   }
 
-  /** Every live node's latest stats. */
-  snapshotStats(): Map<NodeId, NodeStats> {
-    return new Map(this.live().map((id) => [id, this.statsOf(id)]));
+  /** Every live node's stats, from a line each logged after this call (its state as of now). */
+  async snapshotStats(): Promise<Map<NodeId, NodeStats>> {
+    const found = new Map<NodeId, NodeStats>();
+    for (const id of this.live()) {
+      const seen = this.allStats(id).length;
+      await waitFor(
+        () => {
+          this.failOnExit([id]);
+          return this.allStats(id).length > seen;
+        },
+        `node ${id} to log fresh stats`,
+        { detail: () => this.describe() },
+      );
+      found.set(id, this.statsOf(id));
+    }
+    return found;
   }
 
   /** A fresh honest client id. */
@@ -373,10 +391,19 @@ export class AttackCluster {
     const firstSeq = options.firstSeq ?? 1;
     const commands: Command[] = payloads.map((payload, i) => ({ client, seq: firstSeq + i, payload }));
     const nodes = options.nodes ?? this.live();
-    const done = () => nodes.every((id) => payloads.every((payload) => this.printed(id).includes(payload)));
-    const request: Message = { type: "request", from: client, commands };
-    this.send(request);
-    const timer = setInterval(() => this.send(request), 100);
+    const done = () => {
+      this.failOnExit(nodes);
+      return nodes.every((id) => payloads.every((payload) => this.printed(id).includes(payload)));
+    };
+    // Requests of at most 16 commands (a datagram holds 64 KiB); the unacked ones are resent.
+    const sendUnacked = () => {
+      const acked = this.acks.get(client);
+      const unacked = commands.filter((command) => acked?.has(command.seq) !== true);
+      for (let i = 0; i < unacked.length; i += 16)
+        this.send({ type: "request", from: client, commands: unacked.slice(i, i + 16) });
+    };
+    sendUnacked();
+    const timer = setInterval(sendUnacked, 100);
     try {
       await waitFor(
         done,
@@ -467,6 +494,12 @@ export class AttackCluster {
       grew.length > 0,
       `no frame refusal counted on node(s) ${ids.join(", ")} (expected ${hint}):\n${this.describe()}`,
     );
+  }
+
+  /** Fails at once (for a `waitFor` condition) if one of `ids` exited. */
+  failOnExit(ids: readonly NodeId[]): void {
+    const exited = ids.filter((id) => this.proc(id).done());
+    if (exited.length > 0) assert.fail(`node(s) ${exited.join(", ")} exited:\n${this.describe()}`);
   }
 
   /** No node exited: `exits` are the ones that did, with their last words. */
@@ -616,7 +649,7 @@ async function refusedAttack(
   targets: readonly NodeId[],
   reasons: readonly string[],
 ): Promise<void> {
-  const before = cluster.snapshotStats();
+  const before = await cluster.snapshotStats();
   await cluster.settle(messages, targets);
   cluster.assertNoExit();
   cluster.assertNothingForged();
@@ -662,7 +695,7 @@ export const ATTACKS: readonly Attack[] = [
       const { leader } = cluster.leaderBallot();
       const target = cluster.ids.find((id) => id !== leader) as NodeId;
       const other = cluster.ids.find((id) => id !== leader && id !== target) as NodeId;
-      const before = cluster.snapshotStats();
+      const before = await cluster.snapshotStats();
       const ballot = { round: MAX_SAFE - 1, node: other };
       await cluster.settle(
         [
@@ -834,7 +867,7 @@ export const ATTACKS: readonly Attack[] = [
         offset: i * units,
         data,
       }));
-      const before = cluster.snapshotStats();
+      const before = await cluster.snapshotStats();
       await cluster.settle(chunks, [1], 8);
       cluster.assertNoExit();
       cluster.assertStateUnchanged(before);
@@ -846,7 +879,7 @@ export const ATTACKS: readonly Attack[] = [
     name: "accepted at ever-new ballots (unbounded tallies)",
     reasons: ["tally-full", "ballot-*"],
     run: async (cluster) => {
-      const before = cluster.snapshotStats();
+      const before = await cluster.snapshotStats();
       const base = cluster.statsOf(1).deliveredThrough + 1;
       const count = 20_000;
       const flood: Message[] = Array.from({ length: count }, (_, i) => ({
@@ -866,21 +899,24 @@ export const ATTACKS: readonly Attack[] = [
     },
   },
   {
-    name: "a 19-byte catchup from a made-up id (bandwidth amplifier)",
+    name: "a catchup of a few bytes from a client id returns the whole log (a bandwidth amplifier)",
     reasons: ["not-a-member", "catchup-rate"],
     run: async (cluster) => {
       // History worth catching up on: 200 values of 1 KiB.
+      const client = cluster.honestClient();
       const big = "y".repeat(1000);
       await cluster.decide(
         Array.from({ length: 200 }, (_, i) => `history ${i} ${big}`),
-        { timeoutMs: 30_000 },
+        { client, timeoutMs: 30_000 },
       );
-      const before = cluster.snapshotStats();
+      const before = await cluster.snapshotStats();
       const receivedBefore = cluster.received.length;
+      // Nodes answer a client where its requests came from: the attacker's socket (or, with a
+      // spoofed source address, a victim's).
       const catchup: Message = {
         type: "catchup",
-        from: 4242,
-        role: "learner",
+        from: client,
+        role: "client",
         fromSlot: 1,
         toSlot: MAX_SAFE,
       };
@@ -973,7 +1009,7 @@ export const ATTACKS: readonly Attack[] = [
     name: "5 prepares a second with rising ballots (from a member id) stop all decisions",
     reasons: ["leader-alive", "ballot-jump"],
     run: async (cluster) => {
-      const before = cluster.snapshotStats();
+      const before = await cluster.snapshotStats();
       const { leader, ballot } = cluster.leaderBallot();
       const from = cluster.ids.find((id) => id !== leader) as NodeId;
       let round = ballot.round + 1;
@@ -1038,7 +1074,7 @@ export async function forgedVotes(
     slot,
     value: forgedValue("two accepted"),
   }));
-  const before = cluster.snapshotStats();
+  const before = await cluster.snapshotStats();
   await cluster.settle(messages, [target]);
   return { target, before };
 }
