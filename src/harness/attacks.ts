@@ -30,6 +30,7 @@ import {
   type Command,
   encodeSnapshot,
   type Message,
+  NOOP,
   type NodeId,
   textChecksum,
   type Value,
@@ -463,7 +464,7 @@ export class AttackCluster {
   async changeLeader(): Promise<NodeId> {
     await waitFor(
       () => {
-        this.failOnExit(this.live());
+        this.failOnExit(this.ids);
         return this.leader() !== null;
       },
       "a single leader",
@@ -675,8 +676,9 @@ async function refusedAttack(
 function ballotMessages(from: NodeId, ballot: Ballot, slot: number): Message[] {
   return [
     { type: "prepare", from, ballot, firstSlot: 1 },
-    { type: "accept", from, ballot, slot, value: forgedValue("accept at a huge ballot") },
-    { type: "accepted", from, ballot, slot, value: forgedValue("accepted at a huge ballot") },
+    // No-ops: this attack is about the round, not the value (see the forged-value attacks).
+    { type: "accept", from, ballot, slot, value: NOOP },
+    { type: "accepted", from, ballot, slot, value: NOOP },
     { type: "heartbeat", from, ballot, decidedThrough: 1, proposedThrough: 1 },
     { type: "reject", from, ballot: { round: 1, node: 1 }, promised: ballot, slot: 0 },
     { type: "promise", from, ballot, firstSlot: 1, accepted: [], nextSlot: null, floorSlot: 0 },
@@ -1076,19 +1078,23 @@ export const ATTACKS: readonly Attack[] = [
 export async function forgedVotes(
   cluster: AttackCluster,
 ): Promise<{ target: NodeId; before: ReadonlyMap<NodeId, NodeStats> }> {
+  const before = await cluster.snapshotStats();
   const { leader, ballot } = cluster.leaderBallot();
   const target = cluster.ids.find((id) => id !== leader) as NodeId;
   const claimed = cluster.ids.filter((id) => id !== target);
-  const slot = Math.max(...cluster.ids.map((id) => cluster.statsOf(id).deliveredThrough)) + 1;
+  // The next three slots, from fresh stats: the first not yet delivered is among them.
+  const first = Math.max(...[...before.values()].map((stats) => stats.deliveredThrough)) + 1;
   const forged: Ballot = { round: ballot.round + 1, node: claimed[0] as NodeId };
-  const messages: Message[] = claimed.map((from) => ({
-    type: "accepted",
-    from,
-    ballot: forged,
-    slot,
-    value: forgedValue("two accepted"),
-  }));
-  const before = await cluster.snapshotStats();
+  const messages: Message[] = [];
+  for (let slot = first; slot < first + 3; slot++)
+    for (const from of claimed)
+      messages.push({
+        type: "accepted",
+        from,
+        ballot: forged,
+        slot,
+        value: forgedValue(`two accepted ${slot}`),
+      });
   await cluster.settle(messages, [target]);
   return { target, before };
 }
