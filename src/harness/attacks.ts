@@ -20,23 +20,80 @@
 
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODE_STATS_MESSAGE, type NodeStats } from "../cli/node.js";
+import * as codec from "../codec/index.js";
 import { binaryCodec } from "../codec/index.js";
 import {
   type Ballot,
   type Command,
+  type Destination,
   encodeSnapshot,
   type Message,
   NOOP,
   type NodeId,
+  type Role,
   textChecksum,
   type Value,
 } from "../core/index.js";
 import { LOG_MESSAGES, parseLogLine } from "../observe/index.js";
+import * as runtime from "../runtime/index.js";
+import { type ClusterConfig, parseClusterConfig } from "../runtime/index.js";
 import { ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
+
+/** What the harness needs of an envelope guard: sealing one encoded message for a destination. */
+interface SealingGuard {
+  seal(body: Uint8Array, to: Destination): Uint8Array;
+}
+
+/**
+ * The authentication envelope of issue 9, section 2 (`clusterEnvelope` and `NO_KEYS` of
+ * runtime/identity.ts, `parseEnvelope` of codec/envelope.ts), where this build has it; null where it
+ * does not. Looked up at run time so that the harness builds on a branch with or without it; once
+ * both are merged, import them directly.
+ */
+const ENVELOPE: {
+  readonly clusterEnvelope: (
+    config: ClusterConfig,
+    self: { readonly kind: "node" | "client"; readonly id: NodeId },
+    options: { readonly keys: unknown; readonly incarnation: number },
+  ) => SealingGuard;
+  readonly noKeys: unknown;
+  /** The message bytes inside an envelope (unchecked), or null if `frame` is not one. */
+  readonly parseEnvelope: (frame: Uint8Array) => { readonly body: Uint8Array } | null;
+} | null = (() => {
+  const runtimeApi = runtime as unknown as Record<string, unknown>;
+  const codecApi = codec as unknown as Record<string, unknown>;
+  const { clusterEnvelope, NO_KEYS: noKeys } = runtimeApi;
+  const { parseEnvelope } = codecApi;
+  if (typeof clusterEnvelope !== "function" || typeof parseEnvelope !== "function" || noKeys === undefined)
+    return null;
+  return { clusterEnvelope: clusterEnvelope as never, noKeys, parseEnvelope: parseEnvelope as never };
+})();
+
+/**
+ * Frames a node refused before its role saw them, less the attacker's markers (which do not open as
+ * envelopes: `malformed-envelope`), so that a marker never passes for a refused attack.
+ */
+function frameRefusalsOf(stats: NodeStats | undefined): number {
+  let total = 0;
+  for (const [reason, count] of Object.entries(stats?.frameRefusals ?? {}))
+    if (reason !== MARKER_REFUSAL) total += count;
+  return total;
+}
+
+/** The reason an envelope refuses the attacker's markers under (see `frameRefusalsOf`). */
+const MARKER_REFUSAL = "malformed-envelope";
+
+/** A received frame's message: opened from its envelope where frames have one, then decoded. */
+function decodeReceived(frame: Uint8Array): Message | null {
+  const body = ENVELOPE === null ? frame : ENVELOPE.parseEnvelope(frame)?.body;
+  if (body === undefined) return null;
+  const decoded = binaryCodec.decode(body);
+  return decoded.ok ? decoded.value : null;
+}
 
 /** Every payload an attacker forges contains this: no node may print it where validation can refuse. */
 export const FORGED = "FORGED";
@@ -128,8 +185,7 @@ export class AttackCluster {
     private readonly options: AttackClusterOptions,
   ) {
     socket.on("message", (frame, remote) => {
-      const decoded = binaryCodec.decode(frame);
-      const message = decoded.ok ? decoded.value : null;
+      const message = decodeReceived(frame);
       this.received.push({ bytes: frame.length, message, fromPort: remote.port });
       if (message?.type === "ack") {
         const seqs = this.acks.get(message.client) ?? new Set<number>();
@@ -302,12 +358,35 @@ export class AttackCluster {
   private readonly markersSent = new Map<NodeId, number>();
 
   /**
-   * Turns a message into the bytes the attacker sends: the project's binary encoder. The one place
-   * to change when frames gain an envelope (a cluster id, an authentication tag).
+   * Turns a message into the bytes the attacker sends: the project's binary encoder, sealed in the
+   * authentication envelope where this build has one ({@link ENVELOPE}) as its claimed sender would
+   * seal it without the key (the attacker has none), in an incarnation of its own.
    */
   frame(message: Message): Uint8Array {
-    return binaryCodec.encode(message);
+    const body = binaryCodec.encode(message);
+    if (ENVELOPE === null) return body;
+    const kind = message.type === "request" ? "client" : "node";
+    const party = `${kind}:${message.from}`;
+    let guard = this.guards.get(party);
+    if (guard === undefined) {
+      const parsed = parseClusterConfig(readFileSync(this.configPath, "utf8"));
+      assert.ok(parsed.ok, `${this.configPath}: ${parsed.ok ? "" : parsed.error}`);
+      guard = ENVELOPE.clusterEnvelope(
+        parsed.value,
+        { kind, id: message.from },
+        { keys: ENVELOPE.noKeys, incarnation: Date.now() },
+      );
+      this.guards.set(party, guard);
+    }
+    const to: Destination =
+      message.type === "ack" || message.type === "refuse"
+        ? { role: "client", id: message.client }
+        : { role: receiverRole(message) };
+    return guard.seal(body, to);
   }
+
+  /** The envelope each claimed sender's frames are sealed in (see `frame`). */
+  private readonly guards = new Map<string, SealingGuard>();
 
   /**
    * Sends `messages` to each node of `targets` in bursts of `burst`, and waits after each burst
@@ -497,9 +576,7 @@ export class AttackCluster {
     ids: readonly NodeId[],
     hint: string,
   ): void {
-    const total = (stats: NodeStats | undefined) =>
-      Object.values(stats?.frameRefusals ?? {}).reduce((sum, count) => sum + count, 0);
-    const grew = ids.filter((id) => total(this.statsOf(id)) > total(before.get(id)));
+    const grew = ids.filter((id) => frameRefusalsOf(this.statsOf(id)) > frameRefusalsOf(before.get(id)));
     assert.ok(
       grew.length > 0,
       `no frame refusal counted on node(s) ${ids.join(", ")} (expected ${hint}):\n${this.describe()}`,
@@ -540,9 +617,13 @@ export class AttackCluster {
     }
   }
 
-  /** Node(s) `ids` counted at least one more refusal than `before` (any reason). */
+  /**
+   * Node(s) `ids` counted at least one more refusal than `before` (any reason), by the role
+   * (`refusals`) or before it (`frameRefusals`: the envelope refuses a non-member's frames).
+   */
   assertRefusalCounted(before: ReadonlyMap<NodeId, NodeStats>, ids: readonly NodeId[], hint: string): void {
-    const grew = ids.filter((id) => this.statsOf(id).refusalsTotal > (before.get(id)?.refusalsTotal ?? 0));
+    const total = (stats: NodeStats | undefined) => (stats?.refusalsTotal ?? 0) + frameRefusalsOf(stats);
+    const grew = ids.filter((id) => total(this.statsOf(id)) > total(before.get(id)));
     assert.ok(
       grew.length > 0,
       `no refusal counted on node(s) ${ids.join(", ")} (expected a reason like ${hint}):\n${this.describe()}`,
@@ -1159,4 +1240,24 @@ function startedPort(stderr: string): number | null {
     if (record?.msg === LOG_MESSAGES.started && typeof transport?.port === "number") return transport.port;
   }
   return null;
+}
+
+/** The role a message is for: the envelope's receiver. */
+function receiverRole(message: Message): Role {
+  switch (message.type) {
+    case "prepare":
+    case "accept":
+    case "rejoin-query":
+      return "acceptor";
+    case "promise":
+    case "reject":
+    case "request":
+    case "rejoin-report":
+      return "proposer";
+    case "ack":
+    case "refuse":
+      return "client";
+    default:
+      return "learner";
+  }
 }
