@@ -331,7 +331,7 @@ export class AttackCluster {
         const summary =
           stats === null
             ? "no stats"
-            : `${stats.mode} ballot ${stats.ballot.round}.${stats.ballot.node} delivered ${stats.deliveredThrough} commands ${stats.commands} digest ${stats.digest} framesIn ${stats.driver.framesIn} refusals ${JSON.stringify(stats.refusals)} heap ${stats.heapUsedMiB} MiB`;
+            : `${stats.mode} ballot ${stats.ballot.round}.${stats.ballot.node} delivered ${stats.deliveredThrough} commands ${stats.commands} digest ${stats.digest} framesIn ${stats.driver.framesIn} refusals ${JSON.stringify(stats.refusals)} frameRefusals ${JSON.stringify(stats.frameRefusals)} heap ${stats.heapUsedMiB} MiB`;
         return `node ${id}: ${proc.exit === null ? "running" : `exited ${JSON.stringify(proc.exit)}`}; ${summary}; printed ${this.printed(id).length}\n    ${tail}`;
       })
       .join("\n");
@@ -362,11 +362,11 @@ export class AttackCluster {
    * authentication envelope where this build has one ({@link ENVELOPE}) as its claimed sender would
    * seal it without the key (the attacker has none), in an incarnation of its own.
    */
-  frame(message: Message): Uint8Array {
+  frame(message: Message, incarnation?: number): Uint8Array {
     const body = binaryCodec.encode(message);
     if (ENVELOPE === null) return body;
     const kind = message.type === "request" ? "client" : "node";
-    const party = `${kind}:${message.from}`;
+    const party = `${kind}:${message.from}:${incarnation ?? "now"}`;
     let guard = this.guards.get(party);
     if (guard === undefined) {
       const parsed = parseClusterConfig(readFileSync(this.configPath, "utf8"));
@@ -374,7 +374,7 @@ export class AttackCluster {
       guard = ENVELOPE.clusterEnvelope(
         parsed.value,
         { kind, id: message.from },
-        { keys: ENVELOPE.noKeys, incarnation: Date.now() },
+        { keys: ENVELOPE.noKeys, incarnation: incarnation ?? Date.now() },
       );
       this.guards.set(party, guard);
     }
@@ -1121,6 +1121,37 @@ export const ATTACKS: readonly Attack[] = [
         clearInterval(timer);
       }
       cluster.assertRefusalCounted(before, cluster.ids, "leader-alive");
+    },
+  },
+  {
+    name: "one frame claiming a member's id in incarnation 2^53-1 must not silence that member",
+    reasons: ["(none: the member's own frames must go on being taken in)"],
+    run: async (cluster) => {
+      // Where frames carry an envelope, its replay state (incarnation, seq) is per sender: without a
+      // key, a frame that claims a member in a later incarnation must not make the member's own
+      // frames look stale. (Without an envelope there is no such state, and nothing to silence.)
+      const { leader, ballot } = cluster.leaderBallot();
+      const heartbeat: Message = {
+        type: "heartbeat",
+        from: leader,
+        ballot,
+        decidedThrough: 1,
+        proposedThrough: 1,
+      };
+      for (const id of cluster.ids.filter((id) => id !== leader))
+        cluster.sendFrame(cluster.frame(heartbeat, MAX_SAFE), id);
+      const peers = cluster.ids.filter((id) => id !== leader);
+      await cluster.settle([], peers);
+      const after = await cluster.snapshotStats();
+      await cluster.checkHealthy("incarnation max");
+      for (const id of peers) {
+        const refused = frameRefusalsOf(cluster.statsOf(id)) - frameRefusalsOf(after.get(id));
+        assert.equal(
+          refused,
+          0,
+          `node ${id} refused ${refused} frames after the attack (the member it silenced?):\n${cluster.describe()}`,
+        );
+      }
     },
   },
   {
