@@ -5,7 +5,7 @@
  * of the two forged-vote attacks (they need the cluster key of `PAXOS_CLUSTER_KEY`).
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import {
   ATTACK_CLUSTER_KEY,
   ATTACKS,
@@ -17,24 +17,30 @@ import {
 } from "../harness/attacks.js";
 import { waitFor } from "../test-support/index.js";
 
-async function withCluster(options: AttackClusterOptions, run: (cluster: AttackCluster) => Promise<void>) {
+async function withCluster(
+  t: TestContext,
+  options: AttackClusterOptions,
+  run: (cluster: AttackCluster) => Promise<void>,
+) {
   const cluster = await AttackCluster.start(options);
   try {
     await run(cluster);
   } finally {
+    // What each node refused, by reason: the names to hold the checks to.
+    t.diagnostic(`refused: ${cluster.refusalsSinceStart()}`);
     await cluster.stop();
   }
 }
 
 describe("attacks against a running 3-node UDP cluster, unauthenticated (issue 9)", () => {
   for (const attack of ATTACKS) {
-    test(attack.name, async () => {
-      await withCluster(attack.cluster !== undefined ? { cluster: attack.cluster } : {}, attack.run);
+    test(attack.name, async (t) => {
+      await withCluster(t, attack.cluster !== undefined ? { cluster: attack.cluster } : {}, attack.run);
     });
   }
 
   test("two accepted claiming member ids, without a key: the outcome is documented (validation cannot refuse them)", async (t) => {
-    await withCluster({}, async (cluster) => {
+    await withCluster(t, {}, async (cluster) => {
       const { target } = await forgedVotes(cluster);
       const printedForged = cluster.printed(target).some((line) => line.includes(FORGED));
       const exited = cluster.ids.filter((id) => cluster.proc(id).done());
@@ -47,7 +53,7 @@ describe("attacks against a running 3-node UDP cluster, unauthenticated (issue 9
   });
 
   test("a forged ack to a client's port, without a key: the outcome is documented (validation cannot refuse it)", async (t) => {
-    await withCluster({}, async (cluster) => {
+    await withCluster(t, {}, async (cluster) => {
       const outcome = await forgedAck(cluster);
       t.diagnostic(
         `the client ${outcome.ackReceived ? "took the forged ack in" : "never took the forged ack in"}; it ${
@@ -63,8 +69,8 @@ describe("attacks against a running 3-node UDP cluster, unauthenticated (issue 9
 // in docs/security.md, "Evidence: attacks against running nodes".
 if (process.env.PAXOS_ATTACKS_AUTH === "1") {
   describe("forged votes against a running 3-node UDP cluster with a cluster key (issue 9)", () => {
-    test("two accepted claiming member ids are refused with a key", async () => {
-      await withCluster({ key: ATTACK_CLUSTER_KEY }, async (cluster) => {
+    test("two accepted claiming member ids are refused with a key", async (t) => {
+      await withCluster(t, { key: ATTACK_CLUSTER_KEY }, async (cluster) => {
         const { target, before } = await forgedVotes(cluster);
         cluster.assertNoExit();
         cluster.assertNothingForged();
@@ -74,8 +80,8 @@ if (process.env.PAXOS_ATTACKS_AUTH === "1") {
       });
     });
 
-    test("a forged ack to a client's port is refused with a key", async () => {
-      await withCluster({ key: ATTACK_CLUSTER_KEY }, async (cluster) => {
+    test("a forged ack to a client's port is refused with a key", async (t) => {
+      await withCluster(t, { key: ATTACK_CLUSTER_KEY }, async (cluster) => {
         const outcome = await forgedAck(cluster);
         assert.equal(
           outcome.exitedUndecided,

@@ -29,6 +29,7 @@ import { binaryCodec } from "../codec/index.js";
 import {
   type Ballot,
   type Command,
+  DEFAULT_LIMITS,
   type Destination,
   encodeSnapshot,
   type Message,
@@ -228,6 +229,7 @@ export class AttackCluster {
       await waitFor(() => cluster.leader() !== null, "a leader", { detail: () => cluster.describe() });
       await cluster.decide(["warm-up"]);
       await cluster.assertAgree();
+      cluster.baseline = await cluster.snapshotStats();
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -658,6 +660,31 @@ export class AttackCluster {
     );
   }
 
+  /** Every node's stats once the cluster first decided (see `refusalsSinceStart`). */
+  baseline: ReadonlyMap<NodeId, NodeStats> = new Map();
+
+  /**
+   * The refusals each node counted since the cluster first decided, by reason (the role's and the
+   * envelope's, less the markers'), e.g. "node 1: decide-unrequested +4". For test diagnostics.
+   */
+  refusalsSinceStart(): string {
+    return this.ids
+      .map((id) => {
+        const now = this.stats(id);
+        const was = this.baseline.get(id);
+        const grown: string[] = [];
+        for (const field of ["refusals", "frameRefusals"] as const) {
+          for (const [reason, count] of Object.entries(now?.[field] ?? {})) {
+            const delta = count - (was?.[field][reason] ?? 0);
+            if (delta > 0 && !(field === "frameRefusals" && reason === MARKER_REFUSAL))
+              grown.push(`${reason} +${delta}`);
+          }
+        }
+        return `node ${id}: ${grown.length > 0 ? grown.join(", ") : "none"}`;
+      })
+      .join("; ");
+  }
+
   /** Stops every node this cluster started (by pid), closes the socket and removes the directory. */
   async stop(): Promise<void> {
     for (const id of this.paused) this.resume(id);
@@ -949,10 +976,11 @@ export const ATTACKS: readonly Attack[] = [
     },
   },
   {
-    name: "52,429 snapshot chunks claiming a 2^29-unit snapshot (scaled down: 400 chunks)",
+    name: "52,429 snapshot chunks claiming a 2^29-unit snapshot (scaled down: 400 chunks, at most the wire's largest)",
     reasons: ["snapshot-unrequested", "snapshot-too-large"],
     run: async (cluster) => {
-      const length = 2 ** 29;
+      // 2^29 as in the issue, or the largest snapshot the wire carries if that is less.
+      const length = Math.min(2 ** 29, DEFAULT_LIMITS.snapshotUnitsMax);
       const units = 10 * 1024;
       const data = "x".repeat(units);
       const chunks: Message[] = Array.from({ length: 400 }, (_, i) => ({
