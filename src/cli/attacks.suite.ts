@@ -75,7 +75,7 @@ if (process.env.PAXOS_ATTACKS_AUTH === "1") {
         cluster.assertNoExit();
         cluster.assertNothingForged();
         cluster.assertStateUnchanged(before);
-        cluster.assertFrameRefusalCounted(before, [target], "unauthenticated");
+        await cluster.assertFrameRefusalCounted(before, [target], "unauthenticated");
         await cluster.checkHealthy("forged votes with a key");
       });
     });

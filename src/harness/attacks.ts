@@ -108,6 +108,9 @@ const MARKER_FRAME = new Uint8Array([0xa1, 0xff]);
 /** How long a node has to decide fresh values after an attack (ms): "within seconds". */
 export const FRESH_DECIDE_MS = 10_000;
 
+/** How long a counted refusal may take to show in a node's stats lines (ms). */
+const REFUSAL_SEEN_MS = 3000;
+
 /** Every how many ms each node logs its stats line. */
 const STATS_MS = 50;
 
@@ -573,15 +576,15 @@ export class AttackCluster {
    * Node(s) `ids` refused at least one more frame before it reached the role (the driver's
    * `frameRefusals`, e.g. an envelope without the key's MAC) than `before` said.
    */
-  assertFrameRefusalCounted(
+  async assertFrameRefusalCounted(
     before: ReadonlyMap<NodeId, NodeStats>,
     ids: readonly NodeId[],
     hint: string,
-  ): void {
-    const grew = ids.filter((id) => frameRefusalsOf(this.statsOf(id)) > frameRefusalsOf(before.get(id)));
-    assert.ok(
-      grew.length > 0,
-      `no frame refusal counted on node(s) ${ids.join(", ")} (expected ${hint}):\n${this.describe()}`,
+  ): Promise<void> {
+    await waitFor(
+      () => ids.some((id) => frameRefusalsOf(this.stats(id) ?? undefined) > frameRefusalsOf(before.get(id))),
+      `a frame refusal counted on node(s) ${ids.join(", ")} (expected ${hint})`,
+      { timeoutMs: REFUSAL_SEEN_MS, detail: () => this.describe() },
     );
   }
 
@@ -623,12 +626,18 @@ export class AttackCluster {
    * Node(s) `ids` counted at least one more refusal than `before` (any reason), by the role
    * (`refusals`) or before it (`frameRefusals`: the envelope refuses a non-member's frames).
    */
-  assertRefusalCounted(before: ReadonlyMap<NodeId, NodeStats>, ids: readonly NodeId[], hint: string): void {
-    const total = (stats: NodeStats | undefined) => (stats?.refusalsTotal ?? 0) + frameRefusalsOf(stats);
-    const grew = ids.filter((id) => total(this.statsOf(id)) > total(before.get(id)));
-    assert.ok(
-      grew.length > 0,
-      `no refusal counted on node(s) ${ids.join(", ")} (expected a reason like ${hint}):\n${this.describe()}`,
+  async assertRefusalCounted(
+    before: ReadonlyMap<NodeId, NodeStats>,
+    ids: readonly NodeId[],
+    hint: string,
+  ): Promise<void> {
+    const total = (stats: NodeStats | undefined | null) =>
+      (stats?.refusalsTotal ?? 0) + frameRefusalsOf(stats ?? undefined);
+    // Counted when the frames were handled; the stats line that shows it may be a line or two away.
+    await waitFor(
+      () => ids.some((id) => total(this.stats(id)) > total(before.get(id))),
+      `a refusal counted on node(s) ${ids.join(", ")} (expected a reason like ${hint})`,
+      { timeoutMs: REFUSAL_SEEN_MS, detail: () => this.describe() },
     );
   }
 
@@ -777,7 +786,7 @@ async function refusedAttack(
   await afterwards?.();
   await cluster.checkHealthy(tag);
   // Last, so that before the fixes a run shows what the attack does (a crash, a stall) first.
-  cluster.assertRefusalCounted(before, targets, reasons.join(" or "));
+  await cluster.assertRefusalCounted(before, targets, reasons.join(" or "));
 }
 
 /** The ballot-carrying messages of the wire, each with `ballot` from member `from`. */
@@ -832,7 +841,7 @@ export const ATTACKS: readonly Attack[] = [
       await cluster.checkHealthy("dormant round, first leader change");
       await cluster.changeLeader();
       await cluster.checkHealthy("dormant round, second leader change");
-      cluster.assertRefusalCounted(before, [target], "ballot-round-ceiling");
+      await cluster.assertRefusalCounted(before, [target], "ballot-round-ceiling");
     },
   },
   {
@@ -997,7 +1006,7 @@ export const ATTACKS: readonly Attack[] = [
       cluster.assertNoExit();
       cluster.assertStateUnchanged(before);
       await cluster.checkHealthy("chunk flood");
-      cluster.assertRefusalCounted(before, [1], "snapshot-unrequested");
+      await cluster.assertRefusalCounted(before, [1], "snapshot-unrequested");
     },
   },
   {
@@ -1020,7 +1029,7 @@ export const ATTACKS: readonly Attack[] = [
       const heapGrowthMiB = cluster.statsOf(1).heapUsedMiB - (before.get(1)?.heapUsedMiB ?? 0);
       assert.ok(heapGrowthMiB < 64, `node 1's heap grew ${heapGrowthMiB} MiB under ${count} accepted`);
       await cluster.checkHealthy("tally flood");
-      cluster.assertRefusalCounted(before, [1], "tally-full");
+      await cluster.assertRefusalCounted(before, [1], "tally-full");
     },
   },
   {
@@ -1057,7 +1066,7 @@ export const ATTACKS: readonly Attack[] = [
         answerBytes <= requestBytes,
         `a ${requestBytes}-byte catchup from a non-member got ${answerBytes} bytes back (${answered.length} frames)`,
       );
-      cluster.assertRefusalCounted(before, [1], "not-a-member");
+      await cluster.assertRefusalCounted(before, [1], "not-a-member");
     },
   },
   {
@@ -1138,17 +1147,20 @@ export const ATTACKS: readonly Attack[] = [
       const { leader, ballot } = cluster.leaderBallot();
       const from = cluster.ids.find((id) => id !== leader) as NodeId;
       let round = ballot.round + 1;
-      const disturb = () =>
+      let sent = 0;
+      const disturb = () => {
         cluster.send({ type: "prepare", from, ballot: { round: round++, node: from }, firstSlot: 1 });
+        sent++;
+      };
       disturb();
       const timer = setInterval(disturb, 200);
       try {
-        await cluster.checkHealthy("prepare storm");
-        await cluster.checkHealthy("prepare storm again");
+        // Values keep being decided, batch after batch, for as long as 15 prepares (3 s) take.
+        for (let batch = 1; sent < 15; batch++) await cluster.checkHealthy(`prepare storm ${batch}`);
       } finally {
         clearInterval(timer);
       }
-      cluster.assertRefusalCounted(before, cluster.ids, "leader-alive");
+      await cluster.assertRefusalCounted(before, cluster.ids, "leader-alive");
     },
   },
   {
