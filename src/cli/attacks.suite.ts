@@ -14,7 +14,7 @@ import {
   FORGED,
   forgedAck,
   forgedVotes,
-} from "../harness/attacks.js";
+} from "../harness/index.js";
 import { waitFor } from "../test-support/index.js";
 
 async function withCluster(

@@ -9,7 +9,7 @@ import { SessionTable } from "../core/index.js";
 import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords, parseLogLine } from "../observe/index.js";
 import { WalStorage } from "../storage/index.js";
 import { childrenOf, isAlive, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
-import { NODE_STATS_MESSAGE, type NodeStats } from "./node.js";
+import type { NodeStats } from "./node.js";
 
 /** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
 async function freePorts(kind: "udp" | "tcp", count: number): Promise<number[]> {
@@ -242,7 +242,7 @@ describe("paxos node --stats-ms", () => {
         node.stderr
           .split("\n")
           .map(parseLogLine)
-          .filter((record) => record?.msg === NODE_STATS_MESSAGE) as unknown as NodeStats[];
+          .filter((record) => record?.msg === LOG_MESSAGES.stats) as unknown as NodeStats[];
       // A one-node cluster leads itself; its own messages to itself go through the driver.
       await waitFor(
         () => statsLines().some((s) => s.mode === "leader" && (s.driver.framesIn ?? 0) > 0),

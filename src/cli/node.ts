@@ -78,19 +78,14 @@ Options:
   --drop-rate P   testing only: drop this share of received datagrams at random
   --stats-ms N    every N ms, log one line {"msg":"stats", ...} on stderr: the driver's and the
                   transport's counters, the input refused by reason ("refusals"), the proposer's
-                  mode and ballot, and the state machine's count and digest (see NODE_STATS_MESSAGE)
+                  mode and ballot, and the state machine's count and digest (NodeStats)
   -h, --help      this text`;
 
 /** Logged once when a rejoining node has rejoined and votes again. */
 export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
 
 /**
- * Logged every `--stats-ms` ms (tests of docs/security.md read it; see {@link NodeStats}).
- */
-export const NODE_STATS_MESSAGE = "stats";
-
-/**
- * The fields of a `--stats-ms` line. A running node's counters, for tests and operators until the
+ * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators until the
  * dashboard serves /metrics:
  * - `driver`: the driver's `DriverStats` (frames in, decode errors, drops, decisions, ...);
  * - `transport`: the transport's `TransportStats`;
@@ -293,7 +288,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
         heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
       };
     };
-    setInterval(() => logger.info(stats(), NODE_STATS_MESSAGE), statsMs).unref();
+    setInterval(() => logger.info(stats(), LOG_MESSAGES.stats), statsMs).unref();
   }
   logger.info(
     {

@@ -23,7 +23,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NODE_STATS_MESSAGE, type NodeStats } from "../cli/node.js";
+import type { NodeStats } from "../cli/node.js";
 import * as codec from "../codec/index.js";
 import { binaryCodec } from "../codec/index.js";
 import {
@@ -278,7 +278,7 @@ export class AttackCluster {
     const found: NodeStats[] = [];
     for (const line of this.proc(id).stderr.split("\n")) {
       const record = parseLogLine(line);
-      if (record?.msg === NODE_STATS_MESSAGE) found.push(record as unknown as NodeStats);
+      if (record?.msg === LOG_MESSAGES.stats) found.push(record as unknown as NodeStats);
     }
     return found;
   }
@@ -286,7 +286,7 @@ export class AttackCluster {
   /** Node `id`'s latest stats line (null before its first). */
   stats(id: NodeId): NodeStats | null {
     const text = this.proc(id).stderr;
-    const at = text.lastIndexOf(`"msg":"${NODE_STATS_MESSAGE}"`);
+    const at = text.lastIndexOf(`"msg":"${LOG_MESSAGES.stats}"`);
     if (at < 0) return null;
     const start = text.lastIndexOf("\n", at) + 1;
     const end = text.indexOf("\n", at);
@@ -330,7 +330,7 @@ export class AttackCluster {
         if (proc === undefined) return `node ${id}: not started`;
         const stats = this.stats(id);
         const tail = lines(proc.stderr)
-          .filter((line) => !line.includes(`"msg":"${NODE_STATS_MESSAGE}"`))
+          .filter((line) => !line.includes(`"msg":"${LOG_MESSAGES.stats}"`))
           .slice(-4)
           .join("\n    ");
         const summary =
