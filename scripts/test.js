@@ -5,15 +5,19 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-function findTests(dir) {
+function findTests(dir, suffixes) {
   const found = [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) found.push(...findTests(path));
-    else if (name.endsWith(".test.js")) found.push(path);
+    if (statSync(path).isDirectory()) found.push(...findTests(path, suffixes));
+    else if (suffixes.some((suffix) => name.endsWith(suffix))) found.push(path);
   }
   return found;
 }
+
+// *.suite.js files run only when asked: PAXOS_ATTACKS=1 adds the attacks against running nodes
+// (dist/cli/attacks.suite.js, docs/security.md), which fail until every fix of issue 9 is in.
+const suffixes = process.env.PAXOS_ATTACKS === "1" ? [".test.js", ".suite.js"] : [".test.js"];
 
 const lint = spawnSync("npx", ["biome", "check", "src", "bin", "scripts"], { stdio: "inherit" });
 if (lint.status !== 0) {
@@ -21,7 +25,7 @@ if (lint.status !== 0) {
   process.exit(lint.status ?? 1);
 }
 const only = process.argv.slice(2);
-const files = findTests("dist").filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
+const files = findTests("dist", suffixes).filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 // Tests that start real processes and measure nothing but still depend on timely scheduling (the
 // harness's fixed timeline, elections) run one at a time, after the CPU-heavy simulator band.
 const isProcessTest = (f) => f.includes("/harness/") || f.includes("/cli/");

@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { SessionTable } from "../core/index.js";
-import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords } from "../observe/index.js";
+import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords, parseLogLine } from "../observe/index.js";
 import { WalStorage } from "../storage/index.js";
 import { childrenOf, isAlive, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
+import type { NodeStats } from "./node.js";
 
 /** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
 async function freePorts(kind: "udp" | "tcp", count: number): Promise<number[]> {
@@ -218,6 +219,78 @@ describe("paxos node: session limits are the cluster's", () => {
 function records(proc: StartedProcess, msg: LogMessage) {
   return logRecords(proc.stderr, msg);
 }
+
+describe("paxos node --stats-ms", () => {
+  test("logs the driver's and transport's counters, the refusals by reason, the mode and the state every N ms", async () => {
+    const processes = new ProcessGroup();
+    const temp = tempDir();
+    try {
+      const [port] = await freePorts("udp", 1);
+      const configPath = join(temp.dir, "cluster.json");
+      writeFileSync(configPath, JSON.stringify({ nodes: [{ id: 1, host: "127.0.0.1", port }] }));
+      const node = processes.start("node 1", [
+        "node",
+        "--config",
+        configPath,
+        "--id",
+        "1",
+        "--new",
+        "--stats-ms",
+        "50",
+      ]);
+      const statsLines = () =>
+        node.stderr
+          .split("\n")
+          .map(parseLogLine)
+          .filter((record) => record?.msg === LOG_MESSAGES.stats) as unknown as NodeStats[];
+      // A one-node cluster leads itself; its own messages to itself go through the driver.
+      await waitFor(
+        () => statsLines().some((s) => s.mode === "leader" && (s.driver.framesIn ?? 0) > 0),
+        "a stats line as leader",
+        {
+          detail: () => node.stderr,
+        },
+      );
+      const stats = statsLines().at(-1) as NodeStats;
+      assert.equal(typeof stats.driver.decodeErrors, "number");
+      assert.equal(typeof stats.transport.framesReceived, "number");
+      assert.equal(typeof stats.refusals, "object");
+      assert.equal(typeof stats.refusalsTotal, "number");
+      assert.equal(typeof stats.frameRefusals, "object");
+      assert.deepEqual(stats.ballot.node, 1);
+      assert.equal(stats.commands, 0);
+      assert.match(stats.digest, /^[0-9a-f]{16}$/);
+      const exit = await processes.stop(node);
+      assert.equal(exit.code, 0, node.stderr);
+    } finally {
+      await processes.stopAll();
+      temp.remove();
+    }
+  });
+
+  test("--stats-ms wants a positive integer", async () => {
+    const processes = new ProcessGroup();
+    const temp = tempDir();
+    try {
+      const configPath = join(temp.dir, "cluster.json");
+      writeFileSync(configPath, JSON.stringify({ nodes: [{ id: 1, host: "127.0.0.1", port: 7101 }] }));
+      const run = await processes.run("node --stats-ms 0", [
+        "node",
+        "--config",
+        configPath,
+        "--id",
+        "1",
+        "--stats-ms",
+        "0",
+      ]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /--stats-ms wants a positive integer/);
+    } finally {
+      await processes.stopAll();
+      temp.remove();
+    }
+  });
+});
 
 describe("paxos node snapshots", () => {
   test("nodes snapshot and compact their logs; a node that was down installs a peer's snapshot; a restart resumes from its own", async () => {

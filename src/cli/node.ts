@@ -23,6 +23,7 @@ import {
   openStorage,
   pacedWriter,
   parseId,
+  parsePositiveInt,
   parseRate,
   pickCodec,
   processPrng,
@@ -93,10 +94,42 @@ Options:
   --quiet         do not print decided values
   --seed N        seed for this process's random choices (default: from the OS)
   --drop-rate P   testing only: drop this share of received datagrams at random
+  --stats-ms N    every N ms, log one line {"msg":"stats", ...} on stderr: the driver's and the
+                  transport's counters, the input refused by reason ("refusals"), the proposer's
+                  mode and ballot, and the state machine's count and digest (NodeStats)
   -h, --help      this text`;
 
 /** Logged once when a rejoining node has rejoined and votes again. */
 export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
+
+/**
+ * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators until the
+ * dashboard serves /metrics:
+ * - `driver`: the driver's `DriverStats` (frames in, decode errors, drops, decisions, ...);
+ * - `transport`: the transport's `TransportStats`;
+ * - `refusals`: the role's refusals by reason (`Refusals.byReason()`; see docs/security.md), and
+ *   `refusalsTotal` their sum; `frameRefusals`: the driver's, for frames refused before they reach
+ *   the role (e.g. by an authentication envelope), empty when the driver counts none;
+ * - `mode`, `ballot`, `leader`: the proposer's mode ("leader", "follower", ...), its ballot, and the
+ *   leader it follows;
+ * - `deliveredThrough`, `commands`, `digest`: the learner's last delivered slot and the state
+ *   machine's count and digest (two nodes with the same count and digest applied the same values);
+ * - `heapUsedMiB`: the process's heap in use.
+ */
+export interface NodeStats {
+  readonly driver: Readonly<Record<string, number>>;
+  readonly transport: Readonly<Record<string, number>>;
+  readonly refusals: Readonly<Record<string, number>>;
+  readonly refusalsTotal: number;
+  readonly frameRefusals: Readonly<Record<string, number>>;
+  readonly mode: string;
+  readonly ballot: { readonly round: number; readonly node: number };
+  readonly leader: number;
+  readonly deliveredThrough: number;
+  readonly commands: number;
+  readonly digest: string;
+  readonly heapUsedMiB: number;
+}
 
 export async function nodeCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -112,6 +145,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       quiet: { type: "boolean", default: false },
       seed: { type: "string" },
       "drop-rate": { type: "string" },
+      "stats-ms": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: true,
@@ -137,6 +171,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const quorum = createQuorumSystem(cluster.acceptors, cluster.quorum);
   if (!quorum.ok) throw new UsageError(quorum.error);
   const dropRate = parseRate(values["drop-rate"] ?? process.env.PAXOS_DROP_RATE, "--drop-rate");
+  const statsMs = parsePositiveInt(values["stats-ms"], "--stats-ms", 0);
   const codec = pickCodec(cluster.codec);
   const prng = processPrng(values.seed);
   const name = `node ${id}`;
@@ -277,6 +312,29 @@ export async function nodeCommand(args: string[]): Promise<number> {
       LOG_MESSAGES.stateMachine,
     ),
   );
+  if (statsMs > 0) {
+    // The refusals the node's roles count (issue 9), and the driver's for frames the roles never see.
+    const refusals = replica.refusals;
+    const frameRefusals = driver.refusals;
+    const stats = (): NodeStats => {
+      const byReason = refusals?.byReason() ?? {};
+      return {
+        driver: { ...driver.stats },
+        transport: { ...transport.stats },
+        refusals: byReason,
+        refusalsTotal: refusals?.total ?? 0,
+        frameRefusals: frameRefusals?.byReason() ?? {},
+        mode: replica.proposer.mode,
+        ballot: replica.proposer.ballot,
+        leader: replica.proposer.leader,
+        deliveredThrough: replica.learner.deliveredThrough,
+        commands: machine.commands,
+        digest: machine.digest,
+        heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+      };
+    };
+    setInterval(() => logger.info(stats(), LOG_MESSAGES.stats), statsMs).unref();
+  }
   logger.info(
     {
       endpoint: transport.localEndpoint,
