@@ -15,9 +15,7 @@ function findTests(dir, suffixes) {
   return found;
 }
 
-// *.suite.js files run only when asked: PAXOS_ATTACKS=1 adds the attacks against running nodes
-// (dist/cli/attacks.suite.js, docs/security.md), which fail until every fix of issue 9 is in.
-const suffixes = process.env.PAXOS_ATTACKS === "1" ? [".test.js", ".suite.js"] : [".test.js"];
+const suffixes = [".test.js"];
 
 const lint = spawnSync("npx", ["biome", "check", "src", "bin", "scripts"], { stdio: "inherit" });
 if (lint.status !== 0) {

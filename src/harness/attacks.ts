@@ -631,8 +631,13 @@ export class AttackCluster {
     ids: readonly NodeId[],
     hint: string,
   ): Promise<void> {
-    const total = (stats: NodeStats | undefined | null) =>
-      (stats?.refusalsTotal ?? 0) + frameRefusalsOf(stats ?? undefined);
+    // The reason names: `hint` is "a or b", each name perhaps followed by a remark in parentheses.
+    const names = hint.split(" or ").map((reason) => reason.trim().split(" ")[0] as string);
+    const total = (stats: NodeStats | undefined | null) => {
+      let count = 0;
+      for (const name of names) count += (stats?.refusals[name] ?? 0) + (stats?.frameRefusals[name] ?? 0);
+      return count;
+    };
     // Counted when the frames were handled; the stats line that shows it may be a line or two away.
     await waitFor(
       () => ids.some((id) => total(this.stats(id)) > total(before.get(id))),

@@ -65,9 +65,8 @@ describe("attacks against a running 3-node UDP cluster, unauthenticated (issue 9
   });
 });
 
-// The keyed half runs once the authentication envelope is merged (PAXOS_CLUSTER_KEY): see the report
-// in docs/security.md, "Evidence: attacks against running nodes".
-if (process.env.PAXOS_ATTACKS_AUTH === "1") {
+// The keyed half: with a cluster key, the forged votes and acks that validation cannot refuse are.
+{
   describe("forged votes against a running 3-node UDP cluster with a cluster key (issue 9)", () => {
     test("two accepted claiming member ids are refused with a key", async (t) => {
       await withCluster(t, { key: ATTACK_CLUSTER_KEY }, async (cluster) => {
