@@ -423,7 +423,11 @@ test("a full chunk of 3-byte characters round trips and fits one UDP datagram", 
     assert.deepStrictEqual(decodeBinary(bytes), { ok: true, value: message });
   }
   const widest = encodeBinary(chunk(threeByte, last, SNAPSHOT_UNITS_MAX)).length;
-  assert.equal(widest, 2 + 8 + 8 + 5 + 5 + 5 + 3 + SNAPSHOT_CHUNK_BYTES_MAX);
+  // Varints of 7 bits a byte: from and slot 8 bytes, length and offset as wide as SNAPSHOT_UNITS_MAX
+  // needs, checksum (32 bits) 5, the data's byte length 3.
+  const uintBytes = (n: number) => Math.max(1, Math.ceil(Math.log2(n + 1) / 7));
+  const lengthBytes = uintBytes(SNAPSHOT_UNITS_MAX);
+  assert.equal(widest, 2 + 8 + 8 + lengthBytes + 5 + lengthBytes + 3 + SNAPSHOT_CHUNK_BYTES_MAX);
 });
 
 test("snapshot chunks that break their limits or their own range are refused", () => {

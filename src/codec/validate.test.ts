@@ -194,7 +194,7 @@ test("snapshot chunks: data is bounded in characters, not bytes, and lies within
     ],
     [
       { length: SNAPSHOT_UNITS_MAX + 1 },
-      "snapshot-chunk.length: 536870913 characters exceeds the limit of 536870912",
+      `snapshot-chunk.length: ${SNAPSHOT_UNITS_MAX + 1} characters exceeds the limit of ${SNAPSHOT_UNITS_MAX}`,
     ],
     [{ length: -1 }, "snapshot-chunk.length: expected a non-negative safe integer, got -1"],
     [{ checksum: 2 ** 32 }, "snapshot-chunk.checksum: expected a 32-bit unsigned integer, got 4294967296"],

@@ -425,6 +425,24 @@ describe("Learner: holes and catch-up", () => {
 });
 
 describe("Learner: hostile and stray input (issue 9)", () => {
+  it("a standalone learner refuses votes past the ballot ceiling or jump, and takes a round a quorum vouches for", () => {
+    const learner = newLearner();
+    const X = val(cmd(7, 1, "X"));
+    const far = DEFAULT_LIMITS.ballotJumpRoundsMax * 4;
+    // Past the ceiling: refused, whoever votes.
+    for (const from of [1, 2]) learner.step(vote(from, 1, ballot(DEFAULT_LIMITS.ballotRoundMax + 1, 1), X));
+    assert.equal(learner.refusals.of("ballot-above-ceiling"), 2);
+    // A jump past every round taken: one acceptor's vote is refused and decides nothing...
+    assert.deepEqual(feed(learner, [vote(1, 1, ballot(far, 1), X)]), []);
+    assert.equal(learner.refusals.of("ballot-jump"), 1);
+    // ...a quorum's votes vouch for the round (a learner that was away catches up with the rounds).
+    const decided = feed(learner, [vote(2, 1, ballot(far, 1), X), vote(1, 1, ballot(far, 1), X)]);
+    assert.deepEqual(
+      decided.map((d) => d.slot),
+      [1],
+    );
+  });
+
   const X = val(cmd(7, 1, "x"));
   const Y = val(cmd(7, 1, "y"));
   const MEMBERS = { acceptors: [1, 2, 3], proposers: [1, 2, 3], learners: [1, 2, 3] };

@@ -1,5 +1,5 @@
 import { assert } from "./assert.js";
-import { type Ballot, ballotGreater, ballotKey, type NodeId } from "./ballot.js";
+import { type Ballot, ballotGreater, ballotKey, ballotRefusal, type NodeId, VouchedLevel } from "./ballot.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 import { type ClusterMembers, MemberSet } from "./members.js";
 import type {
@@ -36,6 +36,12 @@ export interface LearnerBugs {
 export interface LearnerOptions {
   readonly id: NodeId;
   readonly quorum: QuorumSystem;
+  /**
+   * Whether the learner screens the ballots of votes, accepts and heartbeats itself (ceiling and
+   * jump: see `ballotRefusal`). True by default; a proposer that embeds a learner screens every
+   * message before its learner sees it, and passes false.
+   */
+  readonly screenBallots?: boolean;
   readonly limits?: Partial<Limits>;
   /** Ticks a hole may stay open before the learner asks for it (again). */
   readonly catchupTicks?: number;
@@ -191,6 +197,10 @@ export class Learner {
   private readonly role: Role;
   private readonly bugs: LearnerBugs;
   /** Refused input, by reason (docs/security.md, "Validation in the core: learner, catch-up and snapshots"). */
+  private readonly screensBallots: boolean;
+  /** The highest ballot round this learner has taken (standalone learners: see `ballotRefused`). */
+  private knownRound = 0;
+  private readonly vouchedRound: VouchedLevel;
   readonly refusals: Refusals;
   private readonly members: MemberSet;
   /** Ticks since the start (the clock of requests and token buckets). */
@@ -251,6 +261,8 @@ export class Learner {
     this.role = options.role ?? "learner";
     this.bugs = options.bugs ?? {};
     this.refusals = options.refusals ?? new Refusals();
+    this.screensBallots = options.screenBallots ?? true;
+    this.vouchedRound = new VouchedLevel(this.quorum);
     this.members = new MemberSet(options.members ?? null);
     this.sessions = this.newSessionTable();
     this.durableLog = options.durableLog ?? false;
@@ -432,6 +444,14 @@ export class Learner {
   step(message: Message): Output {
     switch (message.type) {
       case "accepted":
+      case "accept":
+      case "heartbeat":
+        if (this.ballotRefused(message.from, message.ballot, message.type === "accepted"))
+          return emptyOutput();
+        break;
+    }
+    switch (message.type) {
+      case "accepted":
         return this.onAccepted(message);
       case "decide":
         return this.onDecide(message);
@@ -454,6 +474,25 @@ export class Learner {
       default:
         return emptyOutput();
     }
+  }
+
+  /**
+   * A standalone learner's ballot screen: past the ceiling, or further past every round it has taken
+   * (or a quorum of acceptors vouches for) than a jump allows, a ballot is refused and counted, as
+   * acceptors and proposers refuse it. An acceptor's vote is a claim toward the vouched round, taken
+   * or not: a learner that was away learns from a quorum of them how far the rounds have got.
+   */
+  private ballotRefused(from: NodeId, ballot: Ballot, acceptorVote: boolean): boolean {
+    if (!this.screensBallots) return false;
+    if (acceptorVote && ballot.round <= this.limits.ballotRoundMax)
+      this.vouchedRound.claim(from, ballot.round);
+    const refusal = ballotRefusal(ballot, this.knownRound, this.limits, () => this.vouchedRound.level);
+    if (refusal !== null) {
+      this.refusals.count(refusal);
+      return true;
+    }
+    this.knownRound = Math.max(this.knownRound, ballot.round);
+    return false;
   }
 
   /**

@@ -266,6 +266,8 @@ export class Proposer {
     this.learner = new Learner({
       id: this.id,
       quorum: this.quorum,
+      // Every message is screened here before the learner sees it (see `step`).
+      screenBallots: false,
       limits: this.limits,
       role: this.colocated ? "learner" : "proposer",
       // Holes are asked of the learners only: a busy leader should not also serve catch-up.

@@ -1493,6 +1493,7 @@ export class Simulation implements SimWire {
       highestRound: this.highestRound,
       leaderBallot: this.leaderBallot,
       decidedThrough: this.checker.decidedLog().length,
+      healed: this.healTick !== null,
     };
   }
 

@@ -55,6 +55,7 @@ describe("the stray peer (issue 9, section 4)", () => {
           highestRound,
           leaderBallot: tick % 4 === 0 ? ZERO_BALLOT : { round: highestRound, node: 2 },
           decidedThrough: tick,
+          healed: false,
         };
         for (const frame of peer.framesFor(view)) {
           const decoded = codec.decode(frame.frame);

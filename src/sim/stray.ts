@@ -161,6 +161,8 @@ export interface StrayView {
   readonly leaderBallot: Ballot;
   /** Slots 1 ..= this are decided (as far as the learners delivered). */
   readonly decidedThrough: number;
+  /** Whether the network has healed (the liveness phase, in which every fault stops). */
+  readonly healed: boolean;
 }
 
 /** Where a stray frame goes: one member of a role (`id`), or every member of it. */
@@ -194,6 +196,8 @@ export class StrayPeer {
   /** Commands of made-up clients it sent (the checker counts them as submitted, not as required). */
   readonly commands: Command[] = [];
   private nextClient = STRAY_CLIENT_BASE + 1;
+  /** The one buggy member per role whose id refusable frames claim (see `member`). */
+  private readonly buggy = new Map<string, NodeId>();
   /**
    * The header of a session list under the cluster's session limits (the simulator runs the
    * defaults): a snapshot that carries it restores on every replica.
@@ -228,7 +232,11 @@ export class StrayPeer {
       if (attack === "prepare-flood") continue; // floods go out on their own schedule, below
       this.build(attack, view, frames);
     }
+    // A flood of prepares with rising ballots is a member duelling for leadership: no Paxos decides
+    // while one goes on (the disruption guard holds it off only while a leader lives), so it stops
+    // with the other faults when the network heals; the other attacks go on, and must stay harmless.
     if (
+      !view.healed &&
       this.settings.attacks.includes("prepare-flood") &&
       (view.tick - this.settings.startTick) % this.settings.floodEveryTicks === 0
     )
@@ -799,13 +807,25 @@ export class StrayPeer {
   }
 
   /** An id the receiver never asked: its own, or one that is no member. */
-  private unaskedFrom(_view: StrayView, target: StrayTarget): NodeId {
-    return target.id !== undefined && this.prng.chance(0.5) ? target.id : this.stranger();
+  /** The sender of state nobody asked for: a stranger (a member's answer, when asked, is a member's word). */
+  private unaskedFrom(_view: StrayView, _target: StrayTarget): NodeId {
+    return this.stranger();
   }
 
+  /**
+   * The member whose id the peer's refusable frames claim: one per role, fixed for the run. A
+   * refusable frame stands for one buggy member (or a stranger using its id without a key), never
+   * for a quorum of them: frames claiming several members with in-range fields are forged votes,
+   * which only the cluster key stops (the `forged` attacks, in keyed runs).
+   */
   private member(view: StrayView, role: "proposer" | "acceptor" | "learner"): NodeId {
     const ids = view.ids[role];
-    return ids.length > 0 ? this.prng.pick(ids) : 1;
+    if (ids.length === 0) return 1;
+    const chosen = this.buggy.get(role);
+    if (chosen !== undefined && ids.includes(chosen)) return chosen;
+    const id = this.prng.pick(ids);
+    this.buggy.set(role, id);
+    return id;
   }
 
   /** An id no process of the run has (ids of the scenarios are at most 7). */
