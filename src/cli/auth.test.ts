@@ -10,19 +10,7 @@ import { binaryCodec, EnvelopeGuard } from "../codec/index.js";
 import type { Message } from "../core/index.js";
 import { hasLogged, LOG_MESSAGES, logRecords } from "../observe/index.js";
 import { clusterIdOfConfig, parseClusterConfig, UNAUTHENTICATED_WARNING } from "../runtime/index.js";
-import { ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
-
-/** `count` UDP ports the OS says are free on 127.0.0.1 (free a moment ago). */
-async function freeUdpPorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) {
-    const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-    ports.add(socket.address().port);
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
-  return [...ports];
-}
+import { freeUdpPorts, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
 const lines = (text: string) => text.split("\n").filter((line) => line !== "");
 const started = (proc: StartedProcess) => () => hasLogged(proc.stderr, LOG_MESSAGES.started);

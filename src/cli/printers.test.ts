@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +19,13 @@ import {
   parseCourseConfig,
 } from "../runtime/index.js";
 import { MemoryStorage } from "../storage/index.js";
-import { childrenOf, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
+import {
+  childrenOf,
+  freeUdpPorts,
+  ProcessGroup,
+  type StartedProcess,
+  waitFor,
+} from "../test-support/index.js";
 import { MulticastTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { demoSlotLine } from "./demo.js";
 
@@ -61,17 +66,6 @@ function lines(text: string): string[] {
 }
 
 const started = (proc: StartedProcess) => () => hasLogged(proc.stderr, LOG_MESSAGES.started);
-
-async function freeUdpPorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) {
-    const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-    ports.add(socket.address().port);
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
-  return [...ports];
-}
 
 /**
  * A library `Client` in this process, driven by a real `Driver`: the way an application (and the KV

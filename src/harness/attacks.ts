@@ -42,7 +42,7 @@ import {
 import { LOG_MESSAGES, parseLogLine } from "../observe/index.js";
 import * as runtime from "../runtime/index.js";
 import { type ClusterConfig, parseClusterConfig } from "../runtime/index.js";
-import { ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
+import { freeUdpPorts, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
 
 /** What the harness needs of an envelope guard: sealing one encoded message for a destination. */
 interface SealingGuard {
@@ -138,18 +138,6 @@ export interface Received {
   readonly bytes: number;
   readonly message: Message | null;
   readonly fromPort: number;
-}
-
-/** `count` UDP ports on 127.0.0.1 free a moment ago. */
-async function freeUdpPorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) {
-    const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-    ports.add(socket.address().port);
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-  }
-  return [...ports];
 }
 
 /**
