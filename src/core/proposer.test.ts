@@ -923,6 +923,68 @@ describe("Multi-Paxos: a stable leader", () => {
     assert.equal(ticksToPhase1(ballot(6, 1)), null, "a leader at 6.1 is followed");
   });
 
+  it("a candidate refused by a disruption guard follows the leader it names, though its own ballot is higher", () => {
+    const quorum = majority([1, 2, 3]);
+    const leaderBallot = ballot(1, 1);
+    const candidate = new Proposer({ id: 2, quorum, prng: new Prng(2) });
+    let campaign: PrepareMessage | undefined;
+    for (let tick = 1; tick <= 300 && campaign === undefined; tick++) {
+      campaign = candidate.tick().send.find((e) => e.message.type === "prepare")?.message as PrepareMessage;
+    }
+    assert.ok(campaign !== undefined, "with no leader heard, it campaigns");
+    // Acceptors 2 and 3 still hear their leader at 1.1 and refuse the higher ballot, naming 1.1:
+    // no phase-1 quorum is left (one refusal alone leaves {1, 2}, and the candidate carries on).
+    candidate.step({ type: "reject", from: 3, ballot: campaign.ballot, promised: leaderBallot, slot: 0 });
+    assert.equal(candidate.mode, "candidate");
+    candidate.step({ type: "reject", from: 2, ballot: campaign.ballot, promised: leaderBallot, slot: 0 });
+    assert.equal(candidate.mode, "follower");
+    const heartbeat: Message = {
+      type: "heartbeat",
+      from: 1,
+      ballot: leaderBallot,
+      decidedThrough: 0,
+      proposedThrough: 0,
+    };
+    let campaignsAfter = 0;
+    for (let tick = 1; tick <= 2000; tick++) {
+      if (tick % 5 === 0) candidate.step(heartbeat);
+      const out = candidate.tick();
+      campaignsAfter += out.send.filter(
+        (e) => e.message.type === "prepare" && ballotGreater(e.message.ballot, campaign.ballot),
+      ).length;
+    }
+    assert.equal(candidate.mode, "follower");
+    assert.equal(candidate.leader, 1, "it follows the leader the guard named");
+    assert.equal(campaignsAfter, 0, "no new campaign against a live leader");
+  });
+
+  it("a follower holding its election (rejoining) forgets a leader that fell silent", () => {
+    const quorum = majority([1, 2, 3]);
+    const follower = new Proposer({ id: 2, quorum, prng: new Prng(2), holdElection: true });
+    follower.step({
+      type: "heartbeat",
+      from: 1,
+      ballot: ballot(1, 1),
+      decidedThrough: 0,
+      proposedThrough: 4,
+    });
+    assert.equal(follower.leader, 1);
+    const nudge = follower.requestNoop(3);
+    assert.deepEqual(
+      nudge.send.map((e) => e.to),
+      [{ role: "proposer", id: 1 }],
+      "a no-op request goes to the live leader",
+    );
+    for (let tick = 1; tick <= 1000; tick++)
+      assert.equal(follower.tick().send.filter((e) => e.message.type === "prepare").length, 0);
+    assert.equal(follower.leader, 0, "no leader heard for an election timeout: it follows nobody");
+    assert.deepEqual(
+      follower.requestNoop(3).send.map((e) => e.to),
+      [{ role: "proposer", id: 3 }],
+      "then the no-op request goes to the leader the caller names",
+    );
+  });
+
   it("the leader sends heartbeats that keep a follower from running phase 1", () => {
     const net = new Network({ proposers: [1, 2], timing: { heartbeatTicks: 3, electionTimeoutTicks: 12 } });
     net.elect(1);

@@ -156,6 +156,8 @@ interface Phase1 {
   readonly votes: Map<number, AcceptedEntry>;
   readonly timer: Timeout;
   attempt: number;
+  /** Acceptors whose disruption guard refused this phase 1 (they hear a live leader). */
+  readonly guardRefused: Set<NodeId>;
 }
 
 /**
@@ -202,6 +204,11 @@ export class Proposer {
   private round: number;
   /** Highest ballot seen from anyone. */
   private highestSeen: Ballot = ZERO_BALLOT;
+  /**
+   * The highest leader ballot an acceptor's disruption guard named when it refused a higher prepare
+   * of ours: that leader is alive, though our own refused ballot is above it.
+   */
+  private guardVouched: Ballot = ZERO_BALLOT;
   /** Our ballot while candidate or leader. */
   private current: Ballot = ZERO_BALLOT;
   private leaderBallot: Ballot = ZERO_BALLOT;
@@ -350,10 +357,17 @@ export class Proposer {
     return output;
   }
 
-  /** Asks the leader for a slot even if it has nothing to propose (it proposes a no-op). */
-  requestNoop(): Output {
+  /**
+   * Asks the leader for a slot even if it has nothing to propose (it proposes a no-op): the live
+   * leader we follow, or else `otherwise` (a leader known some other way; 0: none).
+   */
+  requestNoop(otherwise: NodeId = 0): Output {
     const output = emptyOutput();
-    this.requestOfLeader([], output);
+    if (this.requestOfLeader([], output) || otherwise === 0 || otherwise === this.id) return output;
+    output.send.push({
+      to: { role: "proposer", id: otherwise },
+      message: { type: "request", from: this.id, commands: [] },
+    });
     return output;
   }
 
@@ -459,9 +473,13 @@ export class Proposer {
     switch (this.modeValue) {
       case "follower":
         if (this.electionTimer.tick()) {
-          // A rejoining replica does not campaign: it lost the round it last used.
-          if (this.electionHeld) this.electionTimer.start(this.electionWaitTicks());
-          else mergeOutput(output, this.startPhase1());
+          if (this.electionHeld) {
+            // A rejoining replica does not campaign: it lost the round it last used. The leader it
+            // followed fell silent all the same: it follows nobody until a leader shows itself.
+            this.leaderBallot = ZERO_BALLOT;
+            this.leaderProposed = 0;
+            this.electionTimer.start(this.electionWaitTicks());
+          } else mergeOutput(output, this.startPhase1());
         } else if (this.forwardTimer.tick() || (!this.forwardTimer.isRunning && this.pendingCount > 0)) {
           mergeOutput(output, this.forwardPending());
         }
@@ -607,6 +625,7 @@ export class Proposer {
       votes: new Map(),
       timer: new Timeout("prepare-retry"),
       attempt: 0,
+      guardRefused: new Set(),
     };
     this.phase1.timer.start(
       backoffTicks(this.prng, this.timing.prepareRetryTicks, this.timing.retryTicksMax, 0),
@@ -723,7 +742,14 @@ export class Proposer {
       const timer = new Timeout("gap-prepare-retry");
       timer.start(this.gapRetryTicks(0));
       this.gap = {
-        phase1: { firstSlot: phase1.firstSlot, reports: phase1.reports, votes: gapVotes, timer, attempt: 0 },
+        phase1: {
+          firstSlot: phase1.firstSlot,
+          reports: phase1.reports,
+          votes: gapVotes,
+          timer,
+          attempt: 0,
+          guardRefused: new Set(),
+        },
         throughSlot: firstOpen - 1,
       };
     }
@@ -1045,10 +1071,12 @@ export class Proposer {
    * holds its election off. Votes count because a busy leader's heartbeats can be late while its
    * accepts flow. Activity below the highest ballot seen does not count: that leader was preempted
    * without noticing (an idle leader sends no accepts, so no acceptor refuses it), and following it
-   * would block every election.
+   * would block every election. A leader an acceptor's disruption guard named when it refused our
+   * higher prepare is the exception: it was not preempted (our ballot was refused), and not
+   * following it would have us campaign against it forever.
    */
   private noteLeaderActivity(ballot: Ballot): void {
-    const stale = ballotGreater(this.highestSeen, ballot);
+    const stale = ballotGreater(this.highestSeen, ballot) && !ballotEquals(ballot, this.guardVouched);
     this.observeBallot(ballot);
     if (
       this.modeValue === "follower" &&
@@ -1074,6 +1102,21 @@ export class Proposer {
 
   private onReject(message: RejectMessage): Output {
     this.noteAnswer(message.from, message.ballot);
+    if (ballotGreater(message.ballot, message.promised) && message.promised.node !== this.id) {
+      // Refused below its promise only by the disruption guard: the leader at `promised` is alive.
+      this.guardVouched = maxBallot(this.guardVouched, message.promised);
+      const phase1 = this.phase1;
+      if (this.modeValue === "candidate" && phase1 !== null && ballotEquals(message.ballot, this.current)) {
+        phase1.guardRefused.add(message.from);
+        const others = this.quorum.acceptors.filter((id) => !phase1.guardRefused.has(id));
+        if (!this.quorum.isPhase1Quorum(others)) {
+          // No phase-1 quorum is left without acceptors that hear a live leader: follow it (its
+          // heartbeats count, see `noteLeaderActivity`) and campaign only once it falls silent.
+          this.stepDown();
+          this.electionAttempts++;
+        }
+      }
+    }
     this.observeBallot(message.promised);
     return emptyOutput();
   }

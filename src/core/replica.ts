@@ -337,7 +337,9 @@ export class Replica {
       this.rejoinTicks++;
       if (this.rejoinFloor > 0 && this.rejoinTicks % REJOIN_NUDGE_TICKS === 0) {
         // An idle cluster decides nothing new: ask the leader for a slot (a no-op) past our floor.
-        mergeOutput(output, this.proposer.requestNoop());
+        // We may not follow it (a failed candidate's higher prepare makes its heartbeats look
+        // stale to us): then ask the newest leader that reported itself to our queries.
+        mergeOutput(output, this.proposer.requestNoop(this.rejoinLeaderBallot.node));
       }
       if (!this.bugs.rejoinFloorFromAnyLeader && this.rejoinTicks % REJOIN_QUERY_TICKS === 1) {
         // Asked again and again until the rejoin completes: answers are lost, leaders change, and
@@ -488,7 +490,7 @@ export class Replica {
           acceptor.highestSlot,
           this.learner.knownDecidedThrough,
         ) + 1;
-      mergeOutput(output, this.proposer.requestNoop());
+      mergeOutput(output, this.proposer.requestNoop(this.rejoinLeaderBallot.node));
       return output;
     }
     if (this.learner.deliveredThrough < this.rejoinFloor) return output;

@@ -171,6 +171,40 @@ describe("SafetyChecker", () => {
     ahead.appState("replica:1", 3, appOf([a, b]), 3);
     assert.equal(ahead.violations[0]?.property, "app-state", "past the decided sequence");
   });
+  test("fresh-ballot: a restart that kept its state never prepares at a ballot used before", () => {
+    const ballot = { round: 2, node: 2 };
+    const checker = new SafetyChecker(false);
+    checker.prepare(ballot, "replica:2", 1, 1);
+    checker.prepare(ballot, "replica:2", 1, 2);
+    assert.equal(checker.violations.length, 0, "one incarnation may send its prepare again");
+    checker.prepare(ballot, "replica:2", 2, 3);
+    assert.equal(checker.violations[0]?.property, "fresh-ballot");
+  });
+
+  test("fresh-ballot: after losing its state, a ballot only prepared with may be prepared again", () => {
+    const ballot = { round: 2, node: 2 };
+    const checker = new SafetyChecker(false);
+    checker.prepare(ballot, "replica:2", 1, 1);
+    checker.stateLost("replica:2");
+    checker.prepare(ballot, "replica:2", 2, 2);
+    checker.proposal(ballot, "replica:2", 2, 3);
+    assert.deepEqual(checker.violations, []);
+  });
+
+  test("fresh-ballot: no ballot an earlier incarnation sent accepts at, whatever it lost", () => {
+    const ballot = { round: 2, node: 2 };
+    const prepared = new SafetyChecker(false);
+    prepared.prepare(ballot, "replica:2", 1, 1);
+    prepared.proposal(ballot, "replica:2", 1, 2);
+    prepared.stateLost("replica:2");
+    prepared.prepare(ballot, "replica:2", 2, 3);
+    assert.equal(prepared.violations[0]?.property, "fresh-ballot");
+    const proposed = new SafetyChecker(false);
+    proposed.proposal(ballot, "replica:2", 1, 1);
+    proposed.stateLost("replica:2");
+    proposed.proposal(ballot, "replica:2", 2, 2);
+    assert.equal(proposed.violations[0]?.property, "fresh-ballot", "accepts in two incarnations");
+  });
 });
 
 describe("AppDigest", () => {

@@ -42,8 +42,13 @@ export interface Violation {
  * - at-most-once: each (client, seq) is delivered at most once by each learner;
  * - unique-ballot-value: no two different values are ever voted for in one (slot, ballot), the
  *   invariant that makes "a quorum at one ballot" meaningful (a reused ballot breaks it first);
- * - fresh-ballot: a proposer never runs phase 1 with a ballot it used before a restart (Paxos needs
- *   each proposal number to be used for one proposal only);
+ * - fresh-ballot: a proposer never runs phase 1 with a ballot it used before a restart that kept its
+ *   state (its rounds are durable before a prepare leaves), and no two incarnations of it ever send
+ *   accepts at one ballot (Paxos needs each proposal number to be used for one proposal only). After
+ *   a restart that lost its state (it rejoined), it may prepare again at a ballot an earlier
+ *   incarnation only prepared with: that ballot carries no value, and docs/durability.md ("Rejoin:
+ *   why the floor is safe", (a)) shows every ballot it sent accepts at is below its new campaigns;
+ *   the check holds it to exactly that;
  * - snapshot: every snapshot taken, installed or restored holds, through its slot, the application
  *   state (`AppDigest`) and the sessions that the agreed decided sequence gives; it is taken as of
  *   the slot its learner delivered through, installed only forward, and a replica restarted from it
@@ -66,8 +71,12 @@ export class SafetyChecker {
    */
   private readonly strayCommands = new Map<string, string>();
   private readonly votes = new Map<string, Value>();
-  /** Which incarnation of a process first sent a prepare at each ballot. */
-  private readonly prepares = new Map<string, string>();
+  /** Which incarnation of a process first sent a prepare at each ballot, and in which life of its state. */
+  private readonly prepares = new Map<string, { incarnation: number; stateLife: number }>();
+  /** Which incarnation of a process first sent an accept at each ballot. */
+  private readonly proposals = new Map<string, number>();
+  /** How many times each process lost its durable state (and so rejoined). */
+  private readonly stateLosses = new Map<string, number>();
   /** The reference application, built along the agreed decided sequence (see `referenceState`). */
   private readonly referenceApp = new AppDigest();
   private referenceThrough = 0;
@@ -267,16 +276,49 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A process came up without its durable state (wiped, damaged or lost, so it rejoins): its
+   * earlier incarnations' rounds are gone with it (see `prepare`).
+   */
+  stateLost(process: string): void {
+    this.stateLosses.set(process, (this.stateLosses.get(process) ?? 0) + 1);
+  }
+
   /** Every prepare sent, with the sending process and its incarnation number. */
   prepare(ballot: Ballot, process: string, incarnation: number, event: number): void {
     const key = `${process}@${ballotKey(ballot)}`;
     const first = this.prepares.get(key);
-    const self = `${process}#${incarnation}`;
-    if (first === undefined) this.prepares.set(key, self);
-    else if (first !== self) {
+    const stateLife = this.stateLosses.get(process) ?? 0;
+    if (first === undefined) {
+      this.prepares.set(key, { incarnation, stateLife });
+      return;
+    }
+    if (first.incarnation === incarnation) return;
+    const proposer = this.proposals.get(key);
+    if (first.stateLife === stateLife) {
       this.fail(
         "fresh-ballot",
-        `${process} reused ballot ${ballotKey(ballot)} after a restart (${first} used it)`,
+        `${process} reused ballot ${ballotKey(ballot)} after a restart that kept its state (${process}#${first.incarnation} used it)`,
+        event,
+      );
+    } else if (proposer !== undefined && proposer !== incarnation) {
+      this.fail(
+        "fresh-ballot",
+        `${process} reused ballot ${ballotKey(ballot)} after losing its state, and ${process}#${proposer} sent accepts at it`,
+        event,
+      );
+    }
+  }
+
+  /** Every accept a proposer sent, with its incarnation number: one incarnation per ballot. */
+  proposal(ballot: Ballot, process: string, incarnation: number, event: number): void {
+    const key = `${process}@${ballotKey(ballot)}`;
+    const first = this.proposals.get(key);
+    if (first === undefined) this.proposals.set(key, incarnation);
+    else if (first !== incarnation) {
+      this.fail(
+        "fresh-ballot",
+        `${process} sent accepts at ballot ${ballotKey(ballot)} in two incarnations (#${first} and #${incarnation})`,
         event,
       );
     }

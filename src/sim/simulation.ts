@@ -660,6 +660,7 @@ export class Simulation implements SimWire {
       });
     }
     process.rejoining = state.rejoining;
+    if (state.rejoining) this.checker.stateLost(process.key);
     if (!life.alive) return;
     const role = this.createRole(process, state);
     const machine =
@@ -832,6 +833,8 @@ export class Simulation implements SimWire {
     }
     if (this.stray !== null) this.watchBallots(message);
     if (this.scenario.targeted?.kind === "promise-crash") this.advancePromiseCrash(life, message);
+    if (message.type === "accept")
+      this.checker.proposal(message.ballot, process.key, life.incarnation, this.events);
     if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
     else if (message.type === "prepare")
       this.checker.prepare(message.ballot, process.key, life.incarnation, this.events);
