@@ -84,11 +84,11 @@ export interface StrayOptions {
 }
 
 /**
- * The share of the default mix's seeds that run a stray peer. 0 until the validation of issue 9
- * (acceptor, proposer and learner) is merged and the checkers hold with it; then the lead raises it
- * (e.g. to 1/8), which changes nothing else in any seed (the stray peer is drawn last).
+ * The share of the default mix's seeds that run a stray peer (since issue 9's validation holds
+ * with it: `paxos sim --seeds 1..4000 --stray` broke nothing). Changing it changes nothing else in
+ * any seed (the stray peer is drawn last).
  */
-export const STRAY_SHARE = 0;
+export const STRAY_SHARE = 1 / 8;
 
 /**
  * A deliberate fault sequence (see docs/simulator.md, "Targeted fault sequences"):
@@ -97,7 +97,14 @@ export const STRAY_SHARE = 0;
  *   third, A, crashes and loses its data directory; it reboots after `rebootTicks`, and B's messages
  *   to it are held back for `muteTicks` after that, so that it hears the deaf C first. Once A has
  *   rejoined (or `rejoinWaitTicks` passed), B crashes for `downTicks` and C hears everyone again: C
- *   takes over with A.
+ *   takes over with A. Late copies of C's last frames to A (heartbeats it sent while it led) reach A
+ *   first as it comes back.
+ * - `campaign-crash` (collapsed replicas, 512-byte segments): from `startTick`, once every other
+ *   replica's log has two segments, the leader crashes for `leaderDownTicks`; the first replica to
+ *   run phase 1 then (or earlier, from `startTick` on)
+ *   crashes right after its prepare leaves (its round durable), loses the newest segment of its log,
+ *   and reboots after `rebootTicks`, hearing nobody for `deafTicks` more (long enough to campaign
+ *   again first): a log that does not notice comes back with the round before.
  * - `promise-crash` (any layout): the first leader to send an accept from `startTick` on goes slow:
  *   for `slowTicks` every message it sends is held back. Another proposer takes over; every acceptor
  *   that promises it a higher ballot crashes right after (no disk fault) and reboots after
@@ -120,6 +127,13 @@ export type TargetedFaults =
       readonly slowTicks: number;
       readonly lateTicks: number;
       readonly rebootTicks: number;
+    }
+  | {
+      readonly kind: "campaign-crash";
+      readonly startTick: number;
+      readonly rebootTicks: number;
+      readonly deafTicks: number;
+      readonly leaderDownTicks: number;
     };
 
 /** How the replicas of a seed take, keep and transfer snapshots. */
@@ -278,15 +292,17 @@ function withStray(prng: Prng, s: Scenario, options: StrayOptions): Scenario {
 export const TARGETED_SHARE = 1 / 8;
 
 /**
- * Two targeted seeds in three cut a leader off one way and wipe a follower's disk after a leader
- * change (the rarer trace to hit: it needs the new leader to have decisions in flight when it goes
- * down); they run 3 collapsed replicas with majority quorums (the two leaders and the rejoining node
- * are all of the cluster). The others crash acceptors right after a promise, while the older
- * leader's accepts are held back. Neither keeps a replica away on purpose (no laggard).
+ * Half the targeted seeds cut a leader off one way and wipe a follower's disk after a leader change
+ * (the rarer trace to hit: it needs the new leader to have decisions in flight when it goes down);
+ * they run 3 collapsed replicas with majority quorums (the two leaders and the rejoining node are all
+ * of the cluster). A quarter crash acceptors right after a promise, while the older leader's accepts
+ * are held back; a quarter crash a candidate right after its prepare and lose its newest log segment
+ * (collapsed replicas, since only replicas' disks take faults). None keeps a replica away on purpose
+ * (no laggard).
  */
 function targetedScenario(prng: Prng, s: Scenario): Scenario {
   const startTick = prng.range(20, Math.max(21, Math.floor(s.faultPhaseTicksMin / 3)));
-  if (prng.chance(2 / 3)) {
+  if (prng.chance(1 / 2)) {
     return {
       ...s,
       layout: "collapsed",
@@ -301,6 +317,21 @@ function targetedScenario(prng: Prng, s: Scenario): Scenario {
         muteTicks: prng.range(3, 20),
         rejoinWaitTicks: prng.range(50, 200),
         downTicks: prng.range(100, 300),
+      },
+    };
+  }
+  if (prng.chance(1 / 2)) {
+    return {
+      ...s,
+      layout: "collapsed",
+      segmentBytesMax: 512,
+      snapshots: s.snapshots === null ? null : { ...s.snapshots, laggard: null },
+      targeted: {
+        kind: "campaign-crash",
+        startTick,
+        rebootTicks: prng.range(1, 5),
+        deafTicks: prng.range(60, 250),
+        leaderDownTicks: prng.range(50, 300),
       },
     };
   }
@@ -369,6 +400,8 @@ function describeTargeted(t: TargetedFaults | null): string {
       `; targeted: deaf leader from tick ${t.startTick}, a follower's disk wiped ${t.voteTicks} ticks after a new leader, ` +
       `back in ${t.rebootTicks} (new leader muted ${t.muteTicks} more), the new leader down ${t.downTicks} ticks`
     );
+  if (t.kind === "campaign-crash")
+    return `; targeted: from tick ${t.startTick} the leader down ${t.leaderDownTicks} ticks, and the first candidate crashes right after its prepare, loses its newest log segment, back in ${t.rebootTicks}, deaf ${t.deafTicks} more`;
   return (
     `; targeted: from tick ${t.startTick} the leader's messages held back for ${t.slowTicks} ticks, ` +
     `acceptors crash right after promising a higher ballot (back in ${t.rebootTicks}, held messages first; the rest ${t.lateTicks} ticks later)`

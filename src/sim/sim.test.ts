@@ -63,18 +63,12 @@ describe("simulator", () => {
   });
 });
 
-/** No disruption guard, no check-quorum: leadership as it was before issue 9. */
-const LEADERSHIP_BEFORE_ISSUE_9 = {
-  acceptor: { noDisruptionGuard: true },
-  proposer: { noCheckQuorum: true },
-} as const;
-
 /** Each broken variant must be caught within this many seeds (the issue's bound). */
 const CANARY_SEEDS_MAX = 2000;
 
 describe(`the checkers can fail: each deliberately broken variant is caught within ${CANARY_SEEDS_MAX} seeds`, () => {
-  // The last two are reached through the targeted fault sequences (`Scenario.targeted`, one seed in
-  // eight): random faults alone did not reach them within 2,000 seeds.
+  // The last three are reached through the targeted fault sequences (`Scenario.targeted`, one seed
+  // in eight): random faults alone did not reach them within 2,000 seeds.
   const variants: Record<string, SimBugs> = {
     "an acceptor that ignores its promise in phase 2": { acceptor: { ignorePromiseInPhase2: true } },
     "a quorum one acceptor smaller than needed": { quorumOneSmaller: true },
@@ -83,16 +77,11 @@ describe(`the checkers can fail: each deliberately broken variant is caught with
     "a ballot reused after restart": { proposer: { reuseBallotAfterRestart: true } },
     "a snapshot taken with the application one slot behind": { snapshotOneSlotBehind: true },
     "decisions applied before the snapshot delivered with them is installed": { decideBeforeInstall: true },
-    // These two are reached through a deaf leader that goes on leading, and through elections
-    // while a leader lives: the disruption guard and check-quorum of issue 9 cut those short, so
-    // these canaries run with the leadership rules from before issue 9 (not a safety bug).
-    "a log that does not notice a lost newest segment": {
-      wal: { ignoreLostNewestSegment: true },
-      ...LEADERSHIP_BEFORE_ISSUE_9,
-    },
+    // These two are reached through targeted sequences (campaign-crash; deaf-leader-rejoin with
+    // the deaf leader's late heartbeats), under the leadership rules of issue 9.
+    "a log that does not notice a lost newest segment": { wal: { ignoreLostNewestSegment: true } },
     "a rejoining replica that takes its floor from the first leader it hears (before issue 8, 1a)": {
       replica: { rejoinFloorFromAnyLeader: true },
-      ...LEADERSHIP_BEFORE_ISSUE_9,
     },
     "an acceptor that forgets its newest promise on restart": { forgetNewestPromise: true },
   };

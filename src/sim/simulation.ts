@@ -16,6 +16,7 @@ import {
   type LearnerBugs,
   type Limits,
   type Message,
+  type NodeId,
   Prng,
   Proposer,
   type ProposerBugs,
@@ -190,11 +191,15 @@ type SimEvent =
       readonly kind: "crash";
       readonly process: SimProcess;
       readonly incarnation: number;
-      /** A crash of the targeted sequence: no disk fault, down this many steps. */
+      /** A crash of the targeted sequence: no random disk fault, down this many steps. */
       readonly downSteps?: number;
+      /** A disk fault the targeted sequence does to it (if the quorums can spare it). */
+      readonly damage?: "lost newest segment";
     }
   | { readonly kind: "heal" }
   | { readonly kind: "release" }
+  /** The end of a campaign-crash's deaf spell: the sequence's cut links heal. */
+  | { readonly kind: "hear" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" }
   | { readonly kind: "stray" };
@@ -209,8 +214,9 @@ interface PlanState {
   /**
    * deaf-leader-rejoin: wait -> cut (C deaf) -> led (B leads) -> rejoin (A wiped) -> done (B down).
    * promise-crash: wait -> slow (the leader's messages held back, acceptors crash after promising).
+   * campaign-crash: wait -> armed (the leader crashed: an election follows) -> done (a candidate crashed).
    */
-  stage: "wait" | "cut" | "led" | "rejoin" | "slow" | "done";
+  stage: "wait" | "cut" | "led" | "rejoin" | "slow" | "armed" | "done";
   /** When the current stage's wait ends, in steps. */
   at: number;
   /** The deaf leader, or the slow one. */
@@ -227,7 +233,15 @@ interface PlanState {
   readonly crashed: Set<SimProcess>;
   /** What the slow leader sent while slow, held back: released to an acceptor as it restarts. */
   held: { to: SimProcess; fromEndpoint: Endpoint; frame: Uint8Array }[];
+  /**
+   * deaf-leader-rejoin: late copies of the last frames the deaf leader sent each replica while it
+   * still led (its heartbeats among them), delivered to A as it comes back from losing its disk.
+   */
+  stale: { to: SimProcess; fromEndpoint: Endpoint; frame: Uint8Array }[];
 }
+
+/** How many of the deaf leader's frames to each replica a deaf-leader-rejoin keeps late copies of. */
+const STALE_FRAMES_KEPT = 4;
 
 /**
  * A deterministic simulation of a whole Paxos deployment, in the way of TigerBeetle's VOPR: each
@@ -292,6 +306,7 @@ export class Simulation implements SimWire {
     deafProposedThrough: 0,
     crashed: new Set(),
     held: [],
+    stale: [],
   };
   /** Links (`from>to`) the targeted sequence cuts, apart from random partitions (which heal on their own). */
   private readonly planBlocked = new Set<string>();
@@ -833,6 +848,7 @@ export class Simulation implements SimWire {
     }
     if (this.stray !== null) this.watchBallots(message);
     if (this.scenario.targeted?.kind === "promise-crash") this.advancePromiseCrash(life, message);
+    if (this.scenario.targeted?.kind === "campaign-crash") this.advanceCampaignCrash(life, message);
     if (message.type === "accept")
       this.checker.proposal(message.ballot, process.key, life.incarnation, this.events);
     if (message.type === "accepted" || message.type === "accept") this.checker.vote(message, this.events);
@@ -898,6 +914,16 @@ export class Simulation implements SimWire {
     // An acceptor back from a crash right after a promise hears the slow leader's late accepts first.
     if (process !== undefined && this.plan.crashed.has(process) && this.plan.held.length > 0)
       this.releaseHeld((to) => to === process);
+    // A replica back from losing its disk in a deaf-leader-rejoin hears the deaf leader's old frames
+    // first: heartbeats it sent while it led, long delayed (a floor must not be taken from them).
+    if (process !== undefined && process === this.plan.a && this.plan.stage === "rejoin") {
+      const stale = this.plan.stale.filter((copy) => copy.to === process);
+      this.plan.stale = [];
+      stale.forEach((copy, i) => {
+        this.queue.push(this.now + 1 + i, { kind: "frame", from: this.plan.c as SimProcess, ...copy });
+      });
+      if (stale.length > 0) this.record(`P ${this.now} stale ${stale.length}`);
+    }
   }
 
   /** Sends on the slow leader's held-back frames to the destinations `which` picks (see `transmit`). */
@@ -959,6 +985,18 @@ export class Simulation implements SimWire {
       // The slow leader of a promise-crash sequence: what it sends is held back (`releaseHeld`).
       this.plan.held.push({ to, fromEndpoint, frame });
       return;
+    }
+    if (
+      this.plan.stage === "cut" &&
+      from === this.plan.c &&
+      this.faultsOn &&
+      leaderOf(from.life?.role ?? null)
+    ) {
+      // The deaf leader's frames while it still leads: a late copy of the last few is kept.
+      this.plan.stale.push({ to, fromEndpoint, frame });
+      const mine = this.plan.stale.filter((copy) => copy.to === to);
+      if (mine.length > STALE_FRAMES_KEPT)
+        this.plan.stale.splice(this.plan.stale.indexOf(mine[0] as (typeof mine)[0]), 1);
     }
     const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
@@ -1099,8 +1137,10 @@ export class Simulation implements SimWire {
         return;
       case "crash": {
         const { process } = event;
-        if (this.faultsOn && process.life !== null && process.incarnation === event.incarnation)
+        if (this.faultsOn && process.life !== null && process.incarnation === event.incarnation) {
           this.crash(process, event.downSteps === undefined, event.downSteps);
+          if (event.damage !== undefined) this.damageDisk(process, event.damage);
+        }
         return;
       }
       case "laggard":
@@ -1108,6 +1148,9 @@ export class Simulation implements SimWire {
         return;
       case "release":
         this.releaseHeld(() => true);
+        return;
+      case "hear":
+        this.planBlocked.clear();
         return;
       case "heal":
         this.blocked.clear();
@@ -1120,6 +1163,7 @@ export class Simulation implements SimWire {
       case "world":
         if (this.faultsOn) {
           this.advanceDeafLeaderRejoin();
+          this.armCampaignCrash();
           this.injectFaults();
           this.queue.push(this.now + STEPS_PER_TICK, event);
         }
@@ -1397,6 +1441,68 @@ export class Simulation implements SimWire {
   }
 
   /**
+   * The `campaign-crash` sequence (the trace a log that does not notice a lost newest segment
+   * breaks): the first replica to send a prepare as a candidate from `startTick` on crashes right
+   * after it (the round was durable before the prepare left), its newest log segment is lost, and it
+   * reboots `rebootTicks` later, hearing nobody for `deafTicks` more, so that it campaigns again
+   * before it hears a higher ballot: a log that noticed the loss rejoins (and waits); one that did
+   * not comes back with the round before and reuses its ballot.
+   */
+  private advanceCampaignCrash(life: Life, message: Message): void {
+    const t = this.scenario.targeted;
+    const process = life.process;
+    const role = life.role;
+    if (
+      t?.kind !== "campaign-crash" ||
+      !this.faultsOn ||
+      (this.plan.stage !== "wait" && this.plan.stage !== "armed") ||
+      message.type !== "prepare" ||
+      this.now < t.startTick * STEPS_PER_TICK ||
+      !(role instanceof Replica) ||
+      role.proposer.mode !== "candidate" ||
+      message.ballot.node !== process.id ||
+      this.rejoiningOrDamaged(process) ||
+      // Losing the only segment loses the whole log, which any log notices: wait for two.
+      segmentsOf(process) < 2
+    )
+      return;
+    // Its loss must leave the others both quorums, as with random disk faults.
+    const healthy = this.processes
+      .filter((p) => p.kind === "replica" && p !== process && !this.rejoiningOrDamaged(p))
+      .map((p) => p.id);
+    if (!this.quorum.isPhase1Quorum(healthy) || !this.quorum.isPhase2Quorum(healthy)) return;
+    this.plan.stage = "done";
+    this.record(`P ${this.now} campaigned ${process.key}`);
+    for (const other of this.processes)
+      if (other !== process) this.planBlocked.add(`${other.key}>${process.key}`);
+    this.queue.push(this.now + (t.rebootTicks + t.deafTicks) * STEPS_PER_TICK, { kind: "hear" });
+    this.queue.push(this.now + 1, {
+      kind: "crash",
+      process,
+      incarnation: life.incarnation,
+      downSteps: t.rebootTicks * STEPS_PER_TICK,
+      damage: "lost newest segment",
+    });
+  }
+
+  /**
+   * Under a stable leader there may be no election to catch: once every other replica's log has two
+   * segments, the campaign-crash sequence crashes the leader (no disk fault) for `leaderDownTicks`.
+   */
+  private armCampaignCrash(): void {
+    const t = this.scenario.targeted;
+    if (t?.kind !== "campaign-crash" || this.plan.stage !== "wait" || this.now < t.startTick * STEPS_PER_TICK)
+      return;
+    const replicas = this.processes.filter((p) => p.kind === "replica");
+    const leader = replicas.find((p) => leaderOf(p.life?.role ?? null));
+    if (leader === undefined) return;
+    if (replicas.some((p) => p !== leader && (p.life === null || segmentsOf(p) < 2))) return;
+    this.plan.stage = "armed";
+    this.record(`P ${this.now} armed ${leader.key}`);
+    this.crash(leader, false, t.leaderDownTicks * STEPS_PER_TICK);
+  }
+
+  /**
    * Sends a replica away (crashed, or cut off from everyone) or brings it back. While it is away the
    * others decide and snapshot past it; back, it must catch up from a snapshot.
    */
@@ -1486,6 +1592,15 @@ export class Simulation implements SimWire {
       : clusterIdOf(`sim ${this.scenario.seed}`);
   }
 
+  /** The acceptors the cluster can do without: the others form a phase-1 and a phase-2 quorum. */
+  private get spareAcceptors(): readonly NodeId[] {
+    const ids = this.quorum.acceptors;
+    return ids.filter((id) => {
+      const others = ids.filter((other) => other !== id);
+      return this.quorum.isPhase1Quorum(others) && this.quorum.isPhase2Quorum(others);
+    });
+  }
+
   /** What the stray peer sees of the run: who is there, the ballots sent, what is decided. */
   private strayView(): StrayView {
     const ids = (role: string) => (this.byRole.get(role) ?? []).map((p) => p.id);
@@ -1493,6 +1608,7 @@ export class Simulation implements SimWire {
       tick: this.tick,
       ids: { proposer: ids("proposer"), acceptor: ids("acceptor"), learner: ids("learner") },
       membersKnown: this.scenario.layout === "collapsed",
+      spareAcceptors: this.spareAcceptors,
       highestRound: this.highestRound,
       leaderBallot: this.leaderBallot,
       decidedThrough: this.checker.decidedLog().length,
@@ -1575,6 +1691,11 @@ function refusalsOf(role: RoleObject | null): Refusals | null {
   if (role === null || !("refusals" in role)) return null;
   const refusals = (role as { refusals?: unknown }).refusals;
   return refusals instanceof Refusals ? refusals : null;
+}
+
+/** How many log segments a process's data directory holds (0 without a disk). */
+function segmentsOf(process: SimProcess): number {
+  return process.disk?.fs.namesIn(SIM_DATA_DIR).filter((name) => /^wal-\d+\.log$/.test(name)).length ?? 0;
 }
 
 function leaderOf(node: RoleObject | null): boolean {

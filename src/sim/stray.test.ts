@@ -52,6 +52,7 @@ describe("the stray peer (issue 9, section 4)", () => {
           tick,
           ids,
           membersKnown: tick % 2 === 0,
+          spareAcceptors: ids.acceptor,
           highestRound,
           leaderBallot: tick % 4 === 0 ? ZERO_BALLOT : { round: highestRound, node: 2 },
           decidedThrough: tick,

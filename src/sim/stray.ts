@@ -156,6 +156,13 @@ export interface StrayView {
   readonly ids: Readonly<Record<"proposer" | "acceptor" | "learner", readonly NodeId[]>>;
   /** Whether nodes know each other (collapsed replicas: a cluster configuration lists them). */
   readonly membersKnown: boolean;
+  /**
+   * The acceptors a buggy member may be: those the cluster can do without (the others still form a
+   * phase-1 and a phase-2 quorum). One the cluster cannot do without vouches alone for any ballot
+   * or slot, and no Paxos outlives a faulty member that is a quorum by itself; with none here, the
+   * stray claims stranger ids for acceptors.
+   */
+  readonly spareAcceptors: readonly NodeId[];
   /** The highest ballot round any process sent so far, and the newest leader's ballot. */
   readonly highestRound: number;
   readonly leaderBallot: Ballot;
@@ -819,8 +826,8 @@ export class StrayPeer {
    * which only the cluster key stops (the `forged` attacks, in keyed runs).
    */
   private member(view: StrayView, role: "proposer" | "acceptor" | "learner"): NodeId {
-    const ids = view.ids[role];
-    if (ids.length === 0) return 1;
+    const ids = role === "acceptor" ? view.spareAcceptors : view.ids[role];
+    if (ids.length === 0) return role === "acceptor" ? this.stranger() : 1;
     const chosen = this.buggy.get(role);
     if (chosen !== undefined && ids.includes(chosen)) return chosen;
     const id = this.prng.pick(ids);

@@ -373,6 +373,11 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   /** Whether a path exists (no scheduling: for tests and checkers). */
+  /** The names in a directory, at once and with no fault injected (for the simulator's faults); [] if none. */
+  namesIn(path: string): string[] {
+    return this.exists(path) ? [...this.dirAt(path, "scandir").entries.keys()] : [];
+  }
+
   exists(path: string): boolean {
     try {
       this.lookup(path, "exists");
