@@ -1,6 +1,7 @@
 import { clusterCommand } from "./cluster.js";
 import { demoCommand } from "./demo.js";
 import { StartError, UsageError } from "./errors.js";
+import { lincheckCommand } from "./lincheck.js";
 import { nodeCommand } from "./node.js";
 import { roleCommand } from "./roles.js";
 import { simCommand } from "./sim.js";
@@ -16,6 +17,8 @@ Commands:
   cluster [--nodes N]      run a local cluster on loopback, one process per node
   sim      run the deterministic simulator on one seed or a band of seeds
   demo     watch a simulated 5-node cluster decide values for a few seconds
+  lincheck --model register|kv FILE
+           check that a history (JSON lines, Jepsen style) is linearizable
   help     this text
 
 Run "paxos <command> --help" for a command's options.`;
@@ -29,6 +32,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   demo: demoCommand,
   node: nodeCommand,
   cluster: clusterCommand,
+  lincheck: lincheckCommand,
 };
 
 /** Runs the `paxos` command; returns the exit status. */
