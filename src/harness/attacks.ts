@@ -24,8 +24,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NodeStats } from "../cli/node.js";
-import * as codec from "../codec/index.js";
-import { binaryCodec } from "../codec/index.js";
+import { binaryCodec, type EnvelopeGuard, parseEnvelope } from "../codec/index.js";
 import {
   type Ballot,
   type Command,
@@ -40,39 +39,8 @@ import {
   type Value,
 } from "../core/index.js";
 import { LOG_MESSAGES, parseLogLine } from "../observe/index.js";
-import * as runtime from "../runtime/index.js";
-import { type ClusterConfig, parseClusterConfig } from "../runtime/index.js";
+import { clusterEnvelope, NO_KEYS, parseClusterConfig } from "../runtime/index.js";
 import { freeUdpPorts, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
-
-/** What the harness needs of an envelope guard: sealing one encoded message for a destination. */
-interface SealingGuard {
-  seal(body: Uint8Array, to: Destination): Uint8Array;
-}
-
-/**
- * The authentication envelope of issue 9, section 2 (`clusterEnvelope` and `NO_KEYS` of
- * runtime/identity.ts, `parseEnvelope` of codec/envelope.ts), where this build has it; null where it
- * does not. Looked up at run time so that the harness builds on a branch with or without it; once
- * both are merged, import them directly.
- */
-const ENVELOPE: {
-  readonly clusterEnvelope: (
-    config: ClusterConfig,
-    self: { readonly kind: "node" | "client"; readonly id: NodeId },
-    options: { readonly keys: unknown; readonly incarnation: number },
-  ) => SealingGuard;
-  readonly noKeys: unknown;
-  /** The message bytes inside an envelope (unchecked), or null if `frame` is not one. */
-  readonly parseEnvelope: (frame: Uint8Array) => { readonly body: Uint8Array } | null;
-} | null = (() => {
-  const runtimeApi = runtime as unknown as Record<string, unknown>;
-  const codecApi = codec as unknown as Record<string, unknown>;
-  const { clusterEnvelope, NO_KEYS: noKeys } = runtimeApi;
-  const { parseEnvelope } = codecApi;
-  if (typeof clusterEnvelope !== "function" || typeof parseEnvelope !== "function" || noKeys === undefined)
-    return null;
-  return { clusterEnvelope: clusterEnvelope as never, noKeys, parseEnvelope: parseEnvelope as never };
-})();
 
 /**
  * Frames a node refused before its role saw them, less the attacker's markers (which do not open as
@@ -90,7 +58,7 @@ const MARKER_REFUSAL = "malformed-envelope";
 
 /** A received frame's message: opened from its envelope where frames have one, then decoded. */
 function decodeReceived(frame: Uint8Array): Message | null {
-  const body = ENVELOPE === null ? frame : ENVELOPE.parseEnvelope(frame)?.body;
+  const body = parseEnvelope(frame)?.body;
   if (body === undefined) return null;
   const decoded = binaryCodec.decode(body);
   return decoded.ok ? decoded.value : null;
@@ -352,22 +320,20 @@ export class AttackCluster {
 
   /**
    * Turns a message into the bytes the attacker sends: the project's binary encoder, sealed in the
-   * authentication envelope where this build has one ({@link ENVELOPE}) as its claimed sender would
-   * seal it without the key (the attacker has none), in an incarnation of its own.
+   * authentication envelope as its claimed sender would seal it without the key (the attacker has none), in an incarnation of its own.
    */
   frame(message: Message, incarnation?: number): Uint8Array {
     const body = binaryCodec.encode(message);
-    if (ENVELOPE === null) return body;
     const kind = message.type === "request" ? "client" : "node";
     const party = `${kind}:${message.from}:${incarnation ?? "now"}`;
     let guard = this.guards.get(party);
     if (guard === undefined) {
       const parsed = parseClusterConfig(readFileSync(this.configPath, "utf8"));
       assert.ok(parsed.ok, `${this.configPath}: ${parsed.ok ? "" : parsed.error}`);
-      guard = ENVELOPE.clusterEnvelope(
+      guard = clusterEnvelope(
         parsed.value,
         { kind, id: message.from },
-        { keys: ENVELOPE.noKeys, incarnation: incarnation ?? Date.now() },
+        { keys: NO_KEYS, incarnation: incarnation ?? Date.now() },
       );
       this.guards.set(party, guard);
     }
@@ -379,7 +345,7 @@ export class AttackCluster {
   }
 
   /** The envelope each claimed sender's frames are sealed in (see `frame`). */
-  private readonly guards = new Map<string, SealingGuard>();
+  private readonly guards = new Map<string, EnvelopeGuard>();
 
   /**
    * Sends `messages` to each node of `targets` in bursts of `burst`, and waits after each burst
