@@ -200,9 +200,10 @@ const MAX = Number.MAX_SAFE_INTEGER; // 2^53 - 1: the largest number the wire ca
  * snapshot carries; the session table's bound (100,000 clients) is far past what a run reaches, so
  * more of them test nothing more, while they grow snapshots past what the simulator's smallest
  * transfer settings (8 units a chunk, 1 or 2 chunks a request) move within the liveness phase: seed
- * 495304 made 16,603 units of snapshot from 400 made-up clients, 1,000 round trips at 16 units each.
+ * 495304 made 16,603 units of snapshot from 400 made-up clients, 1,000 round trips at 16 units each,
+ * and 718172 still 3,905 units from 64 of them, at 8 units a round trip under 24% loss.
  */
-const STRAY_FLOOD_CLIENTS_MAX = 64;
+const STRAY_FLOOD_CLIENTS_MAX = 16;
 const TWO_30 = 2 ** 30;
 
 /** The stray peer: builds its frames, tick by tick, from the run's PRNG (see the module comment). */
