@@ -609,6 +609,38 @@ describe("Multi-Paxos: a stable leader", () => {
     assert.equal(leader.mode, "leader", "recovered at the same ballot, without a new election");
   });
 
+  it("a leader whose learner lags proposes no further than that learner's horizon, and goes on once it delivers (seed 726829)", () => {
+    // As in seed 68113, slot 1 cannot be learned while acceptor 2 is away: the leader's own learner
+    // delivers nothing. It still decides later slots, and its learner keeps each value until it can
+    // deliver it; without a bound a lagging leader held every slot it decided (1,600 and rising).
+    const X = val(cmd(1, "X", 40));
+    const limits = { windowSlots: 2, learnerMarginSlots: 3, batchCommandsMax: 1 };
+    const net = new Network({
+      proposers: [3],
+      limits,
+      restoreAcceptors: new Map([
+        [1, { promised: ballot(2, 2), accepted: [], floorSlot: 2 }],
+        [2, { promised: ballot(2, 2), accepted: [{ slot: 1, ballot: ballot(2, 2), value: X }] }],
+      ]),
+    });
+    net.down.add("acceptor:2");
+    const leader = net.proposer(3);
+    net.handle("proposer:3", leader.submit(Array.from({ length: 12 }, (_, i) => cmd(i + 1))));
+    net.runUntil(() => leader.mode === "leader");
+    net.runUntil(() => net.queue.length === 0 && leader.inFlightCount === 0, 200);
+    const horizon = leader.learner.horizonSlot;
+    assert.equal(horizon, 0 + 2 + 3);
+    const accepts = net.sent.filter(ofType("accept")).map((m) => (m.message as AcceptMessage).slot);
+    assert.equal(Math.max(...accepts), horizon, "nothing proposed past the horizon");
+    assert.equal(leader.learner.deliveredThrough, 0);
+    assert.ok(leader.pendingCount > 0, "the rest waits");
+    net.down.delete("acceptor:2");
+    net.runUntil(() => net.decidedBy("learner:1").length >= 13);
+    assert.deepEqual(payloads(net.logOf("learner:1"))[0], ["X"]);
+    for (const [slot, values] of net.chosenBySlot())
+      assert.equal(values.length, 1, `one value in slot ${slot}`);
+  });
+
   it("the window bounds the slots in flight", () => {
     const net = new Network({ limits: { windowSlots: 3, batchCommandsMax: 1 } });
     net.elect(1);

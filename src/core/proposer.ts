@@ -827,7 +827,8 @@ export class Proposer {
     const from = Math.max(covered, this.learner.deliveredThrough + 1);
     for (let slot = from; slot <= gap.throughSlot; slot++) {
       if (this.learner.chosenValue(slot) !== undefined || this.inFlight.has(slot)) continue;
-      if (this.inFlight.size >= this.limits.windowSlots) return;
+      // Full window, or past what our learner tracks (see `fillWindow`): the rest waits, gap kept.
+      if (this.inFlight.size >= this.limits.windowSlots || slot > this.learner.horizonSlot) return;
       this.propose(slot, gap.phase1.votes.get(slot)?.value ?? NOOP, output);
     }
     if (covered > gap.throughSlot) return;
@@ -844,6 +845,10 @@ export class Proposer {
     this.recoverGap(output);
     while (this.inFlight.size < this.limits.windowSlots) {
       const slot = this.nextSlot;
+      // No further than our own learner tracks: it keeps every value we get chosen until it can
+      // deliver it, so a leader whose learner lags (waiting for a snapshot) would otherwise hold
+      // every slot it decides meanwhile (seed 726829: 1,600 and rising). It goes on once delivery does.
+      if (slot > this.learner.horizonSlot) break;
       // Decided already: delivered (perhaps compacted into a snapshot since phase 1), or known chosen.
       if (slot <= this.learner.deliveredThrough || this.learner.chosenValue(slot) !== undefined) {
         this.nextSlot++;

@@ -279,15 +279,7 @@ export class Replica {
         // silent, so tell the proposer's learner the outcome instead (the value, or our snapshot if
         // the slot is compacted), or a leader that missed the votes would retry it forever.
         if (message.slot < this.acceptor.floorSlot && message.from !== this.id) {
-          const slot = message.slot;
-          const ask = {
-            type: "catchup",
-            from: message.from,
-            role: "learner",
-            fromSlot: slot,
-            toSlot: slot,
-          } as const;
-          mergeOutput(output, this.learner.step(ask));
+          mergeOutput(output, this.learner.offerDecided(message.from, message.slot));
         }
         break;
       }

@@ -719,3 +719,88 @@ describe("Snapshot transfer: hostile and stray chunks (issue 9)", () => {
     assert.ok(units * 3 <= DEFAULT_LIMITS.snapshotAnswerBytesMax);
   });
 });
+
+describe("Snapshot transfer: a transfer in progress is finished first (seed 726829)", () => {
+  const MEMBERS = { acceptors: [1, 2, 3], proposers: [1, 2, 3], learners: [1, 2, 3] };
+  /** A snapshot of `slot` long enough for several windows (SMALL: 8 units a chunk, 2 a window). */
+  const textAt = (slot: number) => encodeSnapshot({ slot, sessions: [], app: `state ${slot} `.repeat(10) });
+  const part = (from: number, slot: number, offset: number): SnapshotChunkMessage => {
+    const text = textAt(slot);
+    return {
+      type: "snapshot-chunk",
+      from,
+      slot,
+      length: text.length,
+      checksum: textChecksum(text),
+      offset,
+      data: text.slice(offset, offset + 8),
+    };
+  };
+  /** Sends every chunk of `slot`'s snapshot from `from`, in order, from `offset` on. */
+  const rest = (b: Learner, from: number, slot: number, offset: number): Output => {
+    const merged = emptyOutput();
+    for (let at = offset; at < textAt(slot).length; at += 8)
+      mergeOutput(merged, b.step(part(from, slot, at)));
+    return merged;
+  };
+
+  it("a newer snapshot from another peer does not restart a transfer that is making progress", () => {
+    const b = learner(2, { members: MEMBERS });
+    asking(b, 9); // asked every member
+    b.step(part(1, 5, 0));
+    b.step(part(3, 9, 0)); // peer 3 has taken a newer snapshot since: not taken mid-transfer
+    b.step(part(1, 5, 8));
+    b.step(part(3, 9, 8));
+    const out = rest(b, 1, 5, 16);
+    assert.equal(out.snapshot?.slot, 5, "the transfer it was on finished");
+    assert.equal(b.snapshotsInstalled, 1);
+    assert.equal(b.deliveredThrough, 5);
+  });
+
+  it("a newer snapshot is taken once the transfer has stalled, or from the peer it assembles from", () => {
+    const stalled = learner(2, { members: MEMBERS });
+    asking(stalled, 9);
+    stalled.step(part(1, 5, 0));
+    for (let tick = 0; tick < 2; tick++) stalled.tick(); // catchupTicks: 2, one retry
+    stalled.step(part(3, 9, 0));
+    assert.equal(rest(stalled, 3, 9, 8).snapshot?.slot, 9);
+
+    const moved = learner(2, { members: MEMBERS });
+    asking(moved, 9);
+    moved.step(part(1, 5, 0));
+    moved.step(part(1, 9, 0)); // peer 1 serves a newer snapshot now (its pin was dropped)
+    assert.equal(rest(moved, 1, 9, 8).snapshot?.slot, 9);
+  });
+
+  const firstChunk = (output: Output): SnapshotChunkMessage => {
+    const message = output.send[0]?.message;
+    assert.equal(message?.type, "snapshot-chunk");
+    return message as SnapshotChunkMessage;
+  };
+
+  it("an accept below a replica's floor offers the leader's learner the slot, but never moves the pin of its transfer", () => {
+    const a = learner(1, { logRetainSlots: 0, members: MEMBERS });
+    given(a, slots(1, 5));
+    a.compact("five ".repeat(20));
+    const first = a.step({ type: "catchup", from: 2, role: "learner", fromSlot: 1, toSlot: 5 });
+    assert.equal(firstChunk(first).slot, 5);
+    given(a, slots(6, 8));
+    a.compact("eight ".repeat(20));
+    // A late accept for slot 7, below the floor now: the peer's transfer of 5 is how it learns it.
+    assert.deepEqual(a.offerDecided(2, 7).send, []);
+    const next = a.step({ type: "snapshot-request", from: 2, role: "learner", slot: 5, offset: 16 });
+    assert.deepEqual(
+      next.send.map((e) => [
+        (e.message as SnapshotChunkMessage).slot,
+        (e.message as SnapshotChunkMessage).offset,
+      ]),
+      [
+        [5, 16],
+        [5, 24],
+      ],
+      "still served from the snapshot its transfer started on",
+    );
+    // A peer with no transfer here is offered the newest snapshot.
+    assert.equal(firstChunk(a.offerDecided(3, 7)).slot, 8);
+  });
+});
