@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Codec, codecByName, type NoticeReason, type Party } from "../codec/index.js";
 import { Prng } from "../core/index.js";
@@ -11,6 +11,7 @@ import {
   describeMessage,
   type KeySources,
   loadClusterKeys,
+  lockDataDirOrError,
   openDataDir,
   prepareDataDirPath,
   type RejoinStep,
@@ -136,81 +137,14 @@ function testCrashHook(): ((step: RejoinStep) => void) | undefined {
   };
 }
 
-/** Whether a process with this pid exists (another user's counts). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
- * Makes this process the only user of data directory `dir` until it exits: creates `DIR.lock` holding
- * the pid (written under a private name first, then linked into place, so the lock never exists
- * without its pid). A lock whose process is gone (SIGKILL, power cut) is taken over; a live one is a
- * `StartError`: "DIR in use by pid N". The lock sits beside the directory, not in it, because a rejoin
- * set-up renames the directory.
+ * Makes this process the only user of data directory `dir` until it exits (see
+ * `lockDataDirOrError` in runtime/data-dir-lock.ts); a live holder or an unusable path is a
+ * `StartError` (one line, exit 1).
  */
 export function lockDataDir(dir: string): void {
-  const path = `${dir}.lock`;
-  const mine = `${path}.${process.pid}`;
-  try {
-    writeFileSync(mine, `${process.pid}\n`);
-  } catch (error) {
-    throw new StartError(
-      `cannot use --data ${dir}: cannot create its lock ${mine}: ${(error as NodeJS.ErrnoException).code}`,
-    );
-  }
-  try {
-    // A few rounds: each either takes the lock, finds it live, or removes a stale one.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        linkSync(mine, path);
-        process.once("exit", () => {
-          try {
-            if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
-          } catch {
-            // Gone already: nothing to release.
-          }
-        });
-        return;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== "EEXIST") throw new StartError(`cannot lock ${dir}: cannot create ${path}: ${code}`);
-      }
-      let holder: number;
-      try {
-        holder = Number(readFileSync(path, "utf8").trim());
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
-        throw new StartError(
-          `cannot lock ${dir}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`,
-        );
-      }
-      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder))
-        throw new StartError(`${dir} in use by pid ${holder}`);
-      // The process that held it is gone: take it over. (Two processes taking over one stale lock at
-      // the same moment could both succeed; starting two nodes on one directory at once after a
-      // crash is not guarded against.)
-      try {
-        unlinkSync(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT")
-          throw new StartError(
-            `cannot lock ${dir}: cannot remove stale ${path}: ${(error as NodeJS.ErrnoException).code}`,
-          );
-      }
-    }
-    throw new StartError(`cannot lock ${dir}: ${path} keeps changing`);
-  } finally {
-    try {
-      unlinkSync(mine);
-    } catch {
-      // Already gone.
-    }
-  }
+  const locked = lockDataDirOrError(dir);
+  if (!locked.ok) throw new StartError(locked.error);
 }
 
 /** `--debug`: every message sent and received, one line each, on stderr. */

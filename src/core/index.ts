@@ -22,6 +22,7 @@ export * from "./output.js";
 export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
 export { isPrintableAsIs, parsePrintedLine, printableLine } from "./printable.js";
 export { Prng } from "./prng.js";
+export { ReadIndex, type ReadOutcome } from "./read-index.js";
 export {
   DEFAULT_PROPOSER_TIMING,
   Proposer,

@@ -160,6 +160,12 @@ export interface Limits {
    * behind, and a node further behind learns the level from a quorum of acceptors' votes.
    */
   readonly slotHorizonMarginSlots: number;
+  /**
+   * Linearizable reads a leader holds while it confirms its leadership (`Replica.read`): 100,000.
+   * Each is two numbers until one confirmation answers them all; past it a read is refused at once
+   * (the caller reports the node busy), so a flood of reads costs bounded memory.
+   */
+  readonly readsPendingMax: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -191,6 +197,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   ballotRoundMax: 2 ** 40,
   ballotJumpRoundsMax: 2 ** 24,
   slotHorizonMarginSlots: 4096,
+  readsPendingMax: 100_000,
 });
 
 /**

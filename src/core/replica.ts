@@ -20,6 +20,7 @@ import {
   type ProposerOptions,
 } from "./proposer.js";
 import type { QuorumSystem } from "./quorum.js";
+import { ReadIndex, type ReadOutcome } from "./read-index.js";
 import { Refusals } from "./refusals.js";
 import type { Snapshot } from "./snapshot.js";
 
@@ -140,6 +141,8 @@ export class Replica {
   private rejoinFloorBallot: Ballot = ZERO_BALLOT;
   /** Rejoin reports taken into account (for tests and traces). */
   rejoinReports = 0;
+  /** Linearizable reads waiting for this leader to confirm it still leads (see `read`). */
+  private readonly readIndex: ReadIndex;
 
   constructor(options: ReplicaOptions) {
     this.id = options.id;
@@ -149,6 +152,12 @@ export class Replica {
     this.limits = { ballotRoundMax: options.limits?.ballotRoundMax ?? DEFAULT_LIMITS.ballotRoundMax };
     // Drawn only when rejoining, so a node that is not does not shift its random stream.
     this.rejoinNonce = options.rejoining ? options.prng.uint32() : 0;
+    this.readIndex = new ReadIndex(
+      options.id,
+      options.quorum,
+      options.limits?.readsPendingMax ?? DEFAULT_LIMITS.readsPendingMax,
+      options.timing?.heartbeatTicks ?? DEFAULT_PROPOSER_TIMING.heartbeatTicks,
+    );
     const refusals = options.refusals ?? new Refusals();
     this.refusals = refusals;
     this.acceptor = options.quorum.isAcceptor(options.id)
@@ -214,6 +223,55 @@ export class Replica {
 
   submit(commands: readonly Command[]): Output {
     return this.proposer.submit(commands);
+  }
+
+  /**
+   * Begins linearizable read `id` (see `ReadIndex`): its outcome, from `takeReads`, says once the
+   * application may answer it (after applying through the outcome's index), or that this node does
+   * not lead. The output carries the confirmation query, if one is to go out now.
+   */
+  read(id: number): Output {
+    const nonce = this.readIndex.begin(
+      id,
+      this.proposer.mode === "leader",
+      this.proposer.leader,
+      this.proposer.ballot,
+      Math.max(this.proposer.proposedThrough, this.learner.deliveredThrough),
+      this.selfPromised(),
+    );
+    return this.readProbe(nonce);
+  }
+
+  /** Read outcomes reached since the last call. */
+  takeReads(): ReadOutcome[] {
+    return this.readIndex.drain();
+  }
+
+  /** Reads waiting for a confirmation. */
+  get readsPending(): number {
+    return this.readIndex.pending;
+  }
+
+  private selfPromised(): Ballot | null {
+    const acceptor = this.acceptor;
+    return acceptor !== null && !acceptor.rejoining ? acceptor.promised : null;
+  }
+
+  /** The confirmation query of a read probe, to every replica (answers are read-only). */
+  private readProbe(nonce: number | null, output: Output = emptyOutput()): Output {
+    if (nonce === null) return output;
+    output.send.push({
+      to: { role: "proposer" },
+      message: { type: "rejoin-query", from: this.id, nonce, promised: this.proposer.ballot },
+    });
+    return output;
+  }
+
+  /** Moves the read index on: fails its reads if we stopped leading, starts or resends a probe. */
+  private advanceReads(output: Output, tick: boolean): void {
+    const leading = this.proposer.mode === "leader";
+    const args = [leading, this.proposer.leader, this.proposer.ballot, this.selfPromised()] as const;
+    this.readProbe(tick ? this.readIndex.tick(...args) : this.readIndex.next(...args), output);
   }
 
   /** True once enough has been delivered since the last snapshot (see `snapshotLogBytes`). */
@@ -305,6 +363,10 @@ export class Replica {
         if (refusal !== null) this.refusals.count(refusal);
         else this.noteRejoinReport(message);
         output = emptyOutput();
+        if (message.from !== this.id) {
+          this.readIndex.report(message.from, message.nonce, message.voting, message.promised);
+          this.advanceReads(output, false);
+        }
         break;
       }
       case "heartbeat": {
@@ -325,6 +387,7 @@ export class Replica {
   tick(): Output {
     this.acceptor?.tick();
     const output = this.proposer.tick();
+    this.advanceReads(output, true);
     if (this.rejoining) {
       this.rejoinTicks++;
       if (this.rejoinFloor > 0 && this.rejoinTicks % REJOIN_NUDGE_TICKS === 0) {

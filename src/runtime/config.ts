@@ -69,6 +69,14 @@ const nodeSchema = z.strictObject({
   weight: z.int().min(1).max(1000).optional(),
   /** False for a node that proposes and learns but does not vote. Default true. */
   acceptor: z.boolean().optional(),
+  /**
+   * The node's HTTP API ("HOST:PORT"; docs/applications.md). Other nodes forward reads there when
+   * this node leads; absent: the node serves HTTP only with `--http`, and is not forwarded to.
+   */
+  http: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'wants "HOST:PORT"')
+    .optional(),
 });
 
 const quorumSchema = z.discriminatedUnion("kind", [

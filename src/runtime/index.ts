@@ -30,6 +30,7 @@ export {
   type RejoinStep,
   rejoinTempDir,
 } from "./data-dir.js";
+export { lockDataDirOrError } from "./data-dir-lock.js";
 export { describeMessage } from "./describe.js";
 export {
   Driver,
