@@ -17,7 +17,7 @@ function findTests(dir, suffixes) {
 
 const suffixes = [".test.js"];
 
-const lint = spawnSync("npx", ["biome", "check", "src", "bin", "scripts"], { stdio: "inherit" });
+const lint = spawnSync("npx", ["biome", "check", "src", "bin", "scripts", "bench"], { stdio: "inherit" });
 if (lint.status !== 0) {
   console.error("lint failed: run `npm run format` and fix what `npx biome check` reports");
   process.exit(lint.status ?? 1);

@@ -31,6 +31,28 @@ describe("KvStore", () => {
     assert.equal(kv.get("a")?.createRevision, 5, "created anew after a delete");
   });
 
+  test("append adds to the end of the value (an absent key counts as empty), within the value bound", () => {
+    const kv = new KvStore({ ...DEFAULT_APP_LIMITS, valueBytesMax: 4 });
+    const first = mustOk(kv.apply({ op: "append", key: "a", value: "x" }));
+    assert.ok(first.op === "append" && first.changed && first.previous === null && first.revision === 1);
+    mustOk(kv.apply({ op: "append", key: "a", value: "yz" }));
+    assert.deepEqual(kv.get("a"), { key: "a", value: "xyz", createRevision: 1, modRevision: 2 });
+    const over = kv.apply({ op: "append", key: "a", value: "12" });
+    assert.ok(!over.ok && over.error === "value-too-large", "the appended value would be 5 bytes");
+    assert.equal(kv.get("a")?.value, "xyz");
+    assert.deepEqual(kv.changesSince("a", 2), {
+      ok: true,
+      changes: [{ revision: 2, key: "a", value: "xyz" }],
+    });
+    for (const value of [5, null, undefined]) {
+      const bad = kv.apply({ op: "append", key: "a", value } as unknown as KvCommand);
+      assert.ok(!bad.ok && bad.error === "bad-command", String(value));
+      const badPut = kv.apply({ op: "put", key: "a", value } as unknown as KvCommand);
+      assert.ok(!badPut.ok && badPut.error === "bad-command", `put ${value}`);
+    }
+    assert.equal(kv.get("a")?.value, "xyz");
+  });
+
   test("compare-and-set on a value, on a revision, and on absence; a failed one changes nothing", () => {
     const kv = new KvStore();
     mustOk(kv.apply({ op: "cas", key: "k", expectValue: null, value: "first" }));
@@ -140,6 +162,7 @@ const commandArbitrary: fc.Arbitrary<KvCommand> = (() => {
       expectRevision: fc.integer({ min: 0, max: 6 }),
     }),
     fc.record({ op: fc.constant("cas" as const), key, value, expectValue: fc.option(value, { nil: null }) }),
+    fc.record({ op: fc.constant("append" as const), key, value }),
     fc.record({
       op: fc.constant("list" as const),
       prefix: fc.constantFrom("", "a", "a/"),

@@ -10,6 +10,8 @@ import { type AppLimits, DEFAULT_APP_LIMITS, utf8Bytes } from "./limits.js";
 export type KvCommand =
   | { readonly op: "get"; readonly key: string }
   | { readonly op: "put"; readonly key: string; readonly value: string }
+  /** Adds `value` to the end of the key's value (an absent key counts as empty). */
+  | { readonly op: "append"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string }
   /**
    * Compare-and-set: applies `value` (null: delete) only if the key's value is `expectValue` (null:
@@ -52,7 +54,7 @@ export type KvResult =
   | { readonly ok: true; readonly op: "get"; readonly revision: number; readonly entry: KvEntry | null }
   | {
       readonly ok: true;
-      readonly op: "put" | "delete" | "cas";
+      readonly op: "put" | "append" | "delete" | "cas";
       /** The store's revision after the command (unchanged if it changed nothing). */
       readonly revision: number;
       /** The entry as it was before (null: absent). */
@@ -119,6 +121,17 @@ export class KvStore {
         return { ok: true, op: "get", revision: this.revisionValue, entry: this.get(command.key) };
       case "put":
         return this.write("put", command.key, command.value);
+      case "append": {
+        const value = (this.get(command.key)?.value ?? "") + command.value;
+        if (utf8Bytes(value) > this.limits.valueBytesMax)
+          return {
+            ok: false,
+            error: "value-too-large",
+            message: `the appended value would pass ${this.limits.valueBytesMax} bytes`,
+            revision: this.revisionValue,
+          };
+        return this.write("append", command.key, value);
+      }
       case "delete":
         return this.write("delete", command.key, null);
       case "cas": {
@@ -237,7 +250,7 @@ export class KvStore {
     this.compactedThrough = compactedThrough as number;
   }
 
-  private write(op: "put" | "delete" | "cas", key: string, value: string | null): KvResult {
+  private write(op: "put" | "append" | "delete" | "cas", key: string, value: string | null): KvResult {
     const previous = this.get(key);
     if (value === null && previous === null)
       return { ok: true, op, revision: this.revisionValue, previous, changed: false };
@@ -295,7 +308,12 @@ export class KvStore {
     if (utf8Bytes(key) > this.limits.keyBytesMax)
       return refuse("key-too-large", `a key is at most ${this.limits.keyBytesMax} bytes`);
     if (command.op !== "list" && key === "") return refuse("bad-command", "a key must not be empty");
-    const value = command.op === "put" || command.op === "cas" ? command.value : null;
+    // A put's or append's value is a string (null would slip past the types through JSON); a cas's
+    // may be null (a delete).
+    if ((command.op === "put" || command.op === "append") && typeof command.value !== "string")
+      return refuse("bad-command", "a value must be a string");
+    const value =
+      command.op === "put" || command.op === "append" || command.op === "cas" ? command.value : null;
     if (value !== null && typeof value !== "string") return refuse("bad-command", "a value must be a string");
     if (value !== null && utf8Bytes(value) > this.limits.valueBytesMax)
       return refuse("value-too-large", `a value is at most ${this.limits.valueBytesMax} bytes`);

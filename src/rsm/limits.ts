@@ -27,7 +27,10 @@ export interface AppLimits {
   /** Waiters on one lock, and on all of them: a waiter is memory on every replica until granted. */
   readonly waitersPerLockMax: number;
   readonly waitersMax: number;
-  /** Lock sessions (clients holding or waiting for a lock) tracked at once. */
+  /**
+   * Clients (client sessions) holding or waiting for a lock at once: the lock service indexes each
+   * one's locks so that an expiring session is dropped in time proportional to its own locks.
+   */
   readonly lockSessionsMax: number;
 }
 
@@ -44,6 +47,44 @@ export const DEFAULT_APP_LIMITS: AppLimits = {
   lockSessionsMax: 100_000,
 };
 
+/**
+ * The bounds of the session layer (`SessionMachine`): client sessions and the results they keep for
+ * exactly-once retries. Every replica keeps all of it in memory and in every snapshot, so each is
+ * bounded; a command past one gets `busy` (nothing was done) on every replica alike. The values must
+ * be the same on every node of a cluster: they decide outcomes.
+ */
+export interface SessionLimits {
+  /**
+   * A session with no command applied for this long, in the log's time, expires. Long enough for a
+   * client to ride out a leader election and a few retries with backoff (seconds), short enough
+   * that a crashed client's locks go to the next waiter soon after.
+   */
+  readonly sessionTtlMs: number;
+  /**
+   * Sessions open at once: each is memory on every replica until it expires, and opening one is a
+   * cheap command, so a client opening sessions in a loop must not grow the state without bound.
+   */
+  readonly sessionsMax: number;
+  /**
+   * Results one session keeps until its client acknowledges them: how many commands a client may
+   * have in flight at once (pipelining). A client with one command at a time keeps one.
+   */
+  readonly resultsPerSessionMax: number;
+  /**
+   * Results kept by all sessions together: sessionsMax x resultsPerSessionMax (10^8 results) would
+   * not fit in memory, so the total is bounded too. Twice `sessionsMax`: every session can keep its
+   * last result, with as much room again for clients that pipeline.
+   */
+  readonly resultsMax: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  sessionTtlMs: 30_000,
+  sessionsMax: 100_000,
+  resultsPerSessionMax: 1_024,
+  resultsMax: 200_000,
+};
+
 /** Bytes of a string in UTF-8 (without encoding it). */
 export function utf8Bytes(text: string): number {
   let bytes = 0;
@@ -58,3 +99,32 @@ export function utf8Bytes(text: string): number {
   }
   return bytes;
 }
+
+/**
+ * One node's own bounds and timeouts (`startNode`): what it holds for its callers. Unlike the
+ * session limits they decide no outcome, so nodes of a cluster may differ.
+ */
+export interface NodeLimits {
+  /**
+   * Proposals this node waits on at once. Below the core's `clientPendingCommandsMax` (16,384): a
+   * node proposes as one client of the cluster, and a leader takes at most that many of one
+   * client's commands pending; past it a proposal is refused at once (`busy`).
+   */
+  readonly pendingProposalsMax: number;
+  /** Linearizable reads waiting at once (the core's `readsPendingMax` on the leader). */
+  readonly readsPendingMax: number;
+  /**
+   * How long a proposal waits for its outcome before `timeout` (unknown: it may still be applied).
+   * Longer than an election (300 to 600 ms at the default tick) and a few retries.
+   */
+  readonly proposeTimeoutMs: number;
+  /** How long a read waits for the leader's confirmation and the application to catch up. */
+  readonly readTimeoutMs: number;
+}
+
+export const DEFAULT_NODE_LIMITS: NodeLimits = {
+  pendingProposalsMax: 10_000,
+  readsPendingMax: 10_000,
+  proposeTimeoutMs: 10_000,
+  readTimeoutMs: 5_000,
+};

@@ -1,16 +1,17 @@
+import { assert } from "../core/index.js";
 import { type AppLimits, DEFAULT_APP_LIMITS, utf8Bytes } from "./limits.js";
 
 /**
  * The lock service, as a deterministic state machine. A lock is granted with a fencing token, a
  * number that strictly increases with every grant (of any lock, so of each lock too). A request for
  * a held lock waits, first come first served, without retries: it is granted when the holder
- * releases it or the holder's session expires ("delay execution": a command that cannot run yet is
+ * releases it or the holder's client goes away ("delay execution": a command that cannot run yet is
  * queued and run when something changes).
  *
- * Time comes only from the log: every command is applied with the time the leader put in the log
- * for it (`timeMs`), so every replica expires the same sessions at the same command (the Raft
- * dissertation, section 6.3). A session (a client holding or waiting for a lock) expires when no
- * command of its client was applied for `sessionTtlMs` of that time.
+ * A client is a session of the session layer (`SessionMachine`): the service keeps no time of its
+ * own. When a session expires through the log, the application calls `drop` with it, on every
+ * replica at the same command, and the session's locks go to their next waiters (`KvLockApp` does
+ * this in its `expire`).
  *
  * A lock gives fencing tokens, not mutual exclusion in real time: a holder that pauses past its
  * session's expiry may still believe it holds the lock while the next holder does. A resource that
@@ -21,9 +22,7 @@ import { type AppLimits, DEFAULT_APP_LIMITS, utf8Bytes } from "./limits.js";
 export type LockCommand =
   | { readonly op: "acquire"; readonly name: string; readonly client: number }
   /** Gives up the lock if held, or leaves its queue if waiting. */
-  | { readonly op: "release"; readonly name: string; readonly client: number }
-  /** Keeps the client's session alive (any command of the client does too). */
-  | { readonly op: "keepalive"; readonly client: number };
+  | { readonly op: "release"; readonly name: string; readonly client: number };
 
 export interface LockGrant {
   readonly name: string;
@@ -31,10 +30,12 @@ export interface LockGrant {
   readonly token: number;
 }
 
+/** `no-session`: a lock command came without a client session (see `KvLockApp`). */
 export type LockError =
   | "bad-command"
   | "name-too-large"
   | "not-held"
+  | "no-session"
   | "too-many-locks"
   | "too-many-waiters"
   | "too-many-sessions";
@@ -43,16 +44,13 @@ export type LockResult =
   | { readonly ok: true; readonly op: "acquire"; readonly status: "granted"; readonly token: number }
   | { readonly ok: true; readonly op: "acquire"; readonly status: "waiting"; readonly position: number }
   | { readonly ok: true; readonly op: "release"; readonly released: "held" | "waiting" }
-  | { readonly ok: true; readonly op: "keepalive"; readonly session: boolean }
   | { readonly ok: false; readonly error: LockError; readonly message: string };
 
-/** What one command did: its result, the locks granted to waiters meanwhile, the sessions expired. */
+/** What one command did: its result, and the locks it handed on to waiters meanwhile. */
 export interface LockApplied {
   readonly result: LockResult;
   /** Grants to waiting clients (their acquires answer now), in order. */
   readonly grants: readonly LockGrant[];
-  /** Clients whose sessions expired before the command, in order. */
-  readonly expired: readonly number[];
 }
 
 interface Lock {
@@ -63,19 +61,28 @@ interface Lock {
 
 export class LockService {
   private readonly locks = new Map<string, Lock>();
-  /** Last applied command's time, per client holding or waiting for a lock. */
-  private readonly sessions = new Map<number, number>();
-  /** The log's time: the highest `timeMs` applied (a new leader's clock may be behind). */
-  private clockMs = 0;
-  private lastToken = 0;
+  /**
+   * The locks each client holds or waits for; a client is here exactly while it holds or waits for
+   * one. Derived from `locks` (rebuilt on restore): it makes `drop` cost the client's own locks.
+   */
+  private readonly clients = new Map<number, Set<string>>();
+  private lastTokenValue = 0;
   private waiterCount = 0;
 
   constructor(
-    private readonly sessionTtlMs: number,
     private readonly limits: AppLimits = DEFAULT_APP_LIMITS,
-  ) {
-    if (!Number.isSafeInteger(sessionTtlMs) || sessionTtlMs <= 0)
-      throw new RangeError(`sessionTtlMs must be a positive integer (got ${sessionTtlMs})`);
+    /** Deliberate bugs, for proving the simulator's lock checker can fail. Tests only. */
+    private readonly bugs: { readonly grantWhileHeld?: boolean } = {},
+  ) {}
+
+  /** Every lock's holder and token, in name order. */
+  holders(): LockGrant[] {
+    return [...this.locks.keys()].sort().map((name) => this.holder(name) as LockGrant);
+  }
+
+  /** The token of the last grant (0: none yet); every grant's token is above all before it. */
+  get lastToken(): number {
+    return this.lastTokenValue;
   }
 
   /** The holder of a lock and its token, or null. */
@@ -89,45 +96,67 @@ export class LockService {
     return [...(this.locks.get(name)?.waiters ?? [])];
   }
 
+  /** The locks a client holds or waits for, in name order. */
+  locksOf(client: number): readonly string[] {
+    return [...(this.clients.get(client) ?? [])].sort();
+  }
+
   /**
-   * Applies one command at the log's `timeMs`: expires the sessions that ran out by then (their
-   * locks go to the next waiters), then runs the command.
+   * Applies one command.
    *
    * @example
-   * const locks = new LockService(10_000);
-   * locks.apply({ op: "acquire", name: "l", client: 1 }, 0).result; // granted, token 1
-   * locks.apply({ op: "acquire", name: "l", client: 2 }, 5).result; // waiting, position 1
-   * locks.apply({ op: "release", name: "l", client: 1 }, 6).grants; // [{ name: "l", client: 2, token: 2 }]
+   * const locks = new LockService();
+   * locks.apply({ op: "acquire", name: "l", client: 1 }).result; // granted, token 1
+   * locks.apply({ op: "acquire", name: "l", client: 2 }).result; // waiting, position 1
+   * locks.apply({ op: "release", name: "l", client: 1 }).grants; // [{ name: "l", client: 2, token: 2 }]
    */
-  apply(command: LockCommand, timeMs: number): LockApplied {
+  apply(command: LockCommand): LockApplied {
     const grants: LockGrant[] = [];
-    if (Number.isSafeInteger(timeMs)) this.clockMs = Math.max(this.clockMs, timeMs);
-    const expired = this.expire(grants);
     const problem = this.commandProblem(command);
-    if (problem !== null) return { result: problem, grants, expired };
-    const result = this.run(command, grants);
-    return { result, grants, expired };
+    const result = problem ?? this.run(command, grants);
+    return { result, grants };
+  }
+
+  /**
+   * Forgets clients (their sessions expired): they leave every queue and their locks go to the next
+   * waiters, with new tokens. Locks are handed on in name order, so every replica grants in the
+   * same order. Costs the dropped clients' own locks, not all of them.
+   *
+   * @example
+   * locks.drop([1]); // [{ name: "l", client: 2, token: 2 }]: client 2 waited for client 1's lock
+   */
+  drop(clients: readonly number[]): LockGrant[] {
+    const gone = new Set<number>();
+    const names = new Set<string>();
+    for (const client of clients) {
+      const held = this.clients.get(client);
+      if (held === undefined) continue;
+      gone.add(client);
+      for (const name of held) names.add(name);
+      this.clients.delete(client);
+    }
+    const grants: LockGrant[] = [];
+    for (const name of [...names].sort()) {
+      const lock = this.locks.get(name);
+      assert(lock !== undefined, `lock "${name}" of a dropped client exists`);
+      if (lock.waiters.some((waiter) => gone.has(waiter))) {
+        const kept = lock.waiters.filter((waiter) => !gone.has(waiter));
+        this.waiterCount -= lock.waiters.length - kept.length;
+        lock.waiters.splice(0, lock.waiters.length, ...kept);
+      }
+      if (gone.has(lock.holder)) this.handOn(name, lock, grants);
+    }
+    return grants;
   }
 
   private run(command: LockCommand, grants: LockGrant[]): LockResult {
-    const client = command.client;
-    if (command.op === "keepalive") {
-      const session = this.sessions.has(client);
-      if (session) this.sessions.set(client, this.clockMs);
-      return { ok: true, op: "keepalive", session };
-    }
-    const lock = this.locks.get(command.name);
+    const { client, name } = command;
+    const lock = this.locks.get(name);
     if (command.op === "acquire") {
-      if (lock?.holder === client) {
-        this.sessions.set(client, this.clockMs);
-        return { ok: true, op: "acquire", status: "granted", token: lock.token };
-      }
+      if (lock?.holder === client) return { ok: true, op: "acquire", status: "granted", token: lock.token };
       const waiting = lock?.waiters.indexOf(client) ?? -1;
-      if (lock !== undefined && waiting >= 0) {
-        this.sessions.set(client, this.clockMs);
-        return { ok: true, op: "acquire", status: "waiting", position: waiting + 1 };
-      }
-      if (!this.sessions.has(client) && this.sessions.size >= this.limits.lockSessionsMax)
+      if (waiting >= 0) return { ok: true, op: "acquire", status: "waiting", position: waiting + 1 };
+      if (!this.clients.has(client) && this.clients.size >= this.limits.lockSessionsMax)
         return refuse(
           "too-many-sessions",
           `${this.limits.lockSessionsMax} clients hold or wait for locks, the limit`,
@@ -135,38 +164,43 @@ export class LockService {
       if (lock === undefined) {
         if (this.locks.size >= this.limits.locksMax)
           return refuse("too-many-locks", `${this.limits.locksMax} locks are held, the limit`);
-        const token = ++this.lastToken;
-        this.locks.set(command.name, { holder: client, token, waiters: [] });
-        this.sessions.set(client, this.clockMs);
+        const token = ++this.lastTokenValue;
+        this.locks.set(name, { holder: client, token, waiters: [] });
+        this.index(client, name);
         return { ok: true, op: "acquire", status: "granted", token };
+      }
+      if (this.bugs.grantWhileHeld) {
+        // Deliberately broken: a held lock is granted again, its holder never told.
+        this.unindex(lock.holder, name);
+        lock.holder = client;
+        lock.token = ++this.lastTokenValue;
+        this.index(client, name);
+        return { ok: true, op: "acquire", status: "granted", token: lock.token };
       }
       if (lock.waiters.length >= this.limits.waitersPerLockMax)
         return refuse(
           "too-many-waiters",
-          `lock "${command.name}" has ${this.limits.waitersPerLockMax} waiters, the limit`,
+          `lock "${name}" has ${this.limits.waitersPerLockMax} waiters, the limit`,
         );
       if (this.waiterCount >= this.limits.waitersMax)
         return refuse("too-many-waiters", `${this.limits.waitersMax} clients wait for locks, the limit`);
       lock.waiters.push(client);
       this.waiterCount++;
-      this.sessions.set(client, this.clockMs);
+      this.index(client, name);
       return { ok: true, op: "acquire", status: "waiting", position: lock.waiters.length };
     }
     // release
-    if (lock === undefined) return refuse("not-held", `lock "${command.name}" is not held`);
+    if (lock === undefined) return refuse("not-held", `lock "${name}" is not held`);
     if (lock.holder === client) {
-      this.sessions.set(client, this.clockMs);
-      this.handOn(command.name, lock, grants);
-      this.forgetIdle(client);
+      this.unindex(client, name);
+      this.handOn(name, lock, grants);
       return { ok: true, op: "release", released: "held" };
     }
     const waiting = lock.waiters.indexOf(client);
-    if (waiting < 0)
-      return refuse("not-held", `client ${client} neither holds nor waits for lock "${command.name}"`);
+    if (waiting < 0) return refuse("not-held", `client ${client} neither holds nor waits for lock "${name}"`);
     lock.waiters.splice(waiting, 1);
     this.waiterCount--;
-    this.sessions.set(client, this.clockMs);
-    this.forgetIdle(client);
+    this.unindex(client, name);
     return { ok: true, op: "release", released: "waiting" };
   }
 
@@ -179,47 +213,25 @@ export class LockService {
     }
     this.waiterCount--;
     lock.holder = next;
-    lock.token = ++this.lastToken;
-    // A waiter granted now starts a fresh term of its session.
-    this.sessions.set(next, this.clockMs);
+    lock.token = ++this.lastTokenValue;
     grants.push({ name, client: next, token: lock.token });
   }
 
-  /** Expires the sessions silent for sessionTtlMs of log time: their locks and places in queues go. */
-  private expire(grants: LockGrant[]): number[] {
-    const expired: number[] = [];
-    for (const [client, lastMs] of this.sessions)
-      if (this.clockMs - lastMs > this.sessionTtlMs) expired.push(client);
-    if (expired.length === 0) return expired;
-    expired.sort((a, b) => a - b);
-    const gone = new Set(expired);
-    for (const client of expired) this.sessions.delete(client);
-    // In name order, so that every replica grants in the same order.
-    for (const name of [...this.locks.keys()].sort()) {
-      const lock = this.locks.get(name) as Lock;
-      const before = lock.waiters.length;
-      const kept = lock.waiters.filter((waiter) => !gone.has(waiter));
-      lock.waiters.splice(0, lock.waiters.length, ...kept);
-      this.waiterCount -= before - kept.length;
-      while (gone.has(lock.holder)) {
-        this.handOn(name, lock, grants);
-        if (!this.locks.has(name)) break;
-      }
-    }
-    return expired;
+  private index(client: number, name: string): void {
+    const held = this.clients.get(client);
+    if (held === undefined) this.clients.set(client, new Set([name]));
+    else held.add(name);
   }
 
-  /** A client that holds and waits for nothing has no session to keep. */
-  private forgetIdle(client: number): void {
-    for (const lock of this.locks.values())
-      if (lock.holder === client || lock.waiters.includes(client)) return;
-    this.sessions.delete(client);
+  private unindex(client: number, name: string): void {
+    const held = this.clients.get(client);
+    held?.delete(name);
+    if (held?.size === 0) this.clients.delete(client);
   }
 
   private commandProblem(command: LockCommand): LockResult | null {
     if (!Number.isSafeInteger(command.client) || command.client < 0)
       return refuse("bad-command", "client must be a non-negative integer");
-    if (command.op === "keepalive") return null;
     if (typeof command.name !== "string" || command.name === "")
       return refuse("bad-command", "a lock name must be a non-empty string");
     if (utf8Bytes(command.name) > this.limits.lockNameBytesMax)
@@ -227,16 +239,14 @@ export class LockService {
     return null;
   }
 
-  /** The whole state as JSON text (locks in name order, sessions in client order). */
+  /** The whole state as JSON text: the last token and every lock (holder, token, queue), in name order. */
   snapshot(): string {
     return JSON.stringify({
-      clockMs: this.clockMs,
-      lastToken: this.lastToken,
+      lastToken: this.lastTokenValue,
       locks: [...this.locks.keys()].sort().map((name) => {
         const lock = this.locks.get(name) as Lock;
         return [name, lock.holder, lock.token, lock.waiters];
       }),
-      sessions: [...this.sessions].sort((a, b) => a[0] - b[0]),
     });
   }
 
@@ -247,41 +257,46 @@ export class LockService {
     };
     const parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== "object" || parsed === null) fail("not an object");
-    const { clockMs, lastToken, locks, sessions } = parsed as Record<string, unknown>;
-    if (!isCount(clockMs) || !isCount(lastToken)) fail("bad clock or token");
+    const { lastToken, locks } = parsed as Record<string, unknown>;
+    if (!isCount(lastToken)) fail("bad lastToken");
     if (!Array.isArray(locks) || locks.length > this.limits.locksMax) fail("bad locks");
-    if (!Array.isArray(sessions) || sessions.length > this.limits.lockSessionsMax) fail("bad sessions");
-    const nextSessions = new Map<number, number>();
-    for (const item of sessions as unknown[]) {
-      if (!Array.isArray(item) || item.length !== 2 || !isCount(item[0]) || !isCount(item[1]))
-        fail("bad session");
-      nextSessions.set((item as number[])[0] as number, (item as number[])[1] as number);
-    }
     const nextLocks = new Map<string, Lock>();
+    const nextClients = new Map<number, Set<string>>();
+    const tokens = new Set<number>();
     let waiterCount = 0;
     for (const item of locks as unknown[]) {
       if (!Array.isArray(item) || item.length !== 4) fail("bad lock");
       const [name, holder, token, waiters] = item as unknown[];
-      if (typeof name !== "string" || nextLocks.has(name)) fail("bad lock name");
-      if (!isCount(holder) || !isCount(token) || (token as number) > (lastToken as number))
-        fail("bad holder or token");
-      if (!Array.isArray(waiters) || !waiters.every(isCount)) fail("bad waiters");
-      if (!nextSessions.has(holder as number)) fail("a holder without a session");
-      for (const waiter of waiters as number[])
-        if (!nextSessions.has(waiter)) fail("a waiter without a session");
-      waiterCount += (waiters as number[]).length;
-      nextLocks.set(name as string, {
-        holder: holder as number,
-        token: token as number,
-        waiters: [...(waiters as number[])],
-      });
+      if (typeof name !== "string" || name === "" || nextLocks.has(name)) fail("bad lock name");
+      if (!isCount(holder)) fail("bad holder");
+      if (!isCount(token) || (token as number) < 1 || (token as number) > (lastToken as number))
+        fail("a token above the last one");
+      if (tokens.has(token as number)) fail("two locks with one token");
+      tokens.add(token as number);
+      if (
+        !Array.isArray(waiters) ||
+        !waiters.every(isCount) ||
+        waiters.length > this.limits.waitersPerLockMax
+      )
+        fail("bad waiters");
+      const queue = [...(waiters as number[])];
+      if (new Set(queue).size !== queue.length || queue.includes(holder as number))
+        fail("a client twice in one lock");
+      waiterCount += queue.length;
+      for (const client of [holder as number, ...queue]) {
+        const held = nextClients.get(client);
+        if (held === undefined) nextClients.set(client, new Set([name as string]));
+        else held.add(name as string);
+      }
+      nextLocks.set(name as string, { holder: holder as number, token: token as number, waiters: queue });
     }
+    if (waiterCount > this.limits.waitersMax) fail("too many waiters");
+    if (nextClients.size > this.limits.lockSessionsMax) fail("too many clients");
     this.locks.clear();
     for (const [name, lock] of nextLocks) this.locks.set(name, lock);
-    this.sessions.clear();
-    for (const [client, lastMs] of nextSessions) this.sessions.set(client, lastMs);
-    this.clockMs = clockMs as number;
-    this.lastToken = lastToken as number;
+    this.clients.clear();
+    for (const [client, held] of nextClients) this.clients.set(client, held);
+    this.lastTokenValue = lastToken as number;
     this.waiterCount = waiterCount;
   }
 }

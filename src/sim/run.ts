@@ -137,6 +137,7 @@ export function describeRun(result: RunResult, strayOptions: StrayOptions = {}):
             `${stray.decodeErrors} did not decode; the cluster sent it ${stray.repliesFrames} frames (${stray.repliesBytes} bytes)`,
           `  refusals (all input, by reason): ${describeCounts(stray.refusals)}`,
         ]),
+    ...(result.kv === null ? [] : [`  ${result.kv}`]),
     `  trace hash ${result.traceHash}`,
   ];
   for (const v of result.violations) lines.push(`  VIOLATION ${v.property} at event ${v.event}: ${v.detail}`);

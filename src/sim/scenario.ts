@@ -1,4 +1,5 @@
 import { type AcceptorSpec, Prng, type QuorumSpec } from "../core/index.js";
+import type { KvSettings } from "./kv-workload.js";
 import {
   describeStray,
   FORGED_ATTACKS,
@@ -60,6 +61,12 @@ export interface Scenario {
    * envelope check must drop its frames); see `StrayOptions.forged`.
    */
   readonly clusterKey: string | null;
+  /**
+   * Key-value and lock clients calling the replicas' `PaxosNode`s (collapsed replicas only; see
+   * `sim/kv-workload.ts`), their history checked for linearizability; null: none. Drawn from a PRNG
+   * of its own, so every other field is what it is without it.
+   */
+  readonly kv: KvSettings | null;
 }
 
 /** How a seed's scenario includes the stray peer. */
@@ -81,6 +88,8 @@ export interface StrayOptions {
   readonly attacks?: readonly StrayAttack[];
   /** The cluster key of the run (see `Scenario.clusterKey`); null: unkeyed. */
   readonly clusterKey?: string | null;
+  /** Key-value clients (`Scenario.kv`): on every collapsed seed (true), none (false), or a share. */
+  readonly kv?: boolean;
 }
 
 /**
@@ -257,10 +266,38 @@ export function scenarioForSeed(seed: number, options: StrayOptions = {}): Scena
     // One seed in three runs keyed (the MAC, incarnations and the replay window under the simulated
     // network's duplicates, reordering and delays), derived from the seed, not drawn from the PRNG.
     clusterKey: options.clusterKey !== undefined ? options.clusterKey : defaultClusterKey(seed),
+    kv: null,
   };
   // Drawn after everything else, so that the other seven seeds in eight are what they were before.
   const targeted = prng.chance(TARGETED_SHARE) ? targetedScenario(prng, scenario) : scenario;
-  return withStray(prng, targeted, options);
+  return withKv(withStray(prng, targeted, options), options);
+}
+
+/**
+ * The share of collapsed-replica seeds that run key-value and lock clients (issue 10): a quarter, so
+ * about one seed in eight of the default mix.
+ */
+export const KV_SHARE = 1 / 4;
+
+/**
+ * The key-value workload, drawn from a PRNG of its own (the seed's, offset), so adding it changed
+ * no other field of any seed. `options.kv`: true forces it on every collapsed seed, false off.
+ */
+function withKv(s: Scenario, options: StrayOptions): Scenario {
+  if (s.layout !== "collapsed" || options.kv === false) return s;
+  const prng = new Prng((s.seed ^ 0x6b76_0000) >>> 0);
+  if (options.kv !== true && prng.float() >= KV_SHARE) return s;
+  return {
+    ...s,
+    kv: {
+      clients: prng.range(2, 4),
+      keys: prng.range(1, 4),
+      opsPerClient: prng.range(10, 40),
+      lockClients: prng.range(0, 3),
+      sessionTtlMs: prng.pick([1_500, 4_000, 20_000]),
+      callTimeoutSteps: prng.pick([300, 800, 2_000]),
+    },
+  };
 }
 
 /** The cluster key a seed runs with unless told otherwise: one seed in three has one. */
@@ -389,7 +426,10 @@ export function describeScenario(s: Scenario): string {
     describeSnapshots(s.snapshots) +
     describeTargeted(s.targeted) +
     (s.stray === null ? "" : describeStray(s.stray)) +
-    (s.clusterKey === null ? "" : "; cluster key set")
+    (s.clusterKey === null ? "" : "; cluster key set") +
+    (s.kv === null
+      ? ""
+      : `; kv: ${s.kv.clients} clients x ${s.kv.opsPerClient} ops on ${s.kv.keys} keys, ${s.kv.lockClients} lock clients, sessions ${s.kv.sessionTtlMs} ms, calls time out after ${s.kv.callTimeoutSteps} steps`)
   );
 }
 

@@ -11,12 +11,14 @@ import {
   createQuorumSystem,
   DEFAULT_LIMITS,
   DEFAULT_PROPOSER_TIMING,
+  type Decision,
   InvariantViolation,
   Learner,
   type LearnerBugs,
   type Limits,
   type Message,
   type NodeId,
+  type Output,
   Prng,
   Proposer,
   type ProposerBugs,
@@ -27,6 +29,7 @@ import {
   type Role,
   ZERO_BALLOT,
 } from "../core/index.js";
+import { type AppCommand, type AppResult, KvLockApp, type NodeBugs, PaxosNode } from "../rsm/index.js";
 import {
   type AddressBook,
   ClusterAddressBook,
@@ -37,6 +40,7 @@ import {
   GroupAddressBook,
   openDataDir,
   type Scheduler,
+  type StateMachine,
 } from "../runtime/index.js";
 import { type DurableState, type Storage, toReplicaState, type WalBugs } from "../storage/index.js";
 import type { Endpoint } from "../transport/index.js";
@@ -44,6 +48,7 @@ import { SafetyChecker, type Violation } from "./checker.js";
 import { PromiseWatch, SIM_DATA_DIR, SimDisk } from "./disk.js";
 import { TraceHash } from "./hash.js";
 import { EventQueue } from "./heap.js";
+import { KvReference, KvWorkload, LockWatch } from "./kv-workload.js";
 import { SimMachine } from "./machine.js";
 import { SimTransport, type SimWire } from "./network.js";
 import { type Scenario, STEPS_PER_TICK } from "./scenario.js";
@@ -71,6 +76,10 @@ export interface SimBugs {
   readonly forgetNewestPromise?: boolean;
   /** Every log is built with these deliberate bugs (`WalBugs`). */
   readonly wal?: WalBugs;
+  /** Key-value runs (`Scenario.kv`): every replica's `PaxosNode` is built with these bugs. */
+  readonly node?: NodeBugs;
+  /** Key-value runs: the lock service grants a held lock again (`LockService` bugs). */
+  readonly lockGrantWhileHeld?: boolean;
 }
 
 export interface SimOptions {
@@ -101,6 +110,8 @@ export interface RunResult {
   readonly snapshotChunksSent: number;
   /** What the stray peer sent and what came of it (null: the run had none). */
   readonly stray: StrayReport | null;
+  /** Key-value runs: the clients' operations by outcome (null: the run had none). */
+  readonly kv: string | null;
   readonly violations: readonly Violation[];
   readonly traceHash: string;
 }
@@ -126,6 +137,30 @@ export interface StrayReport {
 
 type Kind = "acceptor" | "proposer" | "learner" | "replica" | "client" | "stray";
 type RoleObject = Acceptor | Proposer | Learner | Replica | Client;
+
+/** A replica's application as the simulator drives and checks it (`encode`: its state as text). */
+type SimApp = StateMachine & { encode(): string };
+
+/** A key-value run's replica application: its node's session machine (state: its snapshot text). */
+class KvSimMachine implements SimApp {
+  constructor(
+    private readonly node: PaxosNode<AppCommand, AppResult, KvLockApp>,
+    private readonly watch: LockWatch,
+  ) {}
+  apply(decision: Decision): void {
+    this.node.machine.apply(decision);
+  }
+  snapshot(): string {
+    return this.node.machine.snapshot();
+  }
+  restore(state: string, slot: number): void {
+    this.node.machine.restore(state, slot);
+    this.watch.reset(this.node.app.holders(), this.node.app.lastToken);
+  }
+  encode(): string {
+    return this.node.machine.snapshot();
+  }
+}
 
 /** One simulated process (a role at an address); each start is a new `Life`. */
 interface SimProcess {
@@ -161,7 +196,11 @@ interface Life {
   /** Set once the process has opened its storage and built its role. */
   role: RoleObject | null;
   driver: Driver<RoleObject> | null;
-  machine: SimMachine | null;
+  machine: SimApp | null;
+  /** Key-value runs: the replica's node (its machine is the node's session machine). */
+  node: PaxosNode<AppCommand, AppResult, KvLockApp> | null;
+  /** Key-value runs: the lock checker of the node's application. */
+  lockWatch?: LockWatch;
 }
 
 interface Timer {
@@ -202,7 +241,9 @@ type SimEvent =
   | { readonly kind: "hear" }
   | { readonly kind: "laggard"; readonly process: SimProcess; readonly away: boolean }
   | { readonly kind: "world" }
-  | { readonly kind: "stray" };
+  | { readonly kind: "stray" }
+  /** A timer of a key-value node or client (`PaxosNode` timeouts, client think time). */
+  | { readonly kind: "call"; readonly fn: () => void; readonly timer: Timer };
 
 const GROUP_PREFIX = "group:";
 
@@ -254,7 +295,7 @@ const STALE_FRAMES_KEPT = 4;
  * crashes (`SimDisk`). One seed chooses everything; the same seed replays event for event.
  */
 export class Simulation implements SimWire {
-  readonly checker = new SafetyChecker();
+  readonly checker: SafetyChecker;
   private readonly prng: Prng;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly hash = new TraceHash();
@@ -314,6 +355,8 @@ export class Simulation implements SimWire {
   private readonly stray: StrayPeer | null = null;
   private readonly strayProcess: SimProcess | null = null;
   private readonly strayStats = { framesDelivered: 0, decodeErrors: 0, repliesFrames: 0, repliesBytes: 0 };
+  /** Key-value runs: the clients calling the replicas' nodes (`Scenario.kv`); null otherwise. */
+  private readonly kv: KvWorkload | null = null;
   /** Refusals counted by the roles of lives that ended (see `collectRefusals`). */
   private readonly refusals = new Map<string, number>();
   /** The highest ballot round any process sent, and the newest leader's ballot (for the stray peer). */
@@ -329,6 +372,16 @@ export class Simulation implements SimWire {
     // Keyed runs (Scenario.clusterKey): every Driver gets the key (see `envelope`); the stray peer
     // never has it, so its frames, forged ones included, must be dropped by the envelope check.
     this.prng = new Prng(scenario.seed ^ 0x5eed);
+    this.checker = new SafetyChecker(
+      true,
+      scenario.kv === null
+        ? undefined
+        : new KvReference(
+            scenario.kv,
+            options.bugs?.node?.applyRetries === true,
+            options.bugs?.lockGrantWhileHeld === true,
+          ),
+    );
     const quorum = createQuorumSystem(scenario.acceptors, scenario.quorum);
     if (!quorum.ok) throw new Error(`seed ${scenario.seed}: bad scenario quorum: ${quorum.error}`);
     this.quorum = options.bugs?.quorumOneSmaller ? oneSmaller(quorum.value) : quorum.value;
@@ -380,6 +433,27 @@ export class Simulation implements SimWire {
       this.strayProcess = process;
       this.stray = new StrayPeer(scenario.stray, process.prng.fork(), this.codec);
     }
+    if (scenario.kv !== null) {
+      const replicas = this.processes.filter((p) => p.kind === "replica");
+      this.kv = new KvWorkload(scenario.kv, new Prng((scenario.seed ^ 0x6b76) >>> 0), {
+        replicas: replicas.length,
+        node: (index) => {
+          const life = replicas[index]?.life ?? null;
+          return life !== null && life.alive ? life.node : null;
+        },
+        after: (steps, fn) => this.after(steps, fn),
+        now: () => this.events,
+      });
+    }
+  }
+
+  /** Runs `fn` after `steps` (a key-value node's or client's timer); its continuations run next. */
+  private after(steps: number, fn: () => void): () => void {
+    const timer: Timer = { cancelled: false };
+    this.queue.push(this.now + Math.max(1, steps), { kind: "call", fn, timer });
+    return () => {
+      timer.cancelled = true;
+    };
   }
 
   /** Runs the fault phase, heals everything, then requires liveness. */
@@ -397,6 +471,7 @@ export class Simulation implements SimWire {
     for (const process of this.processes) this.startLife(process);
     this.scheduleSubmissions();
     this.scheduleLaggard();
+    this.kv?.start();
     this.queue.push(STEPS_PER_TICK, { kind: "world" });
     if (this.scenario.stray !== null)
       this.queue.push(this.scenario.stray.startTick * STEPS_PER_TICK, { kind: "stray" });
@@ -430,6 +505,7 @@ export class Simulation implements SimWire {
     this.isolated = null;
     this.heldDown = null;
     for (const process of this.processes) if (process.life === null) this.restart(process);
+    this.kv?.stop();
     await this.settle();
     const deadline = this.now + s.livenessTicksMax * STEPS_PER_TICK;
     let late = false;
@@ -439,6 +515,10 @@ export class Simulation implements SimWire {
       return !late;
     });
     if (late && !this.checker.failed) this.checker.fail("liveness", this.livenessReport(), this.events);
+    if (this.kv !== null && !this.checker.failed) {
+      const problem = this.kv.check();
+      if (problem !== null) this.checker.fail("linearizability", problem, this.events);
+    }
     return {
       seed: s.seed,
       events: this.events,
@@ -457,6 +537,7 @@ export class Simulation implements SimWire {
       snapshotsInstalled: this.snapshotsInstalled,
       snapshotChunksSent: this.snapshotChunksSent,
       stray: this.strayReport(),
+      kv: this.kv?.summary() ?? null,
       violations: this.checker.violations,
       traceHash: this.hash.digest(),
     };
@@ -643,6 +724,7 @@ export class Simulation implements SimWire {
       role: null,
       driver: null,
       machine: null,
+      node: null,
     };
     process.life = life;
     this.settleDue = true;
@@ -678,18 +760,22 @@ export class Simulation implements SimWire {
     if (state.rejoining) this.checker.stateLost(process.key);
     if (!life.alive) return;
     const role = this.createRole(process, state);
-    const machine =
-      role instanceof Replica
-        ? new SimMachine(this.options.bugs ?? {}, (slot) =>
-            this.checker.fail(
-              "snapshot",
-              `${process.key}: snapshot through slot ${slot} has no application state`,
-              this.events,
-            ),
-          )
-        : null;
+    const node = role instanceof Replica && this.scenario.kv !== null ? this.kvNode(life, role) : null;
+    const machine: SimApp | null =
+      node !== null
+        ? new KvSimMachine(node, life.lockWatch as LockWatch)
+        : role instanceof Replica
+          ? new SimMachine(this.options.bugs ?? {}, (slot) =>
+              this.checker.fail(
+                "snapshot",
+                `${process.key}: snapshot through slot ${slot} has no application state`,
+                this.events,
+              ),
+            )
+          : null;
     life.role = role;
     life.machine = machine;
+    life.node = node;
     if (role instanceof Replica && machine !== null) this.restoreApplication(process, role, machine);
     else if (role instanceof Learner || role instanceof Proposer)
       this.checker.learnerRestarted(process.key, 0);
@@ -706,6 +792,7 @@ export class Simulation implements SimWire {
       ...(machine !== null ? { stateMachine: machine } : {}),
       onDecision: (decision) => {
         this.checker.decision(process.key, decision, this.events);
+        node?.decided(decision);
         if (machine !== null)
           this.checker.appState(process.key, decision.slot, machine.encode(), this.events);
       },
@@ -723,6 +810,16 @@ export class Simulation implements SimWire {
           this.checker.appState(process.key, snapshot.slot, machine.encode(), this.events);
       },
       onTrace: (direction, message, peer) => this.observe(life, direction, message, peer),
+      ...(node !== null
+        ? {
+            onTurnEnd: () => {
+              const ended = node.callsEnded;
+              node.turnEnded();
+              // A caller's promise settled this turn: its continuation runs before the next event.
+              if (node.callsEnded !== ended) this.settleDue = true;
+            },
+          }
+        : {}),
       onFatal: (error) => {
         if (!life.alive) return; // a call in flight when the process crashed failed: it is gone
         this.processFailed(process, error);
@@ -797,7 +894,42 @@ export class Simulation implements SimWire {
   }
 
   /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
-  private restoreApplication(process: SimProcess, replica: Replica, machine: SimMachine): void {
+  /**
+   * A key-value run's replica: the real `PaxosNode` over this life's driver (which is built next),
+   * with simulated timers and clock; the checker sees every command it proposes.
+   */
+  private kvNode(life: Life, replica: Replica): PaxosNode<AppCommand, AppResult, KvLockApp> {
+    const kv = this.scenario.kv as NonNullable<Scenario["kv"]>;
+    const process = life.process;
+    const watch = new LockWatch(process.key, (detail) => this.checker.fail("lock", detail, this.events));
+    const app = new KvLockApp({
+      onGrant: (grant) => watch.grant(grant),
+      onFree: (name, client) => watch.free(name, client),
+      ...(this.options.bugs?.lockGrantWhileHeld ? { lockBugs: { grantWhileHeld: true } } : {}),
+    });
+    life.lockWatch = watch;
+    return new PaxosNode<AppCommand, AppResult, KvLockApp>({
+      id: process.id,
+      app,
+      replica,
+      // A new core client every life, as `startNode` makes one (ids far from the clients' own).
+      clientId: 2 ** 40 + process.id * 2 ** 20 + process.incarnation,
+      host: {
+        run: (call) => {
+          if (life.alive) life.driver?.run(call as (role: RoleObject) => Output);
+        },
+        after: (steps, fn) => this.after(steps, () => life.alive && fn()),
+        nowMs: () => this.now,
+        onSubmit: (command) => this.checker.submitOptional(command),
+      },
+      sessionLimits: { sessionTtlMs: kv.sessionTtlMs },
+      // The clients' own timeouts come first (`KvSettings.callTimeoutSteps`).
+      limits: { proposeTimeoutMs: 10 * kv.callTimeoutSteps, readTimeoutMs: 10 * kv.callTimeoutSteps },
+      ...(this.options.bugs?.node ? { bugs: this.options.bugs.node } : {}),
+    });
+  }
+
+  private restoreApplication(process: SimProcess, replica: Replica, machine: SimApp): void {
     const restored = replica.learner.drainRestored();
     const through = replica.learner.deliveredThrough;
     this.checker.learnerRestarted(process.key, through, restored.snapshot, this.events);
@@ -1160,6 +1292,11 @@ export class Simulation implements SimWire {
       case "stray":
         if (this.strayTick()) this.queue.push(this.now + STEPS_PER_TICK, event);
         return;
+      case "call":
+        if (event.timer.cancelled) return;
+        event.fn();
+        this.settleDue = true; // a promise settled, or a client went on: its continuations run now
+        return;
       case "world":
         if (this.faultsOn) {
           this.advanceDeafLeaderRejoin();
@@ -1231,6 +1368,10 @@ export class Simulation implements SimWire {
       this.collectRefusals(life);
       life.alive = false;
       life.transport.drop();
+      if (life.node !== null) {
+        life.node.abandon(); // its callers' calls end as of unknown outcome
+        this.settleDue = true;
+      }
       if (life.role instanceof Replica) process.rejoining = life.role.rejoining;
     }
     process.life = null;
@@ -1656,6 +1797,7 @@ export class Simulation implements SimWire {
   }
 
   private allDone(): boolean {
+    if (this.kv !== null && !this.kv.done) return false;
     // A replica whose disk was damaged must have rejoined as an acceptor by the end.
     for (const process of this.processes) {
       const role = process.life?.role ?? null;
@@ -1682,6 +1824,7 @@ export class Simulation implements SimWire {
       else if (role instanceof Replica && role.rejoining)
         lines.push(`${process.key} has not rejoined (floor ${role.rejoinFloorSlot})`);
     }
+    if (this.kv !== null && !this.kv.done) lines.push(`key-value clients: ${this.kv.summary()}`);
     return `not everything decided ${this.scenario.livenessTicksMax} ticks after healing: ${lines.join("; ")}`;
   }
 }

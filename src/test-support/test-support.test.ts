@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { describe, test } from "node:test";
-import { isAlive, ProcessGroup, startProcess, waitFor } from "./index.js";
+import { freeTcpPorts, isAlive, ProcessGroup, startProcess, waitFor } from "./index.js";
 
 describe("waitFor", () => {
   test("resolves once the condition holds, with the time it took", async () => {
@@ -49,5 +50,20 @@ describe("startProcess and ProcessGroup", () => {
     const node = group.start("paxos node --help", ["node", "--help"]);
     await group.stopAll();
     assert.equal(node.done(), true);
+  });
+});
+
+describe("freeTcpPorts", () => {
+  test("gives distinct ports that a server can listen on", async () => {
+    const ports = await freeTcpPorts(4);
+    assert.equal(new Set(ports).size, 4);
+    for (const port of ports) {
+      const server = createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, "127.0.0.1", resolve);
+      });
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

@@ -1,0 +1,119 @@
+/**
+ * The paxos side of the `kv` benchmark: a cluster of `paxos node --data ... --http` processes on
+ * 127.0.0.1 and the `KvTarget` for its HTTP API (`PUT /kv/<key>` with the raw value, `GET /kv/<key>`
+ * answering the raw value or 404; any node takes any request; a get is linearizable).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freeTcpPorts, freeUdpPorts, type StartedProcess, startPaxos, waitFor } from "#test-support";
+import { pollHealth } from "./health.js";
+import type { KvTarget } from "./load.js";
+
+/** Most time for fresh nodes to start, elect a leader and answer `/health`. */
+const READY_TIMEOUT_MS = 60_000;
+/** Lines of a node's stderr quoted when it fails to start. */
+const TAIL_LINES = 15;
+
+/** A running paxos cluster this code started. */
+export interface PaxosCluster {
+  /** Each node's HTTP API (`http://127.0.0.1:PORT`). */
+  readonly urls: string[];
+  /** Stops the nodes it started (by pid: SIGTERM, then SIGKILL) and removes their data. */
+  stop(): Promise<void>;
+}
+
+function tail(text: string): string {
+  return text.trim().split("\n").slice(-TAIL_LINES).join("\n");
+}
+
+/**
+ * Starts `count` paxos nodes on 127.0.0.1 from a cluster file it writes (each node with its UDP
+ * port and its `"http"` address), each with `--data` (write-ahead log, fsync before promises and
+ * votes leave) in a new temporary folder and `--new`, and waits until one node answers
+ * `GET /health` with 200. Throws, having stopped what it started, if a node exits first (the
+ * error quotes its stderr) or none is healthy within a minute.
+ *
+ * @example
+ * const paxos = await startPaxosCluster(3);
+ * try { ... paxosTarget(paxos.urls) ... } finally { await paxos.stop(); }
+ */
+export async function startPaxosCluster(count: number): Promise<PaxosCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "paxos-bench-kv-"));
+  const nodePorts = await freeUdpPorts(count);
+  const httpPorts = await freeTcpPorts(count);
+  const nodes = Array.from({ length: count }, (_, index) => ({
+    id: index + 1,
+    host: "127.0.0.1",
+    port: nodePorts[index] as number,
+    http: `127.0.0.1:${httpPorts[index]}`,
+  }));
+  const configPath = join(dir, "cluster.json");
+  writeFileSync(configPath, `${JSON.stringify({ nodes }, null, 2)}\n`);
+  const processes: StartedProcess[] = [];
+  const stop = async () => {
+    await Promise.all(processes.map((proc) => proc.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const urls = nodes.map((node) => `http://${node.http}`);
+  try {
+    for (const node of nodes) {
+      processes.push(
+        startPaxos(
+          [
+            "node",
+            "--config",
+            configPath,
+            "--id",
+            String(node.id),
+            "--data",
+            join(dir, `node-${node.id}`),
+            "--new",
+            "--http",
+            node.http,
+            "--quiet",
+          ],
+          { name: `paxos node ${node.id}`, stdout: "ignore", stderr: "collect", logLevel: "warn" },
+        ),
+      );
+    }
+    const health = pollHealth(urls, 1);
+    try {
+      await waitFor(
+        () => health.healthy() || processes.some((proc) => proc.done()),
+        "a paxos node to answer /health",
+        {
+          timeoutMs: READY_TIMEOUT_MS,
+          pollMs: 50,
+          detail: () => processes.map((proc) => `${proc.name}: ${tail(proc.stderr)}`).join("\n"),
+        },
+      );
+    } finally {
+      health.stop();
+    }
+    const dead = processes.find((proc) => proc.done());
+    if (dead !== undefined)
+      throw new Error(
+        `${dead.name} exited (${dead.exit?.code ?? dead.exit?.signal}) before a node answered /health: ${tail(dead.stderr)}`,
+      );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { urls, stop };
+}
+
+/** The paxos HTTP API: `PUT /kv/<url-encoded key>` with the raw value; `GET /kv/<key>`. */
+export function paxosTarget(urls: readonly string[]): KvTarget {
+  return {
+    name: "paxos",
+    urls,
+    put: (key, value) => ({
+      method: "PUT",
+      path: `/kv/${encodeURIComponent(key)}`,
+      body: value,
+      contentType: "application/octet-stream",
+    }),
+    get: (key) => ({ method: "GET", path: `/kv/${encodeURIComponent(key)}`, body: null }),
+  };
+}

@@ -1,0 +1,550 @@
+import { randomInt } from "node:crypto";
+import { codecByName } from "../codec/index.js";
+import {
+  type Command,
+  createQuorumSystem,
+  DEFAULT_LIMITS,
+  type Decision,
+  type Output,
+  Prng,
+  type ReadOutcome,
+  Replica,
+  sessionLimitsProblem,
+} from "../core/index.js";
+import type { Logger } from "../observe/index.js";
+import {
+  ClusterAddressBook,
+  type ClusterConfig,
+  type ClusterKeys,
+  clusterEnvelope,
+  Driver,
+  lockDataDirOrError,
+  NO_KEYS,
+  nextIncarnation,
+  openDataDir,
+  prepareDataDirPath,
+  UNAUTHENTICATED_WARNING,
+} from "../runtime/index.js";
+import { toReplicaState, WalStorage } from "../storage/index.js";
+import { type TcpTlsOptions, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import {
+  type Application,
+  type NodeEvents,
+  type NodeStatus,
+  PaxosError,
+  type PaxosNodeApi,
+  type ProposeOptions,
+} from "./api.js";
+import {
+  DEFAULT_NODE_LIMITS,
+  DEFAULT_SESSION_LIMITS,
+  type NodeLimits,
+  type SessionLimits,
+  utf8Bytes,
+} from "./limits.js";
+import {
+  encodeEnvelope,
+  type SessionEnvelope,
+  SessionMachine,
+  type SessionOutcome,
+} from "./session-machine.js";
+
+/** Proposer timeouts for real processes, in ticks of the cluster's `tickMs` (as `paxos node`). */
+const NODE_TIMING = Object.freeze({ heartbeatTicks: 3, electionTimeoutTicks: 30 });
+
+/** What `startNode` needs. */
+export interface NodeOptions<C, R, A extends Application<C, R>> {
+  /** The cluster (`parseClusterConfig`'s value): every node runs with the same one. */
+  readonly cluster: ClusterConfig;
+  /** This node's id in it. */
+  readonly id: number;
+  /** The application every node of the cluster runs (deterministic; see `Application`). */
+  readonly app: A;
+  /**
+   * Where durable state lives (a write-ahead log; locked while the node runs). Absent: memory only,
+   * lost when the node stops (then a restarted node must rejoin: start it with a directory).
+   */
+  readonly dataDir?: string;
+  /**
+   * A new member of a new cluster (default true): with no state on disk it starts as a voter.
+   * False: a node that finds no state takes itself for one that lost it and rejoins as a learner.
+   */
+  readonly isNew?: boolean;
+  /** The cluster key (default: none; the node logs that traffic is unauthenticated). */
+  readonly keys?: ClusterKeys;
+  /** Mutual TLS for `"transport": "tcp"`. */
+  readonly tls?: TcpTlsOptions;
+  /** Where the node logs (pino). Default: silent. */
+  readonly logger?: Logger;
+  /** This node's bounds and timeouts (defaults: `DEFAULT_NODE_LIMITS`). */
+  readonly limits?: Partial<NodeLimits>;
+  /**
+   * The session layer's bounds (defaults: `DEFAULT_SESSION_LIMITS`). They decide outcomes: every
+   * node of a cluster must run with the same ones.
+   */
+  readonly sessionLimits?: Partial<SessionLimits>;
+  /** Seed of the node's random choices (election jitter); default from the OS. */
+  readonly seed?: number;
+}
+
+/**
+ * What a node needs from its surroundings besides the replica: real timers and the wall clock in a
+ * process (`startNode`), virtual ones in the simulator, which runs this same class over its own
+ * driver, network and disks.
+ */
+export interface NodeHost {
+  /** Runs `call` on the replica in its driver's next turn, carrying its output. */
+  run(call: (replica: Replica) => Output): void;
+  /** Calls `fn` after `ms` milliseconds; returns a function that cancels it. */
+  after(ms: number, fn: () => void): () => void;
+  /** The wall clock in milliseconds (stamped into commands: the log's time). */
+  nowMs(): number;
+  /** Every command this node submits, as it submits it (the simulator's checkers watch them). */
+  onSubmit?(command: Command): void;
+}
+
+/** What a `PaxosNode` is built from (`startNode` builds it; so does the simulator). */
+export interface NodeParts<A> {
+  readonly id: number;
+  readonly app: A;
+  readonly replica: Replica;
+  /** The core client this incarnation proposes as: a new one every start (see `startNode`). */
+  readonly clientId: number;
+  readonly host: NodeHost;
+  readonly limits?: Partial<NodeLimits>;
+  readonly sessionLimits?: Partial<SessionLimits>;
+  readonly logger?: Logger;
+  /** Closes the node's driver (transport, storage); absent: nothing to close. */
+  readonly close?: () => Promise<void>;
+  /** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
+  readonly bugs?: NodeBugs;
+}
+
+/** Deliberately broken variants of the node (see `NodeParts.bugs`). */
+export interface NodeBugs {
+  /** A read is answered at once from this node's own state, leader or not, without confirmation. */
+  readonly readLocally?: boolean;
+  /** The session machine applies a retried command again instead of returning its kept result. */
+  readonly applyRetries?: boolean;
+}
+
+interface Waiter {
+  readonly resolve: (outcome: SessionOutcome<unknown>) => void;
+  readonly reject: (error: PaxosError) => void;
+  readonly cancel: () => void;
+}
+
+interface PendingRead {
+  readonly run: () => void;
+  readonly reject: (error: PaxosError) => void;
+  readonly cancel: () => void;
+  /** Set once the leader confirmed it: the slot to have applied through. */
+  index: number | null;
+}
+
+/** A silent logger, for a node embedded without one. */
+const SILENT: Logger = new Proxy({} as Logger, {
+  get: (_target, property) => (property === "child" ? () => SILENT : () => {}),
+});
+
+/**
+ * Starts one node of a replicated state machine in this process: a collapsed Paxos replica
+ * (proposer, acceptor and learner) over the cluster's transport, with durable state in `dataDir`,
+ * applying decided commands to `app` through a session machine (exactly-once results). Resolves once
+ * the node listens.
+ *
+ * @example
+ * const node = await startNode({ cluster, id: 1, dataDir: "/var/lib/app/paxos-1", app: new KvLockApp() });
+ * await node.propose({ op: "put", key: "a", value: "1" });
+ * const value = await node.read((kv) => kv.get("a")?.value);
+ * await node.stop();
+ */
+export async function startNode<C, R, A extends Application<C, R>>(
+  options: NodeOptions<C, R, A>,
+): Promise<PaxosNode<C, R, A>> {
+  const { cluster, id } = options;
+  const logger = options.logger ?? SILENT;
+  const self = cluster.nodes.find((node) => node.id === id);
+  if (self === undefined) throw new PaxosError("bad-request", `the cluster has no node ${id}`);
+  const quorum = createQuorumSystem(cluster.acceptors, cluster.quorum);
+  if (!quorum.ok) throw new PaxosError("bad-request", quorum.error);
+  const codec = codecByName(cluster.codec);
+  if (!codec.ok) throw new PaxosError("bad-request", codec.error);
+  const dataDir = await lockedDataDir(options.dataDir);
+  const opened = await openDataDir({
+    dir: dataDir,
+    isNew: options.isNew ?? true,
+    onLostState: "rejoin",
+    createLog: (logDir) => new WalStorage({ dir: logDir }),
+    nowMs: Date.now(),
+    onEvent: ({ level, message, fields }) => logger[level](fields, message),
+  });
+  if (!opened.ok) throw new PaxosError("bad-request", opened.error.message);
+  const { storage, state } = opened.value;
+  if (state.snapshot !== null) {
+    const problem = sessionLimitsProblem(state.snapshot.sessions, cluster.sessionLimits);
+    if (problem !== null)
+      throw new PaxosError("bad-request", `the snapshot on disk does not fit the cluster: ${problem}`);
+  }
+  const incarnation = nextIncarnation(dataDir);
+  const limits = { ...DEFAULT_NODE_LIMITS, ...options.limits };
+  const replica = new Replica({
+    id,
+    quorum: quorum.value,
+    prng: new Prng(options.seed ?? randomInt(2 ** 31)),
+    timing: NODE_TIMING,
+    proposers: cluster.nodes.map((node) => node.id),
+    limits: {
+      ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
+      ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
+      clientsMax: cluster.sessionLimits.clientsMax,
+      clientRangesMax: cluster.sessionLimits.clientRangesMax,
+      readsPendingMax: limits.readsPendingMax,
+    },
+    restore: toReplicaState(state),
+    rejoining: state.rejoining,
+    members: {
+      acceptors: cluster.acceptors.map((a) => a.id),
+      proposers: cluster.nodes.map((n) => n.id),
+      learners: cluster.nodes.map((n) => n.id),
+    },
+    snapshotLogBytes: cluster.snapshotLogBytes,
+    ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
+  });
+  const transport: Transport =
+    cluster.transport === "tcp"
+      ? new TcpTransport({
+          host: self.host,
+          port: self.port,
+          ...(options.tls !== undefined ? { tls: options.tls } : {}),
+        })
+      : new UdpTransport({ host: self.host, port: self.port, receiveBufferBytes: 8 * 1024 * 1024 });
+  const envelope = clusterEnvelope(
+    cluster,
+    { kind: "node", id },
+    { keys: options.keys ?? NO_KEYS, incarnation },
+  );
+  if (!envelope.authenticated) logger.warn({ clusterId: envelope.clusterId }, UNAUTHENTICATED_WARNING);
+  let driver: Driver<Replica> | null = null;
+  const node = new PaxosNode<C, R, A>({
+    id,
+    app: options.app,
+    replica,
+    // A new core client every start: the cluster's session table remembers each client's delivered
+    // seqs, so a restarted node numbering from 1 again must be another client. Incarnations are
+    // milliseconds (2^41 now), times 1,024, plus the node's id: unique unless two nodes whose ids
+    // agree modulo 1,024 start in the same millisecond.
+    clientId: incarnation * 1024 + (id % 1024) + 1,
+    host: {
+      run: (call) => driver?.run(call),
+      after: (ms, fn) => {
+        const timer = setTimeout(fn, ms);
+        return () => clearTimeout(timer);
+      },
+      nowMs: () => Date.now(),
+    },
+    limits,
+    ...(options.sessionLimits !== undefined ? { sessionLimits: options.sessionLimits } : {}),
+    logger,
+    close: async () => {
+      await driver?.stop();
+    },
+  });
+  node.restore(replica);
+  driver = new Driver<Replica>({
+    name: `node ${id}`,
+    role: replica,
+    envelope,
+    transport,
+    codec: codec.value,
+    addressBook: new ClusterAddressBook(cluster),
+    storage,
+    tickMs: cluster.tickMs,
+    stateMachine: node.machine,
+    onDecision: (decision) => node.decided(decision),
+    onTurnEnd: () => node.turnEnded(),
+    onFatal: (error) => {
+      logger.fatal({ error: error.message }, "node stopped on a fatal error");
+      void node.stop();
+    },
+  });
+  await driver.start();
+  logger.info({ endpoint: transport.localEndpoint, data: dataDir ?? null }, "node started");
+  return node;
+}
+
+/** Locks and prepares a data directory (see `lockDataDirOrError`). */
+async function lockedDataDir(dir: string | undefined): Promise<string | undefined> {
+  if (dir === undefined) return undefined;
+  const prepared = await prepareDataDirPath(dir);
+  if (!prepared.ok) throw new PaxosError("bad-request", prepared.error.message);
+  const locked = lockDataDirOrError(prepared.value);
+  if (!locked.ok) throw new PaxosError("bad-request", locked.error);
+  return prepared.value;
+}
+
+/**
+ * A node of a replicated state machine: the API over a replica and the session machine its driver
+ * applies decisions to (see `startNode`, which builds one over real I/O; the simulator builds one
+ * over its own). Whoever builds it wires its driver to `machine`, `decided` and `turnEnded`.
+ */
+export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeApi<C, R, A> {
+  readonly id: number;
+  readonly app: A;
+  /** The state machine the driver applies decisions to (the application behind sessions). */
+  readonly machine: SessionMachine<C, R>;
+  private readonly replica: Replica;
+  private readonly host: NodeHost;
+  private readonly limits: NodeLimits;
+  private readonly logger: Logger;
+  private readonly clientId: number;
+  private readonly bugs: NodeBugs;
+  private nextSeq = 0;
+  private readonly waiters = new Map<number, Waiter>();
+  private nextReadId = 0;
+  private readonly reads = new Map<number, PendingRead>();
+  private readonly listeners = {
+    leader: new Set<NodeEvents["leader"]>(),
+    applied: new Set<NodeEvents["applied"]>(),
+  };
+  private knownLeader: number | null = null;
+  private stopped = false;
+  /** Calls (proposals, reads) that ended, resolved or rejected: a driver's turn may settle some. */
+  callsEnded = 0;
+
+  constructor(private readonly parts: NodeParts<A>) {
+    this.id = parts.id;
+    this.app = parts.app;
+    this.replica = parts.replica;
+    this.host = parts.host;
+    this.clientId = parts.clientId;
+    this.limits = { ...DEFAULT_NODE_LIMITS, ...parts.limits };
+    this.logger = parts.logger ?? SILENT;
+    this.bugs = parts.bugs ?? {};
+    this.machine = new SessionMachine<C, R>(parts.app, {
+      ...DEFAULT_SESSION_LIMITS,
+      ...parts.sessionLimits,
+      ...(this.bugs.applyRetries ? { bugs: { applyRetries: true } } : {}),
+      onOutcome: (command, outcome) => this.settle(command, outcome),
+      onApplied: (slot) => this.applied(slot),
+    });
+  }
+
+  /** Replays what the replica restored from disk (its snapshot, then its log) into the machine. */
+  restore(replica: Replica): void {
+    const restored = replica.learner.drainRestored();
+    if (restored.snapshot !== null) this.machine.restore(restored.snapshot.app, restored.snapshot.slot);
+    for (const decision of restored.decisions) this.machine.apply(decision);
+  }
+
+  propose(command: C, options: ProposeOptions = {}): Promise<R> {
+    const session = options.session;
+    const t = this.host.nowMs();
+    return this.submit(
+      session === undefined
+        ? { t, c: command }
+        : { t, s: session.session, q: session.seq, a: session.ackedThrough ?? session.seq - 1, c: command },
+      options.timeoutMs,
+    ).then((outcome) => (outcome as { result: R }).result);
+  }
+
+  async openSession(): Promise<number> {
+    const outcome = await this.submit({ t: this.host.nowMs(), open: true });
+    return (outcome as { session: number }).session;
+  }
+
+  async keepAlive(session: number): Promise<void> {
+    await this.submit({ t: this.host.nowMs(), s: session, keepalive: true });
+  }
+
+  /** Proposes one envelope as a command of this node's core client; resolves with its outcome. */
+  private submit(envelope: SessionEnvelope<C>, timeoutMs?: number): Promise<SessionOutcome<unknown>> {
+    if (this.stopped) return Promise.reject(new PaxosError("stopped", "the node is stopped"));
+    let payload: string;
+    try {
+      payload = encodeEnvelope(envelope);
+    } catch (error) {
+      return Promise.reject(new PaxosError("bad-request", (error as Error).message));
+    }
+    const bytes = utf8Bytes(payload);
+    if (bytes > DEFAULT_LIMITS.payloadBytesMax)
+      return Promise.reject(
+        new PaxosError(
+          "too-large",
+          `the command is ${bytes} bytes encoded; at most ${DEFAULT_LIMITS.payloadBytesMax}`,
+        ),
+      );
+    if (this.waiters.size >= this.limits.pendingProposalsMax)
+      return Promise.reject(
+        new PaxosError("busy", `${this.waiters.size} proposals are pending on this node`),
+      );
+    const seq = ++this.nextSeq;
+    const command: Command = { client: this.clientId, seq, payload };
+    return new Promise<SessionOutcome<unknown>>((resolve, reject) => {
+      const cancel = this.host.after(timeoutMs ?? this.limits.proposeTimeoutMs, () => {
+        this.waiters.delete(seq);
+        reject(new PaxosError("timeout", "no outcome in time: the command may or may not be applied"));
+      });
+      this.waiters.set(seq, { resolve, reject, cancel });
+      this.host.onSubmit?.(command);
+      this.host.run((replica) => replica.submit([command]));
+    }).then((outcome) => {
+      if (!outcome.ok) throw new PaxosError(outcome.code, outcome.message);
+      return outcome;
+    });
+  }
+
+  /** A command of ours was applied (on this replica): its proposer learns the outcome. */
+  private settle(command: Command, outcome: SessionOutcome<R>): void {
+    if (command.client !== this.clientId) return;
+    const waiter = this.waiters.get(command.seq);
+    if (waiter === undefined) return;
+    this.waiters.delete(command.seq);
+    this.callsEnded++;
+    waiter.cancel();
+    waiter.resolve(outcome);
+  }
+
+  /** After the driver applied `decision`: commands of ours the cluster's session table refused. */
+  decided(decision: Decision): void {
+    for (const { command, reason } of decision.refused ?? []) {
+      if (command.client !== this.clientId) continue;
+      const waiter = this.waiters.get(command.seq);
+      if (waiter === undefined) continue;
+      this.waiters.delete(command.seq);
+      this.callsEnded++;
+      waiter.cancel();
+      waiter.reject(new PaxosError("busy", `the cluster refused the command (${reason})`));
+    }
+  }
+
+  read<T>(query: (app: A) => T, options: { readonly timeoutMs?: number } = {}): Promise<T> {
+    if (this.stopped) return Promise.reject(new PaxosError("stopped", "the node is stopped"));
+    if (this.bugs.readLocally) {
+      try {
+        return Promise.resolve(query(this.app));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (this.reads.size >= this.limits.readsPendingMax)
+      return Promise.reject(new PaxosError("busy", `${this.reads.size} reads are pending on this node`));
+    const id = ++this.nextReadId;
+    return new Promise<T>((resolve, reject) => {
+      const cancel = this.host.after(options.timeoutMs ?? this.limits.readTimeoutMs, () => {
+        this.reads.delete(id);
+        reject(new PaxosError("timeout", "the read was not confirmed in time"));
+      });
+      this.reads.set(id, {
+        index: null,
+        cancel,
+        reject,
+        run: () => {
+          try {
+            resolve(query(this.app));
+          } catch (error) {
+            reject(error);
+          }
+        },
+      });
+      this.host.run((replica) => replica.read(id));
+    });
+  }
+
+  /** After every driver turn: read outcomes, and whether the leader changed. */
+  turnEnded(): void {
+    const replica = this.replica;
+    for (const outcome of replica.takeReads()) this.readOutcome(outcome);
+    const leader = replica.proposer.mode === "leader" ? this.id : replica.proposer.leader || null;
+    if (leader !== this.knownLeader) {
+      this.knownLeader = leader;
+      for (const listener of this.listeners.leader) listener(leader);
+    }
+  }
+
+  private readOutcome(outcome: ReadOutcome): void {
+    const read = this.reads.get(outcome.id);
+    if (read === undefined) return;
+    if (!outcome.ok) {
+      this.reads.delete(outcome.id);
+      this.callsEnded++;
+      read.cancel();
+      const leader = outcome.leader === 0 ? null : outcome.leader;
+      read.reject(
+        leader === this.id
+          ? new PaxosError("busy", "too many reads are waiting for a confirmation")
+          : leader === null
+            ? new PaxosError("no-leader", "no leader is known yet")
+            : new PaxosError("not-leader", `node ${this.id} does not lead; node ${leader} does`, leader),
+      );
+      return;
+    }
+    read.index = outcome.index;
+    this.runReads();
+  }
+
+  /** Answers every confirmed read whose index the application has applied through. */
+  private runReads(): void {
+    const applied = this.machine.appliedThrough;
+    for (const [id, read] of this.reads) {
+      if (read.index === null || read.index > applied) continue;
+      this.reads.delete(id);
+      this.callsEnded++;
+      read.cancel();
+      read.run();
+    }
+  }
+
+  private applied(slot: number): void {
+    if (this.reads.size > 0) this.runReads();
+    for (const listener of this.listeners.applied) listener(slot);
+  }
+
+  status(): NodeStatus {
+    const replica = this.replica;
+    return {
+      id: this.id,
+      mode: this.stopped ? "stopped" : replica.proposer.mode,
+      leader: this.knownLeader,
+      ballot: replica.proposer.ballot,
+      appliedThrough: this.machine.appliedThrough,
+      rejoining: replica.rejoining,
+    };
+  }
+
+  on<E extends keyof NodeEvents>(event: E, listener: NodeEvents[E]): void {
+    (this.listeners[event] as Set<NodeEvents[E]>).add(listener);
+  }
+
+  off<E extends keyof NodeEvents>(event: E, listener: NodeEvents[E]): void {
+    (this.listeners[event] as Set<NodeEvents[E]>).delete(listener);
+  }
+
+  /**
+   * Fails every call in flight with `stopped` (their outcome is unknown) and refuses new ones; the
+   * simulator calls it when a node crashes. `stop` does this and closes the driver.
+   */
+  abandon(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    const error = () => new PaxosError("stopped", "the node stopped: the outcome is unknown");
+    for (const waiter of this.waiters.values()) {
+      waiter.cancel();
+      waiter.reject(error());
+    }
+    this.waiters.clear();
+    for (const read of this.reads.values()) {
+      read.cancel();
+      read.reject(error());
+    }
+    this.reads.clear();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped && this.parts.close === undefined) return;
+    this.abandon();
+    const close = this.parts.close;
+    if (close !== undefined) await close();
+    this.logger.info({}, "node stopped");
+  }
+}
