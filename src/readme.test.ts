@@ -20,7 +20,15 @@ examples.forEach((code, index) => {
     const dir = mkdtempSync(join(tmpdir(), "paxos-readme-"));
     try {
       const file = join(dir, "example.mjs");
-      writeFileSync(file, code.replaceAll('from "paxos"', `from ${JSON.stringify(entry)}`));
+      // `from "paxos"` and `from "paxos/<part>"` (the package's exports) name the built files.
+      const resolved = code
+        .replaceAll('from "paxos"', `from ${JSON.stringify(entry)}`)
+        .replace(
+          /from "paxos\/(\w+)"/g,
+          (_, part: string) =>
+            `from ${JSON.stringify(fileURLToPath(new URL(`./${part}/index.js`, import.meta.url)))}`,
+        );
+      writeFileSync(file, resolved);
       const run = spawnSync(process.execPath, [file], { encoding: "utf8", timeout: 30_000 });
       assert.equal(run.status, 0, run.stderr);
       const expected = [...code.matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1] as string);

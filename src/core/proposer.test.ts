@@ -20,6 +20,7 @@ import type {
   Message,
   MessageType,
   PrepareMessage,
+  RequestMessage,
   Role,
   Value,
 } from "./messages.js";
@@ -792,6 +793,32 @@ describe("Multi-Paxos: a stable leader", () => {
       net.handle("proposer:1", net.proposer(1).submit([cmd(1, "a"), cmd(2, "b"), cmd(3, "c")]));
     });
     assert.equal(old.pendingCount, 3, "the commands are pending again at the old leader");
+    net.runUntil(() => appliedPayloads(net, "learner:1").length >= 3, 1500);
+    assert.deepEqual(appliedPayloads(net, "learner:1"), ["a", "b", "c"]);
+  });
+
+  it("a follower hands each local submit's new commands to the leader at once, and resends all pending only on its timer", () => {
+    const net = new Network({ proposers: [1, 2] });
+    net.elect(1);
+    const follower = net.proposer(2);
+    net.runUntil(() => follower.leader === 1);
+    const requests = () =>
+      net.queue
+        .filter((m) => m.message.type === "request" && m.from === "proposer:2")
+        .map((m) => (m.message as RequestMessage).commands.map((c) => c.payload));
+    net.queue = [];
+    for (const payload of ["a", "b", "c"])
+      net.handle("proposer:2", follower.submit([cmd(payload.charCodeAt(0), payload)]));
+    // Before, every submit resent every pending command: [a], [a, b], [a, b, c] (O(pending) each).
+    assert.deepEqual(requests(), [["a"], ["b"], ["c"]]);
+    assert.equal(follower.pendingCount, 3);
+    net.queue = []; // lost on the way: the forward timer resends them all
+    const fromFollower = (m: InFlightMessage) => m.message.type === "request" && m.from === "proposer:2";
+    for (let tick = 0; tick < 200 && requests().length === 0; tick++) {
+      net.tickAll();
+      net.deliver((m) => !fromFollower(m)); // the leader's heartbeats keep the follower following
+    }
+    assert.deepEqual(requests(), [["a", "b", "c"]]);
     net.runUntil(() => appliedPayloads(net, "learner:1").length >= 3, 1500);
     assert.deepEqual(appliedPayloads(net, "learner:1"), ["a", "b", "c"]);
   });

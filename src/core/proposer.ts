@@ -515,6 +515,8 @@ export class Proposer {
     }
     const acks = new Map<NodeId, number[]>();
     const refusals = new Map<string, RefusalList>();
+    /** Commands of a local submit queued here now (a follower hands them to the leader at once). */
+    const queued: Command[] = [];
     const count = Math.min(message.commands.length, this.limits.requestCommandsMax);
     this.droppedCommands += message.commands.length - count;
     for (let i = 0; i < count; i++) {
@@ -551,13 +553,19 @@ export class Proposer {
       }
       this.pending.push(command);
       this.pendingKeys.add(command);
+      if (local) queued.push(command);
     }
     this.sendAcks(acks, output);
     this.sendRefusals(refusals, output);
     if (this.modeValue === "leader") mergeOutput(output, this.fillWindow());
-    // A local submit has no client to resend it: it stays pending here, and a follower hands its
-    // pending commands to the leader now and again until they are delivered.
-    else if (local) mergeOutput(output, this.forwardPending());
+    // A local submit has no client to resend it: it stays pending here, and a follower hands it to
+    // the leader now, then all its pending commands again every `forwardTimer` until delivered.
+    // Only the new ones go now: resending every pending command at each submit made a busy
+    // follower's submits cost O(pending) each.
+    else if (local && queued.length > 0) {
+      this.requestOfLeader(queued, output);
+      if (!this.forwardTimer.isRunning) this.forwardTimer.start(this.timing.acceptRetryTicks * 4);
+    }
     return output;
   }
 
