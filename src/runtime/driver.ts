@@ -1,6 +1,7 @@
 import type { Codec, EnvelopeGuard, NoticeReason, Party } from "../codec/index.js";
 import {
   type Decision,
+  type DurableDelta,
   type Envelope,
   InvariantViolation,
   Learner,
@@ -21,6 +22,13 @@ import type { StateMachine } from "./state-machine.js";
  * bad frames costs the node at most this many tiny replies.
  */
 export const NOTICES_PER_SECOND_MAX = 10;
+
+/** Whether a delta holds delivered slots only (no promise, vote, round, floor, rejoin flag or snapshot). */
+function onlyDelivered(delta: DurableDelta): boolean {
+  for (const key in delta)
+    if (key !== "decided" && (delta as Record<string, unknown>)[key] !== undefined) return false;
+  return true;
+}
 
 /** Anything the driver can run: every core role has this shape. */
 export interface RoleLike {
@@ -173,6 +181,8 @@ export class Driver<R extends RoleLike> {
   /** Messages waiting for the sync that covers the writes they depend on. */
   private afterSync: Envelope[] = [];
   private dirty = false;
+  /** Appended delivered slots wait for a sync (see `turn`): the next one, at the latest a tick away. */
+  private lazyDirty = false;
   /** A snapshot was persisted: the next flush compacts storage instead of a plain sync. */
   private compactDue = false;
   private stopped = false;
@@ -370,7 +380,13 @@ export class Driver<R extends RoleLike> {
     const take = (output: Output) => {
       if (output.persist !== null) {
         storage.append(output.persist);
-        persisted = true;
+        // Delivered slots alone need no sync of their own: nothing waits for them, and a node that
+        // loses them in a crash learns them again from its peers (they are decided: a quorum holds
+        // them). They ride along with the next sync (of a vote, a promise, a snapshot), or the one
+        // a tick makes (`lazyDirty`), rather than taking a turn of the one-at-a-time group commit
+        // that votes wait behind.
+        if (onlyDelivered(output.persist)) this.lazyDirty = true;
+        else persisted = true;
         if (output.persist.snapshot !== undefined) this.compactDue = true;
       }
       for (const envelope of output.send) send.push(envelope);
@@ -383,6 +399,11 @@ export class Driver<R extends RoleLike> {
       // burst of requests still sends its heartbeats on time.
       const items = this.mailbox.splice(0, Math.min(this.mailbox.length, this.turnMessagesMax));
       for (const item of items) take(typeof item === "function" ? item() : role.step(item));
+      if (this.ticksDue > 0 && this.lazyDirty) {
+        // At most a tick after delivered slots were appended, they are synced.
+        this.lazyDirty = false;
+        persisted = true;
+      }
       while (this.ticksDue > 0) {
         this.ticksDue--;
         take(role.tick());
