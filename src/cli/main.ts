@@ -1,7 +1,9 @@
 import { clusterCommand } from "./cluster.js";
 import { demoCommand } from "./demo.js";
 import { StartError, UsageError } from "./errors.js";
+import { kvCommand } from "./kv.js";
 import { lincheckCommand } from "./lincheck.js";
+import { lockCommand } from "./lock.js";
 import { nodeCommand } from "./node.js";
 import { roleCommand } from "./roles.js";
 import { simCommand } from "./sim.js";
@@ -13,8 +15,13 @@ Commands:
   proposer <id> <config>   run a proposer
   learner <id> <config>    run a learner: prints decided values on stdout
   client <id> <config>     run a client: submits stdin's lines (config: course file or cluster JSON)
-  node --config F --id N   run one collapsed node of a cluster over UDP or TCP
+  node --config F --id N   run one collapsed node of a cluster over UDP or TCP (--http: with the
+                           key-value store and lock service, over HTTP)
   cluster [--nodes N]      run a local cluster on loopback, one process per node
+  kv get|put|del|cas|list|watch ...
+           the key-value store of a running cluster, over its nodes' HTTP API
+  lock acquire|release NAME
+           the lock service of a running cluster
   sim      run the deterministic simulator on one seed or a band of seeds
   demo     watch a simulated 5-node cluster decide values for a few seconds
   lincheck --model register|kv FILE
@@ -32,6 +39,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   demo: demoCommand,
   node: nodeCommand,
   cluster: clusterCommand,
+  kv: kvCommand,
+  lock: lockCommand,
   lincheck: lincheckCommand,
 };
 

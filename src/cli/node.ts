@@ -14,6 +14,7 @@ import {
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import { UsageError } from "./errors.js";
+import { parseHttpAddress, runKvNode } from "./kv-node.js";
 import {
   clusterKeys,
   debugTracer,
@@ -72,8 +73,18 @@ also logs "stdoutLines", the lines printed before it: the values in the gap it l
 A node whose stdout reader falls behind (more than 8 MiB waiting) stops taking in messages until the
 output drains: it falls behind and catches up, rather than filling its memory.
 
+The key-value store and lock service: with --http HOST:PORT, or an "http": "HOST:PORT" for this
+node in the cluster file (the flag wins), the node runs the replicated key-value store and lock
+service instead of the digest machine (nothing is printed on stdout) and serves their HTTP API on
+that address (docs/applications.md; "paxos kv" and "paxos lock" are its command line). Give every
+node its "http" in the cluster file: a follower forwards reads to the leader's address there. The
+"started" log line carries the address ("http"). SIGTERM or SIGINT closes the API, then the node.
+With --http, --rejoin, --drop-rate and --stats-ms are not supported yet and --debug traces nothing.
+
 Options:
   --config FILE   the cluster file (required)
+  --http H:P      serve the key-value store and lock service over HTTP on H:P (port 0: any free
+                  port); bind 127.0.0.1 unless the address says otherwise
   --id N          this node's id in the file (required)
   --data DIR      keep durable state (promises, votes, ballot round, the decided log) in DIR, a
                   write-ahead log, locked by DIR.lock while the node runs. Without it, state lives
@@ -146,6 +157,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       seed: { type: "string" },
       "drop-rate": { type: "string" },
       "stats-ms": { type: "string" },
+      http: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: true,
@@ -168,6 +180,28 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const cluster: ClusterConfig = parsed.value;
   const self = cluster.nodes.find((node) => node.id === id);
   if (self === undefined) throw new UsageError(`${values.config}: no node with id ${id}`);
+  const httpText = values.http ?? self.http;
+  if (httpText !== undefined) {
+    // The replicated key-value store and lock service, over HTTP (src/cli/kv-node.ts).
+    for (const flag of ["rejoin", "drop-rate", "stats-ms"] as const)
+      if (flag === "rejoin" ? values.rejoin : values[flag] !== undefined)
+        throw new UsageError(`--${flag} is not supported with --http yet`);
+    if (values.seed !== undefined && !/^\d+$/.test(values.seed))
+      throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
+    const logger = createLogger(`node ${id}`);
+    if (values.debug) logger.warn({}, "--debug has no effect with --http yet: messages are not traced");
+    return runKvNode({
+      cluster,
+      id,
+      http: parseHttpAddress(httpText, values.http !== undefined ? "--http" : `${values.config}: "http"`),
+      dataDir: values.data,
+      isNew: values.new,
+      keys,
+      tls: tcpTls(cluster, values.config, { kind: "node", id }),
+      seed: values.seed === undefined ? undefined : Number(values.seed),
+      logger,
+    });
+  }
   const quorum = createQuorumSystem(cluster.acceptors, cluster.quorum);
   if (!quorum.ok) throw new UsageError(quorum.error);
   const dropRate = parseRate(values["drop-rate"] ?? process.env.PAXOS_DROP_RATE, "--drop-rate");

@@ -22,7 +22,6 @@ export * from "./output.js";
 export { copyAscii, isWellFormedUnicode, payloadProblem, utf8ByteLength } from "./payload.js";
 export { isPrintableAsIs, parsePrintedLine, printableLine } from "./printable.js";
 export { Prng } from "./prng.js";
-export { ReadIndex, type ReadOutcome } from "./read-index.js";
 export {
   DEFAULT_PROPOSER_TIMING,
   Proposer,
@@ -33,6 +32,7 @@ export {
   type ProposerTiming,
 } from "./proposer.js";
 export * from "./quorum.js";
+export { ReadIndex, type ReadOutcome } from "./read-index.js";
 export { Refusals } from "./refusals.js";
 export {
   Replica,

@@ -16,6 +16,13 @@ export {
   type SessionRef,
 } from "./api.js";
 export {
+  HTTP_HEADERS,
+  type HttpApi,
+  type HttpApiOptions,
+  type KvLockNode,
+  startHttpApi,
+} from "./http.js";
+export {
   type KvChange,
   type KvCommand,
   type KvEntry,
@@ -27,8 +34,10 @@ export { type AppCommand, type AppResult, KvLockApp, type KvLockAppOptions } fro
 export {
   type AppLimits,
   DEFAULT_APP_LIMITS,
+  DEFAULT_HTTP_LIMITS,
   DEFAULT_NODE_LIMITS,
   DEFAULT_SESSION_LIMITS,
+  type HttpLimits,
   type NodeLimits,
   type SessionLimits,
   utf8Bytes,

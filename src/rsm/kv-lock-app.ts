@@ -47,6 +47,9 @@ export class KvLockApp implements Application<AppCommand, AppResult> {
   private locks: LockService;
   private readonly limits: AppLimits;
 
+  private readonly changeListeners = new Set<(change: KvChange) => void>();
+  private readonly grantListeners = new Set<(grant: LockGrant) => void>();
+
   constructor(private readonly options: KvLockAppOptions = {}) {
     this.limits = options.limits ?? DEFAULT_APP_LIMITS;
     this.kv = new KvStore(this.limits);
@@ -69,8 +72,8 @@ export class KvLockApp implements Application<AppCommand, AppResult> {
       if (result.ok && result.op === "release" && result.released === "held")
         this.options.onFree?.(name as string, context.session);
       if (result.ok && result.op === "acquire" && result.status === "granted" && result.token > lastToken)
-        this.options.onGrant?.({ name: name as string, client: context.session, token: result.token });
-      for (const grant of applied.grants) this.options.onGrant?.(grant);
+        this.emitGrant({ name: name as string, client: context.session, token: result.token });
+      for (const grant of applied.grants) this.emitGrant(grant);
       return result;
     }
     if (typeof op !== "string" || !KV_OPS.has(op) || Array.isArray(command))
@@ -84,9 +87,41 @@ export class KvLockApp implements Application<AppCommand, AppResult> {
     const result = this.kv.apply(kvCommand);
     if (result.ok && "changed" in result && result.changed) {
       const key = (kvCommand as { key: string }).key;
-      this.options.onChange?.({ revision: result.revision, key, value: this.kv.get(key)?.value ?? null });
+      this.emitChange({ revision: result.revision, key, value: this.kv.get(key)?.value ?? null });
     }
     return result;
+  }
+
+  /**
+   * Listens to the store's changes and the lock service's grants as this replica applies them
+   * (besides the options' `onChange` and `onGrant`, which run first); returns a function that stops
+   * listening. Listeners run inside `apply`, where an exception would stop the node: one that
+   * throws is reported as a process warning and skipped.
+   *
+   * @example
+   * const stop = app.subscribe({ change: (c) => console.log(c.key, c.value) });
+   */
+  subscribe(listeners: {
+    readonly change?: (change: KvChange) => void;
+    readonly grant?: (grant: LockGrant) => void;
+  }): () => void {
+    const { change, grant } = listeners;
+    if (change !== undefined) this.changeListeners.add(change);
+    if (grant !== undefined) this.grantListeners.add(grant);
+    return () => {
+      if (change !== undefined) this.changeListeners.delete(change);
+      if (grant !== undefined) this.grantListeners.delete(grant);
+    };
+  }
+
+  private emitChange(change: KvChange): void {
+    this.options.onChange?.(change);
+    for (const listener of this.changeListeners) guarded(listener, change);
+  }
+
+  private emitGrant(grant: LockGrant): void {
+    this.options.onGrant?.(grant);
+    for (const listener of this.grantListeners) guarded(listener, grant);
   }
 
   /** Sessions expired through the log: their locks go to the next waiters, their waits end. */
@@ -96,7 +131,7 @@ export class KvLockApp implements Application<AppCommand, AppResult> {
       for (const client of sessions)
         for (const name of this.locks.locksOf(client))
           if (this.locks.holder(name)?.client === client) onFree(name, client);
-    for (const grant of this.locks.drop(sessions)) this.options.onGrant?.(grant);
+    for (const grant of this.locks.drop(sessions)) this.emitGrant(grant);
   }
 
   /** Every lock's holder (its session) and token, in name order. */
@@ -155,5 +190,16 @@ export class KvLockApp implements Application<AppCommand, AppResult> {
     locks.restore(JSON.stringify(parsed.locks));
     this.kv = kv;
     this.locks = locks;
+  }
+}
+
+/** Runs a listener; one that throws is reported and skipped (see `KvLockApp.subscribe`). */
+function guarded<T>(listener: (event: T) => void, event: T): void {
+  try {
+    listener(event);
+  } catch (error) {
+    process.emitWarning(
+      `a listener of the key-value and lock application failed: ${(error as Error).message}`,
+    );
   }
 }

@@ -128,3 +128,91 @@ export const DEFAULT_NODE_LIMITS: NodeLimits = {
   proposeTimeoutMs: 10_000,
   readTimeoutMs: 5_000,
 };
+
+/**
+ * The HTTP API's bounds and timeouts (`startHttpApi`, src/rsm/http.ts): what one node holds for
+ * its HTTP clients. Like `NodeLimits` they decide no outcome, so nodes may differ. Past a bound a
+ * request is answered at once (413, 429), never left hanging and never buffered without limit.
+ */
+export interface HttpLimits {
+  /**
+   * Bytes of a request body. A value is at most `AppLimits.valueBytesMax` (7 KiB) and a command
+   * one payload of at most 8 KiB, so a longer body can never be applied: it is answered 413 as
+   * soon as its `Content-Length` (or the bytes read so far) says so, without buffering the rest.
+   */
+  readonly bodyBytesMax: number;
+  /** Bytes of a request's headers (node:http's `maxHeaderSize`): no route needs more. */
+  readonly headerBytesMax: number;
+  /**
+   * Open connections. Each holds a socket and a parser; a load generator keeps one per client. A
+   * connection past the bound is answered 429 `busy` and closed rather than left unanswered (twice
+   * the bound, node:http drops new connections at once: the last guard on file descriptors).
+   */
+  readonly connectionsMax: number;
+  /** Watches streaming at once: each holds a connection and a queue of changes (429 past it). */
+  readonly watchesMax: number;
+  /**
+   * Changes queued for one watcher that reads slower than the store changes (the kept history it
+   * starts with, then live changes). Twice `AppLimits.watchHistoryMax`: a whole history and as
+   * many live changes. Past it the stream ends with an error event; the watcher resumes from its
+   * last revision (`Last-Event-ID`), as it would after any disconnection.
+   */
+  readonly watchQueueMax: number;
+  /**
+   * A comment line on every idle watch this often, so proxies keep the stream open and a vanished
+   * watcher is noticed (its socket errors) within a heartbeat.
+   */
+  readonly watchHeartbeatMs: number;
+  /** Lock requests waiting (long polls) at once: each is a connection, a timer and a listener. */
+  readonly lockWaitsMax: number;
+  /** How long `POST /lock/<name>` waits for a grant when the request does not say (`wait-ms`). */
+  readonly lockWaitMsDefault: number;
+  /**
+   * The longest `wait-ms` taken: a long poll longer than this is better a loop of shorter ones
+   * (proxies and load balancers cut idle requests after a few minutes).
+   */
+  readonly lockWaitMsMax: number;
+  /**
+   * While a lock request waits, the node keeps its session alive this often: a third of the
+   * default session TTL (30 s), so a waiter never loses its place by waiting.
+   */
+  readonly lockWaitKeepAliveMs: number;
+  /**
+   * Keys `GET /kv?prefix=` returns when the request gives no `limit`: a list answer is built in
+   * memory, and 1,000 entries of up to 7.5 KiB is 7.5 MiB at worst (`AppLimits.listKeysMax` is the
+   * most a request may ask for).
+   */
+  readonly listKeysDefault: number;
+  /** Time for a client to send a request's headers (node:http `headersTimeout`): slow-loris bound. */
+  readonly headersTimeoutMs: number;
+  /** Time for a client to send a whole request, body included (node:http `requestTimeout`). */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long (node:http `keepAliveTimeout`). */
+  readonly keepAliveTimeoutMs: number;
+  /**
+   * How long a follower waits for the leader's answer to a read it forwarded: the leader's own
+   * read timeout (`NodeLimits.readTimeoutMs`, 5 s) and some.
+   */
+  readonly forwardTimeoutMs: number;
+  /** Connections a follower keeps to the leader for forwarded reads (reused: keep-alive). */
+  readonly forwardSocketsMax: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  bodyBytesMax: 8 * 1024,
+  headerBytesMax: 16 * 1024,
+  connectionsMax: 1_024,
+  watchesMax: 256,
+  watchQueueMax: 20_000,
+  watchHeartbeatMs: 15_000,
+  lockWaitsMax: 1_024,
+  lockWaitMsDefault: 30_000,
+  lockWaitMsMax: 300_000,
+  lockWaitKeepAliveMs: 10_000,
+  listKeysDefault: 1_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  forwardTimeoutMs: 10_000,
+  forwardSocketsMax: 64,
+};

@@ -438,8 +438,8 @@ export class Simulation implements SimWire {
       this.kv = new KvWorkload(scenario.kv, new Prng((scenario.seed ^ 0x6b76) >>> 0), {
         replicas: replicas.length,
         node: (index) => {
-          const life = replicas[index]?.life ?? null;
-          return life !== null && life.alive ? life.node : null;
+          const life = replicas[index]?.life;
+          return life?.alive ? life.node : null;
         },
         after: (steps, fn) => this.after(steps, fn),
         now: () => this.events,

@@ -3,7 +3,7 @@
  * Imports only node:*; nothing in the library imports it.
  */
 export { fuzzParameters } from "./fuzz.js";
-export { freeTcpPorts, freeUdpPorts } from "./ports.js";
+export { freePortRange, freeTcpPorts, freeUdpPorts } from "./ports.js";
 export {
   childrenOf,
   type Exit,

@@ -31,3 +31,36 @@ export async function freeTcpPorts(count: number): Promise<number[]> {
   }
   return [...ports];
 }
+
+/**
+ * A first port of `count` consecutive ports on 127.0.0.1 that were all free a moment ago for both
+ * UDP and TCP, for commands that take a base port (`paxos cluster --base-port`). Random bases in
+ * 20000..59999, tried until one fits. The same race as `freeUdpPorts`.
+ */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (40_000 - count));
+    let free = true;
+    for (let port = base; port < base + count && free; port++) free = await isFree(port);
+    if (free) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+/** Whether `port` can be bound on 127.0.0.1 for UDP and for TCP right now. */
+async function isFree(port: number): Promise<boolean> {
+  const udp = await new Promise<boolean>((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+  if (!udp) return false;
+  return new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
