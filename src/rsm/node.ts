@@ -5,6 +5,8 @@ import {
   createQuorumSystem,
   DEFAULT_LIMITS,
   type Decision,
+  emptyOutput,
+  mergeOutput,
   type Output,
   Prng,
   type ReadOutcome,
@@ -300,6 +302,8 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   private readonly clientId: number;
   private readonly bugs: NodeBugs;
   private nextSeq = 0;
+  /** Commands proposed since the last submit to the replica (see `enqueue`). */
+  private readonly outgoing: Command[] = [];
   private readonly waiters = new Map<number, Waiter>();
   private nextReadId = 0;
   private readonly reads = new Map<number, PendingRead>();
@@ -387,10 +391,27 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
       });
       this.waiters.set(seq, { resolve, reject, cancel });
       this.host.onSubmit?.(command);
-      this.host.run((replica) => replica.submit([command]));
+      this.enqueue(command);
     }).then((outcome) => {
       if (!outcome.ok) throw new PaxosError(outcome.code, outcome.message);
       return outcome;
+    });
+  }
+
+  /**
+   * Hands `command` to the replica with every other command proposed before the driver's next turn,
+   * in one `submit`: a follower forwards them to the leader in one request, not one each (a busy
+   * HTTP node proposes many commands between two turns).
+   */
+  private enqueue(command: Command): void {
+    this.outgoing.push(command);
+    if (this.outgoing.length > 1) return; // a submit is scheduled already
+    this.host.run((replica) => {
+      // In pieces a request may hold (a proposer takes at most `requestCommandsMax` of one).
+      const output = emptyOutput();
+      while (this.outgoing.length > 0)
+        mergeOutput(output, replica.submit(this.outgoing.splice(0, DEFAULT_LIMITS.requestCommandsMax)));
+      return output;
     });
   }
 
