@@ -1,3 +1,4 @@
+import type { Message } from "../core/index.js";
 import { LOG_MESSAGES, type Logger } from "../observe/index.js";
 import {
   type AppCommand,
@@ -31,6 +32,10 @@ export interface KvNodeOptions {
   readonly tls: TcpTlsOptions | undefined;
   readonly seed: number | undefined;
   readonly logger: Logger;
+  /** `--rejoin`: the state was lost; start empty in the data directory and rejoin as a learner. */
+  readonly rejoin: boolean;
+  /** `--debug`: every message sent and received. */
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
 }
 
 /** `HOST:PORT` of `--http` (port 0: any free port); a usage error otherwise. */
@@ -50,6 +55,8 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
   const { cluster, id, logger } = options;
   const self = cluster.nodes.find((node) => node.id === id);
   let node: PaxosNode<AppCommand, AppResult, KvLockApp>;
+  /** Set when the node stopped on a fatal error (the process then exits 70). */
+  let fatal = false;
   try {
     node = await startNode<AppCommand, AppResult, KvLockApp>({
       cluster,
@@ -61,6 +68,17 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
       ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
       ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      rejoin: options.rejoin,
+      ...(options.onTrace !== undefined ? { onTrace: options.onTrace } : {}),
+      onFatal: (error) => {
+        process.stderr.write(`FATAL node ${id}: ${error.message}\n`);
+        fatal = true;
+      },
+      onSnapshot: (snapshot, how) =>
+        logger.info(
+          { slot: snapshot.slot, how },
+          how === "taken" ? LOG_MESSAGES.snapshotTaken : LOG_MESSAGES.snapshotInstalled,
+        ),
     });
   } catch (error) {
     // The data directory's problems (in use, not a directory, damaged past use) are StartErrors,
@@ -105,7 +123,7 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
     // startNode stops the node on a fatal error (a broken invariant, a failed write): the process
     // must not serve on without it.
     const alive = setInterval(() => {
-      if (stopping || node.status().mode !== "stopped") return;
+      if (stopping || (!fatal && node.status().mode !== "stopped")) return;
       stopping = true;
       clearInterval(alive);
       logger.fatal({}, "fatal: the node stopped; stopping the process");

@@ -14,6 +14,7 @@ import {
   type StartedProcess,
   waitFor,
 } from "../test-support/index.js";
+import { NODE_REJOINED_MESSAGE } from "./node.js";
 
 /** Lines of a command's output. */
 function lines(text: string): string[] {
@@ -303,6 +304,65 @@ describe("paxos cluster with HTTP", () => {
       await waitFor(() => cluster.stdout.includes("decided: typed\n"), "the typed value to be decided");
     } finally {
       await group.stopAll();
+    }
+  });
+});
+
+describe("paxos node --http --rejoin", () => {
+  test("a node whose state was lost rejoins as a learner, votes again, and serves what was written before", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "paxos-kv-rejoin-"));
+    const group = new ProcessGroup();
+    try {
+      const udp = await freeUdpPorts(3);
+      const tcp = await freeTcpPorts(3);
+      const http = tcp.map((port) => `127.0.0.1:${port}`);
+      const config = join(dir, "cluster.json");
+      writeFileSync(
+        config,
+        JSON.stringify({
+          nodes: udp.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port, http: http[i] })),
+        }),
+      );
+      const start = (id: number, extra: readonly string[]) =>
+        group.start(`node ${id}`, [
+          "node",
+          "--config",
+          config,
+          "--id",
+          String(id),
+          "--data",
+          join(dir, `n${id}`),
+          ...extra,
+        ]);
+      const nodes = [1, 2, 3].map((id) => start(id, ["--new"]));
+      for (const node of nodes)
+        await waitFor(() => hasLogged(node.stderr, LOG_MESSAGES.started), "a node to start", {
+          detail: () => node.stderr,
+        });
+      const put = await group.run(
+        "paxos kv put",
+        ["kv", "put", "kept", "yes", "--node", http.join(",")],
+        60_000,
+      );
+      assert.equal(put.code, 0, put.stderr);
+      await group.stop(nodes[2] as StartedProcess);
+      const usage = runPaxosSync(["node", "--config", config, "--id", "3", "--rejoin"]);
+      assert.equal(usage.status, 2, usage.stderr);
+      const rejoining = start(3, ["--rejoin"]);
+      await waitFor(
+        () => rejoining.stderr.includes(`"msg":"${NODE_REJOINED_MESSAGE}"`),
+        "node 3 to vote again",
+        {
+          timeoutMs: 30_000,
+          detail: () => rejoining.stderr,
+        },
+      );
+      const get = await group.run("paxos kv get", ["kv", "get", "kept", "--node", http[2] as string], 60_000);
+      assert.equal(get.code, 0, get.stderr);
+      assert.equal(get.stdout.trim(), "yes");
+    } finally {
+      await group.stopAll();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -79,7 +79,7 @@ service instead of the digest machine (nothing is printed on stdout) and serves 
 that address (docs/applications.md; "paxos kv" and "paxos lock" are its command line). Give every
 node its "http" in the cluster file: a follower forwards reads to the leader's address there. The
 "started" log line carries the address ("http"). SIGTERM or SIGINT closes the API, then the node.
-With --http, --rejoin, --drop-rate and --stats-ms are not supported yet and --debug traces nothing.
+With --http, --drop-rate and --stats-ms are not supported yet.
 
 Options:
   --config FILE   the cluster file (required)
@@ -183,14 +183,16 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const httpText = values.http ?? self.http;
   if (httpText !== undefined) {
     // The replicated key-value store and lock service, over HTTP (src/cli/kv-node.ts).
-    for (const flag of ["rejoin", "drop-rate", "stats-ms"] as const)
-      if (flag === "rejoin" ? values.rejoin : values[flag] !== undefined)
-        throw new UsageError(`--${flag} is not supported with --http yet`);
+    for (const flag of ["drop-rate", "stats-ms"] as const)
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} is not supported with --http yet`);
     if (values.seed !== undefined && !/^\d+$/.test(values.seed))
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
+    if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
+    if (values.rejoin && values.new) throw new UsageError("--rejoin and --new contradict each other");
     const logger = createLogger(`node ${id}`);
-    if (values.debug) logger.warn({}, "--debug has no effect with --http yet: messages are not traced");
     return runKvNode({
+      rejoin: values.rejoin,
+      ...(values.debug ? { onTrace: debugTracer(`node ${id}`) } : {}),
       cluster,
       id,
       http: parseHttpAddress(httpText, values.http !== undefined ? "--http" : `${values.config}: "http"`),

@@ -6,11 +6,13 @@ import {
   DEFAULT_LIMITS,
   type Decision,
   emptyOutput,
+  type Message,
   mergeOutput,
   type Output,
   Prng,
   type ReadOutcome,
   Replica,
+  type Snapshot,
   sessionLimitsProblem,
 } from "../core/index.js";
 import type { Logger } from "../observe/index.js";
@@ -87,6 +89,20 @@ export interface NodeOptions<C, R, A extends Application<C, R>> {
   readonly sessionLimits?: Partial<SessionLimits>;
   /** Seed of the node's random choices (election jitter); default from the OS. */
   readonly seed?: number;
+  /**
+   * The operator declares this node's state lost (a new disk): it starts empty in `dataDir` and
+   * rejoins as a learner (docs/durability.md, "Rejoin").
+   */
+  readonly rejoin?: boolean;
+  /**
+   * The node stopped on a fatal error (a broken invariant, a failed write): it stops itself; a
+   * process embedding it should not serve on. Default: logged.
+   */
+  readonly onFatal?: (error: Error) => void;
+  /** A snapshot was taken here or installed from a peer (for logs). */
+  readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
+  /** Every message sent and received (for `--debug`). */
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
 }
 
 /**
@@ -176,6 +192,7 @@ export async function startNode<C, R, A extends Application<C, R>>(
   const opened = await openDataDir({
     dir: dataDir,
     isNew: options.isNew ?? true,
+    ...(options.rejoin !== undefined ? { rejoin: options.rejoin } : {}),
     onLostState: "rejoin",
     createLog: (logDir) => new WalStorage({ dir: logDir }),
     nowMs: Date.now(),
@@ -268,7 +285,10 @@ export async function startNode<C, R, A extends Application<C, R>>(
     onFatal: (error) => {
       logger.fatal({ error: error.message }, "node stopped on a fatal error");
       void node.stop();
+      options.onFatal?.(error);
     },
+    ...(options.onSnapshot !== undefined ? { onSnapshot: options.onSnapshot } : {}),
+    ...(options.onTrace !== undefined ? { onTrace: options.onTrace } : {}),
   });
   await driver.start();
   logger.info({ endpoint: transport.localEndpoint, data: dataDir ?? null }, "node started");
