@@ -1,65 +1,22 @@
 import assert from "node:assert/strict";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { SessionTable } from "../core/index.js";
 import { hasLogged, LOG_MESSAGES, type LogMessage, logRecords, parseLogLine } from "../observe/index.js";
 import { WalStorage } from "../storage/index.js";
-import { childrenOf, isAlive, ProcessGroup, type StartedProcess, waitFor } from "../test-support/index.js";
+import {
+  childrenOf,
+  freePortRange,
+  freeTcpPorts,
+  freeUdpPorts,
+  isAlive,
+  ProcessGroup,
+  type StartedProcess,
+  waitFor,
+} from "../test-support/index.js";
 import type { NodeStats } from "./node.js";
-
-/** `count` ports the OS says are free on 127.0.0.1 for `kind` (random, and free a moment ago). */
-async function freePorts(kind: "udp" | "tcp", count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) {
-    if (kind === "udp") {
-      const socket = createSocket("udp4");
-      await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-      ports.add(socket.address().port);
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
-    } else {
-      const server = createServer();
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      const address = server.address();
-      assert.ok(address !== null && typeof address === "object");
-      ports.add(address.port);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  }
-  return [...ports];
-}
-
-/** True if `port` can be bound on 127.0.0.1 for both UDP and TCP right now. */
-async function isFree(port: number): Promise<boolean> {
-  const udp = await new Promise<boolean>((resolve) => {
-    const socket = createSocket("udp4");
-    socket.once("error", () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-  });
-  if (!udp) return false;
-  return new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** A random base port in 20000..59999 with `count` free consecutive ports. */
-async function freeBasePort(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * (40_000 - count));
-    let free = true;
-    for (let i = 0; i < count && free; i++) free = await isFree(base + i);
-    if (free) return base;
-  }
-  throw new Error("no free port range found");
-}
 
 function tempDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "paxos-node-test-"));
@@ -78,7 +35,7 @@ describe("paxos node", () => {
       const processes = new ProcessGroup();
       const temp = tempDir();
       try {
-        const ports = await freePorts(transport, 3);
+        const ports = await (transport === "udp" ? freeUdpPorts(3) : freeTcpPorts(3));
         const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
         const configPath = join(temp.dir, "cluster.json");
         writeFileSync(configPath, JSON.stringify({ nodes, transport, quorum: { kind: "majority" } }));
@@ -225,7 +182,7 @@ describe("paxos node --stats-ms", () => {
     const processes = new ProcessGroup();
     const temp = tempDir();
     try {
-      const [port] = await freePorts("udp", 1);
+      const [port] = await freeUdpPorts(1);
       const configPath = join(temp.dir, "cluster.json");
       writeFileSync(configPath, JSON.stringify({ nodes: [{ id: 1, host: "127.0.0.1", port }] }));
       const node = processes.start("node 1", [
@@ -297,7 +254,7 @@ describe("paxos node snapshots", () => {
     const processes = new ProcessGroup();
     const temp = tempDir();
     try {
-      const ports = await freePorts("udp", 3);
+      const ports = await freeUdpPorts(3);
       const nodes = ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port }));
       const configPath = join(temp.dir, "cluster.json");
       // Small batches (so there are many slots), tiny snapshots (about 30 values each) and no log kept
@@ -391,7 +348,7 @@ describe("paxos cluster", () => {
   test("decides typed values, prints them as 'decided: <value>', and stops cleanly on SIGTERM", async () => {
     const processes = new ProcessGroup();
     try {
-      const base = await freeBasePort(3);
+      const base = await freePortRange(3);
       const cluster = processes.start("cluster", ["cluster", "--nodes", "3", "--base-port", String(base)], {
         stdin: true,
       });

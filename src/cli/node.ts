@@ -9,6 +9,7 @@ import {
   Driver,
   nextIncarnation,
   parseClusterConfig,
+  replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
@@ -242,23 +243,9 @@ export async function nodeCommand(args: string[]): Promise<number> {
     prng,
     timing: RUNTIME_TIMING,
     // Every node of the cluster proposes: prepares, accepts and heartbeats from other ids are refused.
-    proposers: cluster.nodes.map((node) => node.id),
-    limits: {
-      ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
-      ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
-      clientsMax: cluster.sessionLimits.clientsMax,
-      clientRangesMax: cluster.sessionLimits.clientRangesMax,
-    },
+    ...replicaOptionsOf(cluster),
     restore: toReplicaState(state),
     rejoining: state.rejoining,
-    // Catch-up and snapshots are served to, and taken from, the cluster's nodes only (issue 9).
-    members: {
-      acceptors: cluster.acceptors.map((a) => a.id),
-      proposers: cluster.nodes.map((n) => n.id),
-      learners: cluster.nodes.map((n) => n.id),
-    },
-    snapshotLogBytes: cluster.snapshotLogBytes,
-    ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   });
   // A slow stdout reader pauses the node's intake rather than filling its memory; `driver` exists
   // by the time anything is printed (the restored log is applied after it is built).

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Prng } from "../core/index.js";
-import { checkHistory, type Operation, registerModel } from "../lincheck/index.js";
+import { checkHistory, operationsOf, registerModel } from "../lincheck/index.js";
 import { freeTcpPorts, freeUdpPorts, ProcessGroup, type StartedProcess } from "../test-support/index.js";
 
 interface Reply {
@@ -249,24 +249,7 @@ test("three real nodes under SIGKILL and SIGSTOP: the clients' history is linear
     for (const i of paused) procs[i]?.kill("SIGCONT");
 
     // --- the verdicts -----------------------------------------------------------------------------
-    const operations: Operation[] = [];
-    for (const [id, e] of events.entries()) {
-      if (e.outcome === "fail" || e.outcome === undefined) continue;
-      const known = e.outcome === "ok";
-      operations.push({
-        id,
-        process: e.process,
-        f: e.f,
-        key: e.key,
-        input: e.input,
-        output: known ? e.output : undefined,
-        outcome: known ? "ok" : "info",
-        callAt: e.callAt,
-        returnAt: known ? e.returnAt : Number.POSITIVE_INFINITY,
-        callLine: id + 1,
-        returnLine: known ? id + 1 : null,
-      });
-    }
+    const operations = operationsOf(events);
     const ok = operations.filter((o) => o.outcome === "ok");
     t.diagnostic(
       `faults: ${faults.join(", ")}; ${events.length} operations, ${ok.length} ok, ${operations.length - ok.length} unknown; ${grants.length} lock grants`,

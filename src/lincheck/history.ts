@@ -145,3 +145,44 @@ export function parseHistory(text: string, options: { readonly keyed: boolean })
   done.sort((a, b) => a.callAt - b.callAt);
   return { ok: true, operations: done.map((operation, id) => ({ ...operation, id })) };
 }
+
+/**
+ * One call as a client recorded it (in memory, not as JSON lines): `outcome` null or `fail` means
+ * it had no effect and is left out; `info`, that its outcome is unknown.
+ */
+export interface CallRecord {
+  readonly process: number | string;
+  readonly f: string;
+  readonly key: string;
+  readonly input: unknown;
+  readonly output?: unknown;
+  readonly outcome?: "ok" | "info" | "fail" | null;
+  readonly callAt: number;
+  readonly returnAt: number;
+}
+
+/**
+ * The operations of recorded calls, in the order given (their positions become the line numbers
+ * of reports): what `checkHistory` takes, as `parseHistory` would give it for the same history.
+ */
+export function operationsOf(records: readonly CallRecord[]): Operation[] {
+  const operations: Operation[] = [];
+  for (const [id, record] of records.entries()) {
+    if (record.outcome === "fail" || record.outcome === null || record.outcome === undefined) continue;
+    const known = record.outcome === "ok";
+    operations.push({
+      id,
+      process: record.process,
+      f: record.f,
+      key: record.key,
+      input: record.input,
+      output: known ? record.output : undefined,
+      outcome: known ? "ok" : "info",
+      callAt: record.callAt,
+      returnAt: known ? record.returnAt : Number.POSITIVE_INFINITY,
+      callLine: id + 1,
+      returnLine: known ? id + 1 : null,
+    });
+  }
+  return operations;
+}

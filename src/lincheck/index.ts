@@ -11,5 +11,13 @@ export {
   type KeyResult,
   type Verdict,
 } from "./check.js";
-export { HISTORY_LIMITS, type Operation, type Outcome, type ParseResult, parseHistory } from "./history.js";
+export {
+  type CallRecord,
+  HISTORY_LIMITS,
+  type Operation,
+  type Outcome,
+  operationsOf,
+  type ParseResult,
+  parseHistory,
+} from "./history.js";
 export { kvModel, MODELS, type Model, modelProblem, registerModel, sameValue } from "./models.js";

@@ -27,6 +27,7 @@ import {
   nextIncarnation,
   openDataDir,
   prepareDataDirPath,
+  replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { toReplicaState, WalStorage } from "../storage/index.js";
@@ -207,28 +208,16 @@ export async function startNode<C, R, A extends Application<C, R>>(
   }
   const incarnation = nextIncarnation(dataDir);
   const limits = { ...DEFAULT_NODE_LIMITS, ...options.limits };
+  const clusterOptions = replicaOptionsOf(cluster);
   const replica = new Replica({
     id,
     quorum: quorum.value,
     prng: new Prng(options.seed ?? randomInt(2 ** 31)),
     timing: NODE_TIMING,
-    proposers: cluster.nodes.map((node) => node.id),
-    limits: {
-      ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
-      ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
-      clientsMax: cluster.sessionLimits.clientsMax,
-      clientRangesMax: cluster.sessionLimits.clientRangesMax,
-      readsPendingMax: limits.readsPendingMax,
-    },
+    ...clusterOptions,
+    limits: { ...clusterOptions.limits, readsPendingMax: limits.readsPendingMax },
     restore: toReplicaState(state),
     rejoining: state.rejoining,
-    members: {
-      acceptors: cluster.acceptors.map((a) => a.id),
-      proposers: cluster.nodes.map((n) => n.id),
-      learners: cluster.nodes.map((n) => n.id),
-    },
-    snapshotLogBytes: cluster.snapshotLogBytes,
-    ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   });
   const transport: Transport =
     cluster.transport === "tcp"

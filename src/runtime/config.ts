@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { clusterIdOf } from "../codec/index.js";
-import type { AcceptorSpec, QuorumSpec, Role, SessionLimits } from "../core/index.js";
+import type { AcceptorSpec, QuorumSpec, ReplicaOptions, Role, SessionLimits } from "../core/index.js";
 import { createQuorumSystem, DEFAULT_LIMITS, err, ok, type Result } from "../core/index.js";
 import type { Endpoint } from "../transport/index.js";
 
@@ -258,4 +258,28 @@ export function clusterIdOfCourse(config: CourseConfig): number {
     .map((role) => `${role}=${config.groups[role].host}:${config.groups[role].port}`)
     .join(",");
   return clusterIdOf(`course ${groups}`);
+}
+
+/**
+ * What a collapsed node's `Replica` takes from the cluster file: who may propose (every node), the
+ * batching and session limits, the members whose catch-up and snapshots it serves and takes, and the
+ * snapshot settings. `paxos node` and `startNode` build their replicas from it, so they agree.
+ */
+export function replicaOptionsOf(
+  cluster: ClusterConfig,
+): Pick<ReplicaOptions, "proposers" | "limits" | "members" | "snapshotLogBytes" | "logRetainSlots"> {
+  const ids = cluster.nodes.map((node) => node.id);
+  return {
+    proposers: ids,
+    limits: {
+      ...(cluster.batchCommandsMax !== undefined ? { batchCommandsMax: cluster.batchCommandsMax } : {}),
+      ...(cluster.windowSlots !== undefined ? { windowSlots: cluster.windowSlots } : {}),
+      clientsMax: cluster.sessionLimits.clientsMax,
+      clientRangesMax: cluster.sessionLimits.clientRangesMax,
+    },
+    // Catch-up and snapshots are served to, and taken from, the cluster's nodes only (issue 9).
+    members: { acceptors: cluster.acceptors.map((a) => a.id), proposers: ids, learners: ids },
+    snapshotLogBytes: cluster.snapshotLogBytes,
+    ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
+  };
 }

@@ -12,6 +12,7 @@ export {
   DEFAULT_SNAPSHOT_LOG_BYTES,
   parseClusterConfig,
   parseCourseConfig,
+  replicaOptionsOf,
 } from "./config.js";
 export {
   DATA_DIR_MESSAGES,

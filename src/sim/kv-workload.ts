@@ -1,5 +1,5 @@
 import type { Command, Prng } from "../core/index.js";
-import { checkHistory, kvModel, type Operation } from "../lincheck/index.js";
+import { checkHistory, kvModel, operationsOf } from "../lincheck/index.js";
 import {
   type AppCommand,
   type AppResult,
@@ -108,24 +108,7 @@ export class KvWorkload {
 
   /** The history's verdict: null if linearizable, else why not (or why it could not be told). */
   check(): string | null {
-    const operations: Operation[] = [];
-    for (const [id, r] of this.records.entries()) {
-      if (r.outcome === "fail") continue;
-      const known = r.outcome === "ok";
-      operations.push({
-        id,
-        process: r.process,
-        f: r.f,
-        key: r.key,
-        input: r.input,
-        output: known ? r.output : undefined,
-        outcome: known ? "ok" : "info",
-        callAt: r.callAt,
-        returnAt: known ? r.returnAt : Number.POSITIVE_INFINITY,
-        callLine: id + 1,
-        returnLine: known ? id + 1 : null,
-      });
-    }
+    const operations = operationsOf(this.records);
     const result = checkHistory(kvModel, operations, { stepsMax: 20_000_000, memoEntriesMax: 1_000_000 });
     if (result.verdict === "linearizable") return null;
     if (result.verdict === "unknown") return `the checker's budget ran out (${operations.length} operations)`;
