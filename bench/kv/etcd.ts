@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freeTcpPorts, type StartedProcess, startProcess, waitFor } from "#test-support";
-import { pollHealth } from "./health.js";
+import { freeTcpPorts, type StartedProcess, startProcess } from "#test-support";
+import { awaitHealthy, tail } from "./health.js";
 import type { KvTarget } from "./load.js";
 
 /** etcd is there (`version`: what `etcd --version` says), or the reason it is not. */
@@ -20,14 +20,6 @@ export type EtcdAvailability =
 export const ETCD_PACKAGE = "etcd-server";
 /** Most time for `apt-get update` and `apt-get install` together. */
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
-/** Most time for three fresh members to elect a leader and answer `/health`. */
-const READY_TIMEOUT_MS = 60_000;
-/** Lines of a failed command's or member's output quoted in an error. */
-const TAIL_LINES = 15;
-
-function tail(text: string): string {
-  return text.trim().split("\n").slice(-TAIL_LINES).join("\n");
-}
 
 function hasEtcd(): boolean {
   return spawnSync("sh", ["-c", "command -v etcd"], { encoding: "utf8" }).status === 0;
@@ -143,25 +135,11 @@ export async function startEtcdCluster(count: number): Promise<EtcdCluster> {
         ),
       );
     }
-    const health = pollHealth(members.map((member) => member.clientUrl));
-    try {
-      await waitFor(
-        () => health.healthy() || processes.some((proc) => proc.done()),
-        "every etcd member to answer /health",
-        {
-          timeoutMs: READY_TIMEOUT_MS,
-          pollMs: 50,
-          detail: () => processes.map((proc) => `${proc.name}: ${tail(proc.stderr)}`).join("\n"),
-        },
-      );
-    } finally {
-      health.stop();
-    }
-    const dead = processes.find((proc) => proc.done());
-    if (dead !== undefined)
-      throw new Error(
-        `${dead.name} exited (${dead.exit?.code ?? dead.exit?.signal}) before the cluster was healthy: ${tail(dead.stderr)}`,
-      );
+    await awaitHealthy(
+      members.map((member) => member.clientUrl),
+      processes,
+      "every etcd member to answer /health",
+    );
   } catch (error) {
     await stop();
     throw error;

@@ -1,6 +1,7 @@
 /** Waiting for a system's nodes to answer `GET /health`. */
 import { get as httpGet } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type StartedProcess, waitFor } from "#test-support";
 
 /** Time between two rounds of `/health` requests. */
 const POLL_MS = 100;
@@ -51,4 +52,41 @@ export function pollHealth(urls: readonly string[], healthyCount = urls.length):
       stopped = true;
     },
   };
+}
+
+/** Most time for fresh nodes or members to start, elect a leader and answer `/health`. */
+const READY_TIMEOUT_MS = 60_000;
+/** Lines of a process's stderr quoted when it fails to start. */
+const TAIL_LINES = 15;
+
+/** The last lines of a process's output, for an error. */
+export function tail(text: string): string {
+  return text.trim().split("\n").slice(-TAIL_LINES).join("\n");
+}
+
+/**
+ * Waits until `healthyCount` of `urls` answer `/health` with 200 (see `pollHealth`), or throws: one
+ * of `processes` exited first (with its output), or none became healthy in a minute.
+ */
+export async function awaitHealthy(
+  urls: readonly string[],
+  processes: readonly StartedProcess[],
+  what: string,
+  healthyCount = urls.length,
+): Promise<void> {
+  const health = pollHealth(urls, healthyCount);
+  try {
+    await waitFor(() => health.healthy() || processes.some((proc) => proc.done()), what, {
+      timeoutMs: READY_TIMEOUT_MS,
+      pollMs: 50,
+      detail: () => processes.map((proc) => `${proc.name}: ${tail(proc.stderr)}`).join("\n"),
+    });
+  } finally {
+    health.stop();
+  }
+  const dead = processes.find((proc) => proc.done());
+  if (dead !== undefined)
+    throw new Error(
+      `${dead.name} exited (${dead.exit?.code ?? dead.exit?.signal}) before ${what}: ${tail(dead.stderr)}`,
+    );
 }

@@ -6,14 +6,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freeTcpPorts, freeUdpPorts, type StartedProcess, startPaxos, waitFor } from "#test-support";
-import { pollHealth } from "./health.js";
+import { freeTcpPorts, freeUdpPorts, type StartedProcess, startPaxos } from "#test-support";
+import { awaitHealthy } from "./health.js";
 import type { KvTarget } from "./load.js";
-
-/** Most time for fresh nodes to start, elect a leader and answer `/health`. */
-const READY_TIMEOUT_MS = 60_000;
-/** Lines of a node's stderr quoted when it fails to start. */
-const TAIL_LINES = 15;
 
 /** A running paxos cluster this code started. */
 export interface PaxosCluster {
@@ -21,10 +16,6 @@ export interface PaxosCluster {
   readonly urls: string[];
   /** Stops the nodes it started (by pid: SIGTERM, then SIGKILL) and removes their data. */
   stop(): Promise<void>;
-}
-
-function tail(text: string): string {
-  return text.trim().split("\n").slice(-TAIL_LINES).join("\n");
 }
 
 /**
@@ -77,25 +68,7 @@ export async function startPaxosCluster(count: number): Promise<PaxosCluster> {
         ),
       );
     }
-    const health = pollHealth(urls, 1);
-    try {
-      await waitFor(
-        () => health.healthy() || processes.some((proc) => proc.done()),
-        "a paxos node to answer /health",
-        {
-          timeoutMs: READY_TIMEOUT_MS,
-          pollMs: 50,
-          detail: () => processes.map((proc) => `${proc.name}: ${tail(proc.stderr)}`).join("\n"),
-        },
-      );
-    } finally {
-      health.stop();
-    }
-    const dead = processes.find((proc) => proc.done());
-    if (dead !== undefined)
-      throw new Error(
-        `${dead.name} exited (${dead.exit?.code ?? dead.exit?.signal}) before a node answered /health: ${tail(dead.stderr)}`,
-      );
+    await awaitHealthy(urls, processes, "a paxos node to answer /health", 1);
   } catch (error) {
     await stop();
     throw error;
