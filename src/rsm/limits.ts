@@ -120,6 +120,12 @@ export interface NodeLimits {
   readonly proposeTimeoutMs: number;
   /** How long a read waits for the leader's confirmation and the application to catch up. */
   readonly readTimeoutMs: number;
+  /**
+   * How often a leading node puts its time in the log (a `clock` entry: the log's clock, by which
+   * sessions expire). A tenth of the default session TTL: a session expires within a tenth of its
+   * TTL of its time, at a cost of one small log entry every few seconds.
+   */
+  readonly clockIntervalMs: number;
 }
 
 export const DEFAULT_NODE_LIMITS: NodeLimits = {
@@ -127,6 +133,7 @@ export const DEFAULT_NODE_LIMITS: NodeLimits = {
   readsPendingMax: 10_000,
   proposeTimeoutMs: 10_000,
   readTimeoutMs: 5_000,
+  clockIntervalMs: 3_000,
 };
 
 /**

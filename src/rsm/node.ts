@@ -322,6 +322,8 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   };
   private knownLeader: number | null = null;
   private stopped = false;
+  /** Stops the clock entries' timer (see `scheduleClock`). */
+  private cancelClock: () => void = () => {};
   /** Calls (proposals, reads) that ended, resolved or rejected: a driver's turn may settle some. */
   callsEnded = 0;
 
@@ -334,12 +336,32 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
     this.limits = { ...DEFAULT_NODE_LIMITS, ...parts.limits };
     this.logger = parts.logger ?? SILENT;
     this.bugs = parts.bugs ?? {};
+    this.scheduleClock();
     this.machine = new SessionMachine<C, R>(parts.app, {
       ...DEFAULT_SESSION_LIMITS,
       ...parts.sessionLimits,
       ...(this.bugs.applyRetries ? { bugs: { applyRetries: true } } : {}),
       onOutcome: (command, outcome) => this.settle(command, outcome),
       onApplied: (slot) => this.applied(slot),
+    });
+  }
+
+  /**
+   * While this node leads, it puts its time in the log every `clockIntervalMs` (a `clock` envelope,
+   * proposed like any command and waited for by nobody), so the log's clock moves, and sessions
+   * expire, however the clients spread over the nodes.
+   */
+  private scheduleClock(): void {
+    this.cancelClock = this.host.after(this.limits.clockIntervalMs, () => {
+      if (this.stopped) return;
+      if (this.replica.proposer.mode === "leader") {
+        const seq = ++this.nextSeq;
+        const payload = encodeEnvelope<C>({ t: this.host.nowMs(), clock: true });
+        const command: Command = { client: this.clientId, seq, payload };
+        this.host.onSubmit?.(command);
+        this.enqueue(command);
+      }
+      this.scheduleClock();
     });
   }
 
@@ -350,9 +372,14 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
     for (const decision of restored.decisions) this.machine.apply(decision);
   }
 
+  /** The time this node stamps on what it proposes: its clock while it leads, else none (see `SessionMachine`). */
+  private stamp(): number | null {
+    return this.replica.proposer.mode === "leader" ? this.host.nowMs() : null;
+  }
+
   propose(command: C, options: ProposeOptions = {}): Promise<R> {
     const session = options.session;
-    const t = this.host.nowMs();
+    const t = this.stamp();
     return this.submit(
       session === undefined
         ? { t, c: command }
@@ -362,12 +389,12 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   }
 
   async openSession(): Promise<number> {
-    const outcome = await this.submit({ t: this.host.nowMs(), open: true });
+    const outcome = await this.submit({ t: this.stamp(), open: true });
     return (outcome as { session: number }).session;
   }
 
   async keepAlive(session: number): Promise<void> {
-    await this.submit({ t: this.host.nowMs(), s: session, keepalive: true });
+    await this.submit({ t: this.stamp(), s: session, keepalive: true });
   }
 
   /** Proposes one envelope as a command of this node's core client; resolves with its outcome. */
@@ -557,6 +584,7 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   abandon(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.cancelClock();
     const error = () => new PaxosError("stopped", "the node stopped: the outcome is unknown");
     for (const waiter of this.waiters.values()) {
       waiter.cancel();

@@ -225,6 +225,25 @@ describe("SessionMachine", () => {
     assert.ok(machine.hasSession(a as number));
   });
 
+  test("a leader's clock entry moves the log's clock and expires silent sessions, and applies nothing", () => {
+    const { run, app, machine } = harness({ sessionTtlMs: 1000 });
+    const log = new Log();
+    const [a] = run(log.decision(open(0))).map(opened);
+    // A follower's commands carry no time: they do not move the clock.
+    run(log.decision(plain(null, { add: 1 })));
+    assert.equal(machine.clockMs, 0);
+    const [outcome] = run(log.decision({ t: 1500, clock: true }));
+    assert.deepEqual(outcome, { ok: true, session: 0 });
+    assert.equal(machine.clockMs, 1500);
+    assert.deepEqual(
+      app.expired.map((e) => e.sessions),
+      [[a]],
+    );
+    assert.equal(app.applied.length, 1, "only the plain command was applied");
+    assert.equal(decodeEnvelope('{"t":5,"clock":false}').ok, false);
+    assert.equal(encodeEnvelope({ t: 7, clock: true }), '{"t":7,"clock":true}');
+  });
+
   test("expired sessions leave in least-recently-active order, not id order", () => {
     const { run, app } = harness({ sessionTtlMs: 1000 });
     const log = new Log();

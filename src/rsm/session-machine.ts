@@ -12,13 +12,14 @@ import { DEFAULT_SESSION_LIMITS, type SessionLimits } from "./limits.js";
  * number; the session keeps each command's result until the client acknowledges it, so a retry,
  * on any node, gets the original result and the command is applied once.
  *
- * **Time.** Each envelope carries `t`, the wall-clock time of the node that proposed it. The log's
- * clock is the highest `t` applied so far (it never goes back), so every replica has the same clock
- * at the same command and expires the same sessions there, whatever its own clock says. The
- * assumption: the proposing nodes' clocks are roughly right. A node whose clock runs far ahead moves
- * the log's clock ahead with it and expires sessions early; one behind changes nothing (the clock
- * keeps the highest time). This is the assumption of a leader-stamped time in the Raft
- * dissertation, section 6.3.
+ * **Time.** An envelope may carry `t`, a time in milliseconds that a leader put in the log (the
+ * Raft dissertation, section 6.3): `PaxosNode` stamps what it proposes while it leads, and puts a
+ * `clock` envelope in the log now and then while it leads (`NodeLimits.clockIntervalMs`), so time
+ * moves however the clients spread over the nodes; a follower's commands carry none. The log's clock
+ * is the highest `t` applied so far (it never goes back), so every replica has the same clock at the
+ * same command and expires the same sessions there, whatever its own clock says. The assumption:
+ * leaders' clocks are roughly right. A leader whose clock runs far ahead moves the log's clock ahead
+ * with it and expires sessions early; one behind changes nothing (the clock keeps the highest time).
  */
 
 /**
@@ -26,10 +27,11 @@ import { DEFAULT_SESSION_LIMITS, type SessionLimits } from "./limits.js";
  * - `{"t": timeMs, "c": command}`: a command outside any session;
  * - `{"t": timeMs, "s": session, "q": seq, "a": ackedThrough, "c": command}`: in a session;
  * - `{"t": timeMs, "open": true}`: opens a session;
- * - `{"t": timeMs, "s": session, "keepalive": true}`: keeps one alive.
+ * - `{"t": timeMs, "s": session, "keepalive": true}`: keeps one alive;
+ * - `{"t": timeMs, "clock": true}`: a leader's time, nothing else.
  *
- * `t` is the proposing node's clock in ms; decoded as null when absent or not a non-negative safe
- * integer, and then ignored (the log's clock stays where it is).
+ * `t` is a leader's clock in ms (see "Time" above); decoded as null when absent or not a
+ * non-negative safe integer, and then ignored (the log's clock stays where it is).
  */
 export type SessionEnvelope<C = unknown> =
   | { readonly t: number | null; readonly c: C }
@@ -44,6 +46,8 @@ export type SessionEnvelope<C = unknown> =
       readonly c: C;
     }
   | { readonly t: number | null; readonly open: true }
+  /** The leader's time, and nothing else (a leader puts one in the log now and then). */
+  | { readonly t: number | null; readonly clock: true }
   | { readonly t: number | null; readonly s: number; readonly keepalive: true };
 
 /** What became of one command of the log, as every replica computes it. */
@@ -81,6 +85,7 @@ export function encodeEnvelope<C>(envelope: SessionEnvelope<C>): string {
   if (problem !== null) throw new RangeError(`not an envelope: ${problem}`);
   const t = envelope.t === null ? "" : `"t":${envelope.t},`;
   if ("open" in envelope) return `{${t}"open":true}`;
+  if ("clock" in envelope) return `{${t}"clock":true}`;
   if ("keepalive" in envelope) return `{${t}"s":${envelope.s},"keepalive":true}`;
   const command: string | undefined = JSON.stringify(envelope.c);
   if (command === undefined) throw new RangeError("not an envelope: c (the command) must be a JSON value");
@@ -120,6 +125,10 @@ export function decodeEnvelope<C = unknown>(
     if (fields.open !== true) return { ok: false, error: "open must be true" };
     return { ok: true, value: { t, open: true } };
   }
+  if (exactly("clock")) {
+    if (fields.clock !== true) return { ok: false, error: "clock must be true" };
+    return { ok: true, value: { t, clock: true } };
+  }
   if (exactly("s", "keepalive")) {
     if (fields.keepalive !== true) return { ok: false, error: "keepalive must be true" };
     if (problem !== null) return { ok: false, error: problem };
@@ -135,7 +144,7 @@ export function decodeEnvelope<C = unknown>(
   if (exactly("c")) return { ok: true, value: { t, c: fields.c as C } };
   return {
     ok: false,
-    error: "the keys are not those of an envelope: c; s, q, a, c; open; or s, keepalive (and t)",
+    error: "the keys are not those of an envelope: c; s, q, a, c; open; s, keepalive; or clock (and t)",
   };
 }
 
@@ -278,6 +287,7 @@ export class SessionMachine<C, R> implements StateMachine {
       this.link(session);
       return { ok: true, session: session.id };
     }
+    if ("clock" in envelope) return { ok: true, session: 0 }; // it moved the clock: that is all
     if ("keepalive" in envelope) {
       const session = this.sessions.get(envelope.s);
       if (session === undefined) return this.unknownSession(envelope.s);

@@ -924,7 +924,12 @@ export class Simulation implements SimWire {
       },
       sessionLimits: { sessionTtlMs: kv.sessionTtlMs },
       // The clients' own timeouts come first (`KvSettings.callTimeoutSteps`).
-      limits: { proposeTimeoutMs: 10 * kv.callTimeoutSteps, readTimeoutMs: 10 * kv.callTimeoutSteps },
+      limits: {
+        proposeTimeoutMs: 10 * kv.callTimeoutSteps,
+        readTimeoutMs: 10 * kv.callTimeoutSteps,
+        // A leader's time goes into the log five times a session TTL (see `SessionMachine`).
+        clockIntervalMs: Math.floor(kv.sessionTtlMs / 5),
+      },
       ...(this.options.bugs?.node ? { bugs: this.options.bugs.node } : {}),
     });
   }
