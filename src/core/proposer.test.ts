@@ -357,6 +357,25 @@ describe("Synod: single-decree Paxos in slot 1 (Paxos Made Simple 2.2)", () => {
     assert.deepEqual(net.proposer(1).state(), { round: 1 });
   });
 
+  it("phase 1: a resent prepare also leaves only after persist, so a round whose sync is slow never goes out undurable (seed 1019476)", () => {
+    const net = new Network();
+    net.tickUntilCandidate(1);
+    const proposer = net.proposer(1);
+    // Nothing answers (the first sync of the round may still be under way): the prepare is resent.
+    let resent: Output | null = null;
+    for (let tick = 0; tick < 500 && resent === null; tick++) {
+      const out = proposer.tick();
+      if ([...out.send, ...out.sendAfterPersist].some((e) => e.message.type === "prepare")) resent = out;
+    }
+    assert.ok(resent !== null, "the prepare was resent");
+    assert.deepEqual(
+      resent.send.filter((e) => e.message.type === "prepare"),
+      [],
+      "a resent prepare is never in `send`",
+    );
+    assert.ok(resent.sendAfterPersist.some((e) => e.message.type === "prepare"));
+  });
+
   it("with a quorum of promises the proposer proposes its client's value, and learners learn it", () => {
     const net = new Network();
     net.handle("proposer:1", net.proposer(1).submit([cmd(1, "x=1")]));
@@ -988,7 +1007,9 @@ describe("Multi-Paxos: a stable leader", () => {
     const candidate = new Proposer({ id: 2, quorum, prng: new Prng(2) });
     let campaign: PrepareMessage | undefined;
     for (let tick = 1; tick <= 300 && campaign === undefined; tick++) {
-      campaign = candidate.tick().send.find((e) => e.message.type === "prepare")?.message as PrepareMessage;
+      const out = candidate.tick();
+      campaign = [...out.send, ...out.sendAfterPersist].find((e) => e.message.type === "prepare")
+        ?.message as PrepareMessage;
     }
     assert.ok(campaign !== undefined, "with no leader heard, it campaigns");
     // Acceptors 2 and 3 still hear their leader at 1.1 and refuse the higher ballot, naming 1.1:
@@ -1008,7 +1029,7 @@ describe("Multi-Paxos: a stable leader", () => {
     for (let tick = 1; tick <= 2000; tick++) {
       if (tick % 5 === 0) candidate.step(heartbeat);
       const out = candidate.tick();
-      campaignsAfter += out.send.filter(
+      campaignsAfter += [...out.send, ...out.sendAfterPersist].filter(
         (e) => e.message.type === "prepare" && ballotGreater(e.message.ballot, campaign.ballot),
       ).length;
     }
@@ -1034,8 +1055,13 @@ describe("Multi-Paxos: a stable leader", () => {
       [{ role: "proposer", id: 1 }],
       "a no-op request goes to the live leader",
     );
-    for (let tick = 1; tick <= 1000; tick++)
-      assert.equal(follower.tick().send.filter((e) => e.message.type === "prepare").length, 0);
+    for (let tick = 1; tick <= 1000; tick++) {
+      const out = follower.tick();
+      assert.equal(
+        [...out.send, ...out.sendAfterPersist].filter((e) => e.message.type === "prepare").length,
+        0,
+      );
+    }
     assert.equal(follower.leader, 0, "no leader heard for an election timeout: it follows nobody");
     assert.deepEqual(
       follower.requestNoop(3).send.map((e) => e.to),

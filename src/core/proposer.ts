@@ -644,6 +644,13 @@ export class Proposer {
     return output;
   }
 
+  /**
+   * A prepare at our ballot. Every one goes out after persist (`sendAfterPersist`), resends and
+   * pages too: the round it carries must be durable before any acceptor hears of it, and a resend
+   * may come while the sync of that round is still under way (seed 1019476: a slow log roll held
+   * the sync past the first retry, which went out as `send`; the node crashed and prepared at the
+   * same ballot again). A driver holds `sendAfterPersist` behind every write made so far.
+   */
   private prepareTo(to: Envelope["to"], firstSlot: number): Envelope {
     return { to, message: { type: "prepare", from: this.id, ballot: this.current, firstSlot } };
   }
@@ -659,7 +666,7 @@ export class Proposer {
     // Ask again every acceptor whose report is incomplete, from the page it owes us.
     for (const [acceptor, report] of phase1.reports) {
       if (report.expectedSlot !== null) {
-        output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+        output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
       }
     }
     phase1.timer.start(
@@ -699,7 +706,7 @@ export class Proposer {
     if (report.expectedSlot === null || message.firstSlot !== report.expectedSlot) return output;
     report.expectedSlot = message.nextSlot;
     if (message.nextSlot !== null) {
-      output.send.push(this.prepareTo({ role: "acceptor", id: message.from }, message.nextSlot));
+      output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: message.from }, message.nextSlot));
       return output;
     }
     mergeOutput(output, this.maybeLead(phase1));
@@ -791,7 +798,9 @@ export class Proposer {
     const next = message.nextSlot;
     report.expectedSlot = next !== null && next <= gap.throughSlot ? next : null;
     if (report.expectedSlot !== null) {
-      output.send.push(this.prepareTo({ role: "acceptor", id: message.from }, report.expectedSlot));
+      output.sendAfterPersist.push(
+        this.prepareTo({ role: "acceptor", id: message.from }, report.expectedSlot),
+      );
       return output;
     }
     return this.fillWindow();
@@ -805,7 +814,7 @@ export class Proposer {
     let asked = false;
     for (const [acceptor, report] of gap.phase1.reports) {
       if (report.expectedSlot === null) continue;
-      output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+      output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
       asked = true;
     }
     // Every report is in and some slots are still uncovered: only the learner can fetch those.
@@ -953,7 +962,7 @@ export class Proposer {
       if (!this.bugs.noCheckQuorum && !this.quorum.isPhase2Quorum(this.heardAcceptors)) {
         for (const acceptor of this.quorum.acceptors)
           if (!this.heardAcceptors.has(acceptor))
-            output.send.push(this.prepareTo({ role: "acceptor", id: acceptor }, this.nextSlot));
+            output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: acceptor }, this.nextSlot));
       }
     }
     for (const [slot, flight] of this.inFlight) {
