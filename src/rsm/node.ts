@@ -322,6 +322,8 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   };
   private knownLeader: number | null = null;
   private stopped = false;
+  /** When this node last put its time in the log (a stamped command or a clock entry). */
+  private lastStampMs = Number.NEGATIVE_INFINITY;
   /** Stops the clock entries' timer (see `scheduleClock`). */
   private cancelClock: () => void = () => {};
   /** Calls (proposals, reads) that ended, resolved or rejected: a driver's turn may settle some. */
@@ -347,16 +349,25 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   }
 
   /**
-   * While this node leads, it puts its time in the log every `clockIntervalMs` (a `clock` envelope,
-   * proposed like any command and waited for by nobody), so the log's clock moves, and sessions
-   * expire, however the clients spread over the nodes.
+   * While this node leads and sessions are open, it puts its time in the log at least every
+   * `clockIntervalMs` (a `clock` envelope, proposed like any command and waited for by nobody,
+   * unless it stamped a command of its own since), so the log's clock moves, and sessions expire,
+   * however the clients spread over the nodes. With no session open there is nothing to expire and
+   * the log stays idle: an idle log is what lets a replica far behind, fetching a snapshot, catch up
+   * (seed 1403837: a clock entry every 30 ticks outran a rejoining replica's transfers for good).
    */
   private scheduleClock(): void {
     this.cancelClock = this.host.after(this.limits.clockIntervalMs, () => {
       if (this.stopped) return;
-      if (this.replica.proposer.mode === "leader") {
+      const now = this.host.nowMs();
+      if (
+        this.replica.proposer.mode === "leader" &&
+        this.machine.sessionCount > 0 &&
+        now - this.lastStampMs >= this.limits.clockIntervalMs
+      ) {
+        this.lastStampMs = now;
         const seq = ++this.nextSeq;
-        const payload = encodeEnvelope<C>({ t: this.host.nowMs(), clock: true });
+        const payload = encodeEnvelope<C>({ t: now, clock: true });
         const command: Command = { client: this.clientId, seq, payload };
         this.host.onSubmit?.(command);
         this.enqueue(command);
@@ -374,7 +385,9 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
 
   /** The time this node stamps on what it proposes: its clock while it leads, else none (see `SessionMachine`). */
   private stamp(): number | null {
-    return this.replica.proposer.mode === "leader" ? this.host.nowMs() : null;
+    if (this.replica.proposer.mode !== "leader") return null;
+    this.lastStampMs = this.host.nowMs();
+    return this.lastStampMs;
   }
 
   propose(command: C, options: ProposeOptions = {}): Promise<R> {
