@@ -21,12 +21,7 @@ import { WalStorage } from "../storage/index.js";
 import type { TcpTlsOptions } from "../transport/index.js";
 import { StartError, UsageError } from "./errors.js";
 
-/**
- * Proposer timeouts for real processes, in 10 ms ticks: heartbeats every 30 ms, elections after
- * 300 to 600 ms of silence. Wider than the simulator's, because a loaded machine (many processes on
- * two cores) can stall a process for a hundred milliseconds or more.
- */
-export const RUNTIME_TIMING = Object.freeze({ heartbeatTicks: 3, electionTimeoutTicks: 30 });
+export { RUNTIME_TIMING } from "../runtime/index.js";
 
 /** Reads a file named on the command line; a missing file is a usage error. */
 export function readConfigFile(path: string): string {

@@ -27,6 +27,7 @@ import {
   nextIncarnation,
   openDataDir,
   prepareDataDirPath,
+  RUNTIME_TIMING,
   replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
@@ -53,9 +54,6 @@ import {
   SessionMachine,
   type SessionOutcome,
 } from "./session-machine.js";
-
-/** Proposer timeouts for real processes, in ticks of the cluster's `tickMs` (as `paxos node`). */
-const NODE_TIMING = Object.freeze({ heartbeatTicks: 3, electionTimeoutTicks: 30 });
 
 /** What `startNode` needs. */
 export interface NodeOptions<C, R, A extends Application<C, R>> {
@@ -213,7 +211,7 @@ export async function startNode<C, R, A extends Application<C, R>>(
     id,
     quorum: quorum.value,
     prng: new Prng(options.seed ?? randomInt(2 ** 31)),
-    timing: NODE_TIMING,
+    timing: RUNTIME_TIMING,
     ...clusterOptions,
     limits: { ...clusterOptions.limits, readsPendingMax: limits.readsPendingMax },
     restore: toReplicaState(state),

@@ -283,3 +283,10 @@ export function replicaOptionsOf(
     ...(cluster.logRetainSlots !== undefined ? { logRetainSlots: cluster.logRetainSlots } : {}),
   };
 }
+
+/**
+ * Proposer timeouts for real processes, in 10 ms ticks: heartbeats every 30 ms, elections after
+ * 300 to 600 ms of silence. Wider than the simulator's, because a loaded machine (many processes on
+ * two cores) can stall a process for a hundred milliseconds or more.
+ */
+export const RUNTIME_TIMING = Object.freeze({ heartbeatTicks: 3, electionTimeoutTicks: 30 });

@@ -12,6 +12,7 @@ export {
   DEFAULT_SNAPSHOT_LOG_BYTES,
   parseClusterConfig,
   parseCourseConfig,
+  RUNTIME_TIMING,
   replicaOptionsOf,
 } from "./config.js";
 export {

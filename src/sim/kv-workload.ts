@@ -206,7 +206,7 @@ export class KvWorkload {
       this.finished++;
     };
     const retry = (unknown: boolean, expired: boolean) => {
-      if (tries > 1 && !expired && !this.stoppedLong()) {
+      if (tries > 1 && !expired) {
         this.world.after(5 + this.prng.int(30), () =>
           this.attempt(record, call, output, then, tries - 1, unknown),
         );
@@ -235,11 +235,6 @@ export class KvWorkload {
         retry(unknown, error.code === "session-expired");
       },
     );
-  }
-
-  /** After healing, a client still retrying gives up an unknown write only once tries run out. */
-  private stoppedLong(): boolean {
-    return false;
   }
 
   /**
