@@ -244,6 +244,36 @@ describe("SessionMachine", () => {
     assert.equal(encodeEnvelope({ t: 7, clock: true }), '{"t":7,"clock":true}');
   });
 
+  test("a session opened before the log has any time counts its silence from the first time, not from 0", () => {
+    const { run, app, machine } = harness({ sessionTtlMs: 1000 });
+    const log = new Log();
+    // Opened through a follower (no t) in a fresh log: the log has no time yet.
+    const [s] = run(log.decision(open(null))).map(opened);
+    assert.equal(machine.clockKnown, false);
+    // The first leader stamp is a wall-clock time, far from 0: the session lives on from there.
+    const [write] = run(log.decision(inSession(1_700_000_000_000, s as number, 1, { add: 1 })));
+    assert.ok(write?.ok, JSON.stringify(write));
+    assert.equal(machine.clockKnown, true);
+    assert.equal(app.expired.length, 0, "nothing expired at the first time");
+    // A snapshot taken before any time restores to a log without time, and re-times the same way.
+    const fresh = harness({ sessionTtlMs: 1000 });
+    const freshLog = new Log();
+    const [t] = fresh.run(freshLog.decision(open(null))).map(opened);
+    const copy = harness({ sessionTtlMs: 1000 });
+    copy.machine.restore(fresh.machine.snapshot(), 1);
+    assert.equal(copy.machine.clockKnown, false);
+    const [later] = copy.run(
+      Object.assign(freshLog.decision(inSession(5_000_000, t as number, 1, {})), { slot: 2 }),
+    );
+    assert.ok(later?.ok, JSON.stringify(later));
+    // Once the log has a time, silence counts from the session's last activity as before.
+    run(log.decision(plain(1_700_000_001_500, {})));
+    assert.deepEqual(
+      app.expired.map((e) => e.sessions),
+      [[s]],
+    );
+  });
+
   test("expired sessions leave in least-recently-active order, not id order", () => {
     const { run, app } = harness({ sessionTtlMs: 1000 });
     const log = new Log();
@@ -485,7 +515,8 @@ describe("envelopes", () => {
         const expected =
           "c" in envelope ? { ...envelope, c: JSON.parse(JSON.stringify(envelope.c)) } : { ...envelope };
         assert.deepEqual(decoded.value, expected);
-        assert.equal(payload.includes('"t"'), envelope.t !== null);
+        // Whether the payload has a t field (not whether the text "t" occurs: a command may hold it).
+        assert.equal(Object.hasOwn(JSON.parse(payload), "t"), envelope.t !== null);
       }),
       { numRuns: 300 },
     );

@@ -208,7 +208,8 @@ export class SessionMachine<C, R> implements StateMachine {
   private readonly sessions = new Map<number, Session>();
   private oldest: Session | null = null;
   private newest: Session | null = null;
-  private clock = 0;
+  /** The log's clock; null until the first command with a time (see `moveClock`). */
+  private clock: number | null = null;
   private lastSession = 0;
   private resultCount = 0;
   private appliedThroughSlot = 0;
@@ -233,9 +234,14 @@ export class SessionMachine<C, R> implements StateMachine {
     return this.appliedThroughSlot;
   }
 
-  /** The log's clock: the highest proposer time applied so far. */
+  /** The log's clock: the highest proposer time applied so far; 0 before any. */
   get clockMs(): number {
-    return this.clock;
+    return this.clock ?? 0;
+  }
+
+  /** Whether the log has a time yet: a command with a leader's time `t` was applied. */
+  get clockKnown(): boolean {
+    return this.clock !== null;
   }
 
   /** Sessions open now. */
@@ -270,14 +276,14 @@ export class SessionMachine<C, R> implements StateMachine {
     const decoded = decodeEnvelope<C>(payload);
     if (!decoded.ok) return failure("bad-request", `not a command envelope: ${decoded.error}`);
     const envelope = decoded.value;
-    if (envelope.t !== null && envelope.t > this.clock) this.clock = envelope.t;
+    if (envelope.t !== null) this.moveClock(envelope.t);
     this.expireSessions(slot);
     if ("open" in envelope) {
       if (this.sessions.size >= this.limits.sessionsMax)
         return failure("busy", `${this.limits.sessionsMax} sessions are open, the limit`);
       const session: Session = {
         id: ++this.lastSession,
-        lastActiveMs: this.clock,
+        lastActiveMs: this.clockMs,
         ackedThrough: 0,
         results: new Map(),
         older: null,
@@ -295,7 +301,7 @@ export class SessionMachine<C, R> implements StateMachine {
       return { ok: true, session: session.id };
     }
     if (!("q" in envelope))
-      return { ok: true, result: this.app.apply(envelope.c, { slot, timeMs: this.clock, session: 0 }) };
+      return { ok: true, result: this.app.apply(envelope.c, { slot, timeMs: this.clockMs, session: 0 }) };
     return this.applyInSession(envelope, slot);
   }
 
@@ -323,7 +329,7 @@ export class SessionMachine<C, R> implements StateMachine {
     if (kept !== undefined) {
       if (this.options.bugs?.applyRetries) {
         // Deliberately broken: the retry is applied again (its kept result replaced).
-        const result = this.app.apply(envelope.c, { slot, timeMs: this.clock, session: session.id });
+        const result = this.app.apply(envelope.c, { slot, timeMs: this.clockMs, session: session.id });
         session.results.set(envelope.q, JSON.stringify(result) ?? "null");
         return { ok: true, result };
       }
@@ -336,11 +342,23 @@ export class SessionMachine<C, R> implements StateMachine {
       );
     if (this.resultCount >= this.limits.resultsMax)
       return failure("busy", `the sessions keep ${this.limits.resultsMax} results, the limit`);
-    const context: ApplyContext = { slot, timeMs: this.clock, session: session.id };
+    const context: ApplyContext = { slot, timeMs: this.clockMs, session: session.id };
     const result = this.app.apply(envelope.c, context);
     session.results.set(envelope.q, JSON.stringify(result) ?? "null");
     this.resultCount++;
     return { ok: true, result };
+  }
+
+  /**
+   * The log's clock moves to `t` if that is later. The first time of all also re-times the sessions
+   * opened before it: they were opened when the log had no time (a follower's commands carry none),
+   * and counting their silence from 0 would expire them at once.
+   */
+  private moveClock(t: number): void {
+    if (this.clock === null) {
+      this.clock = t;
+      for (let session = this.oldest; session !== null; session = session.newer) session.lastActiveMs = t;
+    } else if (t > this.clock) this.clock = t;
   }
 
   private unknownSession(id: number): SessionOutcome<R> {
@@ -353,7 +371,9 @@ export class SessionMachine<C, R> implements StateMachine {
   /** Expires the sessions silent for more than sessionTtlMs: from the oldest, O(expired). */
   private expireSessions(slot: number): void {
     let expired: number[] | null = null;
-    while (this.oldest !== null && this.oldest.lastActiveMs + this.limits.sessionTtlMs < this.clock) {
+    const clock = this.clock;
+    if (clock === null) return;
+    while (this.oldest !== null && this.oldest.lastActiveMs + this.limits.sessionTtlMs < clock) {
       const session = this.oldest;
       this.unlink(session);
       this.sessions.delete(session.id);
@@ -361,12 +381,12 @@ export class SessionMachine<C, R> implements StateMachine {
       if (expired === null) expired = [];
       expired.push(session.id);
     }
-    if (expired !== null) this.app.expire?.(expired, { slot, timeMs: this.clock, session: 0 });
+    if (expired !== null) this.app.expire?.(expired, { slot, timeMs: clock, session: 0 });
   }
 
   /** The session was active now: it moves to the newest end of the list. */
   private touch(session: Session): void {
-    session.lastActiveMs = this.clock;
+    session.lastActiveMs = this.clockMs;
     if (this.newest === session) return;
     this.unlink(session);
     this.link(session);
@@ -390,8 +410,9 @@ export class SessionMachine<C, R> implements StateMachine {
   }
 
   /**
-   * The whole state as one JSON text: the log's clock, the last session id, the sessions from least
-   * to most recently active with their kept results, and the application's snapshot.
+   * The whole state as one JSON text: the log's clock (null before it has a time), the last session
+   * id, the sessions from least to most recently active with their kept results, and the
+   * application's snapshot.
    */
   snapshot(): string {
     const sessions: unknown[] = [];
@@ -422,7 +443,7 @@ export class SessionMachine<C, R> implements StateMachine {
     }
     if (typeof parsed !== "object" || parsed === null) fail("not an object");
     const { clockMs, nextSession, sessions, app } = parsed as Record<string, unknown>;
-    if (!isCount(clockMs)) fail("bad clockMs");
+    if (clockMs !== null && !isCount(clockMs)) fail("bad clockMs");
     if (!isCount(nextSession)) fail("bad nextSession");
     if (typeof app !== "string") fail("no application state");
     if (!Array.isArray(sessions) || sessions.length > this.limits.sessionsMax) fail("bad sessions");
@@ -438,7 +459,7 @@ export class SessionMachine<C, R> implements StateMachine {
       const previous = restored[restored.length - 1];
       if (
         !isCount(lastActiveMs) ||
-        (lastActiveMs as number) > (clockMs as number) ||
+        (lastActiveMs as number) > ((clockMs as number | null) ?? 0) ||
         (previous !== undefined && (lastActiveMs as number) < previous.lastActiveMs)
       )
         fail("sessions not in last-activity order");
@@ -473,7 +494,7 @@ export class SessionMachine<C, R> implements StateMachine {
       this.sessions.set(session.id, session);
       this.link(session);
     }
-    this.clock = clockMs as number;
+    this.clock = clockMs as number | null;
     this.lastSession = nextSession as number;
     this.resultCount = resultCount;
     this.appliedThroughSlot = slot;
