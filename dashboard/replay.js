@@ -55,9 +55,10 @@ const POINT_COLOURS = {
   duplicate: "#555555",
   hold: "#555555",
   laggard: "#8c564b",
+  stray: "#000000",
 };
 /** Events about the whole cluster: a vertical line across the lanes. */
-const GLOBAL_KINDS = new Set(["partition", "heal", "plan", "stray", "violation"]);
+const GLOBAL_KINDS = new Set(["partition", "heal", "plan", "violation"]);
 const NOISE_KINDS = new Set(["timer", "sync"]);
 
 const $ = (id) => document.getElementById(id);
@@ -75,7 +76,7 @@ function colourOf(event) {
 /** One line of text for an event (the list, and hover titles). */
 function describe(event) {
   const m = event.message;
-  const what = m ? m.summary : "a frame that is no protocol message";
+  const what = m ? m.summary : "a frame with no message the simulator can name (garbage, or an envelope notice)";
   const ballotSlot = m ? `${m.ballot ? ` ballot ${m.ballot}` : ""}${m.slot !== null ? ` slot ${m.slot}` : ""}` : "";
   switch (event.kind) {
     case "deliver":
@@ -251,8 +252,12 @@ function renderLanes() {
   const y = (key) => 28 + (laneOf.get(key) ?? 0) * LANE_HEIGHT + LANE_HEIGHT / 2;
   const indices = around(WINDOW_EVENTS);
   const events = indices.map((i) => run.events[i]);
-  let t0 = Math.min(...events.map((e) => e.timeMs));
+  // From the first event's time back to when the frames shown were sent (at most as far back again:
+  // a frame delayed for long starts at the left edge).
+  const first = Math.min(...events.map((e) => e.timeMs));
   let t1 = Math.max(...events.map((e) => e.timeMs));
+  const sent = Math.min(first, ...events.filter((e) => e.sentMs !== undefined).map((e) => e.sentMs));
+  let t0 = Math.max(sent, first - Math.max(t1 - first, 20));
   if (t1 - t0 < 10) (t0 -= 5), (t1 += 5);
   const left = LABEL_WIDTH + 10;
   const right = width - 14;
@@ -291,7 +296,8 @@ function renderLanes() {
       const colour = event.kind === "violation" ? "#b00020" : event.kind === "heal" ? "#2ca02c" : "#8c564b";
       mark = svg("line", { x1: x(event.timeMs), x2: x(event.timeMs), y1: 22, y2: height - 4, stroke: colour, "stroke-width": event.kind === "violation" ? 3 : 1.5 }, lanes);
     } else {
-      const key = event.process ?? event.from;
+      // A stray peer's frame leaves from its own lane.
+      const key = event.kind === "stray" ? "stray:1" : (event.process ?? event.from);
       const colour = POINT_COLOURS[event.kind] ?? "#555";
       const size = event.kind === "timer" || event.kind === "sync" ? 3 : 6;
       mark =
