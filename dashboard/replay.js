@@ -392,7 +392,9 @@ $("show-timers").addEventListener("change", (e) => {
   if (state.run) render();
 });
 document.addEventListener("keydown", (e) => {
-  if (!state.run || e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+  // Keys typed into the seed box or the variant list are theirs.
+  if (!state.run || (e.target instanceof HTMLInputElement && e.target.type === "text") || e.target instanceof HTMLSelectElement)
+    return;
   const move = { ArrowRight: "forward", ArrowLeft: "back", Home: "start", End: "end", v: "violation" }[e.key];
   if (!move) return;
   e.preventDefault();

@@ -2,13 +2,13 @@ import {
   describeRun,
   describeScenario,
   type RunResult,
-  type SimBugs,
   Simulation,
   type StrayOptions,
   scenarioForSeed,
   type TraceEvent,
   type Violation,
 } from "../sim/index.js";
+import { REPLAY_VARIANTS } from "./replay-variants.js";
 
 /**
  * One simulator run recorded for the dashboard's replay (`GET /replay/run?seed=N`): the scenario,
@@ -22,69 +22,6 @@ import {
  * when it failed, its last (the run stops at its first violation, so they end there).
  */
 export const REPLAY_EVENTS_MAX = 20_000;
-
-/**
- * The broken variants a replay may run (`?bugs=`), so that a failing run can be shown: the ones the
- * simulator's canaries prove the checkers catch (`sim.test.ts`, docs/simulator.md). `exampleSeed`:
- * a seed each fails at (checked by `replay.test.ts` where given).
- */
-export const REPLAY_VARIANTS: Readonly<
-  Record<
-    string,
-    { readonly description: string; readonly bugs: SimBugs; readonly exampleSeed: number | null }
-  >
-> = {
-  "acceptor-ignores-promise": {
-    description: "an acceptor that ignores its promise in phase 2",
-    bugs: { acceptor: { ignorePromiseInPhase2: true } },
-    exampleSeed: 18,
-  },
-  "quorum-one-smaller": {
-    description: "quorums one acceptor smaller than needed",
-    bugs: { quorumOneSmaller: true },
-    exampleSeed: 2,
-  },
-  "learner-counts-messages": {
-    description: "a learner that counts messages, not acceptors",
-    bugs: { learner: { countMessages: true } },
-    exampleSeed: null,
-  },
-  "proposer-ignores-promised-values": {
-    description: "a proposer that ignores the values reported in promises",
-    bugs: { proposer: { ignorePromisedValues: true } },
-    exampleSeed: 3,
-  },
-  "ballot-reused-after-restart": {
-    description: "a proposer that reuses its ballot after a restart",
-    bugs: { proposer: { reuseBallotAfterRestart: true } },
-    exampleSeed: 11,
-  },
-  "snapshot-one-slot-behind": {
-    description: "a state machine whose snapshot is one slot behind",
-    bugs: { snapshotOneSlotBehind: true },
-    exampleSeed: null,
-  },
-  "decide-before-install": {
-    description: "a state machine that installs a snapshot only after the next decision",
-    bugs: { decideBeforeInstall: true },
-    exampleSeed: 5,
-  },
-  "forget-newest-promise": {
-    description: "an acceptor that forgets its newest promise on restart",
-    bugs: { forgetNewestPromise: true },
-    exampleSeed: null,
-  },
-  "wal-ignores-lost-segment": {
-    description: "a log that does not notice a lost newest segment",
-    bugs: { wal: { ignoreLostNewestSegment: true } },
-    exampleSeed: null,
-  },
-  "rejoin-floor-from-any-leader": {
-    description: "a rejoining replica that takes its floor from the first leader it hears",
-    bugs: { replica: { rejoinFloorFromAnyLeader: true } },
-    exampleSeed: null,
-  },
-};
 
 /** The properties the checkers watch (docs/simulator.md, "Checkers"), in the order they are shown. */
 export const REPLAY_PROPERTIES = [

@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { describeScenario, runSeed, scenarioForSeed } from "../sim/index.js";
 import { handleReplayRequest } from "./replay.js";
-import { REPLAY_VARIANTS, type ReplayRun, recordRun } from "./replay-run.js";
+import { type ReplayRun, recordRun } from "./replay-run.js";
+import { REPLAY_VARIANTS } from "./replay-variants.js";
 
 let server: Server;
 let base: string;

@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Worker } from "node:worker_threads";
-import { REPLAY_VARIANTS, type ReplayRequest, type ReplayRun } from "./replay-run.js";
+// Types only from replay-run.js: the simulator loads in the worker, not in the server.
+import type { ReplayRequest, ReplayRun } from "./replay-run.js";
+import { REPLAY_VARIANTS } from "./replay-variants.js";
 
 /**
  * The dashboard's replay (docs/simulator.md, "Replay"): a page that loads a simulator run by seed
