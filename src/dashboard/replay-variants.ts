@@ -24,7 +24,7 @@ export const REPLAY_VARIANTS: Readonly<
   "learner-counts-messages": {
     description: "a learner that counts messages, not acceptors",
     bugs: { learner: { countMessages: true } },
-    exampleSeed: null,
+    exampleSeed: 4,
   },
   "proposer-ignores-promised-values": {
     description: "a proposer that ignores the values reported in promises",
@@ -39,7 +39,7 @@ export const REPLAY_VARIANTS: Readonly<
   "snapshot-one-slot-behind": {
     description: "a state machine whose snapshot is one slot behind",
     bugs: { snapshotOneSlotBehind: true },
-    exampleSeed: null,
+    exampleSeed: 5,
   },
   "decide-before-install": {
     description: "a state machine that installs a snapshot only after the next decision",
@@ -49,12 +49,12 @@ export const REPLAY_VARIANTS: Readonly<
   "forget-newest-promise": {
     description: "an acceptor that forgets its newest promise on restart",
     bugs: { forgetNewestPromise: true },
-    exampleSeed: null,
+    exampleSeed: 250,
   },
   "wal-ignores-lost-segment": {
     description: "a log that does not notice a lost newest segment",
     bugs: { wal: { ignoreLostNewestSegment: true } },
-    exampleSeed: null,
+    exampleSeed: 37,
   },
   "rejoin-floor-from-any-leader": {
     description: "a rejoining replica that takes its floor from the first leader it hears",
