@@ -184,7 +184,7 @@ function show(run) {
   $("to-violation").disabled = run.violation === null;
   setStatus(`seed ${run.seed}: ${run.eventsTotal} events${run.violation ? `, violation of ${run.violation.property}` : ", no violation"}`);
   // A failing run opens at its violation.
-  state.current = run.violation ? run.violation.index : firstVisible(0, 1);
+  state.current = run.violation ? run.violation.index : Math.max(0, firstVisible(0, 1));
   document.body.dataset.state = "loaded";
   render();
 }
