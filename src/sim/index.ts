@@ -32,3 +32,10 @@ export {
   StrayPeer,
   type StraySettings,
 } from "./stray.js";
+export type {
+  TraceDropReason,
+  TraceEvent,
+  TraceEventBody,
+  TraceEventKind,
+  TraceMessage,
+} from "./trace-event.js";

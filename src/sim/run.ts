@@ -1,10 +1,19 @@
 import { describeScenario, type Scenario, type StrayOptions, scenarioForSeed } from "./scenario.js";
 import { type RunResult, type SimBugs, Simulation } from "./simulation.js";
+import type { TraceEvent } from "./trace-event.js";
 
-/** Runs one seed (`strayOptions`: whether it has a stray peer; by default the share of the mix). */
+/**
+ * Runs one seed (`stray`: whether it has a stray peer; by default the share of the mix; `trace` and
+ * `onEvent`: the run's events as lines and as data, see `SimOptions`).
+ */
 export function runSeed(
   seed: number,
-  options: { bugs?: SimBugs; trace?: (line: string) => void; stray?: StrayOptions } = {},
+  options: {
+    bugs?: SimBugs;
+    trace?: (line: string) => void;
+    onEvent?: (event: TraceEvent) => void;
+    stray?: StrayOptions;
+  } = {},
 ): Promise<RunResult> {
   const scenario: Scenario = scenarioForSeed(seed, options.stray);
   const { stray: _, ...simOptions } = options;

@@ -53,6 +53,7 @@ import { SimMachine } from "./machine.js";
 import { SimTransport, type SimWire } from "./network.js";
 import { type Scenario, STEPS_PER_TICK } from "./scenario.js";
 import { type StrayAttack, type StrayFrame, StrayPeer, type StrayView } from "./stray.js";
+import type { TraceDropReason, TraceEvent, TraceEventBody, TraceMessage } from "./trace-event.js";
 
 /** Deliberate bugs to switch on, to prove the checkers catch them. Tests only. */
 export interface SimBugs {
@@ -86,6 +87,12 @@ export interface SimOptions {
   readonly bugs?: SimBugs;
   /** Called with a line per event (for `paxos sim --trace`). */
   readonly trace?: (line: string) => void;
+  /**
+   * Called with every event as data (`TraceEvent`: what `trace` prints, what becomes of each frame,
+   * decisions, violations), for tools such as the dashboard's replay. Watching changes nothing in
+   * the run: it draws no random numbers and schedules nothing (the trace hash is the same).
+   */
+  readonly onEvent?: (event: TraceEvent) => void;
 }
 
 export interface RunResult {
@@ -214,6 +221,9 @@ type SimEvent =
       readonly from: SimProcess;
       readonly fromEndpoint: Endpoint;
       readonly frame: Uint8Array;
+      /** For `SimOptions.onEvent`: when it was sent, and the message it carries (null: unknown). */
+      readonly sentMs?: number;
+      readonly info?: TraceMessage | null;
     }
   | { readonly kind: "immediate"; readonly life: Life; readonly fn: () => void }
   | {
@@ -273,12 +283,21 @@ interface PlanState {
   /** Acceptors crashed after a promise (each once). */
   readonly crashed: Set<SimProcess>;
   /** What the slow leader sent while slow, held back: released to an acceptor as it restarts. */
-  held: { to: SimProcess; fromEndpoint: Endpoint; frame: Uint8Array }[];
+  held: HeldFrame[];
   /**
    * deaf-leader-rejoin: late copies of the last frames the deaf leader sent each replica while it
    * still led (its heartbeats among them), delivered to A as it comes back from losing its disk.
    */
-  stale: { to: SimProcess; fromEndpoint: Endpoint; frame: Uint8Array }[];
+  stale: HeldFrame[];
+}
+
+/** A frame kept to be sent on later (`sentMs`, `info`: as on a queued frame, for `onEvent`). */
+interface HeldFrame {
+  readonly to: SimProcess;
+  readonly fromEndpoint: Endpoint;
+  readonly frame: Uint8Array;
+  readonly sentMs?: number;
+  readonly info?: TraceMessage | null;
 }
 
 /** How many of the deaf leader's frames to each replica a deaf-leader-rejoin keeps late copies of. */
@@ -364,6 +383,15 @@ export class Simulation implements SimWire {
   /** The tick the network healed (the liveness phase began); null before. */
   private healTick: number | null = null;
   private leaderBallot: Ballot = ZERO_BALLOT;
+  /**
+   * `SimOptions.onEvent` only: the message a driver is sending (its trace comes just before the
+   * frame reaches `send`), the frame being delivered (and the message its driver took in, if any),
+   * and how many of the checker's violations have been reported as events.
+   */
+  private outgoing: { readonly host: string; readonly peer: string; readonly message: TraceMessage } | null =
+    null;
+  private delivering: { taken: TraceMessage | null } | null = null;
+  private violationsReported = 0;
 
   constructor(
     readonly scenario: Scenario,
@@ -519,6 +547,7 @@ export class Simulation implements SimWire {
       const problem = this.kv.check();
       if (problem !== null) this.checker.fail("linearizability", problem, this.events);
     }
+    this.reportViolations();
     return {
       seed: s.seed,
       events: this.events,
@@ -791,6 +820,13 @@ export class Simulation implements SimWire {
       scheduler: this.scheduler(life),
       ...(machine !== null ? { stateMachine: machine } : {}),
       onDecision: (decision) => {
+        if (this.options.onEvent !== undefined)
+          this.emit({
+            kind: "decide",
+            process: process.key,
+            slot: decision.slot,
+            commands: decision.commands.length,
+          });
         this.checker.decision(process.key, decision, this.events);
         node?.decided(decision);
         if (machine !== null)
@@ -799,12 +835,22 @@ export class Simulation implements SimWire {
       onSnapshot: (snapshot, how) => {
         if (how === "taken") {
           this.snapshotsTaken++;
-          this.record(`k ${this.now} ${process.key} ${snapshot.slot}`);
+          this.record(`k ${this.now} ${process.key} ${snapshot.slot}`, {
+            kind: "snapshot",
+            process: process.key,
+            slot: snapshot.slot,
+            how: "taken",
+          });
           this.checker.snapshotTaken(process.key, snapshot, this.events);
           return;
         }
         this.snapshotsInstalled++;
-        this.record(`i ${this.now} ${process.key} ${snapshot.slot}`);
+        this.record(`i ${this.now} ${process.key} ${snapshot.slot}`, {
+          kind: "snapshot",
+          process: process.key,
+          slot: snapshot.slot,
+          how: "installed",
+        });
         this.checker.snapshotInstalled(process.key, snapshot, this.events);
         if (machine !== null)
           this.checker.appState(process.key, snapshot.slot, machine.encode(), this.events);
@@ -859,7 +905,11 @@ export class Simulation implements SimWire {
     process.started = true;
     if (opened.value.reason !== null) {
       if (opened.value.reason === "damaged") this.damagedLogs++;
-      this.record(`j ${this.now} ${process.key} ${opened.value.reason}`);
+      this.record(`j ${this.now} ${process.key} ${opened.value.reason}`, {
+        kind: "open",
+        process: process.key,
+        detail: opened.value.reason,
+      });
     }
     return opened.value;
   }
@@ -883,14 +933,22 @@ export class Simulation implements SimWire {
       const newest = segments[segments.length - 1];
       if (newest === undefined) return;
       fs.loseFile(`${SIM_DATA_DIR}/${newest}`);
-      this.record(`F ${this.now} ${process.key} lost ${newest}`);
+      this.record(`F ${this.now} ${process.key} lost ${newest}`, {
+        kind: "disk-fault",
+        process: process.key,
+        detail: `lost ${newest}`,
+      });
       return;
     }
     const candidates = segments.filter((_, i) => (sizes[i] as number) > 0);
     if (candidates.length === 0) return;
     const name = this.prng.pick(candidates);
     const bit = fs.flipRandomBit(`${SIM_DATA_DIR}/${name}`, this.prng);
-    this.record(`F ${this.now} ${process.key} flipped ${name} bit ${bit}`);
+    this.record(`F ${this.now} ${process.key} flipped ${name} bit ${bit}`, {
+      kind: "disk-fault",
+      process: process.key,
+      detail: `flipped ${name} bit ${bit}`,
+    });
   }
 
   /** A replica's application comes back from its durable snapshot and log, as in `paxos node`. */
@@ -981,8 +1039,11 @@ export class Simulation implements SimWire {
     const process = life.process;
     if (direction === "in") {
       this.record(`d ${this.now} ${peer}>${process.key} ${summarize(message)}`);
+      if (this.delivering !== null) this.delivering.taken = traceMessage(message);
       return;
     }
+    if (this.options.onEvent !== undefined)
+      this.outgoing = { host: process.endpoint.host, peer, message: traceMessage(message) };
     if (this.stray !== null) this.watchBallots(message);
     if (this.scenario.targeted?.kind === "promise-crash") this.advancePromiseCrash(life, message);
     if (this.scenario.targeted?.kind === "campaign-crash") this.advanceCampaignCrash(life, message);
@@ -1059,7 +1120,8 @@ export class Simulation implements SimWire {
       stale.forEach((copy, i) => {
         this.queue.push(this.now + 1 + i, { kind: "frame", from: this.plan.c as SimProcess, ...copy });
       });
-      if (stale.length > 0) this.record(`P ${this.now} stale ${stale.length}`);
+      if (stale.length > 0)
+        this.record(`P ${this.now} stale ${stale.length}`, { kind: "plan", detail: `stale ${stale.length}` });
     }
   }
 
@@ -1075,7 +1137,8 @@ export class Simulation implements SimWire {
       released++;
       this.queue.push(this.now + 1 + released, { kind: "frame", from: this.plan.c as SimProcess, ...held });
     }
-    if (released > 0) this.record(`P ${this.now} released ${released}`);
+    if (released > 0)
+      this.record(`P ${this.now} released ${released}`, { kind: "plan", detail: `released ${released}` });
     this.plan.held = kept;
   }
 
@@ -1086,30 +1149,61 @@ export class Simulation implements SimWire {
   send(fromEndpoint: Endpoint, to: Endpoint, frame: Uint8Array): void {
     const from = this.byHost.get(fromEndpoint.host);
     if (from === undefined) throw new Error(`sim: a frame from unknown ${fromEndpoint.host}`);
+    const info = this.takeOutgoing(fromEndpoint, to);
     if (to.host.startsWith(GROUP_PREFIX)) {
       for (const member of this.byRole.get(to.host.slice(GROUP_PREFIX.length)) ?? [])
-        this.transmit(from, fromEndpoint, member, frame);
+        this.transmit(from, fromEndpoint, member, frame, info);
       return;
     }
     const target = this.byHost.get(to.host);
     if (target === undefined) {
       this.messagesDropped++; // nobody at that address
+      if (this.options.onEvent !== undefined)
+        this.emit({
+          kind: "drop",
+          from: from.key,
+          to: to.host,
+          sentMs: this.now,
+          message: info,
+          reason: "no such address",
+        });
       return;
     }
-    this.transmit(from, fromEndpoint, target, frame);
+    this.transmit(from, fromEndpoint, target, frame, info);
+  }
+
+  /**
+   * `onEvent` only: the message of the frame `send` got, which its driver traced just before (a frame
+   * the driver sent without a trace, an envelope notice, finds none: null).
+   */
+  private takeOutgoing(fromEndpoint: Endpoint, to: Endpoint): TraceMessage | null {
+    const outgoing = this.outgoing;
+    this.outgoing = null;
+    if (outgoing === null || outgoing.host !== fromEndpoint.host || outgoing.peer !== `${to.host}:${to.port}`)
+      return null;
+    return outgoing.message;
   }
 
   /** One frame on its way: lost, duplicated, delayed (reordered by the spread) as the seed says. */
-  private transmit(from: SimProcess, fromEndpoint: Endpoint, to: SimProcess, frame: Uint8Array): void {
+  private transmit(
+    from: SimProcess,
+    fromEndpoint: Endpoint,
+    to: SimProcess,
+    frame: Uint8Array,
+    info: TraceMessage | null = null,
+  ): void {
     this.messagesSent++;
+    const sentMs = this.now;
     if (to === from) {
       // To itself (a replica's proposer to its own acceptor): loopback, no network faults.
-      this.queue.push(this.now + 1, { kind: "frame", to, from, fromEndpoint, frame });
+      this.queue.push(this.now + 1, { kind: "frame", to, from, fromEndpoint, frame, sentMs, info });
       return;
     }
     const faults = this.scenario.network;
     if (this.faultsOn && this.prng.chance(faults.dropRate)) {
       this.messagesDropped++;
+      if (this.options.onEvent !== undefined)
+        this.emit({ kind: "drop", from: from.key, to: to.key, sentMs, message: info, reason: "lost" });
       return;
     }
     if (
@@ -1120,7 +1214,9 @@ export class Simulation implements SimWire {
       this.now < this.plan.at
     ) {
       // The slow leader of a promise-crash sequence: what it sends is held back (`releaseHeld`).
-      this.plan.held.push({ to, fromEndpoint, frame });
+      this.plan.held.push({ to, fromEndpoint, frame, sentMs, info });
+      if (this.options.onEvent !== undefined)
+        this.emit({ kind: "hold", from: from.key, to: to.key, message: info });
       return;
     }
     if (
@@ -1130,12 +1226,14 @@ export class Simulation implements SimWire {
       leaderOf(from.life?.role ?? null)
     ) {
       // The deaf leader's frames while it still leads: a late copy of the last few is kept.
-      this.plan.stale.push({ to, fromEndpoint, frame });
+      this.plan.stale.push({ to, fromEndpoint, frame, sentMs, info });
       const mine = this.plan.stale.filter((copy) => copy.to === to);
       if (mine.length > STALE_FRAMES_KEPT)
         this.plan.stale.splice(this.plan.stale.indexOf(mine[0] as (typeof mine)[0]), 1);
     }
     const copies = this.faultsOn && this.prng.chance(faults.duplicateRate) ? 2 : 1;
+    if (copies === 2 && this.options.onEvent !== undefined)
+      this.emit({ kind: "duplicate", from: from.key, to: to.key, message: info });
     for (let i = 0; i < copies; i++) {
       let delay = this.prng.range(faults.delayStepsMin, faults.delayStepsMax);
       if (this.faultsOn && this.prng.chance(faults.longDelayRate)) {
@@ -1143,13 +1241,50 @@ export class Simulation implements SimWire {
         // Now and then far longer than many election timeouts.
         if (this.prng.chance(0.1)) delay += this.prng.int(faults.veryLongDelayStepsMax);
       }
-      this.queue.push(this.now + delay, { kind: "frame", to, from, fromEndpoint, frame });
+      this.queue.push(this.now + delay, { kind: "frame", to, from, fromEndpoint, frame, sentMs, info });
     }
   }
 
-  private record(line: string): void {
+  /** A line of the trace (hashed; `SimOptions.trace`), and the same event as data (`onEvent`). */
+  private record(line: string, event?: TraceEventBody): void {
     this.hash.update(line);
     this.options.trace?.(line);
+    if (event !== undefined) this.emit(event);
+  }
+
+  /** Hands `SimOptions.onEvent` an event, numbered and timed now. */
+  private emit(body: TraceEventBody): void {
+    this.options.onEvent?.({ event: this.events, timeMs: this.now, ...body } as TraceEvent);
+  }
+
+  /** `onEvent`: the checker's violations not yet reported, as events. */
+  private reportViolations(): void {
+    if (this.options.onEvent === undefined) return;
+    const violations = this.checker.violations;
+    for (; this.violationsReported < violations.length; this.violationsReported++) {
+      const v = violations[this.violationsReported] as Violation;
+      this.options.onEvent({
+        event: v.event,
+        timeMs: this.now,
+        kind: "violation",
+        property: v.property,
+        detail: v.detail,
+      });
+    }
+  }
+
+  /** `onEvent`: what became of a queued frame that reached no driver. */
+  private dropped(event: Extract<SimEvent, { kind: "frame" }>, reason: TraceDropReason): void {
+    if (this.options.onEvent === undefined) return;
+    const { from, to } = event;
+    this.emit({
+      kind: "drop",
+      from: from.key,
+      to: to.key,
+      sentMs: event.sentMs ?? this.now,
+      message: event.info ?? null,
+      reason,
+    });
   }
 
   // --- the event loop ------------------------------------------------------------------------------
@@ -1160,7 +1295,9 @@ export class Simulation implements SimWire {
       if (!this.step()) break;
       if (this.settleDue) await this.settle();
       if (this.fatalError !== null) throw this.fatalError;
+      this.reportViolations();
     }
+    this.reportViolations();
   }
 
   /**
@@ -1206,30 +1343,36 @@ export class Simulation implements SimWire {
           this.strayStats.repliesFrames++;
           this.strayStats.repliesBytes += event.frame.length;
           this.messagesDropped++;
+          this.dropped(event, "to the stray peer");
           return;
         }
-        if (
-          this.blocked.has(`${from.key}>${to.key}`) ||
-          this.planBlocked.has(`${from.key}>${to.key}`) ||
-          (this.isolated !== null && from !== to && (this.isolated === to || this.isolated === from))
-        ) {
+        if (this.blocked.has(`${from.key}>${to.key}`) || this.planBlocked.has(`${from.key}>${to.key}`)) {
           this.messagesDropped++;
+          this.dropped(event, "partition");
+          return;
+        }
+        if (this.isolated !== null && from !== to && (this.isolated === to || this.isolated === from)) {
+          this.messagesDropped++;
+          this.dropped(event, "kept away");
           return;
         }
         const transport = this.listeners.get(to.key);
         if (transport === undefined) {
           this.messagesDropped++; // nobody listening there now (down, or still starting)
+          this.dropped(event, "nobody listening");
           return;
         }
+        if (this.options.onEvent !== undefined) this.delivering = { taken: null };
         if (from === this.strayProcess) {
           this.strayStats.framesDelivered++;
           const driver = to.life?.driver ?? null;
           const before = driver?.stats.decodeErrors ?? 0;
           transport.deliver(event.frame, event.fromEndpoint);
           this.strayStats.decodeErrors += (driver?.stats.decodeErrors ?? 0) - before;
-          return;
+        } else {
+          transport.deliver(event.frame, event.fromEndpoint);
         }
-        transport.deliver(event.frame, event.fromEndpoint);
+        this.delivered(event);
         return;
       }
       case "immediate": {
@@ -1245,13 +1388,13 @@ export class Simulation implements SimWire {
       case "every": {
         const { life, timer } = event;
         if (!life.alive || timer.cancelled) return;
-        this.record(`t ${this.now} ${life.process.key}`);
+        this.record(`t ${this.now} ${life.process.key}`, { kind: "timer", process: life.process.key });
         event.fn();
         this.queue.push(this.now + event.steps, event);
         return;
       }
       case "io":
-        this.record(`s ${this.now} ${event.process.key}`);
+        this.record(`s ${this.now} ${event.process.key}`, { kind: "sync", process: event.process.key });
         event.done();
         this.settleDue = true;
         return;
@@ -1259,7 +1402,7 @@ export class Simulation implements SimWire {
         const { process, payload } = event;
         const driver = process.life?.driver;
         if (driver === undefined || driver === null) throw new Error(`sim: ${process.key} is not running`);
-        this.record(`c ${this.now} ${process.key}`);
+        this.record(`c ${this.now} ${process.key}`, { kind: "submit", process: process.key, payload });
         driver.run((role) => {
           const submitted = (role as Client).submit(payload);
           if (!submitted.ok) throw new Error(`sim client refused its own payload: ${submitted.error}`);
@@ -1292,7 +1435,7 @@ export class Simulation implements SimWire {
       case "heal":
         this.blocked.clear();
         this.partitionActive = false;
-        this.record(`h ${this.now}`);
+        this.record(`h ${this.now}`, { kind: "heal" });
         return;
       case "stray":
         if (this.strayTick()) this.queue.push(this.now + STEPS_PER_TICK, event);
@@ -1311,6 +1454,21 @@ export class Simulation implements SimWire {
         }
         return;
     }
+  }
+
+  /** `onEvent`: a frame handed to a listening process (`accepted`: its driver took it in). */
+  private delivered(event: Extract<SimEvent, { kind: "frame" }>): void {
+    const delivering = this.delivering;
+    this.delivering = null;
+    if (delivering === null) return;
+    this.emit({
+      kind: "deliver",
+      from: event.from.key,
+      to: event.to.key,
+      sentMs: event.sentMs ?? this.now,
+      message: event.info ?? delivering.taken,
+      accepted: delivering.taken !== null,
+    });
   }
 
   // --- faults --------------------------------------------------------------------------------------
@@ -1356,7 +1514,11 @@ export class Simulation implements SimWire {
         }
       }
     }
-    this.record(`p ${this.now} ${shape} ${this.blocked.size}`);
+    this.record(`p ${this.now} ${shape} ${this.blocked.size}`, {
+      kind: "partition",
+      shape,
+      links: this.blocked.size,
+    });
     const duration = this.prng.range(10, 150) * STEPS_PER_TICK;
     this.queue.push(this.now + duration, { kind: "heal" });
   }
@@ -1367,7 +1529,7 @@ export class Simulation implements SimWire {
    */
   private crash(process: SimProcess, diskFaults = true, downSteps?: number): void {
     this.crashes++;
-    this.record(`x ${this.now} ${process.key}`);
+    this.record(`x ${this.now} ${process.key}`, { kind: "crash", process: process.key });
     const life = process.life;
     if (life !== null) {
       this.collectRefusals(life);
@@ -1431,7 +1593,11 @@ export class Simulation implements SimWire {
     kind: "torn write" | "wiped directory" | "bit flip" | "lost newest segment",
   ): void {
     this.diskFaults++;
-    this.record(`f ${this.now} ${process.key} ${kind}`);
+    this.record(`f ${this.now} ${process.key} ${kind}`, {
+      kind: "disk-fault",
+      process: process.key,
+      detail: kind,
+    });
     if (kind === "torn write" || process.disk === null) return; // the crash did it
     if (kind === "wiped directory") {
       if (process.disk.fs.exists(SIM_DATA_DIR)) process.disk.fs.wipeDirectory(SIM_DATA_DIR);
@@ -1472,7 +1638,7 @@ export class Simulation implements SimWire {
         plan.b = b;
         plan.c = c;
         plan.stage = "cut";
-        this.record(`P ${this.now} deaf ${c.key}`);
+        this.record(`P ${this.now} deaf ${c.key}`, { kind: "plan", detail: `deaf ${c.key}` });
         return;
       }
       case "cut": {
@@ -1482,7 +1648,7 @@ export class Simulation implements SimWire {
         plan.b = b;
         plan.at = this.now + t.voteTicks * STEPS_PER_TICK;
         plan.stage = "led";
-        this.record(`P ${this.now} led ${b.key}`);
+        this.record(`P ${this.now} led ${b.key}`, { kind: "plan", detail: `led ${b.key}` });
         return;
       }
       case "led": {
@@ -1513,7 +1679,7 @@ export class Simulation implements SimWire {
         this.planBlocked.add(`${b.key}>${a.key}`);
         plan.at = this.now + (t.rebootTicks + t.muteTicks) * STEPS_PER_TICK;
         plan.stage = "rejoin";
-        this.record(`P ${this.now} wiped ${a.key}`);
+        this.record(`P ${this.now} wiped ${a.key}`, { kind: "plan", detail: `wiped ${a.key}` });
         return;
       }
       case "rejoin": {
@@ -1529,11 +1695,11 @@ export class Simulation implements SimWire {
         const bDelivered = bRole instanceof Replica ? bRole.learner.deliveredThrough : 0;
         if (b.life !== null) this.crash(b, false, t.downTicks * STEPS_PER_TICK);
         plan.stage = "done";
-        this.record(
-          `P ${this.now} down ${b.key} ${rejoined ? "rejoined" : "not rejoined"} ` +
-            `(decided through: ${a.key} ${role instanceof Replica ? role.learner.deliveredThrough : "-"}, ` +
-            `${b.key} ${bDelivered}; ${(plan.c as SimProcess).key} proposed through ${plan.deafProposedThrough})`,
-        );
+        const detail =
+          `down ${b.key} ${rejoined ? "rejoined" : "not rejoined"} ` +
+          `(decided through: ${a.key} ${role instanceof Replica ? role.learner.deliveredThrough : "-"}, ` +
+          `${b.key} ${bDelivered}; ${(plan.c as SimProcess).key} proposed through ${plan.deafProposedThrough})`;
+        this.record(`P ${this.now} ${detail}`, { kind: "plan", detail });
         return;
       }
       default:
@@ -1563,7 +1729,7 @@ export class Simulation implements SimWire {
       plan.at = this.now + t.slowTicks * STEPS_PER_TICK;
       plan.stage = "slow";
       this.queue.push(plan.at + t.lateTicks * STEPS_PER_TICK, { kind: "release" });
-      this.record(`P ${this.now} slow ${process.key}`);
+      this.record(`P ${this.now} slow ${process.key}`, { kind: "plan", detail: `slow ${process.key}` });
       return;
     }
     if (
@@ -1577,7 +1743,7 @@ export class Simulation implements SimWire {
     )
       return;
     plan.crashed.add(process);
-    this.record(`P ${this.now} promised ${process.key}`);
+    this.record(`P ${this.now} promised ${process.key}`, { kind: "plan", detail: `promised ${process.key}` });
     this.queue.push(this.now + 1, {
       kind: "crash",
       process,
@@ -1618,7 +1784,10 @@ export class Simulation implements SimWire {
       .map((p) => p.id);
     if (!this.quorum.isPhase1Quorum(healthy) || !this.quorum.isPhase2Quorum(healthy)) return;
     this.plan.stage = "done";
-    this.record(`P ${this.now} campaigned ${process.key}`);
+    this.record(`P ${this.now} campaigned ${process.key}`, {
+      kind: "plan",
+      detail: `campaigned ${process.key}`,
+    });
     for (const other of this.processes)
       if (other !== process) this.planBlocked.add(`${other.key}>${process.key}`);
     this.queue.push(this.now + (t.rebootTicks + t.deafTicks) * STEPS_PER_TICK, { kind: "hear" });
@@ -1644,7 +1813,7 @@ export class Simulation implements SimWire {
     if (leader === undefined) return;
     if (replicas.some((p) => p !== leader && (p.life === null || segmentsOf(p) < 2))) return;
     this.plan.stage = "armed";
-    this.record(`P ${this.now} armed ${leader.key}`);
+    this.record(`P ${this.now} armed ${leader.key}`, { kind: "plan", detail: `armed ${leader.key}` });
     this.crash(leader, false, t.leaderDownTicks * STEPS_PER_TICK);
   }
 
@@ -1654,7 +1823,11 @@ export class Simulation implements SimWire {
    */
   private keepAway(process: SimProcess, away: boolean): void {
     const how = this.scenario.snapshots?.laggard?.how;
-    this.record(`a ${this.now} ${process.key} ${away ? "away" : "back"}`);
+    this.record(`a ${this.now} ${process.key} ${away ? "away" : "back"}`, {
+      kind: "laggard",
+      process: process.key,
+      away,
+    });
     if (how === "partition") {
       this.isolated = away ? process : null;
       return;
@@ -1669,7 +1842,7 @@ export class Simulation implements SimWire {
   }
 
   private restart(process: SimProcess): void {
-    this.record(`r ${this.now} ${process.key}`);
+    this.record(`r ${this.now} ${process.key}`, { kind: "restart", process: process.key });
     this.startLife(process);
     // A third of the restarts of a replica that lost its disk crash again within a few syncs: in
     // the middle of opening its state and setting up the rejoin (which must come back rejoining).
@@ -1700,10 +1873,17 @@ export class Simulation implements SimWire {
 
   private straySend(from: SimProcess, frame: StrayFrame): void {
     const { role, id } = frame.to;
-    this.record(`S ${this.now} ${frame.attack} ${role}${id === undefined ? "" : `:${id}`} ${frame.summary}`);
+    const target = `${role}${id === undefined ? "" : `:${id}`}`;
+    this.record(`S ${this.now} ${frame.attack} ${target} ${frame.summary}`, {
+      kind: "stray",
+      attack: frame.attack,
+      to: target,
+      detail: frame.summary,
+    });
     const members = (this.byRole.get(role) ?? []).filter((p) => id === undefined || p.id === id);
     const sealed = this.straySeal(frame);
-    for (const to of members) this.transmit(from, from.endpoint, to, sealed);
+    const info = this.options.onEvent === undefined ? null : strayMessage(this.codec, frame);
+    for (const to of members) this.transmit(from, from.endpoint, to, sealed, info);
   }
 
   /**
@@ -1883,6 +2063,39 @@ function summarize(message: Message): string {
     case "rejoin-report":
       return `rejoin-report ${message.voting ? `${message.promised.round}.${message.promised.node}` : "-"} ${message.votedThrough} ${message.leaderBallot.round}.${message.leaderBallot.node} ${message.proposedThrough}`;
   }
+}
+
+/** A message as the structured trace shows it (`TraceMessage`). */
+function traceMessage(message: Message): TraceMessage {
+  const ballot = (b: Ballot) => `${b.round}.${b.node}`;
+  const summary = summarize(message);
+  switch (message.type) {
+    case "prepare":
+      return { type: message.type, ballot: ballot(message.ballot), slot: message.firstSlot, summary };
+    case "promise":
+    case "heartbeat":
+      return { type: message.type, ballot: ballot(message.ballot), slot: null, summary };
+    case "accept":
+    case "accepted":
+      return { type: message.type, ballot: ballot(message.ballot), slot: message.slot, summary };
+    case "reject":
+      return { type: message.type, ballot: ballot(message.promised), slot: message.slot, summary };
+    case "decide":
+      return { type: message.type, ballot: null, slot: message.entries[0]?.slot ?? null, summary };
+    case "catchup":
+      return { type: message.type, ballot: null, slot: message.fromSlot, summary };
+    case "snapshot-request":
+    case "snapshot-chunk":
+      return { type: message.type, ballot: null, slot: message.slot, summary };
+    default:
+      return { type: message.type, ballot: null, slot: null, summary };
+  }
+}
+
+/** A stray frame's message, where it decodes (garbage does not: null). */
+function strayMessage(codec: Codec, frame: StrayFrame): TraceMessage | null {
+  const decoded = codec.decode(frame.frame);
+  return decoded.ok ? traceMessage(decoded.value) : null;
 }
 
 /** A deliberately broken quorum system: thresholds one acceptor weight too small. */
