@@ -16,6 +16,8 @@ export {
   type SessionRef,
 } from "./api.js";
 export {
+  DEFAULT_HEALTH_LIMITS,
+  type HealthLimits,
   HTTP_HEADERS,
   type HttpApi,
   type HttpApiOptions,
