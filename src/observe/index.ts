@@ -19,3 +19,10 @@ export {
   type NodeMetricsOptions,
   type NodeMetricsSample,
 } from "./metrics.js";
+export {
+  type PrometheusSample,
+  type PrometheusText,
+  parsePrometheusText,
+  samplesOf,
+  sampleValue,
+} from "./prometheus-text.js";

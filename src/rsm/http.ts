@@ -10,7 +10,13 @@ import {
 import type { Socket } from "node:net";
 import type { Logger, NodeMetrics } from "../observe/index.js";
 import type { ClusterConfig } from "../runtime/index.js";
-import { HTTP_STATUS_OF, PaxosError, type PaxosNodeApi, type ProposeOptions } from "./api.js";
+import {
+  HTTP_STATUS_OF,
+  type NodeStatus,
+  PaxosError,
+  type PaxosNodeApi,
+  type ProposeOptions,
+} from "./api.js";
 import type { KvChange, KvEntry, KvResult } from "./kv.js";
 import type { AppCommand, AppResult, KvLockApp } from "./kv-lock-app.js";
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./limits.js";
@@ -86,6 +92,52 @@ export interface HealthLimits {
  * a disk in trouble.
  */
 export const DEFAULT_HEALTH_LIMITS: HealthLimits = Object.freeze({ lagSlotsMax: 1000, syncStalledMs: 5000 });
+
+/** What `/health` knows of a node's storage (from its metrics' sample; null: unknown). */
+export interface StorageStanding {
+  readonly storageFailed: boolean;
+  /** How long the write-ahead log's sync in progress has run (0: none runs). */
+  readonly walSyncRunningMs: number;
+}
+
+/**
+ * Why a node is not a member in good standing (the first reason, in this order), or null when it
+ * is: `stopped`, `storage-failed`, `storage-stalled`, `rejoining`, `no-leader` (none known, or this
+ * node campaigns), `lagging` (more than `lagSlotsMax` slots behind what it knows decided).
+ */
+export function healthProblem(
+  status: NodeStatus,
+  storage: StorageStanding | null,
+  lagSlots: number,
+  limits: HealthLimits = DEFAULT_HEALTH_LIMITS,
+): { code: string; message: string } | null {
+  if (status.mode === "stopped") return { code: "stopped", message: "the node is stopped" };
+  if (storage?.storageFailed)
+    return { code: "storage-failed", message: "the write-ahead log failed: the node stops (see its log)" };
+  if (storage !== null && storage.walSyncRunningMs > limits.syncStalledMs)
+    return {
+      code: "storage-stalled",
+      message: `a write-ahead log sync has run for ${Math.round(storage.walSyncRunningMs)} ms (more than ${limits.syncStalledMs}): the disk is stuck or overloaded`,
+    };
+  if (status.rejoining)
+    return {
+      code: "rejoining",
+      message: "the node is rejoining after losing its state: it does not vote yet",
+    };
+  if (status.mode === "candidate")
+    return {
+      code: "no-leader",
+      message: `no leader is known: this node campaigns at ballot ${status.ballot.round}.${status.ballot.node} (no quorum has answered it yet)`,
+    };
+  if (status.leader === null)
+    return { code: "no-leader", message: "no leader is known yet (an election is under way)" };
+  if (lagSlots > limits.lagSlotsMax)
+    return {
+      code: "lagging",
+      message: `the node is catching up: ${lagSlots} slots behind what it knows decided (more than ${limits.lagSlotsMax})`,
+    };
+  return null;
+}
 
 /** A running HTTP API (see `startHttpApi`). */
 export interface HttpApi {
@@ -589,44 +641,16 @@ class HttpApiServer {
     const knownDecidedThrough = sample?.knownDecidedThroughSlot ?? status.appliedThrough;
     const lagSlots = Math.max(0, knownDecidedThrough - status.appliedThrough);
     const facts = { ...status, knownDecidedThrough, lagSlots };
-    const why = this.unhealthy(status, sample, lagSlots);
+    const why = healthProblem(
+      status,
+      sample === null
+        ? null
+        : { storageFailed: sample.storageFailed, walSyncRunningMs: sample.walSyncRunningMs },
+      lagSlots,
+      this.healthLimits,
+    );
     if (why === null) sendJson(res, 200, { status: "ok", ...facts });
     else sendJson(res, 503, { ...facts, status: "unavailable", ...why });
-  }
-
-  /** Why the node is not in good standing (the first reason found), or null. */
-  private unhealthy(
-    status: ReturnType<KvLockNode["status"]>,
-    sample: ReturnType<NodeMetrics["sample"]> | null,
-    lagSlots: number,
-  ): { code: string; message: string } | null {
-    const limits = this.healthLimits;
-    if (status.mode === "stopped") return { code: "stopped", message: "the node is stopped" };
-    if (sample?.storageFailed)
-      return { code: "storage-failed", message: "the write-ahead log failed: the node stops (see its log)" };
-    if (sample !== null && sample.walSyncRunningMs > limits.syncStalledMs)
-      return {
-        code: "storage-stalled",
-        message: `a write-ahead log sync has run for ${Math.round(sample.walSyncRunningMs)} ms (more than ${limits.syncStalledMs}): the disk is stuck or overloaded`,
-      };
-    if (status.rejoining)
-      return {
-        code: "rejoining",
-        message: "the node is rejoining after losing its state: it does not vote yet",
-      };
-    if (status.mode === "candidate")
-      return {
-        code: "no-leader",
-        message: `no leader is known: this node campaigns at ballot ${status.ballot.round}.${status.ballot.node} (no quorum has answered it yet)`,
-      };
-    if (status.leader === null)
-      return { code: "no-leader", message: "no leader is known yet (an election is under way)" };
-    if (lagSlots > limits.lagSlotsMax)
-      return {
-        code: "lagging",
-        message: `the node is catching up: ${lagSlots} slots behind what it knows decided (more than ${limits.lagSlotsMax})`,
-      };
-    return null;
   }
 
   /** `GET /metrics`: the node's metrics in the Prometheus text format. */

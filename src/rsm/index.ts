@@ -21,7 +21,9 @@ export {
   HTTP_HEADERS,
   type HttpApi,
   type HttpApiOptions,
+  healthProblem,
   type KvLockNode,
+  type StorageStanding,
   startHttpApi,
 } from "./http.js";
 export {
