@@ -148,6 +148,9 @@ export class NodeMetrics {
   private readonly leaderChanges: Counter;
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly httpDuration: Histogram<"route">;
+  /** Label-bound children of the HTTP metrics (no label hashing per request), by "route method status" and by route. */
+  private readonly httpRequestsBy = new Map<string, { inc(): void }>();
+  private readonly httpDurationBy = new Map<string, { observe(value: number): void }>();
 
   constructor(options: NodeMetricsOptions) {
     this.readSample = options.sample;
@@ -430,12 +433,20 @@ export class NodeMetrics {
   /** An HTTP request was answered (`path` is labelled by its route: see `httpRouteOf`). */
   httpRequest(path: string, method: string, status: number, durationMs: number): void {
     const route = httpRouteOf(path);
-    this.httpRequests.inc({
-      route,
-      method: HTTP_METHODS.has(method) ? method : "other",
-      status: String(status),
-    });
-    this.httpDuration.observe({ route }, durationMs / 1000);
+    const labelMethod = HTTP_METHODS.has(method) ? method : "other";
+    const key = `${route} ${labelMethod} ${status}`;
+    let requests = this.httpRequestsBy.get(key);
+    if (requests === undefined) {
+      requests = this.httpRequests.labels({ route, method: labelMethod, status: String(status) });
+      this.httpRequestsBy.set(key, requests);
+    }
+    requests.inc();
+    let duration = this.httpDurationBy.get(route);
+    if (duration === undefined) {
+      duration = this.httpDuration.labels({ route });
+      this.httpDurationBy.set(route, duration);
+    }
+    duration.observe(durationMs / 1000);
   }
 
   /** The Content-Type of `text()`. */
