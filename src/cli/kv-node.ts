@@ -100,6 +100,9 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
     );
   }
   const httpAddress = `${http.address.host}:${http.address.port}`;
+  node.on("leader", (leader) =>
+    logger.info({ leader, ballot: node.status().ballot }, LOG_MESSAGES.leaderChanged),
+  );
   // A rejoining node says once when it votes again (operators and tests wait for it).
   if (node.status().rejoining) {
     const rejoined = () => {

@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import {
   hasLogged,
   LOG_MESSAGES,
+  logRecords,
   type PrometheusText,
   parsePrometheusText,
   samplesOf,
@@ -200,6 +201,11 @@ describe("/metrics, /health and --debug of three paxos node --http processes", (
     );
     const leaderId = leaders.indexOf(1) + 1;
     for (const text of texts) assert.equal(sampleValue(text, "paxos_leader_id"), leaderId);
+    // Each node logged the leader it learned (the last "leader changed" names it).
+    for (const node of nodes) {
+      const changes = logRecords(node.stderr, LOG_MESSAGES.leaderChanged);
+      assert.equal(changes[changes.length - 1]?.leader, leaderId, node.stderr);
+    }
     const leaderText = texts[leaderId - 1] as PrometheusText;
     assert.ok(sampleValue(leaderText, "paxos_elections_started_total") >= 1);
     assert.ok(sampleValue(leaderText, "paxos_ballot_round") >= 1);
@@ -227,13 +233,18 @@ describe("/metrics, /health and --debug of three paxos node --http processes", (
   });
 
   test("--debug prints one readable line per message: time, peer, kind, ballot, slot, bytes", () => {
-    const node3 = nodes[2] as StartedProcess;
-    const line =
-      /^\d\d:\d\d:\d\d\.\d{3} node 3 -> node [12] \(127\.0\.0\.1:\d+\) accepted ballot=\d+\.[123] slot=\d+ bytes=\d+$/m;
-    assert.match(node3.stderr, line);
+    const stderr = (nodes[2] as StartedProcess).stderr;
+    const start = String.raw`^\d\d:\d\d:\d\d\.\d{3} node 3`;
+    const peer = String.raw`node [12] \(127\.0\.0\.1:\d+\)`;
+    // Leader or follower, node 3 took part in the writes: it sent accepts (leading) or accepteds.
+    const sentVote = new RegExp(
+      String.raw`${start} -> ${peer} (accept ballot=\d+\.[123] slot=\d+ commands=\d+|accepted ballot=\d+\.[123] slot=\d+) bytes=\d+$`,
+      "m",
+    );
+    assert.match(stderr, sentVote);
     assert.match(
-      node3.stderr,
-      /^\d\d:\d\d:\d\d\.\d{3} node 3 <- node [12] \(127\.0\.0\.1:\d+\) (heartbeat|accept) ballot=/m,
+      stderr,
+      new RegExp(String.raw`${start} <- ${peer} (heartbeat|accept|accepted|promise) ballot=\d+\.[123] `, "m"),
     );
     // The others print none.
     assert.doesNotMatch((nodes[0] as StartedProcess).stderr, / node 1 -> /);
