@@ -79,6 +79,8 @@ service instead of the digest machine (nothing is printed on stdout) and serves 
 that address (docs/applications.md; "paxos kv" and "paxos lock" are its command line). Give every
 node its "http" in the cluster file: a follower forwards reads to the leader's address there. The
 "started" log line carries the address ("http"). SIGTERM or SIGINT closes the API, then the node.
+The same port serves GET /metrics (Prometheus text) and GET /health (200 when the node is a member
+in good standing, else 503 naming why); docs/operations.md lists every metric.
 With --http, --drop-rate and --stats-ms are not supported yet.
 
 Options:
