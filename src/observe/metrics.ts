@@ -162,7 +162,7 @@ export class NodeMetrics {
     // --- events observed as they happen ----------------------------------------------------------
     this.commitLatency = new Histogram({
       name: "paxos_commit_latency_seconds",
-      help: "Time from a command proposed on this node to its result applied here (successful proposals)",
+      help: "Time from a command proposed on this node to its result applied here (timeouts and refused commands are not counted)",
       buckets: LATENCY_BUCKETS_SECONDS,
       registers,
     });
