@@ -150,10 +150,13 @@ describe("/metrics, /health and --debug of three paxos node --http processes", (
     }
     assert.equal((await call(`${urls[0]}/kv/absent`)).status, 404);
     // Every node applies all twenty writes (followers learn them a little later).
+    // (And, on a loaded machine, past any moment where a deposed leader has not yet stepped down.)
     const texts = await waitForAnswer(
       scrapeAll,
-      (all) => all.every((text) => sampleValue(text, "paxos_commands_decided_total") >= 2 * writes),
-      "every node to apply the twenty writes",
+      (all) =>
+        all.every((text) => sampleValue(text, "paxos_commands_decided_total") >= 2 * writes) &&
+        new Set(all.map((text) => sampleValue(text, "paxos_leader_id"))).size === 1,
+      "every node to apply the twenty writes and name one leader",
     );
     for (const [index, text] of texts.entries()) {
       const node = { node: String(index + 1) };
