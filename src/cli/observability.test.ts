@@ -168,8 +168,13 @@ describe("/metrics, /health and --debug of three paxos node --http processes", (
       assert.ok(sampleValue(text, "paxos_wal_syncs_total", node) > 0);
       assert.ok(sampleValue(text, "paxos_wal_disk_bytes", node) > 0);
       assert.equal(sampleValue(text, "paxos_wal_failed", node), 0);
-      // Messages by type: every node votes.
+      // Messages by type: every node votes. Each message sent is one frame per destination (one
+      // sample: the two agree exactly); a message received was a frame that decoded.
       assert.ok(sampleValue(text, "paxos_messages_sent_total", { type: "accepted" }) > 0);
+      const total = (name: string) => samplesOf(text, name).reduce((sum, sample) => sum + sample.value, 0);
+      assert.equal(total("paxos_messages_sent_total"), sampleValue(text, "paxos_frames_sent_total"));
+      assert.ok(total("paxos_messages_received_total") <= sampleValue(text, "paxos_frames_received_total"));
+      assert.ok(total("paxos_messages_received_total") > 0);
       // The process's own metrics ride along.
       assert.ok(samplesOf(text, "process_cpu_user_seconds_total").length === 1);
     }
