@@ -78,7 +78,10 @@ export interface NodeMetricsSample {
 export interface NodeMetricsOptions {
   /** The node's id: every metric carries it as the label `node`. */
   readonly nodeId: number;
-  /** Read at every scrape. */
+  /**
+   * Read once per scrape (`text()`), and by `sample()`. Return copies, not live counters: a scrape
+   * reads the sample across awaits while the node runs on, and its numbers must agree.
+   */
   readonly sample: () => NodeMetricsSample;
   /**
    * Also prom-client's process metrics (`process_*`, `nodejs_*`: CPU, memory, event-loop lag) in

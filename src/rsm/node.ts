@@ -316,10 +316,11 @@ function metricsSample<C, R, A extends Application<C, R>>(
   const learner = replica.learner;
   // The write-ahead log's counters (a memory-only node's storage counts its own).
   const stats = storage.stats;
+  // Copies: a scrape reads the sample across awaits, while the driver counts on.
   return {
-    driver: driver.stats,
-    messagesIn: driver.messageCounts.in,
-    messagesOut: driver.messageCounts.out,
+    driver: { ...driver.stats },
+    messagesIn: { ...driver.messageCounts.in },
+    messagesOut: { ...driver.messageCounts.out },
     frameRefusals: driver.refusals.byReason(),
     roleRefusals: replica.refusals.byReason(),
     proposer: {
