@@ -120,8 +120,8 @@ Options:
 export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
 
 /**
- * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators until the
- * dashboard serves /metrics:
+ * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators
+ * of a node without `--http` (one with it serves these and more on /metrics: docs/operations.md):
  * - `driver`: the driver's `DriverStats` (frames in, decode errors, drops, decisions, ...);
  * - `transport`: the transport's `TransportStats`;
  * - `refusals`: the role's refusals by reason (`Refusals.byReason()`; see docs/security.md), and
