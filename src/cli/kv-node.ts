@@ -35,7 +35,7 @@ export interface KvNodeOptions {
   /** `--rejoin`: the state was lost; start empty in the data directory and rejoin as a learner. */
   readonly rejoin: boolean;
   /** `--debug`: every message sent and received. */
-  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string, bytes: number) => void;
 }
 
 /** `HOST:PORT` of `--http` (port 0: any free port); a usage error otherwise. */
@@ -69,6 +69,8 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
       ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
       rejoin: options.rejoin,
+      // The process's CPU, memory and event-loop lag beside the node's metrics on /metrics.
+      processMetrics: true,
       ...(options.onTrace !== undefined ? { onTrace: options.onTrace } : {}),
       onFatal: (error) => {
         process.stderr.write(`FATAL node ${id}: ${error.message}\n`);
@@ -98,6 +100,9 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
     );
   }
   const httpAddress = `${http.address.host}:${http.address.port}`;
+  node.on("leader", (leader) =>
+    logger.info({ leader, ballot: node.status().ballot }, LOG_MESSAGES.leaderChanged),
+  );
   // A rejoining node says once when it votes again (operators and tests wait for it).
   if (node.status().rejoining) {
     const rejoined = () => {

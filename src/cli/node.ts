@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { createQuorumSystem, printableLine, Replica, sessionLimitsProblem } from "../core/index.js";
-import { createLogger, LOG_MESSAGES } from "../observe/index.js";
+import { createLogger, debugTracer, LOG_MESSAGES, type LogLevel, parseLogLevel } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
@@ -18,7 +18,6 @@ import { UsageError } from "./errors.js";
 import { parseHttpAddress, runKvNode } from "./kv-node.js";
 import {
   clusterKeys,
-  debugTracer,
   fatalHandler,
   handleSignals,
   noticeLogger,
@@ -80,6 +79,8 @@ service instead of the digest machine (nothing is printed on stdout) and serves 
 that address (docs/applications.md; "paxos kv" and "paxos lock" are its command line). Give every
 node its "http" in the cluster file: a follower forwards reads to the leader's address there. The
 "started" log line carries the address ("http"). SIGTERM or SIGINT closes the API, then the node.
+The same port serves GET /metrics (Prometheus text) and GET /health (200 when the node is a member
+in good standing, else 503 naming why); docs/operations.md lists every metric.
 With --http, --drop-rate and --stats-ms are not supported yet.
 
 Options:
@@ -102,7 +103,11 @@ Options:
                   PAXOS_CLUSTER_KEY). With a key every frame carries an HMAC-SHA256 and frames
                   without a valid one are refused; without one the node warns once that cluster
                   traffic is unauthenticated. See docs/security.md.
-  --debug         print every message sent and received on stderr
+  --debug         print every message sent and received on stderr, one line each: time, this
+                  node, -> (sent) or <- (received), the peer, the kind, then ballot=R.N, slot=S
+                  (or a range), counts and bytes=N, the encoded size
+  --log-level L   the JSON log's level: silent, fatal, error, warn, info (default), debug or
+                  trace; PAXOS_LOG_LEVEL sets it too (the flag wins)
   --quiet         do not print decided values
   --seed N        seed for this process's random choices (default: from the OS)
   --drop-rate P   testing only: drop this share of received datagrams at random
@@ -115,8 +120,8 @@ Options:
 export const NODE_REJOINED_MESSAGE = "rejoined: voting again";
 
 /**
- * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators until the
- * dashboard serves /metrics:
+ * The fields of a `--stats-ms` line (`LOG_MESSAGES.stats`; the tests of docs/security.md read it). A running node's counters, for tests and operators
+ * of a node without `--http` (one with it serves these and more on /metrics: docs/operations.md):
  * - `driver`: the driver's `DriverStats` (frames in, decode errors, drops, decisions, ...);
  * - `transport`: the transport's `TransportStats`;
  * - `refusals`: the role's refusals by reason (`Refusals.byReason()`; see docs/security.md), and
@@ -154,6 +159,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
       rejoin: { type: "boolean", default: false },
       "key-file": { type: "string" },
       debug: { type: "boolean", default: false },
+      "log-level": { type: "string" },
       quiet: { type: "boolean", default: false },
       seed: { type: "string" },
       "drop-rate": { type: "string" },
@@ -171,6 +177,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.config === undefined) throw new UsageError("missing --config cluster.json");
   const id = parseId(values.id, "node");
+  const logLevel = logLevelOf(values["log-level"]);
   const parsed = parseClusterConfig(readConfigFile(values.config));
   const keys = clusterKeys({
     keyFile: values["key-file"],
@@ -190,10 +197,10 @@ export async function nodeCommand(args: string[]): Promise<number> {
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
     if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
     if (values.rejoin && values.new) throw new UsageError("--rejoin and --new contradict each other");
-    const logger = createLogger(`node ${id}`);
+    const logger = createLogger(`node ${id}`, logLevel);
     return runKvNode({
       rejoin: values.rejoin,
-      ...(values.debug ? { onTrace: debugTracer(`node ${id}`) } : {}),
+      ...(values.debug ? { onTrace: debugTracer(`node ${id}`, peerNames(cluster)) } : {}),
       cluster,
       id,
       http: parseHttpAddress(httpText, values.http !== undefined ? "--http" : `${values.config}: "http"`),
@@ -212,7 +219,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
   const codec = pickCodec(cluster.codec);
   const prng = processPrng(values.seed);
   const name = `node ${id}`;
-  const logger = createLogger(name);
+  const logger = createLogger(name, logLevel);
   if (values.rejoin && values.data === undefined) throw new UsageError("--rejoin needs --data DIR");
   if (values.rejoin && values.new) throw new UsageError("--rejoin and --new contradict each other");
   const { storage, state } = await openStorage(values.data, logger, {
@@ -295,7 +302,7 @@ export async function nodeCommand(args: string[]): Promise<number> {
         },
         how === "taken" ? LOG_MESSAGES.snapshotTaken : LOG_MESSAGES.snapshotInstalled,
       ),
-    ...(values.debug ? { onTrace: debugTracer(name) } : {}),
+    ...(values.debug ? { onTrace: debugTracer(name, peerNames(cluster)) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
   });
   // What this node applied before it stopped comes back from its snapshot and log: the log past the
@@ -371,4 +378,19 @@ export async function nodeCommand(args: string[]): Promise<number> {
     LOG_MESSAGES.started,
   );
   return stopped;
+}
+
+/** `--log-level`, else `PAXOS_LOG_LEVEL`, else "info"; a usage error naming the one that is wrong. */
+function logLevelOf(flag: string | undefined): LogLevel {
+  const [text, what] =
+    flag !== undefined ? [flag, "--log-level"] : [process.env.PAXOS_LOG_LEVEL, "PAXOS_LOG_LEVEL"];
+  if (text === undefined) return "info";
+  const level = parseLogLevel(text, what);
+  if (!level.ok) throw new UsageError(level.error);
+  return level.value;
+}
+
+/** The members' addresses and names ("127.0.0.1:7102" -> "node 2"), for `--debug` lines. */
+function peerNames(cluster: ClusterConfig): Map<string, string> {
+  return new Map(cluster.nodes.map((node) => [`${node.host}:${node.port}`, `node ${node.id}`]));
 }

@@ -254,6 +254,12 @@ export class Proposer {
   private readonly checkQuorumTimer = new Timeout("check-quorum");
   /** Times this proposer stepped down because no phase-2 quorum answered it within the timeout. */
   checkQuorumStepDowns = 0;
+  /** Campaigns begun: phase 1 started with a new ballot (for metrics; see docs/operations.md). */
+  electionsStarted = 0;
+  /** Prepares sent again because an acceptor's report had not come in time (phase-1 retries). */
+  prepareResends = 0;
+  /** Accepts sent again because a slot was not chosen in time (phase-2 retries). */
+  acceptResends = 0;
 
   constructor(options: ProposerOptions) {
     this.id = options.id;
@@ -618,6 +624,7 @@ export class Proposer {
       return output;
     }
     this.stepDown();
+    this.electionsStarted++;
     this.round = round;
     this.current = makeBallot(this.round, this.id);
     this.highestSeen = maxBallot(this.highestSeen, this.current);
@@ -667,6 +674,7 @@ export class Proposer {
     for (const [acceptor, report] of phase1.reports) {
       if (report.expectedSlot !== null) {
         output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+        this.prepareResends++;
       }
     }
     phase1.timer.start(
@@ -815,6 +823,7 @@ export class Proposer {
     for (const [acceptor, report] of gap.phase1.reports) {
       if (report.expectedSlot === null) continue;
       output.sendAfterPersist.push(this.prepareTo({ role: "acceptor", id: acceptor }, report.expectedSlot));
+      this.prepareResends++;
       asked = true;
     }
     // Every report is in and some slots are still uncovered: only the learner can fetch those.
@@ -971,6 +980,7 @@ export class Proposer {
       flight.timer.start(
         backoffTicks(this.prng, this.timing.acceptRetryTicks, this.timing.retryTicksMax, flight.attempt),
       );
+      this.acceptResends++;
       this.sendAccept(slot, flight.value, output);
     }
     this.tickGap(output);

@@ -1,5 +1,6 @@
-/** Observability: logs (and the log messages other code reads) now; metrics and the dashboard come later. */
+/** Observability: logs (and the log messages other code reads), `--debug` lines and metrics. */
 
+export { type DebugEvent, debugLine, debugTracer, messageFields } from "./debug-line.js";
 export {
   hasLogged,
   LOG_MESSAGES,
@@ -10,4 +11,18 @@ export {
   parseLogLine,
   proposerModeMessage,
 } from "./log-messages.js";
-export { createLogger, type Logger } from "./logger.js";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, parseLogLevel } from "./logger.js";
+export {
+  type HttpRoute,
+  httpRouteOf,
+  NodeMetrics,
+  type NodeMetricsOptions,
+  type NodeMetricsSample,
+} from "./metrics.js";
+export {
+  type PrometheusSample,
+  type PrometheusText,
+  parsePrometheusText,
+  samplesOf,
+  sampleValue,
+} from "./prometheus-text.js";

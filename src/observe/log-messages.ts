@@ -23,6 +23,8 @@ export const LOG_MESSAGES = {
   snapshotInstalled: "snapshot installed from a peer",
   /** A proposer became the leader: `{ mode, ballot }` (see `proposerModeMessage`). */
   nowLeader: "now leader",
+  /** `paxos node --http`: the leader this node knows changed: `{ leader (null: none), ballot }`. */
+  leaderChanged: "leader changed",
   /** `paxos node --stats-ms N`, every N ms: the node's counters (fields: `NodeStats`, cli/node.ts). */
   stats: "stats",
 } as const;

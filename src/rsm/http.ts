@@ -8,13 +8,20 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import type { Logger } from "../observe/index.js";
+import type { Logger, NodeMetrics } from "../observe/index.js";
 import type { ClusterConfig } from "../runtime/index.js";
-import { HTTP_STATUS_OF, PaxosError, type PaxosNodeApi, type ProposeOptions } from "./api.js";
+import {
+  HTTP_STATUS_OF,
+  type NodeStatus,
+  PaxosError,
+  type PaxosNodeApi,
+  type ProposeOptions,
+} from "./api.js";
 import type { KvChange, KvEntry, KvResult } from "./kv.js";
 import type { AppCommand, AppResult, KvLockApp } from "./kv-lock-app.js";
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./limits.js";
 import type { LockGrant, LockResult } from "./lock.js";
+import { PaxosNode } from "./node.js";
 
 /**
  * The HTTP API every node serves (docs/applications.md, "The HTTP API"): the key-value store, its
@@ -58,6 +65,78 @@ export interface HttpApiOptions {
   readonly limits?: Partial<HttpLimits>;
   /** Where to log (pino). Default: silent. */
   readonly logger?: Logger;
+  /**
+   * The node's metrics, served on `GET /metrics` (Prometheus text) and fed with every request's
+   * route, status and duration. Default: the node's own (`PaxosNode.metrics`, which `startNode`
+   * builds); a node without metrics answers `/metrics` 404.
+   */
+  readonly metrics?: NodeMetrics | null;
+  /** When `/health` says a node is not in good standing (defaults: `DEFAULT_HEALTH_LIMITS`). */
+  readonly health?: Partial<HealthLimits>;
+}
+
+/** The bounds of `/health` (docs/operations.md, "Health"). */
+export interface HealthLimits {
+  /**
+   * Most slots a node may be behind the highest slot it knows decided and still be in good
+   * standing: past it the node is catching up (`lagging`).
+   */
+  readonly lagSlotsMax: number;
+  /** Longest a write-ahead log sync may run before the storage counts as stalled (`storage-stalled`). */
+  readonly syncStalledMs: number;
+}
+
+/**
+ * 1,000 slots is a second or two of full-speed work on loopback: a follower that keeps up stays
+ * within a few windows (64 slots each) of the leader. A sync normally takes milliseconds; 5 s means
+ * a disk in trouble.
+ */
+export const DEFAULT_HEALTH_LIMITS: HealthLimits = Object.freeze({ lagSlotsMax: 1000, syncStalledMs: 5000 });
+
+/** What `/health` knows of a node's storage (from its metrics' sample; null: unknown). */
+export interface StorageStanding {
+  readonly storageFailed: boolean;
+  /** How long the write-ahead log's sync in progress has run (0: none runs). */
+  readonly walSyncRunningMs: number;
+}
+
+/**
+ * Why a node is not a member in good standing (the first reason, in this order), or null when it
+ * is: `stopped`, `storage-failed`, `storage-stalled`, `rejoining`, `no-leader` (none known, or this
+ * node campaigns), `lagging` (more than `lagSlotsMax` slots behind what it knows decided).
+ */
+export function healthProblem(
+  status: NodeStatus,
+  storage: StorageStanding | null,
+  lagSlots: number,
+  limits: HealthLimits = DEFAULT_HEALTH_LIMITS,
+): { code: string; message: string } | null {
+  if (status.mode === "stopped") return { code: "stopped", message: "the node is stopped" };
+  if (storage?.storageFailed)
+    return { code: "storage-failed", message: "the write-ahead log failed: the node stops (see its log)" };
+  if (storage !== null && storage.walSyncRunningMs > limits.syncStalledMs)
+    return {
+      code: "storage-stalled",
+      message: `a write-ahead log sync has run for ${Math.round(storage.walSyncRunningMs)} ms (more than ${limits.syncStalledMs}): the disk is stuck or overloaded`,
+    };
+  if (status.rejoining)
+    return {
+      code: "rejoining",
+      message: "the node is rejoining after losing its state: it does not vote yet",
+    };
+  if (status.mode === "candidate")
+    return {
+      code: "no-leader",
+      message: `no leader is known: this node campaigns at ballot ${status.ballot.round}.${status.ballot.node} (no quorum has answered it yet)`,
+    };
+  if (status.leader === null)
+    return { code: "no-leader", message: "no leader is known yet (an election is under way)" };
+  if (lagSlots > limits.lagSlotsMax)
+    return {
+      code: "lagging",
+      message: `the node is catching up: ${lagSlots} slots behind what it knows decided (more than ${limits.lagSlotsMax})`,
+    };
+  return null;
 }
 
 /** A running HTTP API (see `startHttpApi`). */
@@ -316,12 +395,17 @@ class HttpApiServer {
   private closing = false;
   private closed: Promise<void> | null = null;
   private readonly httpAddresses = new Map<number, string>();
+  private readonly metrics: NodeMetrics | null;
+  private readonly healthLimits: HealthLimits;
 
   constructor(
     private readonly node: KvLockNode,
     private readonly options: HttpApiOptions,
   ) {
     this.limits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
+    this.metrics =
+      options.metrics !== undefined ? options.metrics : node instanceof PaxosNode ? node.metrics : null;
+    this.healthLimits = { ...DEFAULT_HEALTH_LIMITS, ...options.health };
     for (const member of options.cluster.nodes)
       if (member.http !== undefined) this.httpAddresses.set(member.id, member.http);
     this.revisionSeen = node.app.revision;
@@ -414,6 +498,21 @@ class HttpApiServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader(HTTP_HEADERS.node, String(this.node.id));
+    const metrics = this.metrics;
+    if (metrics !== null) {
+      // Counted once the answer is done (a watch: when its stream ends), with the status sent.
+      const startedMs = performance.now();
+      res.once("close", () => {
+        const url = req.url ?? "/";
+        const mark = url.indexOf("?");
+        metrics.httpRequest(
+          mark < 0 ? url : url.slice(0, mark),
+          req.method ?? "GET",
+          res.statusCode,
+          performance.now() - startedMs,
+        );
+      });
+    }
     if (this.excess.has(req.socket)) {
       sendError(
         res,
@@ -466,6 +565,10 @@ class HttpApiServer {
     const method = req.method ?? "GET";
     if (path === "/health") {
       if (this.allowed(res, method, ["GET"])) this.health(res);
+      return;
+    }
+    if (path === "/metrics") {
+      if (this.allowed(res, method, ["GET"])) await this.serveMetrics(res, query);
       return;
     }
     if (path === "/kv") {
@@ -527,21 +630,42 @@ class HttpApiServer {
     return false;
   }
 
+  /**
+   * 200 when the node is a member in good standing: running, its storage healthy, voting (not
+   * rejoining), knowing a leader, and applied to within `lagSlotsMax` of the highest slot it knows
+   * decided. Otherwise 503 naming the first reason (`code`, `message`), with the same fields.
+   */
   private health(res: ServerResponse): void {
     const status = this.node.status();
-    const why =
-      status.mode === "stopped"
-        ? { code: "stopped", message: "the node is stopped" }
-        : status.rejoining
-          ? {
-              code: "rejoining",
-              message: "the node is rejoining after losing its state: it does not vote yet",
-            }
-          : status.leader === null
-            ? { code: "no-leader", message: "no leader is known yet (an election is under way)" }
-            : null;
-    if (why === null) sendJson(res, 200, { status: "ok", ...status });
-    else sendJson(res, 503, { ...status, status: "unavailable", ...why });
+    const sample = this.metrics?.sample() ?? null;
+    const knownDecidedThrough = sample?.knownDecidedThroughSlot ?? status.appliedThrough;
+    const lagSlots = Math.max(0, knownDecidedThrough - status.appliedThrough);
+    const facts = { ...status, knownDecidedThrough, lagSlots };
+    const why = healthProblem(
+      status,
+      sample === null
+        ? null
+        : { storageFailed: sample.storageFailed, walSyncRunningMs: sample.walSyncRunningMs },
+      lagSlots,
+      this.healthLimits,
+    );
+    if (why === null) sendJson(res, 200, { status: "ok", ...facts });
+    else sendJson(res, 503, { ...facts, status: "unavailable", ...why });
+  }
+
+  /** `GET /metrics`: the node's metrics in the Prometheus text format. */
+  private async serveMetrics(res: ServerResponse, query: URLSearchParams): Promise<void> {
+    onlyParams(query, []);
+    if (this.metrics === null) {
+      sendError(res, 404, "no-metrics", "this node was started without metrics");
+      return;
+    }
+    const text = await this.metrics.text();
+    res.writeHead(200, {
+      "content-type": this.metrics.contentType,
+      "content-length": Buffer.byteLength(text),
+    });
+    res.end(text);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
  * (every replica applies the same commands in the same order and gets the same results), and the
  * session layer that runs them with exactly-once client sessions.
  */
+
+// A node's metrics (`PaxosNode.metrics`), for programs that serve or merge them.
+export type { NodeMetrics, NodeMetricsSample } from "../observe/index.js";
 export {
   type Application,
   type ApplyContext,
@@ -16,10 +19,14 @@ export {
   type SessionRef,
 } from "./api.js";
 export {
+  DEFAULT_HEALTH_LIMITS,
+  type HealthLimits,
   HTTP_HEADERS,
   type HttpApi,
   type HttpApiOptions,
+  healthProblem,
   type KvLockNode,
+  type StorageStanding,
   startHttpApi,
 } from "./http.js";
 export {

@@ -15,7 +15,7 @@ import {
   type Snapshot,
   sessionLimitsProblem,
 } from "../core/index.js";
-import type { Logger } from "../observe/index.js";
+import { type Logger, NodeMetrics, type NodeMetricsSample } from "../observe/index.js";
 import {
   ClusterAddressBook,
   type ClusterConfig,
@@ -31,7 +31,7 @@ import {
   replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
-import { toReplicaState, WalStorage } from "../storage/index.js";
+import { type Storage, toReplicaState, WalStorage } from "../storage/index.js";
 import { type TcpTlsOptions, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
 import {
   type Application,
@@ -100,8 +100,13 @@ export interface NodeOptions<C, R, A extends Application<C, R>> {
   readonly onFatal?: (error: Error) => void;
   /** A snapshot was taken here or installed from a peer (for logs). */
   readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
-  /** Every message sent and received (for `--debug`). */
-  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
+  /** Every message sent and received (for `--debug`), with its encoded size. */
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string, bytes: number) => void;
+  /**
+   * Also put prom-client's process metrics (CPU, memory, event-loop lag) in the node's registry
+   * (`PaxosNode.metrics`). Default false: give it to one node per process (`paxos node --http` does).
+   */
+  readonly processMetrics?: boolean;
 }
 
 /**
@@ -135,6 +140,8 @@ export interface NodeParts<A> {
   readonly close?: () => Promise<void>;
   /** Deliberate bugs, for proving the simulator's checkers can fail. Tests only. */
   readonly bugs?: NodeBugs;
+  /** The node's metrics (`startNode` builds them): commit latency, batch sizes and leader changes are observed here. */
+  readonly metrics?: NodeMetrics;
 }
 
 /** Deliberately broken variants of the node (see `NodeParts.bugs`). */
@@ -146,6 +153,8 @@ export interface NodeBugs {
 }
 
 interface Waiter {
+  /** When it was proposed (`performance.now()`; 0 without metrics). */
+  readonly startedMs: number;
   readonly resolve: (outcome: SessionOutcome<unknown>) => void;
   readonly reject: (error: PaxosError) => void;
   readonly cancel: () => void;
@@ -188,12 +197,24 @@ export async function startNode<C, R, A extends Application<C, R>>(
   const codec = codecByName(cluster.codec);
   if (!codec.ok) throw new PaxosError("bad-request", codec.error);
   const dataDir = await lockedDataDir(options.dataDir);
+  // Read at each scrape only: by then the node and its driver exist.
+  let driver: Driver<Replica> | null = null;
+  let node: PaxosNode<C, R, A> | null = null;
+  let wal: WalStorage | null = null;
+  const metrics = new NodeMetrics({
+    nodeId: id,
+    processMetrics: options.processMetrics ?? false,
+    sample: () => metricsSample(driver as Driver<Replica>, node as PaxosNode<C, R, A>, storage, wal),
+  });
   const opened = await openDataDir({
     dir: dataDir,
     isNew: options.isNew ?? true,
     ...(options.rejoin !== undefined ? { rejoin: options.rejoin } : {}),
     onLostState: "rejoin",
-    createLog: (logDir) => new WalStorage({ dir: logDir }),
+    createLog: (logDir) => {
+      wal = new WalStorage({ dir: logDir, onCommit: (durationMs) => metrics.walSynced(durationMs) });
+      return wal;
+    },
     nowMs: Date.now(),
     onEvent: ({ level, message, fields }) => logger[level](fields, message),
   });
@@ -231,8 +252,7 @@ export async function startNode<C, R, A extends Application<C, R>>(
     { keys: options.keys ?? NO_KEYS, incarnation },
   );
   if (!envelope.authenticated) logger.warn({ clusterId: envelope.clusterId }, UNAUTHENTICATED_WARNING);
-  let driver: Driver<Replica> | null = null;
-  const node = new PaxosNode<C, R, A>({
+  const paxosNode = new PaxosNode<C, R, A>({
     id,
     app: options.app,
     replica,
@@ -252,11 +272,13 @@ export async function startNode<C, R, A extends Application<C, R>>(
     limits,
     ...(options.sessionLimits !== undefined ? { sessionLimits: options.sessionLimits } : {}),
     logger,
+    metrics,
     close: async () => {
       await driver?.stop();
     },
   });
-  node.restore(replica);
+  node = paxosNode;
+  paxosNode.restore(replica);
   driver = new Driver<Replica>({
     name: `node ${id}`,
     role: replica,
@@ -266,12 +288,12 @@ export async function startNode<C, R, A extends Application<C, R>>(
     addressBook: new ClusterAddressBook(cluster),
     storage,
     tickMs: cluster.tickMs,
-    stateMachine: node.machine,
-    onDecision: (decision) => node.decided(decision),
-    onTurnEnd: () => node.turnEnded(),
+    stateMachine: paxosNode.machine,
+    onDecision: (decision) => paxosNode.decided(decision),
+    onTurnEnd: () => paxosNode.turnEnded(),
     onFatal: (error) => {
       logger.fatal({ error: error.message }, "node stopped on a fatal error");
-      void node.stop();
+      void paxosNode.stop();
       options.onFatal?.(error);
     },
     ...(options.onSnapshot !== undefined ? { onSnapshot: options.onSnapshot } : {}),
@@ -279,7 +301,58 @@ export async function startNode<C, R, A extends Application<C, R>>(
   });
   await driver.start();
   logger.info({ endpoint: transport.localEndpoint, data: dataDir ?? null }, "node started");
-  return node;
+  return paxosNode;
+}
+
+/** What a node's metrics read at a scrape: the counters its driver, replica, log and API keep. */
+function metricsSample<C, R, A extends Application<C, R>>(
+  driver: Driver<Replica>,
+  node: PaxosNode<C, R, A>,
+  storage: Storage,
+  wal: WalStorage | null,
+): NodeMetricsSample {
+  const replica = driver.role;
+  const proposer = replica.proposer;
+  const learner = replica.learner;
+  // The write-ahead log's counters (a memory-only node's storage counts its own).
+  const stats = storage.stats;
+  // Copies: a scrape reads the sample across awaits, while the driver counts on.
+  return {
+    driver: { ...driver.stats },
+    messagesIn: { ...driver.messageCounts.in },
+    messagesOut: { ...driver.messageCounts.out },
+    frameRefusals: driver.refusals.byReason(),
+    roleRefusals: replica.refusals.byReason(),
+    proposer: {
+      mode: proposer.mode,
+      ballot: proposer.ballot,
+      leader: proposer.leader,
+      electionsStarted: proposer.electionsStarted,
+      prepareResends: proposer.prepareResends,
+      acceptResends: proposer.acceptResends,
+      checkQuorumStepDowns: proposer.checkQuorumStepDowns,
+      droppedCommands: proposer.droppedCommands,
+    },
+    promised: replica.acceptor?.promised ?? null,
+    appliedThroughSlot: node.machine.appliedThrough,
+    knownDecidedThroughSlot: learner.knownDecidedThrough,
+    snapshotsRefused: learner.snapshotsRefused,
+    rejoining: replica.rejoining,
+    proposals: node.proposals,
+    commandsDecided: node.commandsDecided,
+    pendingProposals: node.pendingProposals,
+    pendingReads: node.pendingReads,
+    sessionsOpen: node.machine.sessionCount,
+    storage: {
+      syncs: stats.syncs,
+      bytes: stats.bytes,
+      diskBytes: stats.diskBytes,
+      segments: stats.segments,
+      compactions: stats.compactions,
+    },
+    storageFailed: (wal?.failed ?? null) !== null,
+    walSyncRunningMs: wal?.commitRunningMs ?? 0,
+  };
 }
 
 /** Locks and prepares a data directory (see `lockDataDirOrError`). */
@@ -326,6 +399,15 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   private cancelClock: () => void = () => {};
   /** Calls (proposals, reads) that ended, resolved or rejected: a driver's turn may settle some. */
   callsEnded = 0;
+  /** Commands proposed through this node's API (proposals, session opens and keep-alives). */
+  proposals = 0;
+  /** Commands this node applied (in the decisions its driver delivered). */
+  commandsDecided = 0;
+  /**
+   * The node's metrics (a prom-client registry of its own: `metrics.text()` is the Prometheus text,
+   * `metrics.registry` the registry), or null when it was built without (the simulator).
+   */
+  readonly metrics: NodeMetrics | null;
 
   constructor(private readonly parts: NodeParts<A>) {
     this.id = parts.id;
@@ -336,6 +418,7 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
     this.limits = { ...DEFAULT_NODE_LIMITS, ...parts.limits };
     this.logger = parts.logger ?? SILENT;
     this.bugs = parts.bugs ?? {};
+    this.metrics = parts.metrics ?? null;
     this.scheduleClock();
     this.machine = new SessionMachine<C, R>(parts.app, {
       ...DEFAULT_SESSION_LIMITS,
@@ -431,12 +514,14 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
       );
     const seq = ++this.nextSeq;
     const command: Command = { client: this.clientId, seq, payload };
+    this.proposals++;
+    const startedMs = this.metrics === null ? 0 : performance.now();
     return new Promise<SessionOutcome<unknown>>((resolve, reject) => {
       const cancel = this.host.after(timeoutMs ?? this.limits.proposeTimeoutMs, () => {
         this.waiters.delete(seq);
         reject(new PaxosError("timeout", "no outcome in time: the command may or may not be applied"));
       });
-      this.waiters.set(seq, { resolve, reject, cancel });
+      this.waiters.set(seq, { startedMs, resolve, reject, cancel });
       this.host.onSubmit?.(command);
       this.enqueue(command);
     }).then((outcome) => {
@@ -470,11 +555,14 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
     this.waiters.delete(command.seq);
     this.callsEnded++;
     waiter.cancel();
+    this.metrics?.committed(performance.now() - waiter.startedMs);
     waiter.resolve(outcome);
   }
 
   /** After the driver applied `decision`: commands of ours the cluster's session table refused. */
   decided(decision: Decision): void {
+    this.commandsDecided += decision.commands.length;
+    this.metrics?.decided(decision.value.commands.length);
     for (const { command, reason } of decision.refused ?? []) {
       if (command.client !== this.clientId) continue;
       const waiter = this.waiters.get(command.seq);
@@ -526,6 +614,7 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
     const leader = replica.proposer.mode === "leader" ? this.id : replica.proposer.leader || null;
     if (leader !== this.knownLeader) {
       this.knownLeader = leader;
+      this.metrics?.leaderChanged();
       for (const listener of this.listeners.leader) listener(leader);
     }
   }
@@ -566,6 +655,16 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
   private applied(slot: number): void {
     if (this.reads.size > 0) this.runReads();
     for (const listener of this.listeners.applied) listener(slot);
+  }
+
+  /** Proposals waiting for their result. */
+  get pendingProposals(): number {
+    return this.waiters.size;
+  }
+
+  /** Reads waiting for their confirmation. */
+  get pendingReads(): number {
+    return this.reads.size;
   }
 
   status(): NodeStatus {

@@ -99,8 +99,8 @@ export interface DriverOptions<R extends RoleLike> {
   readonly stateMachine?: StateMachine;
   /** A snapshot was taken here or installed from a peer (for logs). */
   readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
-  /** Every message, for `--debug`. */
-  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
+  /** Every message, for `--debug`; `bytes`: its encoded size (the body, without the envelope). */
+  readonly onTrace?: (direction: "in" | "out", message: Message, peer: string, bytes: number) => void;
   /** Called after every turn (for watching a role's state, e.g. its leadership). */
   readonly onTurnEnd?: (role: R) => void;
   /** Fatal trouble: an invariant violation or a failed sync. The process must stop. */
@@ -167,6 +167,14 @@ export class Driver<R extends RoleLike> {
     snapshotsInstalled: 0,
     compactions: 0,
   };
+  /**
+   * Messages received (decoded, past the envelope) and sent (one per destination endpoint), by
+   * message type: `paxos_messages_*_total` and the catch-up and snapshot metrics read them.
+   */
+  readonly messageCounts: {
+    readonly in: Partial<Record<MessageType, number>>;
+    readonly out: Partial<Record<MessageType, number>>;
+  } = { in: {}, out: {} };
   private readonly mailbox: Array<Message | (() => Output)> = [];
   private readonly mailboxMax: number;
   private readonly turnMessagesMax: number;
@@ -331,7 +339,9 @@ export class Driver<R extends RoleLike> {
       return;
     }
     this.options.addressBook.observe(decoded.value, from);
-    this.options.onTrace?.("in", decoded.value, `${from.host}:${from.port}`);
+    const counts = this.messageCounts.in;
+    counts[decoded.value.type] = (counts[decoded.value.type] ?? 0) + 1;
+    this.options.onTrace?.("in", decoded.value, `${from.host}:${from.port}`, body.length);
     this.mailbox.push(decoded.value);
     this.schedule();
   }
@@ -500,8 +510,11 @@ export class Driver<R extends RoleLike> {
       this.lastBody = body;
     }
     const frame = this.options.envelope.seal(body, envelope.to);
+    const counts = this.messageCounts.out;
+    const type = envelope.message.type;
+    counts[type] = (counts[type] ?? 0) + endpoints.length;
     for (const endpoint of endpoints) {
-      this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
+      this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`, body.length);
       this.options.transport.send(endpoint, frame);
       this.stats.framesOut++;
     }

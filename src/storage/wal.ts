@@ -39,6 +39,11 @@ export interface WalOptions {
   readonly fs?: FileSystem;
   /** Deliberate bugs, to prove the simulator's checkers catch them. Tests only. */
   readonly bugs?: WalBugs;
+  /**
+   * Each group commit (one write and one data sync) that succeeded, with how long it took: for
+   * metrics (`paxos_wal_sync_seconds`). Called after the commit; keep it cheap.
+   */
+  readonly onCommit?: (durationMs: number) => void;
 }
 
 /** Deliberately broken variants of the log (the simulator's canaries). */
@@ -303,6 +308,9 @@ export class WalStorage implements Storage {
   private readonly fs: FileSystem;
   private readonly segmentBytesMax: number;
   private readonly bugs: WalBugs;
+  private readonly onCommit: ((durationMs: number) => void) | undefined;
+  /** When the group commit in progress began (`performance.now()`), or null: none runs. */
+  private commitStarted: number | null = null;
   /** The state as every delta appended so far leaves it: what a checkpoint writes. */
   private readonly model = new DurableModel();
   /** Appends go here; a commit swaps it with `spare` so appends continue during the write. */
@@ -338,6 +346,7 @@ export class WalStorage implements Storage {
     this.fs = options.fs ?? nodeFileSystem;
     this.segmentBytesMax = options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX;
     this.bugs = options.bugs ?? {};
+    this.onCommit = options.onCommit;
     // Offsets in a segment must fit the records' u32 commit start; a single commit larger than
     // the maximum (which goes whole into a new segment) stays far below 4 GiB too.
     const bytesMax = 2 ** 31;
@@ -431,6 +440,16 @@ export class WalStorage implements Storage {
     return this.foundNoLog;
   }
 
+  /** Why the log failed (it refuses all work since: restart the node), or null while it works. */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /** How long the group commit in progress has run, in ms (0: none runs). A stuck disk shows here. */
+  get commitRunningMs(): number {
+    return this.commitStarted === null ? 0 : performance.now() - this.commitStarted;
+  }
+
   get stats(): StorageStats {
     let diskBytes = 0;
     for (const size of this.segmentSizes.values()) diskBytes += size;
@@ -468,6 +487,7 @@ export class WalStorage implements Storage {
     this.pending = this.spare;
     this.spare = batch;
     const started = performance.now();
+    this.commitStarted = started;
     try {
       const size = this.currentSize();
       // Roll before the write, never in the middle of it, so records never span segments.
@@ -477,8 +497,10 @@ export class WalStorage implements Storage {
       await this.writeAndSync(batch);
     } finally {
       batch.reset();
+      this.commitStarted = null;
     }
     this.counters.lastSyncMs = performance.now() - started;
+    this.onCommit?.(this.counters.lastSyncMs);
   }
 
   private async checkpoint(trimBelowSlot: number): Promise<void> {
