@@ -1,6 +1,6 @@
 import type { ControlAnswer, ControlRequest, NodeControl } from "../dashboard/index.js";
 import type { NodeProcess } from "./cluster.js";
-import { answerMessage, type NodeClient, SessionWriter } from "./http-client.js";
+import { answerMessage, type HttpAnswer, type NodeClient, SessionWriter } from "./http-client.js";
 
 /** How long a lock request from the dashboard waits to be granted before it leaves the queue. */
 const LOCK_WAIT_MS = 5000;
@@ -100,6 +100,11 @@ export class ClusterControls {
     return this.options.client.nodes.map((_, i) => i + 1);
   }
 
+  /** The lock session expired (its locks went to the next waiters): the next acquire opens another. */
+  private forgetExpired(answer: HttpAnswer): void {
+    if (answer.json.code === "session-expired") this.lockSession = null;
+  }
+
   private tell(proc: NodeProcess, control: NodeControl): void {
     if (proc.child.connected) proc.child.send(control);
   }
@@ -142,11 +147,13 @@ export class ClusterControls {
         if (opened.status !== 200 || typeof session !== "number")
           return { ok: false, message: `cannot open a session: ${answerMessage(opened)}` };
         this.lockSession = session;
-        this.keepAlive = setInterval(() => {
-          if (this.lockSession !== null)
-            client.request("PUT", `/session/${this.lockSession}`).catch(() => {});
-        }, KEEPALIVE_MS);
-        this.keepAlive.unref();
+        if (this.keepAlive === null) {
+          this.keepAlive = setInterval(() => {
+            if (this.lockSession !== null)
+              client.request("PUT", `/session/${this.lockSession}`).catch(() => {});
+          }, KEEPALIVE_MS);
+          this.keepAlive.unref();
+        }
       }
       const headers = { "paxos-session": String(this.lockSession) };
       if (op === "acquire") {
@@ -159,11 +166,13 @@ export class ClusterControls {
             ok: true,
             message: `lock ${name} granted to session ${this.lockSession} with token ${answer.json.token}`,
           };
+        this.forgetExpired(answer);
         return { ok: false, message: answerMessage(answer) };
       }
       const answer = await client.request("DELETE", path, { headers });
       if (answer.status === 200)
         return { ok: true, message: `lock ${name}: released (${answer.json.released})` };
+      this.forgetExpired(answer);
       return { ok: false, message: answerMessage(answer) };
     } catch (error) {
       return { ok: false, message: (error as Error).message };

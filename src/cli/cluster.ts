@@ -190,7 +190,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     { deadlineMs: 20_000 },
   );
   const writer = new SessionWriter(client);
-  const watcher = new NodeClient([nodes[0]?.http as string], { deadlineMs: 20_000 });
+  // With the dashboard, node 1 may be crashed: the watch then goes on on another node.
+  const watcher = new NodeClient(
+    dashboardAddress === null ? [nodes[0]?.http as string] : nodes.map((node) => node.http),
+    { deadlineMs: 20_000 },
+  );
   const watching = new AbortController();
   let watchReady = false;
   const queue: string[] = [];

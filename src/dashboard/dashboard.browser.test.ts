@@ -16,20 +16,27 @@ const IMAGES = fileURLToPath(new URL("../../docs/images/", import.meta.url));
 /** The cluster's election timeout (RUNTIME_TIMING: 30 ticks of 10 ms) and its jitter (up to as much again). */
 const ELECTION_TIMEOUT_MS = 300;
 /**
- * How soon the page must show a new leader after the crash: the election (at most twice the
- * timeout, with jitter) plus the dashboard's own delay (a node reports every 100 ms, the page gets
- * the state every 250 ms) and slack for a loaded 2-core machine.
+ * How soon the page must show a new leader after the crash: the election (the timeout plus a jitter
+ * of up to as much again, 300 to 600 ms; doubled if two candidates collide), the dashboard's own
+ * delay (a node reports every 100 ms, the page gets the state every 250 ms), and slack for a loaded
+ * 2-core machine. Measured: 1.0 and 1.7 s.
  */
-const LEADER_MOVES_MS_MAX = 2 * ELECTION_TIMEOUT_MS + 350 + 1500;
+const LEADER_MOVES_MS_MAX = 4 * ELECTION_TIMEOUT_MS + 350 + 1500;
 
 /** Most ms any one thing the test waits for on the page may take (a loaded machine is slow). */
 const WAIT_MS = 20_000;
+
+/**
+ * How soon a control's effect must show on the page: a node's report (every 100 ms) and the page's
+ * update (every 250 ms), with slack for a loaded 2-core machine.
+ */
+const CONTROL_SHOWN_MS_MAX = 2000;
 
 const chromium = findChromium();
 
 describe("the dashboard in a real browser (issue 11)", () => {
   test(
-    "shows messages, follows a KV write into the log, and moves leadership when the leader is crashed",
+    "shows messages, follows a KV write into the log, moves leadership when the leader is crashed, cuts a node off, takes a lock",
     "skip" in chromium ? { skip: chromium.skip } : {},
     async () => {
       const path = (chromium as { path: string }).path;
@@ -101,6 +108,29 @@ describe("the dashboard in a real browser (issue 11)", () => {
           .locator(`#node-${leader} [data-field=process]`, { hasText: /^running$/ })
           .waitFor({ timeout: WAIT_MS });
         for (const pid of childrenOf(cluster.pid as number)) group.grandchildren.add(pid);
+
+        // Cut a follower off from the page: its row says so (the node itself reports it), then
+        // reconnect it.
+        const newLeader = await page.getAttribute("#leader", "data-leader");
+        const follower = ["1", "2", "3"].find((id) => id !== newLeader) as string;
+        const cutAt = performance.now();
+        await page.click(`button[data-action=cut][data-node="${follower}"]`);
+        await page
+          .locator(`#node-${follower} [data-field=network]`, { hasText: /^cut off/ })
+          .waitFor({ timeout: WAIT_MS });
+        const cutShownMs = performance.now() - cutAt;
+        process.stderr.write(`the cut-off showed on the page in ${Math.round(cutShownMs)} ms\n`);
+        assert.ok(cutShownMs < CONTROL_SHOWN_MS_MAX, `${Math.round(cutShownMs)} ms`);
+        await page.click(`button[data-action=reconnect][data-node="${follower}"]`);
+        await page
+          .locator(`#node-${follower} [data-field=network]`, { hasText: /^ok/ })
+          .waitFor({ timeout: WAIT_MS });
+
+        // A lock from the page: granted, and in the locks table.
+        await page.fill("#lock-name", "printer");
+        await page.click("#lock-acquire");
+        await page.locator("#answer", { hasText: /lock printer granted/ }).waitFor({ timeout: WAIT_MS });
+        await page.locator("#locks tbody td", { hasText: /^printer$/ }).waitFor({ timeout: WAIT_MS });
       } finally {
         await browser?.close();
         await group.stopAll();
