@@ -80,9 +80,14 @@ describe("the dashboard in a real browser (issue 11)", () => {
         // The write's own round: the leader's accepts and the followers' accepted answers.
         await attached("#lanes line.msg[data-kind=accept]");
         await attached("#lanes line.msg[data-kind=accepted]");
+        // Hovering an arrow names the message, its ballot and its slot.
+        await page.locator("#lanes line.msg[data-kind=accept]").first().dispatchEvent("mouseenter");
+        assert.match(
+          (await page.textContent("#hover")) ?? "",
+          /^accept: node \d → node \d, ballot \d+\.\d+, slot \d+$/,
+        );
         await page.locator("#diagram-panel").screenshot({ path: `${IMAGES}protocol-decision.png` });
         await page.locator("#log-panel").screenshot({ path: `${IMAGES}protocol-log.png` });
-        await page.screenshot({ path: `${IMAGES}dashboard.png`, fullPage: true });
 
         // Crash the leader from the page: another node leads within the election timeout (and the
         // dashboard's delay).
@@ -131,6 +136,16 @@ describe("the dashboard in a real browser (issue 11)", () => {
         await page.click("#lock-acquire");
         await page.locator("#answer", { hasText: /lock printer granted/ }).waitFor({ timeout: WAIT_MS });
         await page.locator("#locks tbody td", { hasText: /^printer$/ }).waitFor({ timeout: WAIT_MS });
+
+        // A value from the page: written to the key "input", and in the log.
+        await page.fill("#submit-value", "hello-paxos");
+        await page.click("#submit-form button[type=submit]");
+        await page
+          .locator("#log tbody td", { hasText: "put input=hello-paxos" })
+          .waitFor({ timeout: WAIT_MS });
+        await page.locator("#kv tbody td", { hasText: "hello-paxos" }).waitFor({ timeout: WAIT_MS });
+        // The whole page, for the README and docs/dashboard.md.
+        await page.screenshot({ path: `${IMAGES}dashboard.png`, fullPage: true });
       } finally {
         await browser?.close();
         await group.stopAll();
