@@ -7,7 +7,13 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { printableLine } from "../core/index.js";
-import { type AppReport, type Dashboard, type NodeReport, startDashboard } from "../dashboard/index.js";
+import {
+  type AppReport,
+  type Dashboard,
+  type NodeControl,
+  type NodeReport,
+  startDashboard,
+} from "../dashboard/index.js";
 import {
   isLogFileName,
   nodeDataDirFileSystem,
@@ -165,6 +171,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
       env: { ...process.env, PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn" },
     });
     const proc: NodeProcess = { id, child, crashing: false, exited: false };
+    if (dashboard !== null) child.send({ type: "report" } satisfies NodeControl);
     processes.set(id, proc);
     prefixLines(child.stderr, process.stderr, (line) => `[node ${id}] ${line}\n`);
     child.on("message", (message: unknown) => {

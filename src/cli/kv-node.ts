@@ -57,13 +57,15 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
   const self = cluster.nodes.find((node) => node.id === id);
   let node: PaxosNode<AppCommand, AppResult, KvLockApp>;
   // Started by `paxos cluster` with an IPC channel: report to the dashboard, take its controls, and
-  // exit when the parent goes (see `watchParent` below).
+  // exit when the parent goes (see the end of this function).
   const reporter =
     process.send === undefined
       ? null
       : new NodeReporter(id, cluster, (message) => {
           if (process.connected) process.send?.(message);
         });
+  // Listening from the start: the parent's first message (start reporting) comes right away.
+  if (reporter !== null) process.on("message", (message) => reporter.control(message));
   const debugTrace = options.onTrace;
   const onTrace =
     reporter === null
@@ -156,7 +158,6 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
     if (reporter !== null) {
       reporter.attach(node);
-      process.on("message", (message) => reporter.control(message));
       // The parent went (exited, or was SIGKILLed): stop too, rather than hold the ports. (It may
       // have gone while the node was starting, before this listener.)
       if (!process.connected) stop("disconnect");

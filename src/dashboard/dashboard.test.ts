@@ -37,6 +37,8 @@ describe("NodeReporter (what a node tells the dashboard)", () => {
 
   test("samples at most MESSAGES_PER_REPORT_MAX messages per report and counts all it sent", () => {
     const reporter = new NodeReporter(1, cluster, () => {});
+    reporter.onTrace("out", heartbeat(1), "127.0.0.1:7102"); // not asked to report yet: not counted
+    reporter.control({ type: "report" });
     for (let i = 0; i < 1000; i++) reporter.onTrace("out", heartbeat(1), `127.0.0.1:${7102 + (i % 2)}`);
     // Not drawn: messages in, to itself, or to an address that is no node.
     reporter.onTrace("in", heartbeat(2), "127.0.0.1:7102");

@@ -83,8 +83,12 @@ export interface AppReport {
   readonly locks: ReadonlyArray<{ name: string; holder: number; token: number; waiters: readonly number[] }>;
 }
 
-/** Cluster -> node: the dashboard's network controls. */
+/**
+ * Cluster -> node: start reporting (sent once, when the cluster serves a dashboard: a node whose
+ * parent watches nothing pays nothing), and the dashboard's network controls.
+ */
 export type NodeControl =
+  | { readonly type: "report" }
   | { readonly type: "cut"; readonly on: boolean }
   | { readonly type: "loss"; readonly rate: number };
 
@@ -110,6 +114,7 @@ export const APP_ITEMS_MAX = 50;
 export function isNodeControl(value: unknown): value is NodeControl {
   if (typeof value !== "object" || value === null) return false;
   const control = value as Record<string, unknown>;
+  if (control.type === "report") return true;
   if (control.type === "cut") return typeof control.on === "boolean";
   if (control.type === "loss")
     return typeof control.rate === "number" && control.rate >= 0 && control.rate <= 1;

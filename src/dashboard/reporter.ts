@@ -106,6 +106,8 @@ export class NodeReporter {
   private framesDropped = 0;
   private node: KvNode | null = null;
   private timers: NodeJS.Timeout[] = [];
+  /** Whether the parent asked for reports (until then, tracing costs one test per message). */
+  private reporting = false;
 
   constructor(
     private readonly id: number,
@@ -117,6 +119,7 @@ export class NodeReporter {
 
   /** For `startNode`'s `onTrace`: every message in and out. */
   readonly onTrace = (direction: "in" | "out", message: Message, peer: string): void => {
+    if (!this.reporting) return;
     const nowMs = Date.now();
     if (message.type === "accept") {
       if (!this.pending.has(message.slot)) {
@@ -160,14 +163,28 @@ export class NodeReporter {
   control(message: unknown): void {
     if (!isNodeControl(message)) return;
     const control: NodeControl = message;
-    if (control.type === "cut") this.cut = control.on;
+    if (control.type === "report") this.startReporting();
+    else if (control.type === "cut") this.cut = control.on;
     else this.lossRate = control.rate;
   }
 
-  /** Starts reporting on `node` (its `applied` events, its state) until `stop`. */
+  /** Watches `node` (its `applied` events, its state): reports once the parent asks, until `stop`. */
   attach(node: KvNode): void {
     this.node = node;
-    node.on("applied", (slot) => this.applied(slot));
+    node.on("applied", (slot) => {
+      if (this.reporting) this.applied(slot);
+    });
+    if (this.reporting) this.startTimers();
+  }
+
+  private startReporting(): void {
+    if (this.reporting) return;
+    this.reporting = true;
+    if (this.node !== null) this.startTimers();
+  }
+
+  private startTimers(): void {
+    if (this.timers.length > 0) return;
     this.timers.push(setInterval(() => this.report(), REPORT_INTERVAL_MS));
     this.timers.push(setInterval(() => this.reportApp(), APP_REPORT_INTERVAL_MS));
     for (const timer of this.timers) timer.unref();
