@@ -2,7 +2,17 @@
 // no bundler. It listens to /events (server-sent events) and posts controls to /api/control.
 import uPlot from "/uplot/uPlot.esm.js";
 
-const KINDS = ["prepare", "promise", "accept", "accepted", "decide", "heartbeat", "catch-up", "snapshot", "other"];
+const KINDS = [
+  "prepare",
+  "promise",
+  "accept",
+  "accepted",
+  "decide",
+  "heartbeat",
+  "catch-up",
+  "snapshot",
+  "other",
+];
 /** The diagram shows this much of the past. */
 const WINDOW_MS = 5000;
 /** How long an arrow is drawn to take (the nodes report when a message left, not when it arrived). */
@@ -142,7 +152,17 @@ function ensureNodeRows(nodes) {
   for (const node of nodes) {
     const row = document.createElement("tr");
     row.id = `node-${node.id}`;
-    for (const field of ["id", "process", "mode", "ballot", "promised", "floor", "applied", "lag", "network"]) {
+    for (const field of [
+      "id",
+      "process",
+      "mode",
+      "ballot",
+      "promised",
+      "floor",
+      "applied",
+      "lag",
+      "network",
+    ]) {
       const cell = document.createElement("td");
       cell.dataset.field = field;
       row.append(cell);
@@ -187,20 +207,36 @@ function renderNodes(state) {
     setCell(row, "floor", s === null ? "" : String(s.floorSlot));
     setCell(row, "applied", s === null ? "" : String(s.appliedThrough));
     setCell(row, "lag", node.lag === null ? "" : String(node.lag));
-    const network = s === null ? "" : s.cut ? "cut off" : s.lossRate > 0 ? `${Math.round(s.lossRate * 100)}% loss` : "ok";
-    setCell(row, "network", s !== null && s.framesDropped > 0 ? `${network} (${s.framesDropped} dropped)` : network);
+    const network =
+      s === null ? "" : s.cut ? "cut off" : s.lossRate > 0 ? `${Math.round(s.lossRate * 100)}% loss` : "ok";
+    setCell(
+      row,
+      "network",
+      s !== null && s.framesDropped > 0 ? `${network} (${s.framesDropped} dropped)` : network,
+    );
     row.querySelector('[data-action="crash"]').disabled = down;
     row.querySelector('[data-action="restart"]').disabled = node.process !== "crashed";
     row.querySelector('[data-action="cut"]').disabled = down || s?.cut === true;
     row.querySelector('[data-action="reconnect"]').disabled = down || s?.cut !== true;
     const label = $(`#lane-label-${node.id}`);
     if (label !== null) {
-      const role = down ? "down" : s?.cut ? "cut off" : state.leader?.id === node.id ? "leader" : (s?.mode ?? "");
+      const role = down
+        ? "down"
+        : s?.cut
+          ? "cut off"
+          : state.leader?.id === node.id
+            ? "leader"
+            : (s?.mode ?? "");
       label.textContent = `node ${node.id} ${role}`;
       label.classList.toggle("down", down || s?.cut === true);
     }
-    if (lastProcess.get(node.id) === "running" && node.process === "crashed") laneEvent(node.id, "✕ crashed", "crash");
-    if (lastProcess.get(node.id) !== undefined && lastProcess.get(node.id) !== "running" && node.process === "running")
+    if (lastProcess.get(node.id) === "running" && node.process === "crashed")
+      laneEvent(node.id, "✕ crashed", "crash");
+    if (
+      lastProcess.get(node.id) !== undefined &&
+      lastProcess.get(node.id) !== "running" &&
+      node.process === "running"
+    )
       laneEvent(node.id, "restarted", "restart");
     lastProcess.set(node.id, node.process);
   }
@@ -237,7 +273,9 @@ function renderLog(state) {
         : slot.payloads.length === 0
           ? `${slot.commands} command(s) (learned from a peer)`
           : slot.payloads.map(commandText).join("; ") +
-            (slot.commands > slot.payloads.length ? `; and ${slot.commands - slot.payloads.length} more` : "");
+            (slot.commands > slot.payloads.length
+              ? `; and ${slot.commands - slot.payloads.length} more`
+              : "");
     for (const [text, className] of [
       [String(slot.slot), ""],
       [slot.ballot ?? "", ""],
@@ -289,7 +327,8 @@ function renderSummary(state) {
     state.samplingOneIn > 1 ? `sampling 1 in ${state.samplingOneIn} messages` : "showing every message";
   $("#sampling").dataset.oneIn = String(state.samplingOneIn);
   const key = state.leader === null ? null : `${state.leader.id}@${state.leader.ballot}`;
-  if (key !== null && key !== lastLeader) laneEvent(state.leader.id, `★ leads at ${state.leader.ballot}`, "lead");
+  if (key !== null && key !== lastLeader)
+    laneEvent(state.leader.id, `★ leads at ${state.leader.ballot}`, "lead");
   lastLeader = key;
 }
 
@@ -304,7 +343,10 @@ function makeChart(target, label, stroke, unit) {
     {
       width,
       height: 180,
-      series: [{}, { label, stroke, width: 2, spanGaps: false, value: (_u, v) => (v == null ? "–" : `${v} ${unit}`) }],
+      series: [
+        {},
+        { label, stroke, width: 2, spanGaps: false, value: (_u, v) => (v == null ? "–" : `${v} ${unit}`) },
+      ],
       axes: [{}, { label: unit }],
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
     },
@@ -361,7 +403,12 @@ $("#submit-form").addEventListener("submit", (event) => {
 $("#kv-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const op = $("#kv-op").value;
-  void control({ action: "kv", op, key: $("#kv-key").value, ...(op === "put" ? { value: $("#kv-value").value } : {}) });
+  void control({
+    action: "kv",
+    op,
+    key: $("#kv-key").value,
+    ...(op === "put" ? { value: $("#kv-value").value } : {}),
+  });
 });
 $("#lock-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -394,4 +441,12 @@ events.addEventListener("state", (event) => {
   window.paxosDashboard.stateUpdates++;
 });
 window.paxosDashboard.lastState = () => lastState;
+// A new width changes the time scale: start the diagram afresh, and fit the charts.
+window.addEventListener("resize", () => {
+  for (const item of drawn.splice(0)) item.element.remove();
+  if (charts !== null) {
+    charts.decisions.setSize({ width: Math.max(280, $("#chart-decisions").clientWidth), height: 180 });
+    charts.latency.setSize({ width: Math.max(280, $("#chart-latency").clientWidth), height: 180 });
+  }
+});
 requestAnimationFrame(frame);
