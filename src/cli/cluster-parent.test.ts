@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { describe, test } from "node:test";
-import { childrenOf, freePortRange, isAlive, ProcessGroup, waitFor } from "#test-support";
+import { childrenOf, freePortRange, isAlive, ProcessGroup, runPaxosSync, waitFor } from "#test-support";
 
 describe("paxos cluster and its nodes (issue 11)", () => {
   test("the nodes of a cluster whose process was SIGKILLed exit when it goes (their IPC channel closes)", async () => {
@@ -36,6 +37,38 @@ describe("paxos cluster and its nodes (issue 11)", () => {
       );
     } finally {
       await group.stopAll();
+    }
+  });
+
+  test("--dashboard wants HOST:PORT; a dashboard port in use is one line and exit 2, before any node starts", async () => {
+    const bad = runPaxosSync(["cluster", "--dashboard", "nowhere"]);
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.match(bad.stderr, /--dashboard wants HOST:PORT, got "nowhere"/);
+
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const base = await freePortRange(3);
+      const group = new ProcessGroup();
+      try {
+        const run = await group.run(
+          "cluster",
+          ["cluster", "--base-port", String(base), "--dashboard", `127.0.0.1:${port}`],
+          20_000,
+        );
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(
+          run.stderr,
+          new RegExp(`cannot serve the dashboard on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
+        );
+        assert.doesNotMatch(run.stderr, /\[node \d\]/);
+      } finally {
+        await group.stopAll();
+      }
+    } finally {
+      taken.close();
     }
   });
 });

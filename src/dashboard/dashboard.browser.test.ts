@@ -36,7 +36,7 @@ const chromium = findChromium();
 
 describe("the dashboard in a real browser (issue 11)", () => {
   test(
-    "shows messages, follows a KV write into the log, moves leadership when the leader is crashed, cuts a node off, takes a lock",
+    "shows messages, follows a KV write into the log, moves leadership when the leader is crashed, cuts a node off, sets a loss rate, takes a lock",
     "skip" in chromium ? { skip: chromium.skip } : {},
     async () => {
       const path = (chromium as { path: string }).path;
@@ -130,6 +130,17 @@ describe("the dashboard in a real browser (issue 11)", () => {
         await page
           .locator(`#node-${follower} [data-field=network]`, { hasText: /^ok/ })
           .waitFor({ timeout: WAIT_MS });
+
+        // A loss rate from the page: every node reports it, then it is set back to none.
+        await page.fill("#loss", "10");
+        await page.click("#loss-set");
+        for (const id of ["1", "2", "3"])
+          await page
+            .locator(`#node-${id} [data-field=network]`, { hasText: /^10% loss/ })
+            .waitFor({ timeout: WAIT_MS });
+        await page.fill("#loss", "0");
+        await page.click("#loss-set");
+        await page.locator("#answer", { hasText: /drops 0% of the frames/ }).waitFor({ timeout: WAIT_MS });
 
         // A lock from the page: granted, and in the locks table.
         await page.fill("#lock-name", "printer");
