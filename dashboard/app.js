@@ -94,17 +94,22 @@ function setUpLanes(ids) {
 function drawMessages(messages) {
   for (const message of messages) {
     if (!nodeIds.includes(message.from) || !nodeIds.includes(message.to)) continue;
+    // A message its sender dropped (cut off, or the loss rate) is dashed and stops halfway.
+    const lost = message.lost === true;
+    const reach = lost ? 0.5 : 1;
     const line = el("line", {
-      class: `msg k-${message.kind}`,
+      class: `msg k-${message.kind}${lost ? " lost" : ""}`,
       x1: timeX(message.tMs),
       y1: laneY(message.from),
-      x2: timeX(message.tMs + FLIGHT_MS),
-      y2: laneY(message.to),
+      x2: timeX(message.tMs + FLIGHT_MS * reach),
+      y2: laneY(message.from) + (laneY(message.to) - laneY(message.from)) * reach,
       stroke: `var(--${message.kind})`,
-      "marker-end": `url(#arrow-${message.kind})`,
+      ...(lost ? {} : { "marker-end": `url(#arrow-${message.kind})` }),
       "data-kind": message.kind,
+      "data-from": message.from,
+      "data-to": message.to,
     });
-    const label = describe(message);
+    const label = describe(message) + (lost ? " (lost: dropped by its sender)" : "");
     line.append(el("title", {}, label));
     line.addEventListener("mouseenter", () => {
       $("#hover").textContent = label;

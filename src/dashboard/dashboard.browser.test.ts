@@ -126,6 +126,11 @@ describe("the dashboard in a real browser (issue 11)", () => {
         const cutShownMs = performance.now() - cutAt;
         process.stderr.write(`the cut-off showed on the page in ${Math.round(cutShownMs)} ms\n`);
         assert.ok(cutShownMs < CONTROL_SHOWN_MS_MAX, `${Math.round(cutShownMs)} ms`);
+        // Its messages are drawn lost (dashed, halfway), from its own lane.
+        await page
+          .locator(`#lanes line.msg.lost[data-from="${follower}"]`)
+          .first()
+          .waitFor({ state: "attached", timeout: WAIT_MS });
         await page.click(`button[data-action=reconnect][data-node="${follower}"]`);
         await page
           .locator(`#node-${follower} [data-field=network]`, { hasText: /^ok/ })

@@ -27,6 +27,8 @@ export interface SampledMessage {
   readonly ballot: string | null;
   /** The slot it is about (the first, for a decide of several), when it names one. */
   readonly slot: number | null;
+  /** Dropped on the way out by the sender (cut off, or the loss rate): never sent. */
+  lost?: true;
 }
 
 /** One applied slot as a node saw it decided: its ballot (when it saw the accept) and its commands. */

@@ -106,6 +106,8 @@ export class NodeReporter {
   private framesDropped = 0;
   private node: KvNode | null = null;
   private timers: NodeJS.Timeout[] = [];
+  /** The message sampled by the last trace of a message sent (the next `dropFrame("out")` is its). */
+  private lastOut: SampledMessage | null = null;
   /** Whether the parent asked for reports (until then, tracing costs one test per message). */
   private reporting = false;
 
@@ -134,6 +136,7 @@ export class NodeReporter {
           this.pending.set(entry.slot, { ballot: null, value: entry.value });
     }
     if (direction !== "out") return;
+    this.lastOut = null;
     const to = this.idOf.get(peer);
     if (to === undefined || to === this.id) return;
     this.sent++;
@@ -141,7 +144,7 @@ export class NodeReporter {
     const index =
       this.sent <= MESSAGES_PER_REPORT_MAX ? this.sent - 1 : Math.floor(Math.random() * this.sent);
     if (index >= MESSAGES_PER_REPORT_MAX) return;
-    this.sample[index] = {
+    this.lastOut = this.sample[index] = {
       tMs: nowMs,
       from: this.id,
       to,
@@ -156,6 +159,9 @@ export class NodeReporter {
   readonly dropFrame = (direction: "in" | "out", _peer: Endpoint): boolean => {
     const drop = this.cut || (direction === "out" && this.lossRate > 0 && Math.random() < this.lossRate);
     if (drop) this.framesDropped++;
+    // The driver traces a message before it asks about its frame: mark the one just drawn.
+    if (drop && direction === "out" && this.lastOut !== null) this.lastOut.lost = true;
+    if (direction === "out") this.lastOut = null;
     return drop;
   };
 

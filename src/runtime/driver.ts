@@ -99,7 +99,7 @@ export interface DriverOptions<R extends RoleLike> {
   readonly stateMachine?: StateMachine;
   /** A snapshot was taken here or installed from a peer (for logs). */
   readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
-  /** Every message, for `--debug`. */
+  /** Every message, for `--debug` (one sent is traced before `dropFrame` may drop it). */
   readonly onTrace?: (direction: "in" | "out", message: Message, peer: string) => void;
   /** Called after every turn (for watching a role's state, e.g. its leadership). */
   readonly onTurnEnd?: (role: R) => void;
@@ -515,11 +515,12 @@ export class Driver<R extends RoleLike> {
     const dropFrame = this.options.dropFrame;
     const frame = this.options.envelope.seal(body, envelope.to);
     for (const endpoint of endpoints) {
+      this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
+      // After the trace: a watcher sees the message, then whether the hook dropped it.
       if (dropFrame?.("out", endpoint)) {
         this.stats.framesDroppedByHook++;
         continue;
       }
-      this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`);
       this.options.transport.send(endpoint, frame);
       this.stats.framesOut++;
     }
