@@ -108,7 +108,8 @@ export interface DriverOptions<R extends RoleLike> {
   /**
    * Drops a frame going out to, or coming in from, `peer` when it answers true (counted in
    * `framesDroppedByHook`): the dashboard's "cut off" and message-loss controls. Checked before a
-   * frame goes to the socket, and before a received one is opened. Absent (the default, and always in the simulator): nothing dropped.
+   * frame goes to the socket, and before a received one is opened. Absent (the default, and always
+   * in the simulator): nothing dropped.
    */
   readonly dropFrame?: (direction: "in" | "out", peer: Endpoint) => boolean;
   /** Test-only fault injection: drop this share of incoming frames (uses `prng`). */
