@@ -226,7 +226,9 @@ function renderNodes(state) {
     const label = $(`#lane-label-${node.id}`);
     if (label !== null) {
       const role = down
-        ? "down"
+        ? node.process === "starting"
+          ? "starting"
+          : "down"
         : s?.cut
           ? "cut off"
           : state.leader?.id === node.id
