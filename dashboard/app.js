@@ -139,8 +139,19 @@ function laneEvent(id, text, className) {
 }
 
 /** Moves the time group so that now is at the right edge, and drops what left the window. */
+/** While the pointer is over the diagram it stands still (at this time), so arrows can be hovered. */
+let frozenAtMs = null;
+svg.addEventListener("mouseenter", () => {
+  frozenAtMs = Date.now();
+  $("#frozen").hidden = false;
+});
+svg.addEventListener("mouseleave", () => {
+  frozenAtMs = null;
+  $("#frozen").hidden = true;
+});
+
 function frame() {
-  const now = Date.now();
+  const now = frozenAtMs ?? Date.now();
   const offset = LABEL_WIDTH + plotWidth() - timeX(now);
   timeGroup.setAttribute("transform", `translate(${offset} 0)`);
   while (drawn.length > 0 && drawn[0].tMs < now - WINDOW_MS - FLIGHT_MS) drawn.shift().element.remove();
