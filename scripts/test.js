@@ -25,8 +25,9 @@ if (lint.status !== 0) {
 const only = process.argv.slice(2);
 const files = findTests("dist", suffixes).filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
 // Tests that start real processes and measure nothing but still depend on timely scheduling (the
-// harness's fixed timeline, elections) run one at a time, after the CPU-heavy simulator band.
-const isProcessTest = (f) => f.includes("/harness/") || f.includes("/cli/");
+// harness's fixed timeline, elections) run one at a time, after the CPU-heavy simulator band; so do
+// the dashboard's (a real cluster and a browser, timing an election).
+const isProcessTest = (f) => f.includes("/harness/") || f.includes("/cli/") || f.includes("/dashboard/");
 const phases = [
   { files: files.filter((f) => !isProcessTest(f)), concurrency: 2 },
   { files: files.filter(isProcessTest), concurrency: 1 },

@@ -8,13 +8,23 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { printableLine } from "../core/index.js";
 import {
+  type AppReport,
+  type Dashboard,
+  type NodeControl,
+  type NodeReport,
+  startDashboard,
+} from "../dashboard/index.js";
+import {
   isLogFileName,
   nodeDataDirFileSystem,
   parseClusterConfig,
   prepareDataDirPath,
+  RUNTIME_TIMING,
 } from "../runtime/index.js";
+import { ClusterControls } from "./cluster-controls.js";
 import { StartError, UsageError } from "./errors.js";
 import { NodeClient, SessionWriter, watchChanges } from "./http-client.js";
+import { parseHttpAddress } from "./kv-node.js";
 import { lockDataDir, parsePositiveInt } from "./process-kit.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
@@ -24,7 +34,7 @@ with majority quorums, each running the replicated key-value store and lock serv
 HTTP API (docs/applications.md) on a port of its own, written into the cluster file and printed.
 Type a value and press Enter to have it decided (it is written to the key "input"); each decided
 value is printed once, as node 1 applies it. "paxos kv" and "paxos lock" work against the printed
-addresses. Ctrl-C stops every node cleanly.
+addresses. Ctrl-C stops every node cleanly; if this process is killed, the nodes exit too.
 
 Options:
   --nodes N          how many nodes (default 3)
@@ -36,6 +46,9 @@ Options:
                      nodes get --new); otherwise each node loads its state, and a node whose
                      directory is missing or empty rejoins as a learner
   --demo             also submit a value every half second, to watch the cluster work
+  --dashboard [H:P]  serve the live dashboard (docs/dashboard.md) on H:P (default 127.0.0.1:7100;
+                     port 0: any free port) and print its address. Without --data, the nodes then
+                     keep durable state in the temporary folder, so a crashed node restarts on it
   -h, --help         this text
 
 With PAXOS_CLUSTER_KEY set, the nodes authenticate every frame between them with it (see
@@ -47,10 +60,21 @@ const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 const INPUT_KEY = "input";
 /** Values typed or made up but not yet written, past which stdin is paused (the demo skips a beat). */
 const INPUT_QUEUE_MAX = 1000;
+/** Where `--dashboard` alone serves the dashboard. */
+const DASHBOARD_DEFAULT = "127.0.0.1:7100";
+
+/** `--dashboard` takes an optional HOST:PORT: alone (last, or before another option) it means the default. */
+function withDashboardDefault(args: string[]): string[] {
+  return args.map((arg, i) =>
+    arg === "--dashboard" && (i + 1 >= args.length || (args[i + 1] as string).startsWith("-"))
+      ? `--dashboard=${DASHBOARD_DEFAULT}`
+      : arg,
+  );
+}
 
 export async function clusterCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: withDashboardDefault(args),
     options: {
       nodes: { type: "string" },
       transport: { type: "string" },
@@ -58,6 +82,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
       "http-base-port": { type: "string" },
       data: { type: "string" },
       demo: { type: "boolean", default: false },
+      dashboard: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: true,
@@ -81,10 +106,14 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const transportName = values.transport ?? "udp";
   if (transportName !== "udp" && transportName !== "tcp")
     throw new UsageError(`--transport wants udp or tcp, got "${transportName}"`);
+  const dashboardAddress =
+    values.dashboard === undefined ? null : parseHttpAddress(values.dashboard, "--dashboard");
 
   const dir =
     values.data === undefined ? mkdtempSync(join(tmpdir(), "paxos-cluster-")) : await dataDir(values.data);
   // A whole cluster's first start is one command: if no node has a log yet, every node is new.
+  // With the dashboard a crashed node restarts on its state: keep it on disk, in the temporary folder.
+  const durable = values.data !== undefined || dashboardAddress !== null;
   const isNew =
     values.data === undefined ||
     Array.from({ length: count }, (_, i) => join(dir, `node-${i + 1}`)).every(holdsNoLog);
@@ -110,17 +139,56 @@ export async function clusterCommand(args: string[]): Promise<number> {
       `paxos cluster: try: paxos kv put greeting hello --node ${httpList}\n`,
   );
 
-  const children: ChildProcess[] = nodes.map((node) => {
-    const args = [BIN, "node", "--config", configPath, "--id", String(node.id)];
-    if (values.data !== undefined) args.push("--data", join(dir, `node-${node.id}`));
-    if (isNew) args.push("--new");
+  let controls: ClusterControls | null = null;
+  let dashboard: Dashboard | null = null;
+  if (dashboardAddress !== null) {
+    try {
+      dashboard = await startDashboard({
+        host: dashboardAddress.host,
+        port: dashboardAddress.port,
+        nodeIds: nodes.map((node) => node.id),
+        electionTimeoutMs: cluster.value.tickMs * RUNTIME_TIMING.electionTimeoutTicks,
+        control: async (request) =>
+          controls === null ? { ok: false, message: "the cluster is starting" } : controls.run(request),
+      });
+    } catch (error) {
+      throw new UsageError(`cannot serve the dashboard on ${values.dashboard}: ${(error as Error).message}`);
+    }
+  }
+  const processes = new Map<number, NodeProcess>();
+  /** Set once the cluster stops: nodes that exit then are expected to. */
+  let stopping = false;
+  let onNodeExit: (proc: NodeProcess) => void = () => {};
+  /** Starts node `id`'s process (again, after a crash: on the same data directory, not new). */
+  const spawnNode = (id: number, first: boolean): NodeProcess => {
+    const args = [BIN, "node", "--config", configPath, "--id", String(id)];
+    if (durable) args.push("--data", join(dir, `node-${id}`));
+    if (isNew && first) args.push("--new");
+    // An IPC channel: the node reports to the dashboard over it, takes its controls, and exits
+    // when it closes (this process exited or was killed), rather than hold its ports.
     const child = spawn(process.execPath, args, {
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: { ...process.env, PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn" },
     });
-    prefixLines(child.stderr, process.stderr, (line) => `[node ${node.id}] ${line}\n`);
-    return child;
-  });
+    const proc: NodeProcess = { id, child, crashing: false, exited: false };
+    if (dashboard !== null) child.send({ type: "report" } satisfies NodeControl);
+    processes.set(id, proc);
+    prefixLines(child.stderr, process.stderr, (line) => `[node ${id}] ${line}\n`);
+    child.on("message", (message: unknown) => {
+      if (!isReport(message, id)) return;
+      if (processes.get(id) === proc && dashboard !== null) {
+        dashboard.nodeProcess(id, "running");
+        dashboard.report(message);
+      }
+    });
+    child.on("exit", (code, signal) => {
+      proc.exited = true;
+      proc.exitDescription = String(signal ?? code);
+      onNodeExit(proc);
+    });
+    return proc;
+  };
+  for (const node of nodes) spawnNode(node.id, true);
 
   // Values are written to the key "input" through the HTTP API, one at a time, each exactly once;
   // node 1's changes to the key are printed as it applies them.
@@ -129,7 +197,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     { deadlineMs: 20_000 },
   );
   const writer = new SessionWriter(client);
-  const watcher = new NodeClient([nodes[0]?.http as string], { deadlineMs: 20_000 });
+  // With the dashboard, node 1 may be crashed: the watch then goes on on another node.
+  const watcher = new NodeClient(
+    dashboardAddress === null ? [nodes[0]?.http as string] : nodes.map((node) => node.http),
+    { deadlineMs: 20_000 },
+  );
   const watching = new AbortController();
   let watchReady = false;
   const queue: string[] = [];
@@ -177,38 +249,73 @@ export async function clusterCommand(args: string[]): Promise<number> {
     if (line.trim() !== "") submit(line);
   });
 
+  controls = new ClusterControls({
+    client,
+    submit: (value) => submit(value),
+    processOf: (id) => processes.get(id) ?? null,
+    restart: (id) => {
+      dashboard?.nodeProcess(id, "starting");
+      spawnNode(id, false);
+    },
+  });
+  if (dashboard !== null) process.stderr.write(`paxos cluster: dashboard ${dashboard.url}\n`);
+
   return new Promise((resolve) => {
-    let stopping = false;
-    let exited = 0;
     const stop = () => {
       if (stopping) return;
       stopping = true;
       if (demo !== null) clearInterval(demo);
       input.close();
       watching.abort();
+      controls?.close();
       process.stderr.write("paxos cluster: stopping\n");
-      for (const child of children) child.kill("SIGTERM");
+      const running = [...processes.values()].filter((proc) => !proc.exited);
+      for (const proc of running) proc.child.kill("SIGTERM");
       setTimeout(() => {
-        for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+        for (const proc of running) if (!proc.exited) proc.child.kill("SIGKILL");
       }, 4000).unref();
+      finishIfDone();
     };
-    for (const child of children) {
-      child.on("exit", (code, signal) => {
-        if (!stopping) {
-          process.stderr.write(`paxos cluster: a node exited (${signal ?? code}); stopping\n`);
-          stop();
-        }
-        if (++exited === children.length)
-          void watch.finally(() => {
-            client.close();
-            watcher.close();
-            resolve(0);
-          });
-      });
-    }
+    const finishIfDone = () => {
+      if (!stopping || [...processes.values()].some((proc) => !proc.exited)) return;
+      void watch
+        .finally(() => dashboard?.close())
+        .finally(() => {
+          client.close();
+          watcher.close();
+          resolve(0);
+        });
+    };
+    onNodeExit = (proc) => {
+      if (proc.crashing) {
+        // Crashed from the dashboard: it stays down until restarted from there.
+        if (processes.get(proc.id) === proc) dashboard?.nodeProcess(proc.id, "crashed");
+      } else if (!stopping) {
+        process.stderr.write(`paxos cluster: a node exited (${proc.exitDescription}); stopping\n`);
+        stop();
+      }
+      finishIfDone();
+    };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+}
+
+/** One node's process (a node crashed and restarted from the dashboard has had several). */
+export interface NodeProcess {
+  readonly id: number;
+  readonly child: ChildProcess;
+  /** SIGKILLed from the dashboard: its exit does not stop the cluster. */
+  crashing: boolean;
+  exited: boolean;
+  exitDescription?: string;
+}
+
+/** Whether `message` (from node `id`'s IPC channel) is one of its reports. */
+function isReport(message: unknown, id: number): message is NodeReport | AppReport {
+  if (typeof message !== "object" || message === null) return false;
+  const report = message as { type?: unknown; id?: unknown };
+  return (report.type === "report" || report.type === "app") && report.id === id;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Message } from "../core/index.js";
+import { NodeReporter } from "../dashboard/index.js";
 import { LOG_MESSAGES, type Logger } from "../observe/index.js";
 import {
   type AppCommand,
@@ -55,6 +56,26 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
   const { cluster, id, logger } = options;
   const self = cluster.nodes.find((node) => node.id === id);
   let node: PaxosNode<AppCommand, AppResult, KvLockApp>;
+  // Started by `paxos cluster` with an IPC channel: report to the dashboard, take its controls, and
+  // exit when the parent goes (see the end of this function).
+  const reporter =
+    process.send === undefined
+      ? null
+      : new NodeReporter(id, cluster, (message) => {
+          if (process.connected) process.send?.(message);
+        });
+  // Listening from the start: the parent's first message (start reporting) comes right away.
+  if (reporter !== null) process.on("message", (message) => reporter.control(message));
+  const debugTrace = options.onTrace;
+  const onTrace =
+    reporter === null
+      ? debugTrace
+      : debugTrace === undefined
+        ? reporter.onTrace
+        : (direction: "in" | "out", message: Message, peer: string, bytes: number) => {
+            debugTrace(direction, message, peer, bytes);
+            reporter.onTrace(direction, message, peer);
+          };
   /** Set when the node stopped on a fatal error (the process then exits 70). */
   let fatal = false;
   try {
@@ -71,7 +92,8 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
       rejoin: options.rejoin,
       // The process's CPU, memory and event-loop lag beside the node's metrics on /metrics.
       processMetrics: true,
-      ...(options.onTrace !== undefined ? { onTrace: options.onTrace } : {}),
+      ...(onTrace !== undefined ? { onTrace } : {}),
+      ...(reporter !== null ? { dropFrame: reporter.dropFrame } : {}),
       onFatal: (error) => {
         process.stderr.write(`FATAL node ${id}: ${error.message}\n`);
         fatal = true;
@@ -118,6 +140,7 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
       if (stopping) process.exit(130);
       stopping = true;
       clearInterval(alive);
+      reporter?.stop();
       logger.info({ signal, status: node.status() }, LOG_MESSAGES.stopping);
       setTimeout(() => process.exit(0), STOP_MS_MAX).unref();
       void http
@@ -138,6 +161,16 @@ export async function runKvNode(options: KvNodeOptions): Promise<number> {
     alive.unref();
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
+    if (reporter !== null) {
+      reporter.attach(node);
+      // The parent went (exited, or was SIGKILLed): stop too, rather than hold the ports. (It may
+      // have gone while the node was starting, before this listener.)
+      if (!process.connected) stop("disconnect");
+      else
+        process.once("disconnect", () => {
+          if (!stopping) stop("disconnect");
+        });
+    }
     logger.info(
       {
         endpoint: self === undefined ? null : `${self.host}:${self.port}`,

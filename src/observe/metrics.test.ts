@@ -13,6 +13,7 @@ function sampleWith(overrides: Partial<NodeMetricsSample> = {}): NodeMetricsSamp
       framesDropped: 3,
       framesIgnored: 4,
       framesPaused: 0,
+      framesDroppedByHook: 5,
       decisions: 7,
       snapshotsTaken: 1,
       snapshotsInstalled: 0,
@@ -65,6 +66,7 @@ describe("NodeMetrics (prom-client, one registry per node)", () => {
     assert.equal(sampleValue(text, "paxos_catchup_requests_received_total"), 2);
     assert.equal(sampleValue(text, "paxos_snapshot_chunks_sent_total"), 5);
     assert.equal(sampleValue(text, "paxos_frames_dropped_total", { reason: "decode-error" }), 2);
+    assert.equal(sampleValue(text, "paxos_frames_dropped_total", { reason: "control" }), 5);
     assert.equal(sampleValue(text, "paxos_frames_dropped_total", { reason: "mailbox-full" }), 3);
     assert.equal(sampleValue(text, "paxos_frames_refused_total", { reason: "bad-mac" }), 6);
     assert.equal(sampleValue(text, "paxos_inputs_refused_total", { reason: "ballot-past-ceiling" }), 1);

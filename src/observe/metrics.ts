@@ -25,6 +25,7 @@ export interface NodeMetricsSample {
     readonly framesDropped: number;
     readonly framesIgnored: number;
     readonly framesPaused: number;
+    readonly framesDroppedByHook: number;
     readonly decisions: number;
     readonly snapshotsTaken: number;
     readonly snapshotsInstalled: number;
@@ -96,6 +97,7 @@ const DROP_REASONS = [
   ["ignored", "framesIgnored"],
   ["paused", "framesPaused"],
   ["mailbox-full", "framesDropped"],
+  ["control", "framesDroppedByHook"],
 ] as const;
 
 /** Seconds: 0.5 ms to 10 s (a commit on loopback takes about a millisecond; a sync, a few). */

@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import { codecByName } from "../codec/index.js";
 import {
+  type Ballot,
   type Command,
   createQuorumSystem,
   DEFAULT_LIMITS,
@@ -32,7 +33,13 @@ import {
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { type Storage, toReplicaState, WalStorage } from "../storage/index.js";
-import { type TcpTlsOptions, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import {
+  type Endpoint,
+  type TcpTlsOptions,
+  TcpTransport,
+  type Transport,
+  UdpTransport,
+} from "../transport/index.js";
 import {
   type Application,
   type NodeEvents,
@@ -107,6 +114,11 @@ export interface NodeOptions<C, R, A extends Application<C, R>> {
    * (`PaxosNode.metrics`). Default false: give it to one node per process (`paxos node --http` does).
    */
   readonly processMetrics?: boolean;
+  /**
+   * Drops frames to or from a peer when it answers true (the dashboard's "cut off" and loss
+   * controls; see `DriverOptions.dropFrame`). Default: none dropped.
+   */
+  readonly dropFrame?: (direction: "in" | "out", peer: Endpoint) => boolean;
 }
 
 /**
@@ -298,6 +310,7 @@ export async function startNode<C, R, A extends Application<C, R>>(
     },
     ...(options.onSnapshot !== undefined ? { onSnapshot: options.onSnapshot } : {}),
     ...(options.onTrace !== undefined ? { onTrace: options.onTrace } : {}),
+    ...(options.dropFrame !== undefined ? { dropFrame: options.dropFrame } : {}),
   });
   await driver.start();
   logger.info({ endpoint: transport.localEndpoint, data: dataDir ?? null }, "node started");
@@ -676,6 +689,20 @@ export class PaxosNode<C, R, A extends Application<C, R>> implements PaxosNodeAp
       ballot: replica.proposer.ballot,
       appliedThrough: this.machine.appliedThrough,
       rejoining: replica.rejoining,
+    };
+  }
+
+  /**
+   * The replica's protocol state, for watching it (the dashboard): its acceptor's promised ballot
+   * (null: no acceptor, or rejoining), the slot below which it keeps no votes, and the slot its
+   * learner has delivered through.
+   */
+  protocolState(): { promised: Ballot | null; floorSlot: number; deliveredThrough: number } {
+    const acceptor = this.replica.acceptor;
+    return {
+      promised: acceptor === null || this.replica.rejoining ? null : acceptor.promised,
+      floorSlot: acceptor?.floorSlot ?? 0,
+      deliveredThrough: this.replica.learner.deliveredThrough,
     };
   }
 

@@ -99,12 +99,22 @@ export interface DriverOptions<R extends RoleLike> {
   readonly stateMachine?: StateMachine;
   /** A snapshot was taken here or installed from a peer (for logs). */
   readonly onSnapshot?: (snapshot: Snapshot, how: "taken" | "installed") => void;
-  /** Every message, for `--debug`; `bytes`: its encoded size (the body, without the envelope). */
+  /**
+   * Every message, for `--debug`; `bytes`: its encoded size (the body, without the envelope). A
+   * message sent is traced before `dropFrame` may drop it.
+   */
   readonly onTrace?: (direction: "in" | "out", message: Message, peer: string, bytes: number) => void;
   /** Called after every turn (for watching a role's state, e.g. its leadership). */
   readonly onTurnEnd?: (role: R) => void;
   /** Fatal trouble: an invariant violation or a failed sync. The process must stop. */
   readonly onFatal: (error: Error) => void;
+  /**
+   * Drops a frame going out to, or coming in from, `peer` when it answers true (counted in
+   * `framesDroppedByHook`): the dashboard's "cut off" and message-loss controls. Checked before a
+   * frame goes to the socket, and before a received one is opened. Absent (the default, and always
+   * in the simulator): nothing dropped.
+   */
+  readonly dropFrame?: (direction: "in" | "out", peer: Endpoint) => boolean;
   /** Test-only fault injection: drop this share of incoming frames (uses `prng`). */
   readonly dropRate?: number;
   readonly prng?: Prng;
@@ -126,6 +136,8 @@ export interface DriverStats {
   noticesReceived: number;
   /** Frames dropped because the mailbox was full, or by test fault injection. */
   framesDropped: number;
+  /** Frames the `dropFrame` hook dropped, in and out (a cut-off node, a chosen loss rate). */
+  framesDroppedByHook: number;
   /** Frames the role would have ignored, dropped before decoding. */
   framesIgnored: number;
   /** Frames dropped while intake was paused (`pauseIntake`: the application could not keep up). */
@@ -157,6 +169,7 @@ export class Driver<R extends RoleLike> {
     noticesSent: 0,
     noticesReceived: 0,
     framesDropped: 0,
+    framesDroppedByHook: 0,
     framesIgnored: 0,
     framesPaused: 0,
     intakePauses: 0,
@@ -306,6 +319,10 @@ export class Driver<R extends RoleLike> {
     }
     if (this.options.dropRate !== undefined && this.options.prng?.chance(this.options.dropRate)) {
       this.stats.framesDropped++;
+      return;
+    }
+    if (this.options.dropFrame?.("in", from)) {
+      this.stats.framesDroppedByHook++;
       return;
     }
     const opened = this.options.envelope.open(frame);
@@ -509,12 +526,18 @@ export class Driver<R extends RoleLike> {
       this.lastMessage = envelope.message;
       this.lastBody = body;
     }
+    const dropFrame = this.options.dropFrame;
     const frame = this.options.envelope.seal(body, envelope.to);
     const counts = this.messageCounts.out;
     const type = envelope.message.type;
     counts[type] = (counts[type] ?? 0) + endpoints.length;
     for (const endpoint of endpoints) {
       this.options.onTrace?.("out", envelope.message, `${endpoint.host}:${endpoint.port}`, body.length);
+      // After the trace: a watcher sees the message, then whether the hook dropped it.
+      if (dropFrame?.("out", endpoint)) {
+        this.stats.framesDroppedByHook++;
+        continue;
+      }
       this.options.transport.send(endpoint, frame);
       this.stats.framesOut++;
     }
