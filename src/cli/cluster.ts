@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { printableLine } from "../core/index.js";
 import {
   isLogFileName,
@@ -13,6 +12,7 @@ import {
   parseClusterConfig,
   prepareDataDirPath,
 } from "../runtime/index.js";
+import { parseCommandArgs } from "./args.js";
 import { StartError, UsageError } from "./errors.js";
 import { NodeClient, SessionWriter, watchChanges } from "./http-client.js";
 import { lockDataDir, parsePositiveInt } from "./process-kit.js";
@@ -49,19 +49,14 @@ const INPUT_KEY = "input";
 const INPUT_QUEUE_MAX = 1000;
 
 export async function clusterCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      nodes: { type: "string" },
-      transport: { type: "string" },
-      "base-port": { type: "string" },
-      "http-base-port": { type: "string" },
-      data: { type: "string" },
-      demo: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("cluster", args, {
+    nodes: { type: "string" },
+    transport: { type: "string" },
+    "base-port": { type: "string" },
+    "http-base-port": { type: "string" },
+    data: { type: "string" },
+    demo: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${CLUSTER_HELP}\n`);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { printableLine, type Value } from "../core/index.js";
 import { type Scenario, Simulation, scenarioForSeed } from "../sim/index.js";
+import { parseCommandArgs } from "./args.js";
 
 export const DEMO_HELP = `Usage: paxos demo [--seconds S] [--seed N]
 
@@ -14,15 +14,16 @@ prints every decided slot and checks that nothing unsafe happened.
   -h, --help    this text`;
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs(
+    "demo",
     args,
-    options: {
+    {
       seconds: { type: "string", default: "3" },
       seed: { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-  });
+    false,
+  );
   if (values.help) {
     process.stdout.write(`${DEMO_HELP}\n`);
     return 0;

@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { createQuorumSystem, printableLine, Replica, sessionLimitsProblem } from "../core/index.js";
 import { createLogger, LOG_MESSAGES } from "../observe/index.js";
 import {
@@ -14,6 +13,7 @@ import {
 } from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 import { parseHttpAddress, runKvNode } from "./kv-node.js";
 import {
@@ -144,25 +144,20 @@ export interface NodeStats {
 }
 
 export async function nodeCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      config: { type: "string" },
-      id: { type: "string" },
-      data: { type: "string" },
-      new: { type: "boolean", default: false },
-      rejoin: { type: "boolean", default: false },
-      "key-file": { type: "string" },
-      debug: { type: "boolean", default: false },
-      quiet: { type: "boolean", default: false },
-      seed: { type: "string" },
-      "drop-rate": { type: "string" },
-      "stats-ms": { type: "string" },
-      http: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("node", args, {
+    config: { type: "string" },
+    id: { type: "string" },
+    data: { type: "string" },
+    new: { type: "boolean", default: false },
+    rejoin: { type: "boolean", default: false },
+    "key-file": { type: "string" },
+    debug: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+    seed: { type: "string" },
+    "drop-rate": { type: "string" },
+    "stats-ms": { type: "string" },
+    http: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${NODE_HELP}\n`);

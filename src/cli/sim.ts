@@ -1,5 +1,4 @@
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import {
   describeCounts,
   describeRun,
@@ -11,6 +10,7 @@ import {
   type StrayOptions,
   type Summary,
 } from "../sim/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 
 export const SIM_HELP = `Usage: paxos sim --seed N [--stray] [--trace]
@@ -39,9 +39,10 @@ event; after the fault phase the network heals and every value must be decided.
 Exit status: 0 when no seed broke a property, 1 when one did, 2 on a usage error.`;
 
 export async function simCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs(
+    "sim",
     args,
-    options: {
+    {
       seed: { type: "string" },
       seeds: { type: "string" },
       workers: { type: "string" },
@@ -50,9 +51,8 @@ export async function simCommand(args: string[]): Promise<number> {
       "stray-attacks": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
+    false,
+  );
   if (values.help) {
     process.stdout.write(`${SIM_HELP}\n`);
     return 0;
