@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { printableLine } from "../core/index.js";
+import { printableLine, type QuorumSpec } from "../core/index.js";
 import {
   isLogFileName,
   nodeDataDirFileSystem,
@@ -15,13 +15,16 @@ import {
 import { parseCommandArgs } from "./args.js";
 import { StartError, UsageError } from "./errors.js";
 import { NodeClient, SessionWriter, watchChanges } from "./http-client.js";
+import { readLines } from "./lines.js";
 import { lockDataDir, parsePositiveInt } from "./process-kit.js";
+import { separateRolesCommand } from "./separate-roles.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
 
 Starts a local cluster on loopback: one "paxos node --http" process per node, collapsed replicas
-with majority quorums, each running the replicated key-value store and lock service and serving its
-HTTP API (docs/applications.md) on a port of its own, written into the cluster file and printed.
+(majority quorums unless --weights or --quorum say otherwise), each running the replicated
+key-value store and lock service and serving its HTTP API (docs/applications.md) on a port of its
+own, written into the cluster file and printed.
 Type a value and press Enter to have it decided (it is written to the key "input"); each decided
 value is printed once, as node 1 applies it. "paxos kv" and "paxos lock" work against the printed
 addresses. Ctrl-C stops every node cleanly.
@@ -35,13 +38,30 @@ Options:
                      A cluster whose node directories are all missing or empty starts new (its
                      nodes get --new); otherwise each node loads its state, and a node whose
                      directory is missing or empty rejoins as a learner
+  --weights W1,W2,.. each node's voting weight (e.g. 2,1,1; --nodes defaults to their count); with
+                     it the quorum is weighted: more than half the total weight
+  --quorum KIND      majority (default; counts nodes), weighted (more than half the total weight), or
+                     flexible: phase-1 (prepare) quorums of --phase1-weight and phase-2 (accept)
+                     quorums of --phase2-weight, which must add up to more than the total weight
+  --phase1-weight W  with --quorum flexible: the weight a phase-1 quorum needs
+  --phase2-weight W  with --quorum flexible: the weight a phase-2 quorum needs
+  --separate-roles   the seed projects' layout instead: acceptors, proposers and learners as separate
+                     processes ("paxos acceptor|proposer|learner") over UDP multicast on loopback,
+                     and a "paxos client" taking the typed values; majority quorums of acceptors
+  --acceptors N      with --separate-roles: how many acceptors (default 3)
+  --proposers N      with --separate-roles: how many proposers (default 2: one leads, one stands by)
+  --learners N       with --separate-roles: how many learners (default 1; learner 1's values are printed)
   --demo             also submit a value every half second, to watch the cluster work
   -h, --help         this text
+
+Exit status: 0 after Ctrl-C (or SIGTERM) stopped every node; 1 when a node failed to start or
+exited on its own (the line before says which and why); 2 on a usage error. Without --data the
+cluster's state is in a temporary folder, removed when it stops.
 
 With PAXOS_CLUSTER_KEY set, the nodes authenticate every frame between them with it (see
 docs/security.md); without it they warn that cluster traffic is unauthenticated.`;
 
-const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
+export const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 
 /** The key typed and demo values are written to; node 1's changes to it are printed. */
 const INPUT_KEY = "input";
@@ -55,6 +75,14 @@ export async function clusterCommand(args: string[]): Promise<number> {
     "base-port": { type: "string" },
     "http-base-port": { type: "string" },
     data: { type: "string" },
+    weights: { type: "string" },
+    quorum: { type: "string" },
+    "phase1-weight": { type: "string" },
+    "phase2-weight": { type: "string" },
+    "separate-roles": { type: "boolean", default: false },
+    acceptors: { type: "string" },
+    proposers: { type: "string" },
+    learners: { type: "string" },
     demo: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   });
@@ -63,7 +91,14 @@ export async function clusterCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const count = parsePositiveInt(values.nodes, "--nodes", 3);
+  if (values["separate-roles"]) return separateRolesCommand(values);
+  for (const flag of ["acceptors", "proposers", "learners"] as const)
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} is for --separate-roles (use --nodes)`);
+  const weights = parseWeights(values.weights);
+  const count = parsePositiveInt(values.nodes, "--nodes", weights?.length ?? 3);
+  if (weights !== null && weights.length !== count)
+    throw new UsageError(`--weights gives ${weights.length} weights for ${count} nodes`);
+  const quorum = quorumOption(values, weights !== null);
   if (count > 15) throw new UsageError("--nodes: at most 15 local nodes");
   const basePort = parsePositiveInt(values["base-port"], "--base-port", 7101);
   if (basePort + count - 1 > 65535) throw new UsageError("--base-port: the ports run past 65535");
@@ -77,8 +112,24 @@ export async function clusterCommand(args: string[]): Promise<number> {
   if (transportName !== "udp" && transportName !== "tcp")
     throw new UsageError(`--transport wants udp or tcp, got "${transportName}"`);
 
+  // Checked before anything is made: a quorum the nodes would refuse is a usage error here.
+  const checked = parseClusterConfig(
+    JSON.stringify({
+      nodes: Array.from({ length: count }, (_, i) => ({
+        id: i + 1,
+        host: "127.0.0.1",
+        port: basePort + i,
+        ...(weights === null ? {} : { weight: weights[i] }),
+      })),
+      quorum,
+    }),
+  );
+  if (!checked.ok) throw new UsageError(quorumFlags(checked.error));
   const dir =
     values.data === undefined ? mkdtempSync(join(tmpdir(), "paxos-cluster-")) : await dataDir(values.data);
+  const removeTemporary = () => {
+    if (values.data === undefined) rmSync(dir, { recursive: true, force: true });
+  };
   // A whole cluster's first start is one command: if no node has a log yet, every node is new.
   const isNew =
     values.data === undefined ||
@@ -93,18 +144,24 @@ export async function clusterCommand(args: string[]): Promise<number> {
     host: "127.0.0.1",
     port: basePort + i,
     http: `127.0.0.1:${httpPorts[i]}`,
+    ...(weights === null ? {} : { weight: weights[i] }),
   }));
-  const configText = `${JSON.stringify({ name: "local", nodes, quorum: { kind: "majority" }, transport: transportName }, null, 2)}\n`;
+  const configText = `${JSON.stringify({ name: "local", nodes, quorum, transport: transportName }, null, 2)}\n`;
   writeFileSync(configPath, configText);
   const cluster = parseClusterConfig(configText);
-  if (!cluster.ok) throw new Error(`generated cluster file is invalid: ${cluster.error}`);
+  if (!cluster.ok) {
+    removeTemporary();
+    throw new Error(`generated cluster file is invalid: ${cluster.error}`);
+  }
   const httpList = nodes.map((node) => node.http).join(",");
   process.stderr.write(
     `paxos cluster: ${count} nodes on 127.0.0.1:${basePort}..${basePort + count - 1} over ${transportName}; config ${configPath}\n` +
+      `paxos cluster: quorum ${describeQuorum(quorum, weights)}\n` +
       `paxos cluster: HTTP API ${nodes.map((node) => `node ${node.id} http://${node.http}`).join(", ")}\n` +
       `paxos cluster: try: paxos kv put greeting hello --node ${httpList}\n`,
   );
 
+  const lastWords = new Map<number, string>();
   const children: ChildProcess[] = nodes.map((node) => {
     const args = [BIN, "node", "--config", configPath, "--id", String(node.id)];
     if (values.data !== undefined) args.push("--data", join(dir, `node-${node.id}`));
@@ -113,7 +170,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn" },
     });
-    prefixLines(child.stderr, process.stderr, (line) => `[node ${node.id}] ${line}\n`);
+    prefixLines(child.stderr, process.stderr, (line) => {
+      // A node's own one-line errors (not its JSON log lines) say why it stopped.
+      if (!line.startsWith("{")) lastWords.set(node.id, line);
+      return `[node ${node.id}] ${line}\n`;
+    });
     return child;
   });
 
@@ -129,7 +190,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
   let watchReady = false;
   const queue: string[] = [];
   let writing = false;
-  const input = createInterface({ input: process.stdin });
+  // One value a line; blank lines skipped, lines that are not UTF-8 refused (as "paxos client" does).
+  const input = readLines(process.stdin, {
+    onLine: (line) => submit(line),
+    onRefused: (problem) => process.stderr.write(`paxos cluster: ${problem}\n`),
+    onEnd: () => {},
+  });
   const pump = async () => {
     if (writing || !watchReady) return;
     writing = true;
@@ -168,13 +234,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     }, 500);
   }
   if (process.stdin.isTTY) process.stderr.write("type a value and press Enter; Ctrl-C stops the cluster\n");
-  input.on("line", (line) => {
-    if (line.trim() !== "") submit(line);
-  });
 
   return new Promise((resolve) => {
     let stopping = false;
     let exited = 0;
+    let status = 0;
     const stop = () => {
       if (stopping) return;
       stopping = true;
@@ -187,23 +251,89 @@ export async function clusterCommand(args: string[]): Promise<number> {
         for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
       }, 4000).unref();
     };
-    for (const child of children) {
+    for (const [index, child] of children.entries()) {
+      const id = index + 1;
       child.on("exit", (code, signal) => {
         if (!stopping) {
-          process.stderr.write(`paxos cluster: a node exited (${signal ?? code}); stopping\n`);
+          // Failed to start (a port in use, a data directory it cannot use) or stopped on its own.
+          status = 1;
+          const why = lastWords.get(id)?.replace(/^paxos node: /, "");
+          process.stderr.write(
+            `paxos cluster: node ${id} exited (${signal ?? `status ${code}`})${why === undefined ? "" : `: ${why}`}; stopping the cluster\n`,
+          );
           stop();
         }
         if (++exited === children.length)
           void watch.finally(() => {
             client.close();
             watcher.close();
-            resolve(0);
+            removeTemporary();
+            resolve(status);
           });
       });
     }
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+}
+
+/** `--weights 2,1,1`: one positive integer weight per node, or null without the flag. */
+function parseWeights(text: string | undefined): number[] | null {
+  if (text === undefined) return null;
+  const weights = text.split(",").map((part) => part.trim());
+  for (const weight of weights) {
+    if (!/^\d+$/.test(weight) || Number(weight) < 1 || Number(weight) > 1000)
+      throw new UsageError(`--weights wants positive integers up to 1000, like 2,1,1; got "${text}"`);
+  }
+  return weights.map(Number);
+}
+
+/** The cluster file's `quorum` from --quorum (default: weighted with --weights, else majority). */
+function quorumOption(
+  values: {
+    quorum?: string | undefined;
+    "phase1-weight"?: string | undefined;
+    "phase2-weight"?: string | undefined;
+  },
+  weighted: boolean,
+): QuorumSpec {
+  const kind = values.quorum ?? (weighted ? "weighted" : "majority");
+  const phaseFlags = values["phase1-weight"] !== undefined || values["phase2-weight"] !== undefined;
+  switch (kind) {
+    case "majority":
+    case "weighted":
+      if (phaseFlags) throw new UsageError("--phase1-weight and --phase2-weight are for --quorum flexible");
+      if (kind === "majority" && weighted)
+        throw new UsageError("--quorum majority counts nodes and ignores --weights: use --quorum weighted");
+      return { kind };
+    case "flexible": {
+      if (values["phase1-weight"] === undefined || values["phase2-weight"] === undefined)
+        throw new UsageError("--quorum flexible needs --phase1-weight W1 and --phase2-weight W2");
+      return {
+        kind,
+        phase1Weight: parsePositiveInt(values["phase1-weight"], "--phase1-weight", 1),
+        phase2Weight: parsePositiveInt(values["phase2-weight"], "--phase2-weight", 1),
+      };
+    }
+    default:
+      throw new UsageError(`--quorum wants majority, weighted or flexible, got "${kind}"`);
+  }
+}
+
+/** A quorum error of the cluster file, in the flags' words ("quorum: ..." names the file's field). */
+function quorumFlags(error: string): string {
+  return error
+    .replace(/^quorum: /, "--quorum: ")
+    .replace(/phase1Weight/g, "--phase1-weight")
+    .replace(/phase2Weight/g, "--phase2-weight");
+}
+
+/** What a quorum is, in one line: "majority of nodes", "flexible: phase 1 (prepare) needs ...". */
+function describeQuorum(quorum: QuorumSpec, weights: readonly number[] | null): string {
+  const weighting = weights === null ? "" : ` (weights ${weights.join(",")})`;
+  if (quorum.kind === "flexible")
+    return `flexible: phase 1 (prepare) needs weight ${quorum.phase1Weight}, phase 2 (accept) weight ${quorum.phase2Weight}${weighting}`;
+  return `${quorum.kind === "majority" ? "majority of nodes" : "more than half the total weight"}${weighting}`;
 }
 
 /**
@@ -224,7 +354,7 @@ async function freeTcpPorts(count: number): Promise<number[]> {
 }
 
 /** The cluster's directory for `--data`, created if missing and locked for this process's lifetime. */
-async function dataDir(path: string): Promise<string> {
+export async function dataDir(path: string): Promise<string> {
   const prepared = await prepareDataDirPath(path);
   if (!prepared.ok) throw new StartError(prepared.error.message);
   const dir = prepared.value;
@@ -243,7 +373,7 @@ async function dataDir(path: string): Promise<string> {
 }
 
 /** Whether a node's directory is missing or holds no log file. */
-function holdsNoLog(dir: string): boolean {
+export function holdsNoLog(dir: string): boolean {
   try {
     return !readdirSync(dir).some(isLogFileName);
   } catch (error) {
@@ -257,7 +387,7 @@ function holdsNoLog(dir: string): boolean {
  * child's stream is paused until `out` drains: the child's own output then waits in its pipe, and a
  * node that cannot write pauses its intake (see `pacedWriter`), so nothing piles up in memory.
  */
-function prefixLines(
+export function prefixLines(
   stream: NodeJS.ReadableStream | null,
   out: NodeJS.WritableStream,
   format: (line: string) => string,
