@@ -88,10 +88,26 @@ export async function simCommand(args: string[]): Promise<number> {
   const started = performance.now();
   const isTty = process.stderr.isTTY === true;
   let lastLine = 0;
+  // Ctrl-C (or SIGTERM) during a band: say what ran, with the summary so far, and exit 130. The
+  // workers report every 25 seeds or 500 ms; seeds they ran since their last report are not counted.
+  let soFar: Summary | null = null;
+  const interrupted = (signal: string) => {
+    const ran = soFar?.seeds ?? 0;
+    process.stdout.write(
+      `${isTty ? "\n" : ""}interrupted (${signal}) after ${ran} seeds of ${range.seeds.length} (seeds since a worker's last report are not counted)\n` +
+        `${soFar === null ? "" : `${summaryText(soFar, performance.now() - started, replayFlags)}\n`}`,
+    );
+    process.exit(130);
+  };
+  const onSigint = () => interrupted("SIGINT");
+  const onSigterm = () => interrupted("SIGTERM");
+  process.once("SIGINT", onSigint);
+  process.once("SIGTERM", onSigterm);
   const summary = await runSeedBand(range.seeds, {
     workers,
     ...(stray ? { stray } : {}),
     onProgress: (s) => {
+      soFar = s;
       const now = performance.now();
       if (now - lastLine < 1000 || s.seeds >= range.seeds.length) return;
       lastLine = now;
@@ -102,6 +118,8 @@ export async function simCommand(args: string[]): Promise<number> {
       process.stdout.write(`${isTty ? "\n" : ""}${report}\n`);
     },
   });
+  process.off("SIGINT", onSigint);
+  process.off("SIGTERM", onSigterm);
   if (isTty) process.stderr.write("\n");
   process.stdout.write(`${summaryText(summary, performance.now() - started, replayFlags)}
 `);
