@@ -82,7 +82,7 @@ config has one line per group, "<group> <ip> <port>", for clients, proposers, ac
              stdin is closed and every value is decided (exit 0; 1 if a value was refused). Blank
              lines are skipped; a line that is not valid UTF-8 is refused (said, exit 1). When
              values wait 3 s with no decision it says so on stderr; on --timeout-ms or Ctrl-C it
-             exits 1 saying how many values were not decided. The config may also be a cluster JSON
+             exits 1 saying how many values were not decided (SIGTERM says so too, and exits 0). The config may also be a cluster JSON
              file (see "paxos node --help"): the client then talks to that cluster's nodes.
 
 Options:
@@ -427,7 +427,9 @@ function feedClient(
       logger.info({ submitted, refused, stats: driver.stats }, why ?? "every value decided");
       void driver.stop().then(() => resolve(code));
     };
-    void options.interrupted.then((signal) => finish(1, `interrupted (${signal})`));
+    // Ctrl-C is a user giving up: exit 1. SIGTERM is how harnesses (compat/usi) stop a client on
+    // purpose, and their checks read the learners: it says the same, and exits 0 as it always has.
+    void options.interrupted.then((signal) => finish(signal === "SIGINT" ? 1 : 0, `interrupted (${signal})`));
     const busy = busyReporter("paxos client");
     // Progress: the last time a value was decided (or refused), or values began to wait.
     let progress = driver.role.acked + driver.role.refused;
