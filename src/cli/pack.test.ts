@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -82,5 +82,31 @@ describe("the npm package", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("the README and docs link only files inside the repository, and each one exists", () => {
+    const pages = [
+      "README.md",
+      "CONTRIBUTING.md",
+      ...readdirSync(join(ROOT, "docs"))
+        .filter((name) => name.endsWith(".md"))
+        .map((name) => `docs/${name}`),
+    ];
+    const problems: string[] = [];
+    for (const page of pages) {
+      const text = readFileSync(join(ROOT, page), "utf8");
+      // Markdown links and images with a relative target, and relative paths in code spans.
+      const targets = [
+        ...[...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] as string),
+        ...[...text.matchAll(/`(\.\.?\/[^`\s]+)`/g)].map((m) => m[1] as string),
+      ].filter((target) => !/^[a-z]+:|^#/.test(target));
+      for (const target of targets) {
+        const path = resolve(dirname(join(ROOT, page)), target.replace(/#.*$/, ""));
+        if (relative(ROOT, path).startsWith(".."))
+          problems.push(`${page}: ${target} is outside the repository`);
+        else if (!existsSync(path)) problems.push(`${page}: ${target} does not exist`);
+      }
+    }
+    assert.deepEqual(problems, []);
   });
 });
