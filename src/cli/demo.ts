@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { printableLine, type Value } from "../core/index.js";
 import { type Scenario, Simulation, scenarioForSeed } from "../sim/index.js";
 import { parseCommandArgs } from "./args.js";
+import { UsageError } from "./errors.js";
 
 export const DEMO_HELP = `Usage: paxos demo [--seconds S] [--seed N]
 
@@ -29,6 +30,10 @@ export async function demoCommand(args: string[]): Promise<number> {
     return 0;
   }
   const seconds = Number(values.seconds);
+  if (!/^\d+(\.\d+)?$/.test(values.seconds) || seconds <= 0 || seconds > 600)
+    throw new UsageError(`--seconds wants a number of seconds above 0, at most 600; got "${values.seconds}"`);
+  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(Number(values.seed)))
+    throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
   const seed = Number(values.seed);
   const base = scenarioForSeed(seed);
   const scenario: Scenario = {

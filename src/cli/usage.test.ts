@@ -53,6 +53,11 @@ describe("the command line as a new user meets it", () => {
         ["acceptor", "1", "x.conf", "--interfce", "1.2.3.4"],
         'paxos acceptor: unknown option --interfce (did you mean --interface?); see "paxos acceptor --help"',
       ],
+      [
+        ["demo", "--seconds", "x"],
+        'paxos demo: --seconds wants a number of seconds above 0, at most 600; got "x"',
+      ],
+      [["demo", "--seed", "-1"], 'paxos demo: --seed wants a non-negative integer, got "-1"'],
       [["clustr"], 'paxos clustr: unknown command "clustr" (did you mean "cluster"?); see "paxos --help"'],
     ];
     for (const [args, expected] of cases) {
