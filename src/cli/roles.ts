@@ -420,8 +420,9 @@ function feedClient(
       finished = true;
       clearInterval(check);
       lines.close();
-      if (why !== null) {
-        const left = undecided();
+      const left = undecided();
+      // A SIGTERM with nothing left to decide is an ordinary stop: nothing to say.
+      if (why !== null && (code !== 0 || left > 0)) {
         process.stderr.write(`paxos client: ${why}: ${left} value${left === 1 ? "" : "s"} not decided\n`);
       }
       logger.info({ submitted, refused, stats: driver.stats }, why ?? "every value decided");

@@ -200,7 +200,7 @@ describe("paxos client without a cluster", () => {
     }
   });
 
-  test("Ctrl-C exits 1 saying how many values were not decided", async () => {
+  test("Ctrl-C exits 1 saying how many values were not decided; SIGTERM says so too and exits 0 (harnesses stop clients so)", async () => {
     const processes = new ProcessGroup();
     const temp = tempDir();
     try {
@@ -209,13 +209,18 @@ describe("paxos client without a cluster", () => {
         temp.dir,
         ports.map((port, i) => ({ id: i + 1, host: "127.0.0.1", port })),
       );
-      const client = processes.start("client", ["client", "1", config], { stdin: true });
-      client.child.stdin?.write("a\nb\nc\n");
-      await waitFor(() => client.stderr.includes("3 values waiting"), "the client to wait for 3 values");
-      client.kill("SIGINT");
-      const exit = await client.finish(10_000);
-      assert.deepEqual(exit, { code: 1, signal: null }, client.stderr);
-      assert.match(client.stderr, /paxos client: interrupted \(SIGINT\): 3 values not decided\n/);
+      const interrupted = processes.start("client 1", ["client", "1", config], { stdin: true });
+      const terminated = processes.start("client 2", ["client", "2", config], { stdin: true });
+      interrupted.child.stdin?.write("a\nb\nc\n");
+      terminated.child.stdin?.write("d\ne\n");
+      await waitFor(() => interrupted.stderr.includes("3 values waiting"), "client 1 to wait for 3 values");
+      await waitFor(() => terminated.stderr.includes("2 values waiting"), "client 2 to wait for 2 values");
+      interrupted.kill("SIGINT");
+      terminated.kill("SIGTERM");
+      assert.deepEqual(await interrupted.finish(10_000), { code: 1, signal: null }, interrupted.stderr);
+      assert.match(interrupted.stderr, /paxos client: interrupted \(SIGINT\): 3 values not decided\n/);
+      assert.deepEqual(await terminated.finish(10_000), { code: 0, signal: null }, terminated.stderr);
+      assert.match(terminated.stderr, /paxos client: interrupted \(SIGTERM\): 2 values not decided\n/);
     } finally {
       await processes.stopAll();
       temp.remove();
