@@ -116,11 +116,12 @@ export async function separateRolesCommand(values: SeparateRolesValues): Promise
       .join(",");
   const where = (group: keyof typeof groups) => `group ${SEPARATE_ROLES_GROUP}:${groups[group]}`;
   const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
+  const ids = (count: number) => (count === 1 ? "id 1" : `ids 1..${count}`);
   process.stderr.write(
     `paxos cluster: separate roles over UDP multicast on 127.0.0.1; config ${configPath}\n` +
-      `paxos cluster:   ${plural(acceptors, "acceptor")} (ids 1..${acceptors}, majority quorums of ${Math.floor(acceptors / 2) + 1}) on ${where("acceptors")}, pids ${pids("acceptor")}\n` +
-      `paxos cluster:   ${plural(proposers, "proposer")} (ids 1..${proposers}; one leads at a time) on ${where("proposers")}, pids ${pids("proposer")}\n` +
-      `paxos cluster:   ${plural(learners, "learner")} (ids 1..${learners}; learner 1's values are printed) on ${where("learners")}, pids ${pids("learner")}\n` +
+      `paxos cluster:   ${plural(acceptors, "acceptor")} (${ids(acceptors)}, majority quorums of ${Math.floor(acceptors / 2) + 1}) on ${where("acceptors")}, pids ${pids("acceptor")}\n` +
+      `paxos cluster:   ${plural(proposers, "proposer")} (${ids(proposers)}; one leads at a time) on ${where("proposers")}, pids ${pids("proposer")}\n` +
+      `paxos cluster:   ${plural(learners, "learner")} (${ids(learners)}; learner 1's values are printed) on ${where("learners")}, pids ${pids("learner")}\n` +
       `paxos cluster:   1 client (id 1; sends what you type) on ${where("clients")}, pid ${client.child.pid}\n` +
       `paxos cluster: state: ${temporary ? "in memory (this folder is removed on exit)" : `acceptors and proposers keep theirs in ${dir}`}\n`,
   );
