@@ -297,6 +297,8 @@ async function freeTcpPorts(count: number): Promise<number[]> {
 
 /** The cluster's directory for `--data`, created if missing and locked for this process's lifetime. */
 export async function dataDir(path: string): Promise<string> {
+  if (path.trim() === "")
+    throw new UsageError("--data needs a directory (an empty path would be the working directory)");
   const prepared = await prepareDataDirPath(path);
   if (!prepared.ok) throw new StartError(prepared.error.message);
   const dir = prepared.value;

@@ -58,6 +58,14 @@ describe("the command line as a new user meets it", () => {
         'paxos demo: --seconds wants a number of seconds above 0, at most 600; got "x"',
       ],
       [["demo", "--seed", "-1"], 'paxos demo: --seed wants a non-negative integer, got "-1"'],
+      [
+        ["cluster", "--data="],
+        "paxos cluster: --data needs a directory (an empty path would be the working directory)",
+      ],
+      [
+        ["cluster", "--separate-roles", "--data", ""],
+        "paxos cluster: --data needs a directory (an empty path would be the working directory)",
+      ],
       [["clustr"], 'paxos clustr: unknown command "clustr" (did you mean "cluster"?); see "paxos --help"'],
     ];
     for (const [args, expected] of cases) {
