@@ -8,6 +8,7 @@ import {
   Driver,
   nextIncarnation,
   parseClusterConfig,
+  parseCourseConfig,
   replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
@@ -166,7 +167,12 @@ export async function nodeCommand(args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.config === undefined) throw new UsageError("missing --config cluster.json");
   const id = parseId(values.id, "node");
-  const parsed = parseClusterConfig(readConfigFile(values.config));
+  const configText = readConfigFile(values.config);
+  if (!configText.trimStart().startsWith("{") && parseCourseConfig(configText).ok)
+    throw new UsageError(
+      `${values.config} is a course config (multicast groups): it is for "paxos acceptor|proposer|learner|client"; "paxos node" takes a cluster JSON file`,
+    );
+  const parsed = parseClusterConfig(configText);
   const keys = clusterKeys({
     keyFile: values["key-file"],
     auth: parsed.ok ? parsed.value.auth : undefined,

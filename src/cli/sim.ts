@@ -64,7 +64,7 @@ export async function simCommand(args: string[]): Promise<number> {
     throw new UsageError("paxos sim needs exactly one of --seed N or --seeds A..B");
   }
   if (values.seed !== undefined) {
-    if (!/^\d+$/.test(values.seed))
+    if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(Number(values.seed)))
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
     const seed = Number(values.seed);
     const trace = values.trace ? (line: string) => process.stdout.write(`${line}\n`) : undefined;

@@ -66,6 +66,10 @@ describe("the command line as a new user meets it", () => {
         ["cluster", "--separate-roles", "--data", ""],
         "paxos cluster: --data needs a directory (an empty path would be the working directory)",
       ],
+      [
+        ["sim", "--seed", "99999999999999999999"],
+        'paxos sim: --seed wants a non-negative integer, got "99999999999999999999"',
+      ],
       [["clustr"], 'paxos clustr: unknown command "clustr" (did you mean "cluster"?); see "paxos --help"'],
     ];
     for (const [args, expected] of cases) {
@@ -137,6 +141,15 @@ describe("the command line as a new user meets it", () => {
       assert.equal(
         oneLine(2, "node", "--config", same, "--id", "1"),
         `paxos node: ${same}: nodes.1: node 2 has the address of node 1 (127.0.0.1:7101); each node needs its own`,
+      );
+      const course = join(temp.dir, "paxos.conf");
+      writeFileSync(
+        course,
+        "clients 239.0.0.1 5000\nproposers 239.0.0.1 6000\nacceptors 239.0.0.1 7000\nlearners 239.0.0.1 8000\n",
+      );
+      assert.equal(
+        oneLine(2, "node", "--config", course, "--id", "1"),
+        `paxos node: ${course} is a course config (multicast groups): it is for "paxos acceptor|proposer|learner|client"; "paxos node" takes a cluster JSON file`,
       );
       const named = clusterFile(temp.dir, [{ id: 1, host: "db-1.example", port: 7101 }]);
       assert.match(
