@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runPaxosSync } from "../test-support/index.js";
+import { ProcessGroup, runPaxosSync, waitFor } from "../test-support/index.js";
 
 function paxos(...args: string[]) {
   return runPaxosSync(args);
@@ -23,6 +23,26 @@ describe("paxos command", () => {
     assert.match(run.stdout, /events: [\d,]+/);
     assert.match(run.stdout, /decided values .*: [\d,]+/);
     assert.match(run.stdout, /violations: 0/);
+  });
+
+  test("sim interrupted during a band says how many seeds it ran, prints the summary so far and exits 130", async () => {
+    const processes = new ProcessGroup();
+    try {
+      const sim = processes.start("sim", ["sim", "--seeds", "1..1000000", "--workers", "1"]);
+      // Its progress line (once a second on a pipe) shows that seeds have been counted.
+      await waitFor(() => /seeds [1-9]\d*\/1000000/.test(sim.stderr), "a progress line with seeds run", {
+        timeoutMs: 60_000,
+      });
+      sim.kill("SIGINT");
+      const exit = await sim.finish(10_000);
+      assert.deepEqual(exit, { code: 130, signal: null }, sim.stderr);
+      const ran = /^interrupted \(SIGINT\) after (\d+) seeds of 1000000 /m.exec(sim.stdout)?.[1];
+      assert.ok(ran !== undefined && Number(ran) > 0, sim.stdout);
+      assert.match(sim.stdout, new RegExp(`^seeds run: ${ran}$`, "m"));
+      assert.match(sim.stdout, /^violations: 0$/m);
+    } finally {
+      await processes.stopAll();
+    }
   });
 
   test("sim --stray-attacks runs a stray peer and says what it sent and what did not decode", () => {

@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { printableLine } from "../core/index.js";
 import {
   type AppReport,
@@ -21,17 +20,22 @@ import {
   prepareDataDirPath,
   RUNTIME_TIMING,
 } from "../runtime/index.js";
+import { parseCommandArgs } from "./args.js";
 import { ClusterControls } from "./cluster-controls.js";
+import { describeQuorum, parseWeights, quorumFlags, quorumOption } from "./cluster-options.js";
 import { StartError, UsageError } from "./errors.js";
 import { NodeClient, SessionWriter, watchChanges } from "./http-client.js";
 import { parseHttpAddress } from "./kv-node.js";
+import { readLines } from "./lines.js";
 import { lockDataDir, parsePositiveInt } from "./process-kit.js";
+import { separateRolesCommand } from "./separate-roles.js";
 
 export const CLUSTER_HELP = `Usage: paxos cluster [--nodes N] [options]
 
 Starts a local cluster on loopback: one "paxos node --http" process per node, collapsed replicas
-with majority quorums, each running the replicated key-value store and lock service and serving its
-HTTP API (docs/applications.md) on a port of its own, written into the cluster file and printed.
+(majority quorums unless --weights or --quorum say otherwise), each running the replicated
+key-value store and lock service and serving its HTTP API (docs/applications.md) on a port of its
+own, written into the cluster file and printed.
 Type a value and press Enter to have it decided (it is written to the key "input"); each decided
 value is printed once, as node 1 applies it. "paxos kv" and "paxos lock" work against the printed
 addresses. Ctrl-C stops every node cleanly; if this process is killed, the nodes exit too.
@@ -45,16 +49,33 @@ Options:
                      A cluster whose node directories are all missing or empty starts new (its
                      nodes get --new); otherwise each node loads its state, and a node whose
                      directory is missing or empty rejoins as a learner
+  --weights W1,W2,.. each node's voting weight (e.g. 2,1,1; --nodes defaults to their count); with
+                     it the quorum is weighted: more than half the total weight
+  --quorum KIND      majority (default; counts nodes), weighted (more than half the total weight), or
+                     flexible: phase-1 (prepare) quorums of --phase1-weight and phase-2 (accept)
+                     quorums of --phase2-weight, which must add up to more than the total weight
+  --phase1-weight W  with --quorum flexible: the weight a phase-1 quorum needs
+  --phase2-weight W  with --quorum flexible: the weight a phase-2 quorum needs
+  --separate-roles   the seed projects' layout instead: acceptors, proposers and learners as separate
+                     processes ("paxos acceptor|proposer|learner") over UDP multicast on loopback,
+                     and a "paxos client" taking the typed values; majority quorums of acceptors
+  --acceptors N      with --separate-roles: how many acceptors (default 3)
+  --proposers N      with --separate-roles: how many proposers (default 2: one leads, one stands by)
+  --learners N       with --separate-roles: how many learners (default 1; learner 1's values are printed)
   --demo             also submit a value every half second, to watch the cluster work
   --dashboard [H:P]  serve the live dashboard (docs/dashboard.md) on H:P (default 127.0.0.1:7100;
                      port 0: any free port) and print its address. Without --data, the nodes then
                      keep durable state in the temporary folder, so a crashed node restarts on it
   -h, --help         this text
 
+Exit status: 0 after Ctrl-C (or SIGTERM) stopped every node; 1 when a node failed to start or
+exited on its own (the line before says which and why); 2 on a usage error. Without --data the
+cluster's state is in a temporary folder, removed when it stops.
+
 With PAXOS_CLUSTER_KEY set, the nodes authenticate every frame between them with it (see
 docs/security.md); without it they warn that cluster traffic is unauthenticated.`;
 
-const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
+export const BIN = fileURLToPath(new URL("../../bin/paxos.js", import.meta.url));
 
 /** The key typed and demo values are written to; node 1's changes to it are printed. */
 const INPUT_KEY = "input";
@@ -73,27 +94,41 @@ function withDashboardDefault(args: string[]): string[] {
 }
 
 export async function clusterCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: withDashboardDefault(args),
-    options: {
-      nodes: { type: "string" },
-      transport: { type: "string" },
-      "base-port": { type: "string" },
-      "http-base-port": { type: "string" },
-      data: { type: "string" },
-      demo: { type: "boolean", default: false },
-      dashboard: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("cluster", withDashboardDefault(args), {
+    nodes: { type: "string" },
+    transport: { type: "string" },
+    "base-port": { type: "string" },
+    "http-base-port": { type: "string" },
+    data: { type: "string" },
+    weights: { type: "string" },
+    quorum: { type: "string" },
+    "phase1-weight": { type: "string" },
+    "phase2-weight": { type: "string" },
+    "separate-roles": { type: "boolean", default: false },
+    acceptors: { type: "string" },
+    proposers: { type: "string" },
+    learners: { type: "string" },
+    demo: { type: "boolean", default: false },
+    dashboard: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${CLUSTER_HELP}\n`);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const count = parsePositiveInt(values.nodes, "--nodes", 3);
+  if (values["separate-roles"]) {
+    if (values.dashboard !== undefined)
+      throw new UsageError("--dashboard shows collapsed nodes: leave out --separate-roles");
+    return separateRolesCommand(values);
+  }
+  for (const flag of ["acceptors", "proposers", "learners"] as const)
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} is for --separate-roles (use --nodes)`);
+  const weights = parseWeights(values.weights);
+  const count = parsePositiveInt(values.nodes, "--nodes", weights?.length ?? 3);
+  if (weights !== null && weights.length !== count)
+    throw new UsageError(`--weights gives ${weights.length} weights for ${count} nodes`);
+  const quorum = quorumOption(values, weights !== null);
   if (count > 15) throw new UsageError("--nodes: at most 15 local nodes");
   const basePort = parsePositiveInt(values["base-port"], "--base-port", 7101);
   if (basePort + count - 1 > 65535) throw new UsageError("--base-port: the ports run past 65535");
@@ -109,8 +144,24 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const dashboardAddress =
     values.dashboard === undefined ? null : parseHttpAddress(values.dashboard, "--dashboard");
 
+  // Checked before anything is made: a quorum the nodes would refuse is a usage error here.
+  const checked = parseClusterConfig(
+    JSON.stringify({
+      nodes: Array.from({ length: count }, (_, i) => ({
+        id: i + 1,
+        host: "127.0.0.1",
+        port: basePort + i,
+        ...(weights === null ? {} : { weight: weights[i] }),
+      })),
+      quorum,
+    }),
+  );
+  if (!checked.ok) throw new UsageError(quorumFlags(checked.error));
   const dir =
     values.data === undefined ? mkdtempSync(join(tmpdir(), "paxos-cluster-")) : await dataDir(values.data);
+  const removeTemporary = () => {
+    if (values.data === undefined) rmSync(dir, { recursive: true, force: true });
+  };
   // A whole cluster's first start is one command: if no node has a log yet, every node is new.
   // With the dashboard a crashed node restarts on its state: keep it on disk, in the temporary folder.
   const durable = values.data !== undefined || dashboardAddress !== null;
@@ -127,14 +178,19 @@ export async function clusterCommand(args: string[]): Promise<number> {
     host: "127.0.0.1",
     port: basePort + i,
     http: `127.0.0.1:${httpPorts[i]}`,
+    ...(weights === null ? {} : { weight: weights[i] }),
   }));
-  const configText = `${JSON.stringify({ name: "local", nodes, quorum: { kind: "majority" }, transport: transportName }, null, 2)}\n`;
+  const configText = `${JSON.stringify({ name: "local", nodes, quorum, transport: transportName }, null, 2)}\n`;
   writeFileSync(configPath, configText);
   const cluster = parseClusterConfig(configText);
-  if (!cluster.ok) throw new Error(`generated cluster file is invalid: ${cluster.error}`);
+  if (!cluster.ok) {
+    removeTemporary();
+    throw new Error(`generated cluster file is invalid: ${cluster.error}`);
+  }
   const httpList = nodes.map((node) => node.http).join(",");
   process.stderr.write(
     `paxos cluster: ${count} nodes on 127.0.0.1:${basePort}..${basePort + count - 1} over ${transportName}; config ${configPath}\n` +
+      `paxos cluster: quorum ${describeQuorum(quorum, weights)}\n` +
       `paxos cluster: HTTP API ${nodes.map((node) => `node ${node.id} http://${node.http}`).join(", ")}\n` +
       `paxos cluster: try: paxos kv put greeting hello --node ${httpList}\n`,
   );
@@ -152,10 +208,13 @@ export async function clusterCommand(args: string[]): Promise<number> {
           controls === null ? { ok: false, message: "the cluster is starting" } : controls.run(request),
       });
     } catch (error) {
+      removeTemporary();
       throw new UsageError(`cannot serve the dashboard on ${values.dashboard}: ${(error as Error).message}`);
     }
   }
   const processes = new Map<number, NodeProcess>();
+  /** Each node's last line that is not a JSON log line: its one-line error, when it fails. */
+  const lastWords = new Map<number, string>();
   /** Set once the cluster stops: nodes that exit then are expected to. */
   let stopping = false;
   let onNodeExit: (proc: NodeProcess) => void = () => {};
@@ -173,7 +232,11 @@ export async function clusterCommand(args: string[]): Promise<number> {
     const proc: NodeProcess = { id, child, crashing: false, exited: false };
     if (dashboard !== null) child.send({ type: "report" } satisfies NodeControl);
     processes.set(id, proc);
-    prefixLines(child.stderr, process.stderr, (line) => `[node ${id}] ${line}\n`);
+    prefixLines(child.stderr, process.stderr, (line) => {
+      // A node's own one-line errors (not its JSON log lines) say why it stopped.
+      if (!line.startsWith("{")) lastWords.set(id, line);
+      return `[node ${id}] ${line}\n`;
+    });
     child.on("message", (message: unknown) => {
       if (!isReport(message, id)) return;
       if (processes.get(id) === proc && dashboard !== null) {
@@ -183,7 +246,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
     });
     child.on("exit", (code, signal) => {
       proc.exited = true;
-      proc.exitDescription = String(signal ?? code);
+      proc.exitDescription = signal ?? `status ${code}`;
       onNodeExit(proc);
     });
     return proc;
@@ -206,7 +269,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
   let watchReady = false;
   const queue: string[] = [];
   let writing = false;
-  const input = createInterface({ input: process.stdin });
+  // One value a line; blank lines skipped, lines that are not UTF-8 refused (as "paxos client" does).
+  const input = readLines(process.stdin, {
+    onLine: (line) => submit(line),
+    onRefused: (problem) => process.stderr.write(`paxos cluster: ${problem}\n`),
+    onEnd: () => {},
+  });
   const pump = async () => {
     if (writing || !watchReady) return;
     writing = true;
@@ -245,9 +313,6 @@ export async function clusterCommand(args: string[]): Promise<number> {
     }, 500);
   }
   if (process.stdin.isTTY) process.stderr.write("type a value and press Enter; Ctrl-C stops the cluster\n");
-  input.on("line", (line) => {
-    if (line.trim() !== "") submit(line);
-  });
 
   controls = new ClusterControls({
     client,
@@ -261,6 +326,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   if (dashboard !== null) process.stderr.write(`paxos cluster: dashboard ${dashboard.url}\n`);
 
   return new Promise((resolve) => {
+    let status = 0;
     const stop = () => {
       if (stopping) return;
       stopping = true;
@@ -283,7 +349,8 @@ export async function clusterCommand(args: string[]): Promise<number> {
         .finally(() => {
           client.close();
           watcher.close();
-          resolve(0);
+          removeTemporary();
+          resolve(status);
         });
     };
     onNodeExit = (proc) => {
@@ -291,7 +358,12 @@ export async function clusterCommand(args: string[]): Promise<number> {
         // Crashed from the dashboard: it stays down until restarted from there.
         if (processes.get(proc.id) === proc) dashboard?.nodeProcess(proc.id, "crashed");
       } else if (!stopping) {
-        process.stderr.write(`paxos cluster: a node exited (${proc.exitDescription}); stopping\n`);
+        // Failed to start (a port in use, a data directory it cannot use) or stopped on its own.
+        status = 1;
+        const why = lastWords.get(proc.id)?.replace(/^paxos node: /, "");
+        process.stderr.write(
+          `paxos cluster: node ${proc.id} exited (${proc.exitDescription})${why === undefined ? "" : `: ${why}`}; stopping the cluster\n`,
+        );
         stop();
       }
       finishIfDone();
@@ -336,7 +408,9 @@ async function freeTcpPorts(count: number): Promise<number[]> {
 }
 
 /** The cluster's directory for `--data`, created if missing and locked for this process's lifetime. */
-async function dataDir(path: string): Promise<string> {
+export async function dataDir(path: string): Promise<string> {
+  if (path.trim() === "")
+    throw new UsageError("--data needs a directory (an empty path would be the working directory)");
   const prepared = await prepareDataDirPath(path);
   if (!prepared.ok) throw new StartError(prepared.error.message);
   const dir = prepared.value;
@@ -355,7 +429,7 @@ async function dataDir(path: string): Promise<string> {
 }
 
 /** Whether a node's directory is missing or holds no log file. */
-function holdsNoLog(dir: string): boolean {
+export function holdsNoLog(dir: string): boolean {
   try {
     return !readdirSync(dir).some(isLogFileName);
   } catch (error) {
@@ -369,7 +443,7 @@ function holdsNoLog(dir: string): boolean {
  * child's stream is paused until `out` drains: the child's own output then waits in its pipe, and a
  * node that cannot write pauses its intake (see `pacedWriter`), so nothing piles up in memory.
  */
-function prefixLines(
+export function prefixLines(
   stream: NodeJS.ReadableStream | null,
   out: NodeJS.WritableStream,
   format: (line: string) => string,

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { printableLine, type Value } from "../core/index.js";
 import { type Scenario, Simulation, scenarioForSeed } from "../sim/index.js";
+import { parseCommandArgs } from "./args.js";
+import { UsageError } from "./errors.js";
 
 export const DEMO_HELP = `Usage: paxos demo [--seconds S] [--seed N]
 
@@ -14,20 +15,25 @@ prints every decided slot and checks that nothing unsafe happened.
   -h, --help    this text`;
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs(
+    "demo",
     args,
-    options: {
+    {
       seconds: { type: "string", default: "3" },
       seed: { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-  });
+    false,
+  );
   if (values.help) {
     process.stdout.write(`${DEMO_HELP}\n`);
     return 0;
   }
   const seconds = Number(values.seconds);
+  if (!/^\d+(\.\d+)?$/.test(values.seconds) || seconds <= 0 || seconds > 600)
+    throw new UsageError(`--seconds wants a number of seconds above 0, at most 600; got "${values.seconds}"`);
+  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(Number(values.seed)))
+    throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
   const seed = Number(values.seed);
   const base = scenarioForSeed(seed);
   const scenario: Scenario = {

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 import {
   answerMessage,
@@ -53,24 +53,19 @@ no node could say which before --timeout-ms).`;
 const SUBCOMMANDS = ["get", "put", "del", "cas", "list", "watch"] as const;
 
 export async function kvCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      node: { type: "string" },
-      "timeout-ms": { type: "string" },
-      json: { type: "boolean", default: false },
-      "prev-value": { type: "string" },
-      "prev-revision": { type: "string" },
-      "prev-exist": { type: "string" },
-      delete: { type: "boolean", default: false },
-      limit: { type: "string" },
-      revision: { type: "string" },
-      session: { type: "string" },
-      seq: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("kv", args, {
+    node: { type: "string" },
+    "timeout-ms": { type: "string" },
+    json: { type: "boolean", default: false },
+    "prev-value": { type: "string" },
+    "prev-revision": { type: "string" },
+    "prev-exist": { type: "string" },
+    delete: { type: "boolean", default: false },
+    limit: { type: "string" },
+    revision: { type: "string" },
+    session: { type: "string" },
+    seq: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${KV_HELP}\n`);

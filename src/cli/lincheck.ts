@@ -1,5 +1,4 @@
 import { readFile, stat } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import {
   type CheckResult,
   checkHistory,
@@ -9,6 +8,7 @@ import {
   type Operation,
   parseHistory,
 } from "../lincheck/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 
 export const LINCHECK_HELP = `Usage: paxos lincheck --model register|kv FILE
@@ -41,16 +41,11 @@ const HISTORY_FILE_BYTES_MAX = 512 * 1024 * 1024;
 const PRINTED_OPERATIONS_MAX = 20;
 
 export async function lincheckCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      model: { type: "string" },
-      steps: { type: "string" },
-      "time-ms": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: true,
+  const { values, positionals } = parseCommandArgs("lincheck", args, {
+    model: { type: "string" },
+    steps: { type: "string" },
+    "time-ms": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${LINCHECK_HELP}\n`);

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 import {
   answerMessage,
@@ -42,19 +42,14 @@ Exit status: 0 granted (or released); 1 not granted within --wait-ms, refused, o
 error; 3 outcome unknown (no node could say whether the lock was granted or released).`;
 
 export async function lockCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      node: { type: "string" },
-      session: { type: "string" },
-      "wait-ms": { type: "string" },
-      hold: { type: "boolean", default: false },
-      "keepalive-ms": { type: "string" },
-      "timeout-ms": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("lock", args, {
+    node: { type: "string" },
+    session: { type: "string" },
+    "wait-ms": { type: "string" },
+    hold: { type: "boolean", default: false },
+    "keepalive-ms": { type: "string" },
+    "timeout-ms": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${LOCK_HELP}\n`);

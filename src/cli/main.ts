@@ -1,3 +1,4 @@
+import { editDistance } from "./args.js";
 import { clusterCommand } from "./cluster.js";
 import { demoCommand } from "./demo.js";
 import { StartError, UsageError } from "./errors.js";
@@ -28,7 +29,8 @@ Commands:
            check that a history (JSON lines, Jepsen style) is linearizable
   help     this text
 
-Run "paxos <command> --help" for a command's options.`;
+Run "paxos <command> --help" for a command's options. Every command takes --debug: an error then
+shows its stack trace (without it, an error is one line).`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   sim: simCommand,
@@ -52,20 +54,54 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   const command = COMMANDS[name];
+  const end = rest.indexOf("--");
+  const debug = (end === -1 ? rest : rest.slice(0, end)).includes("--debug");
+  // An error thrown later, outside the command's own promise (a socket's, a timer's): one line too.
+  const onUncaught = (error: unknown) => process.exit(reportError(name, error, debug));
+  process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
   try {
-    if (command === undefined) throw new UsageError(`unknown command "${name}" (try: paxos --help)`);
+    if (command === undefined) {
+      const near = nearestCommand(name);
+      throw new UsageError(`unknown command "${name}"${near}; see "paxos --help"`);
+    }
     return await command(rest);
   } catch (error) {
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      process.stderr.write(`paxos ${name}: ${(error as Error).message}\n`);
-      return 2;
-    }
-    if (error instanceof StartError) {
-      process.stderr.write(`paxos ${name}: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
+    return reportError(name, error, debug);
   }
+}
+
+/**
+ * Says what went wrong on stderr and returns the exit status: a usage error (2) or a start error (1)
+ * in one line; anything else in one line too (exit 1), with its stack only under `--debug`. An
+ * invariant violation is a bug, not a user's mistake: its stack is always shown.
+ */
+export function reportError(name: string, error: unknown, debug: boolean): number {
+  if (error instanceof UsageError || isParseArgsError(error)) {
+    process.stderr.write(`paxos ${name}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  if (error instanceof StartError) {
+    process.stderr.write(`paxos ${name}: ${error.message}\n`);
+    return 1;
+  }
+  const isError = error instanceof Error;
+  const message = isError ? error.message.split("\n")[0] : String(error);
+  if (isError && (debug || error.name === "InvariantViolation")) {
+    process.stderr.write(`paxos ${name}: ${error.stack ?? message}\n`);
+  } else {
+    process.stderr.write(`paxos ${name}: ${message} (run with --debug for the stack trace)\n`);
+  }
+  return 1;
+}
+
+/** ' (did you mean "cluster"?)' for a typo of a command, else "". */
+function nearestCommand(name: string): string {
+  const known = [...Object.keys(COMMANDS), "help"];
+  const best = known
+    .map((command) => ({ command, distance: editDistance(name, command) }))
+    .sort((a, b) => a.distance - b.distance)[0];
+  return best !== undefined && best.distance <= 2 ? ` (did you mean "${best.command}"?)` : "";
 }
 
 function isParseArgsError(error: unknown): boolean {

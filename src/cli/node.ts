@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { createQuorumSystem, printableLine, Replica, sessionLimitsProblem } from "../core/index.js";
 import { createLogger, debugTracer, LOG_MESSAGES, type LogLevel, parseLogLevel } from "../observe/index.js";
 import {
@@ -9,11 +8,13 @@ import {
   Driver,
   nextIncarnation,
   parseClusterConfig,
+  parseCourseConfig,
   replicaOptionsOf,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
 import { toReplicaState } from "../storage/index.js";
 import { TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 import { parseHttpAddress, runKvNode } from "./kv-node.js";
 import {
@@ -149,26 +150,21 @@ export interface NodeStats {
 }
 
 export async function nodeCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      config: { type: "string" },
-      id: { type: "string" },
-      data: { type: "string" },
-      new: { type: "boolean", default: false },
-      rejoin: { type: "boolean", default: false },
-      "key-file": { type: "string" },
-      debug: { type: "boolean", default: false },
-      "log-level": { type: "string" },
-      quiet: { type: "boolean", default: false },
-      seed: { type: "string" },
-      "drop-rate": { type: "string" },
-      "stats-ms": { type: "string" },
-      http: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs("node", args, {
+    config: { type: "string" },
+    id: { type: "string" },
+    data: { type: "string" },
+    new: { type: "boolean", default: false },
+    rejoin: { type: "boolean", default: false },
+    "key-file": { type: "string" },
+    debug: { type: "boolean", default: false },
+    "log-level": { type: "string" },
+    quiet: { type: "boolean", default: false },
+    seed: { type: "string" },
+    "drop-rate": { type: "string" },
+    "stats-ms": { type: "string" },
+    http: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${NODE_HELP}\n`);
@@ -178,7 +174,12 @@ export async function nodeCommand(args: string[]): Promise<number> {
   if (values.config === undefined) throw new UsageError("missing --config cluster.json");
   const id = parseId(values.id, "node");
   const logLevel = logLevelOf(values["log-level"]);
-  const parsed = parseClusterConfig(readConfigFile(values.config));
+  const configText = readConfigFile(values.config);
+  if (!configText.trimStart().startsWith("{") && parseCourseConfig(configText).ok)
+    throw new UsageError(
+      `${values.config} is a course config (multicast groups): it is for "paxos acceptor|proposer|learner|client"; "paxos node" takes a cluster JSON file`,
+    );
+  const parsed = parseClusterConfig(configText);
   const keys = clusterKeys({
     keyFile: values["key-file"],
     auth: parsed.ok ? parsed.value.auth : undefined,

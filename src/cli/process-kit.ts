@@ -95,6 +95,8 @@ export interface OpenStorageOptions {
 export async function openStorage(dir: string | undefined, logger: Logger, options: OpenStorageOptions) {
   let path: string | undefined;
   if (dir !== undefined) {
+    if (dir.trim() === "")
+      throw new UsageError("--data needs a directory (an empty path would be the working directory)");
     const prepared = await prepareDataDirPath(dir);
     if (!prepared.ok) throw new StartError(prepared.error.message);
     path = prepared.value;

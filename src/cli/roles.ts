@@ -1,5 +1,4 @@
-import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
+import { isIP } from "node:net";
 import type { EnvelopeGuard, NoticeReason, Party } from "../codec/index.js";
 import {
   Acceptor,
@@ -18,6 +17,8 @@ import { createLogger, LOG_MESSAGES, proposerModeMessage } from "../observe/inde
 import {
   type AddressBook,
   ClusterAddressBook,
+  type ClusterConfig,
+  COURSE_GROUPS,
   clusterEnvelope,
   courseEnvelope,
   Driver,
@@ -28,8 +29,16 @@ import {
   type RoleLike,
   UNAUTHENTICATED_WARNING,
 } from "../runtime/index.js";
-import { MulticastTransport, TcpTransport, type Transport, UdpTransport } from "../transport/index.js";
+import {
+  isMulticastAddress,
+  MulticastTransport,
+  TcpTransport,
+  type Transport,
+  UdpTransport,
+} from "../transport/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
+import { readLines } from "./lines.js";
 import {
   clusterKeys,
   debugTracer,
@@ -70,8 +79,11 @@ config has one line per group, "<group> <ip> <port>", for clients, proposers, ac
   proposer   leads (one at a time, chosen by heartbeats) and proposes the clients' values
   learner    prints each decided value on its own line, in decision order, and nothing else on stdout
   client     reads values from stdin, one per line, and resends each until it is decided; exits when
-             stdin is closed and every value is decided. The config may also be a cluster JSON file
-             (see "paxos node --help"): the client then talks to that cluster's nodes.
+             stdin is closed and every value is decided (exit 0; 1 if a value was refused). Blank
+             lines are skipped; a line that is not valid UTF-8 is refused (said, exit 1). When
+             values wait 3 s with no decision it says so on stderr; on --timeout-ms or Ctrl-C it
+             exits 1 saying how many values were not decided (SIGTERM says so too, and exits 0). The config may also be a cluster JSON
+             file (see "paxos node --help"): the client then talks to that cluster's nodes.
 
 Options:
   --acceptors N     how many acceptors the config's group has (default 3)
@@ -87,6 +99,10 @@ Options:
                     PAXOS_CLUSTER_KEY). Every process of a deployment must use the same; without one
                     a process warns once that its traffic is unauthenticated (the course harness runs
                     so). A client without the key that a cluster requires gets an error and exits 1.
+  --timeout-ms MS   client: give up (exit 1) when values have waited this long with none decided
+                    (default: keep trying)
+  --bind IP         client of a cluster JSON file: the address to send from and answer to (default
+                    127.0.0.1 when every node is on loopback, else 0.0.0.0)
   --tick-ms MS      milliseconds per protocol tick (default 10)
   --debug           print every message sent and received on stderr
   --drop-rate P     testing only: drop this share of received datagrams at random (or set
@@ -97,23 +113,20 @@ Options:
 Logs go to stderr as JSON lines (PAXOS_LOG_LEVEL=debug|info|warn|error). Stop with SIGTERM or Ctrl-C.`;
 
 export async function roleCommand(kind: RoleCommand, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      acceptors: { type: "string" },
-      data: { type: "string" },
-      new: { type: "boolean", default: false },
-      interface: { type: "string" },
-      codec: { type: "string" },
-      "key-file": { type: "string" },
-      "tick-ms": { type: "string" },
-      debug: { type: "boolean", default: false },
-      "drop-rate": { type: "string" },
-      seed: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-    strict: true,
+  const { values, positionals } = parseCommandArgs(kind, args, {
+    acceptors: { type: "string" },
+    data: { type: "string" },
+    new: { type: "boolean", default: false },
+    interface: { type: "string" },
+    codec: { type: "string" },
+    "key-file": { type: "string" },
+    "tick-ms": { type: "string" },
+    debug: { type: "boolean", default: false },
+    "drop-rate": { type: "string" },
+    "timeout-ms": { type: "string" },
+    bind: { type: "string" },
+    seed: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   });
   if (values.help) {
     process.stdout.write(`${ROLE_HELP}\n`);
@@ -147,15 +160,16 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     const q = createQuorumSystem(cluster.value.acceptors, cluster.value.quorum);
     if (!q.ok) throw new UsageError(q.error);
     quorum = q.value;
+    const bindHost = clientBindHost(cluster.value, values.bind);
     transport =
       cluster.value.transport === "tcp"
         ? new TcpTransport({
-            host: "0.0.0.0",
+            host: bindHost,
             port: 0,
             ...tlsOption(tcpTls(cluster.value, configPath, { kind: "client", id })),
           })
-        : // Any local address: the nodes may be on other hosts (answers come back to the source address).
-          new UdpTransport({ host: "0.0.0.0", port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
+        : // Answers come back to the source address.
+          new UdpTransport({ host: bindHost, port: 0, receiveBufferBytes: RECEIVE_BUFFER_BYTES });
     addressBook = new ClusterAddressBook(cluster.value);
     clientTarget = { role: "proposer" };
     keys = clusterKeys({ keyFile: values["key-file"], auth: cluster.value.auth, configPath });
@@ -165,6 +179,20 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     if (!course.ok) throw new UsageError(`${configPath}: ${course.error}`);
     for (const warning of course.value.warnings)
       process.stderr.write(`paxos ${kind}: ${configPath}: ${warning}\n`);
+    // The role commands talk over UDP multicast: say so at once, naming the group, not at bind time.
+    for (const [group, role] of Object.entries(COURSE_GROUPS)) {
+      const { host } = course.value.groups[role];
+      if (!isMulticastAddress(host))
+        throw new UsageError(
+          `${configPath}: ${group} ${host} is not a multicast address (224.0.0.0 to 239.255.255.255); ` +
+            'the role commands talk over UDP multicast (for unicast, use a cluster JSON file and "paxos node")',
+        );
+    }
+    const interfaceAddress = values.interface ?? "127.0.0.1";
+    if (isIP(interfaceAddress) !== 4)
+      throw new UsageError(
+        `--interface wants the IPv4 address of this machine's interface (like 127.0.0.1), got "${interfaceAddress}"`,
+      );
     const ids = Array.from({ length: acceptorCount }, (_, i) => ({ id: i + 1 }));
     const q = createQuorumSystem(ids, { kind: "majority" });
     if (!q.ok) throw new UsageError(q.error);
@@ -172,13 +200,20 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     const role: Role = kind;
     transport = new MulticastTransport({
       groups: [course.value.groups[role]],
-      interfaceAddress: values.interface ?? "127.0.0.1",
+      interfaceAddress,
       receiveBufferBytes: RECEIVE_BUFFER_BYTES,
     });
     addressBook = new GroupAddressBook(course.value.groups);
     makeEnvelope = (self, k, incarnation) => courseEnvelope(course.value, self, { keys: k, incarnation });
   }
   if (values.new && kind !== "acceptor") throw new UsageError("--new is for acceptors");
+  if (values["timeout-ms"] !== undefined && kind !== "client")
+    throw new UsageError("--timeout-ms is for clients");
+  if (values.bind !== undefined && kind !== "client") throw new UsageError("--bind is for clients");
+  if (values.bind !== undefined && !text.trimStart().startsWith("{"))
+    throw new UsageError("--bind is for a client of a cluster JSON file (a course client uses --interface)");
+  const timeoutMs =
+    values["timeout-ms"] === undefined ? null : parsePositiveInt(values["timeout-ms"], "--timeout-ms", 1);
   if (kind === "acceptor" && !quorum.isAcceptor(id))
     throw new UsageError(`acceptor id ${id} is not one of 1..${acceptorCount}`);
   // Only an acceptor's votes and promises need the "new or existing" decision; a proposer keeps its
@@ -271,8 +306,10 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
   } catch (error) {
     throw new UsageError(`cannot start ${name}: ${(error as Error).message}`);
   }
-  // Signal handlers first: a test (or an operator) acting on "started" may stop it at once.
-  const stopped = handleSignals(driver, logger);
+  // Signal handlers first: a test (or an operator) acting on "started" may stop it at once. A client
+  // handles its own: an interrupted client says what it leaves undecided.
+  const interrupted = kind === "client" ? clientInterrupt() : null;
+  const stopped = interrupted === null ? handleSignals(driver, logger) : new Promise<number>(() => {});
   logger.info(
     { transport: transport.localEndpoint, codec: codec.name, data: values.data ?? null },
     LOG_MESSAGES.started,
@@ -286,22 +323,67 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
         void driver.stop().then(() => resolve(1));
       };
     });
-    return Promise.race([stopped, refusedByCluster, feedClient(driver as unknown as Driver<Client>, logger)]);
+    return Promise.race([
+      refusedByCluster,
+      feedClient(driver as unknown as Driver<Client>, logger, {
+        timeoutMs,
+        interrupted: interrupted as Promise<string>,
+      }),
+    ]);
   }
   return stopped;
 }
 
+/** How long values may wait with no answer from any node before the client says so: 3 s. */
+export const CLIENT_SILENCE_WARNING_MS = 3000;
+
+/** Resolves with the signal's name on the first SIGINT or SIGTERM; a second one exits at once. */
+function clientInterrupt(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => {
+      process.once(signal, () => process.exit(130));
+      resolve(signal);
+    };
+    process.once("SIGINT", () => on("SIGINT"));
+    process.once("SIGTERM", () => on("SIGTERM"));
+  });
+}
+
 /**
- * Submits stdin's lines; resolves once stdin is closed and every value is acked or refused: 0 if
- * all were acked, 1 if any line was not sent or was refused by the cluster (each said on stderr).
+ * The address a cluster client binds: `--bind`, or else 127.0.0.1 when every node is on this
+ * machine's loopback (nothing else stays open to the network), and 0.0.0.0 when some node is on
+ * another host (its answers come back to the address the client sent from).
  */
-function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogger>): Promise<number> {
+export function clientBindHost(cluster: ClusterConfig, bind: string | undefined): string {
+  if (bind !== undefined) {
+    if (isIP(bind) === 0) throw new UsageError(`--bind wants an IP address of this machine, got "${bind}"`);
+    return bind;
+  }
+  return cluster.nodes.every((node) => isLoopback(node.host)) ? "127.0.0.1" : "0.0.0.0";
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+}
+
+/**
+ * Submits stdin's lines (blank lines skipped, lines that are not UTF-8 refused: see `readLines`);
+ * resolves once stdin is closed and every value is acked or refused: 0 if all were acked, 1 if any
+ * line was not sent or was refused by the cluster (each said on stderr). Says on stderr when values
+ * have waited `CLIENT_SILENCE_WARNING_MS` with no answer; gives up (exit 1, saying how many values
+ * were not decided) after `timeoutMs` without a decision, or when interrupted.
+ */
+function feedClient(
+  driver: Driver<Client>,
+  logger: ReturnType<typeof createLogger>,
+  options: { timeoutMs: number | null; interrupted: Promise<string> },
+): Promise<number> {
   return new Promise((resolve) => {
     let closed = false;
     let submitted = 0;
     let pendingLines = 0;
     let refused = 0;
-    const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+    let finished = false;
     // Lines read in one event-loop turn go out together, in as few requests as fit.
     let batch: string[] = [];
     const flush = () => {
@@ -319,20 +401,66 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
         return result.output;
       });
     };
-    lines.on("line", (line) => {
-      if (batch.length === 0) setImmediate(flush);
-      batch.push(line);
+    const lines = readLines(process.stdin, {
+      onLine: (line) => {
+        if (batch.length === 0) setImmediate(flush);
+        batch.push(line);
+      },
+      onRefused: (problem) => {
+        refused++;
+        process.stderr.write(`paxos client: ${problem}\n`);
+      },
+      onEnd: () => {
+        closed = true;
+      },
     });
-    lines.on("close", () => {
-      closed = true;
-    });
+    const undecided = () => batch.length + pendingLines + driver.role.unackedCount;
+    const finish = (code: number, why: string | null) => {
+      if (finished) return;
+      finished = true;
+      clearInterval(check);
+      lines.close();
+      const left = undecided();
+      // A SIGTERM with nothing left to decide is an ordinary stop: nothing to say.
+      if (why !== null && (code !== 0 || left > 0)) {
+        process.stderr.write(`paxos client: ${why}: ${left} value${left === 1 ? "" : "s"} not decided\n`);
+      }
+      logger.info({ submitted, refused, stats: driver.stats }, why ?? "every value decided");
+      void driver.stop().then(() => resolve(code));
+    };
+    // Ctrl-C is a user giving up: exit 1. SIGTERM is how harnesses (compat/usi) stop a client on
+    // purpose, and their checks read the learners: it says the same, and exits 0 as it always has.
+    void options.interrupted.then((signal) => finish(signal === "SIGINT" ? 1 : 0, `interrupted (${signal})`));
     const busy = busyReporter("paxos client");
+    // Progress: the last time a value was decided (or refused), or values began to wait.
+    let progress = driver.role.acked + driver.role.refused;
+    let sinceMs = performance.now();
+    let warned = false;
     const check = setInterval(() => {
       busy(driver.role);
       // A refused value is an error for its seq: never applied (the cluster's session limits).
       for (const { seq, reason } of driver.role.drainRefused()) {
         refused++;
         process.stderr.write(`paxos client: seq ${seq} refused by the cluster (${reason}); not applied\n`);
+      }
+      const nowMs = performance.now();
+      const done = driver.role.acked + driver.role.refused;
+      if (done !== progress || undecided() === 0) {
+        progress = done;
+        sinceMs = nowMs;
+        warned = false;
+      }
+      const waitedMs = nowMs - sinceMs;
+      if (!warned && waitedMs >= CLIENT_SILENCE_WARNING_MS) {
+        warned = true;
+        const heard = driver.stats.framesIn === 0 ? "no node has answered" : "nothing was decided";
+        process.stderr.write(
+          `paxos client: ${heard} in ${(waitedMs / 1000).toFixed(0)} s; ${undecided()} values waiting (is the cluster running? --timeout-ms gives up)\n`,
+        );
+      }
+      if (options.timeoutMs !== null && waitedMs >= options.timeoutMs) {
+        finish(1, `timed out: nothing decided in ${options.timeoutMs} ms`);
+        return;
       }
       if (
         closed &&
@@ -341,9 +469,7 @@ function feedClient(driver: Driver<Client>, logger: ReturnType<typeof createLogg
         driver.role.unackedCount === 0 &&
         driver.role.acked + driver.role.refused >= submitted
       ) {
-        clearInterval(check);
-        logger.info({ submitted, refused, stats: driver.stats }, "every value decided");
-        void driver.stop().then(() => resolve(refused > 0 ? 1 : 0));
+        finish(refused > 0 ? 1 : 0, null);
       }
     }, 20);
   });

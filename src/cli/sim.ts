@@ -1,5 +1,4 @@
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import {
   describeCounts,
   describeRun,
@@ -11,6 +10,7 @@ import {
   type StrayOptions,
   type Summary,
 } from "../sim/index.js";
+import { parseCommandArgs } from "./args.js";
 import { UsageError } from "./errors.js";
 
 export const SIM_HELP = `Usage: paxos sim --seed N [--stray] [--trace]
@@ -39,9 +39,10 @@ event; after the fault phase the network heals and every value must be decided.
 Exit status: 0 when no seed broke a property, 1 when one did, 2 on a usage error.`;
 
 export async function simCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs(
+    "sim",
     args,
-    options: {
+    {
       seed: { type: "string" },
       seeds: { type: "string" },
       workers: { type: "string" },
@@ -50,9 +51,8 @@ export async function simCommand(args: string[]): Promise<number> {
       "stray-attacks": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-    allowPositionals: false,
-  });
+    false,
+  );
   if (values.help) {
     process.stdout.write(`${SIM_HELP}\n`);
     return 0;
@@ -64,7 +64,7 @@ export async function simCommand(args: string[]): Promise<number> {
     throw new UsageError("paxos sim needs exactly one of --seed N or --seeds A..B");
   }
   if (values.seed !== undefined) {
-    if (!/^\d+$/.test(values.seed))
+    if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(Number(values.seed)))
       throw new UsageError(`--seed wants a non-negative integer, got "${values.seed}"`);
     const seed = Number(values.seed);
     const trace = values.trace ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
@@ -88,10 +88,26 @@ export async function simCommand(args: string[]): Promise<number> {
   const started = performance.now();
   const isTty = process.stderr.isTTY === true;
   let lastLine = 0;
+  // Ctrl-C (or SIGTERM) during a band: say what ran, with the summary so far, and exit 130. The
+  // workers report every 25 seeds or 500 ms; seeds they ran since their last report are not counted.
+  let soFar: Summary | null = null;
+  const interrupted = (signal: string) => {
+    const ran = soFar?.seeds ?? 0;
+    process.stdout.write(
+      `${isTty ? "\n" : ""}interrupted (${signal}) after ${ran} seeds of ${range.seeds.length} (seeds since a worker's last report are not counted)\n` +
+        `${soFar === null ? "" : `${summaryText(soFar, performance.now() - started, replayFlags)}\n`}`,
+    );
+    process.exit(130);
+  };
+  const onSigint = () => interrupted("SIGINT");
+  const onSigterm = () => interrupted("SIGTERM");
+  process.once("SIGINT", onSigint);
+  process.once("SIGTERM", onSigterm);
   const summary = await runSeedBand(range.seeds, {
     workers,
     ...(stray ? { stray } : {}),
     onProgress: (s) => {
+      soFar = s;
       const now = performance.now();
       if (now - lastLine < 1000 || s.seeds >= range.seeds.length) return;
       lastLine = now;
@@ -102,6 +118,8 @@ export async function simCommand(args: string[]): Promise<number> {
       process.stdout.write(`${isTty ? "\n" : ""}${report}\n`);
     },
   });
+  process.off("SIGINT", onSigint);
+  process.off("SIGTERM", onSigterm);
   if (isTty) process.stderr.write("\n");
   process.stdout.write(`${summaryText(summary, performance.now() - started, replayFlags)}
 `);

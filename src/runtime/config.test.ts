@@ -257,6 +257,34 @@ describe("parseClusterConfig", () => {
     assert.match(error, /\bid 2\b/);
   });
 
+  test("two nodes on one host:port is an error naming the second node and the address", () => {
+    const list = nodes(3);
+    list[2] = { id: 3, host: "127.0.0.1", port: list[0]?.port as number };
+    const error = errorOf(parse({ nodes: list }));
+    assert.equal(
+      error,
+      `nodes.2: node 3 has the address of node 1 (127.0.0.1:${list[0]?.port}); each node needs its own`,
+    );
+    // The same port on two hosts is two addresses.
+    list[2] = { id: 3, host: "127.0.0.2", port: list[0]?.port as number };
+    assert.ok(parse({ nodes: list }).ok);
+  });
+
+  test("a host that is a name or an IPv6 address is refused at config time, naming the field", () => {
+    for (const [host, says] of [
+      ["node-a.example", /not an IPv4 address \(host names are not resolved/],
+      ["localhost", /write the node's address, 127\.0\.0\.1\)/],
+      ["::1", /IPv6 address; nodes talk over IPv4 only \(for loopback, write 127\.0\.0\.1\)/],
+      ["fe80::1", /IPv6/],
+    ] as const) {
+      const list = nodes(3);
+      list[1] = { id: 2, host, port: 7102 };
+      const error = errorOf(parse({ nodes: list }));
+      assert.match(error, /^nodes\.1\.host: /, host);
+      assert.match(error, says, host);
+    }
+  });
+
   test("a bad port is an error naming the node's port field", () => {
     for (const port of [0, -1, 65536, 7101.5, "7101", null]) {
       const list: unknown[] = nodes(3);

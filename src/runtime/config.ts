@@ -209,9 +209,19 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
   const config = parsed.data;
   if (config.tls !== undefined && config.transport !== "tcp") return err(`tls: needs "transport": "tcp"`);
   const seen = new Set<number>();
-  for (const node of config.nodes) {
+  const addresses = new Map<string, number>();
+  for (const [index, node] of config.nodes.entries()) {
     if (seen.has(node.id)) return err(`nodes: id ${node.id} appears twice`);
     seen.add(node.id);
+    const hostProblem = nodeHostProblem(node.host);
+    if (hostProblem !== null) return err(`nodes.${index}.host: ${hostProblem}`);
+    const address = `${node.host}:${node.port}`;
+    const other = addresses.get(address);
+    if (other !== undefined)
+      return err(
+        `nodes.${index}: node ${node.id} has the address of node ${other} (${address}); each node needs its own`,
+      );
+    addresses.set(address, node.id);
   }
   const acceptors: AcceptorSpec[] = config.nodes
     .filter((node) => node.acceptor !== false)
@@ -239,6 +249,19 @@ export function parseClusterConfig(text: string): Result<ClusterConfig, string> 
       clientRangesMax: config.clientRangesMax ?? DEFAULT_LIMITS.clientRangesMax,
     },
   });
+}
+
+/**
+ * Why a node's `host` cannot be used, or null: the transports send to IPv4 addresses (udp4, and TCP
+ * to the address as written), so a host name would never be reached and an IPv6 address would fail
+ * when the node binds it; both are refused here, with what to write instead.
+ */
+function nodeHostProblem(host: string): string | null {
+  const kind = isIP(host);
+  if (kind === 4) return null;
+  if (kind === 6)
+    return `"${host}" is an IPv6 address; nodes talk over IPv4 only (for loopback, write 127.0.0.1)`;
+  return `"${host}" is not an IPv4 address (host names are not resolved; write the node's address${host === "localhost" ? ", 127.0.0.1" : ""})`;
 }
 
 /**
