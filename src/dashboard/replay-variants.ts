@@ -59,6 +59,6 @@ export const REPLAY_VARIANTS: Readonly<
   "rejoin-floor-from-any-leader": {
     description: "a rejoining replica that takes its floor from the first leader it hears",
     bugs: { replica: { rejoinFloorFromAnyLeader: true } },
-    exampleSeed: null,
+    exampleSeed: 71,
   },
 };
