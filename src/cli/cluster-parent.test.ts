@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe, test } from "node:test";
 import { childrenOf, freePortRange, isAlive, ProcessGroup, runPaxosSync, waitFor } from "#test-support";
@@ -37,6 +38,9 @@ describe("paxos cluster and its nodes (issue 11)", () => {
       );
     } finally {
       await group.stopAll();
+      // A cluster killed with SIGKILL cannot remove its temporary folder: the test does.
+      const folder = /config (\/\S+)\/cluster\.json/.exec(cluster.stderr)?.[1];
+      if (folder?.includes("paxos-cluster-")) rmSync(folder, { recursive: true, force: true });
     }
   });
 
