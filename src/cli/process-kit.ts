@@ -8,7 +8,6 @@ import {
   type ClusterConfig,
   type ClusterKeys,
   type Driver,
-  describeMessage,
   type KeySources,
   loadClusterKeys,
   lockDataDirOrError,
@@ -142,13 +141,6 @@ function testCrashHook(): ((step: RejoinStep) => void) | undefined {
 export function lockDataDir(dir: string): void {
   const locked = lockDataDirOrError(dir);
   if (!locked.ok) throw new StartError(locked.error);
-}
-
-/** `--debug`: every message sent and received, one line each, on stderr. */
-export function debugTracer(name: string) {
-  return (direction: "in" | "out", message: Parameters<typeof describeMessage>[0], peer: string) => {
-    process.stderr.write(`${name} ${direction === "in" ? "<-" : "->"} ${peer} ${describeMessage(message)}\n`);
-  };
 }
 
 /**

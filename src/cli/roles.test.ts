@@ -107,17 +107,31 @@ describe("paxos acceptor|proposer|learner|client over loopback multicast", () =>
       const clientExit = await client.exited;
       assert.equal(clientExit.code, 0, client.stderr);
 
-      // The proposer sends prepares to the acceptors' group and hears promises.
+      // The proposer sends prepares to the acceptors' group and hears promises (debug lines:
+      // time, who, direction, peer address, kind, fields; src/observe/debug-line.ts).
+      const time = String.raw`\d\d:\d\d:\d\d\.\d{3}`;
       assert.match(
         proposer.stderr,
-        new RegExp(`^proposer 1 -> ${GROUP}:${base + 2} prepare from 1 ballot \\d+\\.1`, "m"),
+        new RegExp(String.raw`^${time} proposer 1 -> ${GROUP}:${base + 2} prepare ballot=\d+\.1 `, "m"),
       );
-      assert.match(proposer.stderr, /^proposer 1 <- 127\.0\.0\.1:\d+ promise from [123] ballot \d+\.1/m);
-      assert.match(proposer.stderr, /^proposer 1 <- 127\.0\.0\.1:\d+ request from 7: 1 command\(s\)/m);
-      assert.match(learner.stderr, /^learner 1 <- 127\.0\.0\.1:\d+ accept(ed)? from \d/m);
-      assert.match(client.stderr, new RegExp(`^client 7 -> ${GROUP}:${base + 1} request from 7`, "m"));
+      assert.match(
+        proposer.stderr,
+        new RegExp(String.raw`^${time} proposer 1 <- 127\.0\.0\.1:\d+ promise ballot=\d+\.1 `, "m"),
+      );
+      assert.match(
+        proposer.stderr,
+        new RegExp(String.raw`^${time} proposer 1 <- 127\.0\.0\.1:\d+ request from=7 commands=1 `, "m"),
+      );
+      assert.match(
+        learner.stderr,
+        new RegExp(String.raw`^${time} learner 1 <- 127\.0\.0\.1:\d+ accept(ed)? ballot=`, "m"),
+      );
+      assert.match(
+        client.stderr,
+        new RegExp(`^${time} client 7 -> ${GROUP}:${base + 1} request from=7 `, "m"),
+      );
       // Without --debug, no trace lines.
-      for (const acceptor of acceptors) assert.doesNotMatch(acceptor.stderr, /^acceptor \d (->|<-) /m);
+      for (const acceptor of acceptors) assert.doesNotMatch(acceptor.stderr, /acceptor \d (->|<-) /m);
     } finally {
       await processes.stopAll();
       temp.remove();

@@ -13,7 +13,7 @@ import {
   type QuorumSystem,
   type Role,
 } from "../core/index.js";
-import { createLogger, LOG_MESSAGES, proposerModeMessage } from "../observe/index.js";
+import { createLogger, debugTracer, LOG_MESSAGES, proposerModeMessage } from "../observe/index.js";
 import {
   type AddressBook,
   ClusterAddressBook,
@@ -41,7 +41,6 @@ import { UsageError } from "./errors.js";
 import { readLines } from "./lines.js";
 import {
   clusterKeys,
-  debugTracer,
   fatalHandler,
   handleSignals,
   NOTICE_MESSAGE,
@@ -298,7 +297,8 @@ export async function roleCommand(kind: RoleCommand, args: string[]): Promise<nu
     onFatal: fatalHandler(logger),
     prng,
     ...(onDecision ? { onDecision } : {}),
-    ...(values.debug ? { onTrace: debugTracer(name) } : {}),
+    // The roles' peers are multicast groups and ports, not named members: lines show addresses.
+    ...(values.debug ? { onTrace: debugTracer(name, new Map()) } : {}),
     ...(dropRate !== undefined ? { dropRate } : {}),
   });
   try {
