@@ -120,7 +120,10 @@ function outcomes(model: Model, state: unknown, operation: Operation): unknown[]
 }
 
 /** Checks one key's operations. "unknown" when the budget ran out. */
-function checkKey(model: Model, operations: readonly Operation[], steps: Steps, budget: Budget): Verdict {
+function checkKey(model: Model, all: readonly Operation[], steps: Steps, budget: Budget): Verdict {
+  const unobserved = model.unobserved?.(all);
+  const operations =
+    unobserved === undefined || unobserved.size === 0 ? all : all.filter((o) => !unobserved.has(o));
   if (operations.length === 0) return "linearizable";
   const head = entryList(operations);
   // Dense ids for the bitset.

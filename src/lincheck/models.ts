@@ -18,6 +18,13 @@ export interface Model {
    * unknown may also have had no effect at all: the checker adds that case itself.
    */
   step(state: unknown, operation: Operation): unknown[];
+  /**
+   * Operations of unknown outcome that may be left out of the search, because whether they took
+   * effect can change no verdict (optional; a model without it keeps them all). Each is one that
+   * could equally have had no effect, so leaving it out never makes a legal history illegal; the
+   * model must show that it never makes an illegal one legal either.
+   */
+  unobserved?(operations: readonly Operation[]): ReadonlySet<Operation>;
 }
 
 /** JSON equality of two plain values (what a history's values are). */
@@ -93,6 +100,32 @@ export const kvModel: Model = {
       default:
         return [];
     }
+  },
+  /**
+   * The puts and appends of unknown outcome whose value no `ok` get ever returned, not even as part
+   * of its value. Why leaving one out changes no verdict: say it took effect at some point of a legal
+   * order. From there the key's value contains the one it wrote (later appends only add to the end)
+   * until a put or a delete replaces it, so a get in between would have returned a value containing
+   * it, or could not be legal (a null); there is none. Writes never fail a step and return nothing,
+   * so the same order without it is legal too. And an operation of unknown outcome may have had no
+   * effect, so a legal order without it is one for the history with it. The search grows with each
+   * operation of unknown outcome (each may take effect anywhere after its call, or never): writes
+   * that a crash or a timeout left unknown and nobody saw, as when a leader is down, are common.
+   */
+  unobserved(operations) {
+    const seen: string[] = [];
+    for (const operation of operations)
+      if (operation.f === "get" && operation.outcome === "ok" && typeof operation.output === "string")
+        seen.push(operation.output);
+    const left = new Set<Operation>();
+    for (const operation of operations)
+      if (
+        operation.outcome === "info" &&
+        (operation.f === "put" || operation.f === "append") &&
+        !seen.some((value) => value.includes(operation.input as string))
+      )
+        left.add(operation);
+    return left;
   },
 };
 
