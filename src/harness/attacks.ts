@@ -1246,7 +1246,8 @@ export async function forgedAck(cluster: AttackCluster, windowMs = 1000): Promis
   const client = cluster.startClient(clientId, ["--debug"]);
   client.child.stdin?.end(`${payload}\n`);
   try {
-    const seqPattern = new RegExp(`request from ${clientId}: 1 command\\(s\\) seq (\\d+)`);
+    // The client's --debug line for its request (src/observe/debug-line.ts).
+    const seqPattern = new RegExp(`request from=${clientId} commands=1 seq=(\\d+)\\.\\.`);
     await waitFor(
       () => seqPattern.test(client.stderr) && startedPort(client.stderr) !== null,
       "the client to start and send its request",
@@ -1255,7 +1256,8 @@ export async function forgedAck(cluster: AttackCluster, windowMs = 1000): Promis
     const seq = Number(seqPattern.exec(client.stderr)?.[1]);
     const port = startedPort(client.stderr) as number;
     const ack: Message = { type: "ack", from: 1, client: clientId, seqs: [seq] };
-    const ackTrace = `ack from 1 to client ${clientId}`;
+    // The client's --debug line for an ack it took in: "client N <- host:port ack client=N seqs=1 ...".
+    const ackTrace = new RegExp(`client ${clientId} <- \\S+ ack client=${clientId} `);
     cluster.sendToPort(ack, port);
     const timer = setInterval(() => cluster.sendToPort(ack, port), 100);
     try {
@@ -1268,7 +1270,7 @@ export async function forgedAck(cluster: AttackCluster, windowMs = 1000): Promis
     }
     const exitedUndecided =
       client.done() && cluster.ids.every((id) => !cluster.printed(id).includes(payload));
-    return { ackReceived: client.stderr.includes(ackTrace), exitedUndecided, client, payload };
+    return { ackReceived: ackTrace.test(client.stderr), exitedUndecided, client, payload };
   } finally {
     for (const id of paused) cluster.resume(id);
   }
