@@ -33,7 +33,6 @@ export {
   rejoinTempDir,
 } from "./data-dir.js";
 export { lockDataDirOrError } from "./data-dir-lock.js";
-export { describeMessage } from "./describe.js";
 export {
   Driver,
   type DriverOptions,
