@@ -214,7 +214,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
   }
   const processes = new Map<number, NodeProcess>();
   /** Each node's last line that is not a JSON log line: its one-line error, when it fails. */
-  const lastWords = new Map<number, string>();
+  const lastWords = new Map<string, string>();
   /** Set once the cluster stops: nodes that exit then are expected to. */
   let stopping = false;
   let onNodeExit: (proc: NodeProcess) => void = () => {};
@@ -232,11 +232,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
     const proc: NodeProcess = { id, child, crashing: false, exited: false };
     if (dashboard !== null) child.send({ type: "report" } satisfies NodeControl);
     processes.set(id, proc);
-    prefixLines(child.stderr, process.stderr, (line) => {
-      // A node's own one-line errors (not its JSON log lines) say why it stopped.
-      if (!line.startsWith("{")) lastWords.set(id, line);
-      return `[node ${id}] ${line}\n`;
-    });
+    relayStderr(child, `node ${id}`, lastWords);
     child.on("message", (message: unknown) => {
       if (!isReport(message, id)) return;
       if (processes.get(id) === proc && dashboard !== null) {
@@ -335,11 +331,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
       watching.abort();
       controls?.close();
       process.stderr.write("paxos cluster: stopping\n");
-      const running = [...processes.values()].filter((proc) => !proc.exited);
-      for (const proc of running) proc.child.kill("SIGTERM");
-      setTimeout(() => {
-        for (const proc of running) if (!proc.exited) proc.child.kill("SIGKILL");
-      }, 4000).unref();
+      terminate([...processes.values()].filter((proc) => !proc.exited).map((proc) => proc.child));
       finishIfDone();
     };
     const finishIfDone = () => {
@@ -360,10 +352,7 @@ export async function clusterCommand(args: string[]): Promise<number> {
       } else if (!stopping) {
         // Failed to start (a port in use, a data directory it cannot use) or stopped on its own.
         status = 1;
-        const why = lastWords.get(proc.id)?.replace(/^paxos node: /, "");
-        process.stderr.write(
-          `paxos cluster: node ${proc.id} exited (${proc.exitDescription})${why === undefined ? "" : `: ${why}`}; stopping the cluster\n`,
-        );
+        process.stderr.write(exitedLine(`node ${proc.id}`, proc.exitDescription ?? "", lastWords));
         stop();
       }
       finishIfDone();
@@ -438,12 +427,41 @@ export function holdsNoLog(dir: string): boolean {
   }
 }
 
+/** Most ms a child of `paxos cluster` may take to stop after SIGTERM before it is SIGKILLed. */
+const CHILD_STOP_MS = 4000;
+
+/** SIGTERM to each child; SIGKILL to those still running `CHILD_STOP_MS` later. */
+export function terminate(children: readonly ChildProcess[]): void {
+  for (const child of children) child.kill("SIGTERM");
+  setTimeout(() => {
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }, CHILD_STOP_MS).unref();
+}
+
+/**
+ * Copies a child's stderr to ours, each line behind `[name]`, and keeps in `lastWords` its last line
+ * that is not a JSON log line: a process's own one-line error, which says why it stopped.
+ */
+export function relayStderr(child: ChildProcess, name: string, lastWords: Map<string, string>): void {
+  prefixLines(child.stderr, process.stderr, (line) => {
+    if (!line.startsWith("{")) lastWords.set(name, line);
+    return `[${name}] ${line}\n`;
+  });
+}
+
+/** The line for a child that exited while the cluster ran (`exit`: its signal or "status N"). */
+export function exitedLine(name: string, exit: string, lastWords: ReadonlyMap<string, string>): string {
+  const why = lastWords.get(name)?.replace(/^paxos \w+: /, "");
+  return `paxos cluster: ${name} exited (${exit})${why === undefined ? "" : `: ${why}`}; stopping the cluster\n`;
+}
+
 /**
  * Copies each line of a child's `stream` to `out` through `format`. When `out` is backed up, the
  * child's stream is paused until `out` drains: the child's own output then waits in its pipe, and a
  * node that cannot write pauses its intake (see `pacedWriter`), so nothing piles up in memory.
  */
-export function prefixLines(
+function prefixLines(
   stream: NodeJS.ReadableStream | null,
   out: NodeJS.WritableStream,
   format: (line: string) => string,

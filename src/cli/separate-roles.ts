@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { BIN, dataDir, holdsNoLog, prefixLines } from "./cluster.js";
+import { BIN, dataDir, exitedLine, holdsNoLog, relayStderr, terminate } from "./cluster.js";
 import { UsageError } from "./errors.js";
 import { readLines } from "./lines.js";
 import { parsePositiveInt } from "./process-kit.js";
@@ -94,11 +94,7 @@ export async function separateRolesCommand(values: SeparateRolesValues): Promise
       stdio: [role === "client" ? "pipe" : "ignore", stdout, "pipe"],
       env: { ...process.env, PAXOS_LOG_LEVEL: process.env.PAXOS_LOG_LEVEL ?? "warn" },
     });
-    const name = `${role} ${id}`;
-    prefixLines(child.stderr, process.stderr, (line) => {
-      if (!line.startsWith("{")) lastWords.set(name, line);
-      return `[${name}] ${line}\n`;
-    });
+    relayStderr(child, `${role} ${id}`, lastWords);
     return { role, id, child };
   };
   const range = (count: number) => Array.from({ length: count }, (_, i) => i + 1);
@@ -162,19 +158,13 @@ export async function separateRolesCommand(values: SeparateRolesValues): Promise
       if (demo !== null) clearInterval(demo);
       input.close();
       process.stderr.write("paxos cluster: stopping\n");
-      for (const { child } of processes) child.kill("SIGTERM");
-      setTimeout(() => {
-        for (const { child } of processes) if (child.exitCode === null) child.kill("SIGKILL");
-      }, 4000).unref();
+      terminate(processes.map(({ child }) => child));
     };
     for (const { role, id, child } of processes) {
       child.on("exit", (code, signal) => {
         if (!stopping) {
           status = 1;
-          const why = lastWords.get(`${role} ${id}`)?.replace(/^paxos \w+: /, "");
-          process.stderr.write(
-            `paxos cluster: ${role} ${id} exited (${signal ?? `status ${code}`})${why === undefined ? "" : `: ${why}`}; stopping the cluster\n`,
-          );
+          process.stderr.write(exitedLine(`${role} ${id}`, signal ?? `status ${code}`, lastWords));
           stop();
         }
         if (++exited === processes.length) {
