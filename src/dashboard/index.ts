@@ -10,7 +10,7 @@ export type {
   SampledMessage,
 } from "./protocol.js";
 export { handleReplayRequest } from "./replay.js";
-export { ballotText, laneKind, NodeReporter } from "./reporter.js";
+export { laneKind, NodeReporter } from "./reporter.js";
 export {
   type ControlAnswer,
   ControlRequest,

@@ -1,4 +1,4 @@
-import type { Ballot, Message, Value } from "../core/index.js";
+import { type Ballot, formatBallot, type Message, type Value } from "../core/index.js";
 import type { AppCommand, AppResult, KvLockApp, PaxosNode } from "../rsm/index.js";
 import type { ClusterConfig } from "../runtime/index.js";
 import type { Endpoint } from "../transport/index.js";
@@ -31,11 +31,6 @@ type KvNode = PaxosNode<AppCommand, AppResult, KvLockApp>;
 
 /** What `process.send` looks like (absent in a process started without an IPC channel). */
 export type SendToParent = (message: NodeReport | AppReport) => void;
-
-/** `"round.node"`: how the dashboard writes a ballot. */
-export function ballotText(ballot: Ballot): string {
-  return `${ballot.round}.${ballot.node}`;
-}
 
 /** The lane diagram's kind of a protocol message. */
 export function laneKind(type: Message["type"]): LaneKind {
@@ -150,7 +145,7 @@ export class NodeReporter {
       to,
       kind: laneKind(message.type),
       type: message.type,
-      ballot: "ballot" in message ? ballotText(message.ballot) : null,
+      ballot: "ballot" in message ? formatBallot(message.ballot) : null,
       slot: slotOf(message),
     };
   };
@@ -218,7 +213,7 @@ export class NodeReporter {
     const commands = seen?.value.commands ?? [];
     this.decided.push({
       slot,
-      ballot: seen?.ballot ? ballotText(seen.ballot) : null,
+      ballot: seen?.ballot ? formatBallot(seen.ballot) : null,
       payloads: commands.slice(0, 4).map((command) => command.payload.slice(0, PAYLOAD_CHARS_MAX)),
       commands: commands.length,
     });
@@ -247,8 +242,8 @@ export class NodeReporter {
       state: {
         mode: status.mode,
         leader: status.leader,
-        ballot: ballotText(status.ballot),
-        promised: protocol.promised === null ? null : ballotText(protocol.promised),
+        ballot: formatBallot(status.ballot),
+        promised: protocol.promised === null ? null : formatBallot(protocol.promised),
         floorSlot: protocol.floorSlot,
         appliedThrough: status.appliedThrough,
         rejoining: status.rejoining,

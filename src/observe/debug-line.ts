@@ -1,4 +1,4 @@
-import type { Ballot, Message } from "../core/index.js";
+import { formatBallot, type Message } from "../core/index.js";
 
 /**
  * `--debug`: one readable line per message a node sends or receives, on stderr, beside the JSON
@@ -27,10 +27,6 @@ export interface DebugEvent {
   readonly at?: Date;
 }
 
-function ballotText(ballot: Ballot): string {
-  return `${ballot.round}.${ballot.node}`;
-}
-
 /** The `key=value` fields of a message: ballot first, then slots, then counts. */
 export function messageFields(message: Message): string {
   switch (message.type) {
@@ -44,22 +40,22 @@ export function messageFields(message: Message): string {
     case "refuse":
       return `client=${message.client} seqs=${message.seqs.length} reason=${message.reason}`;
     case "prepare":
-      return `ballot=${ballotText(message.ballot)} slot=${message.firstSlot}..`;
+      return `ballot=${formatBallot(message.ballot)} slot=${message.firstSlot}..`;
     case "promise":
-      return `ballot=${ballotText(message.ballot)} votes=${message.accepted.length} next=${message.nextSlot ?? "none"}`;
+      return `ballot=${formatBallot(message.ballot)} votes=${message.accepted.length} next=${message.nextSlot ?? "none"}`;
     case "accept":
-      return `ballot=${ballotText(message.ballot)} slot=${message.slot} commands=${message.value.commands.length}`;
+      return `ballot=${formatBallot(message.ballot)} slot=${message.slot} commands=${message.value.commands.length}`;
     case "accepted":
-      return `ballot=${ballotText(message.ballot)} slot=${message.slot}`;
+      return `ballot=${formatBallot(message.ballot)} slot=${message.slot}`;
     case "reject":
-      return `ballot=${ballotText(message.ballot)} promised=${ballotText(message.promised)} slot=${message.slot}`;
+      return `ballot=${formatBallot(message.ballot)} promised=${formatBallot(message.promised)} slot=${message.slot}`;
     case "decide": {
       const first = message.entries[0]?.slot;
       const last = message.entries[message.entries.length - 1]?.slot;
       return first === undefined ? "slots=0" : `slot=${first}..${last} slots=${message.entries.length}`;
     }
     case "heartbeat":
-      return `ballot=${ballotText(message.ballot)} decided-through=${message.decidedThrough}`;
+      return `ballot=${formatBallot(message.ballot)} decided-through=${message.decidedThrough}`;
     case "catchup":
       return `slot=${message.fromSlot}..${message.toSlot} role=${message.role}`;
     case "snapshot-request":
@@ -67,11 +63,11 @@ export function messageFields(message: Message): string {
     case "snapshot-chunk":
       return `slot=${message.slot} offset=${message.offset} chunk=${message.data.length} length=${message.length}`;
     case "rejoin-query":
-      return `promised=${ballotText(message.promised)} nonce=${message.nonce}`;
+      return `promised=${formatBallot(message.promised)} nonce=${message.nonce}`;
     case "rejoin-report":
       return message.voting
-        ? `promised=${ballotText(message.promised)} voted-through=${message.votedThrough} leader=${ballotText(message.leaderBallot)} proposed-through=${message.proposedThrough} nonce=${message.nonce}`
-        : `not-voting leader=${ballotText(message.leaderBallot)} proposed-through=${message.proposedThrough} nonce=${message.nonce}`;
+        ? `promised=${formatBallot(message.promised)} voted-through=${message.votedThrough} leader=${formatBallot(message.leaderBallot)} proposed-through=${message.proposedThrough} nonce=${message.nonce}`
+        : `not-voting leader=${formatBallot(message.leaderBallot)} proposed-through=${message.proposedThrough} nonce=${message.nonce}`;
   }
 }
 

@@ -8,6 +8,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
+import { formatBallot } from "../core/index.js";
 import type { Logger, NodeMetrics } from "../observe/index.js";
 import type { ClusterConfig } from "../runtime/index.js";
 import {
@@ -127,7 +128,7 @@ export function healthProblem(
   if (status.mode === "candidate")
     return {
       code: "no-leader",
-      message: `no leader is known: this node campaigns at ballot ${status.ballot.round}.${status.ballot.node} (no quorum has answered it yet)`,
+      message: `no leader is known: this node campaigns at ballot ${formatBallot(status.ballot)} (no quorum has answered it yet)`,
     };
   if (status.leader === null)
     return { code: "no-leader", message: "no leader is known yet (an election is under way)" };
